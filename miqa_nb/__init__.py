@@ -1,0 +1,37 @@
+"""miqa_nb: review the quality of MRI scans in Jupyter.
+
+A MIQA-compatible catalog (:class:`Catalog`), review panels and a Voila dashboard.
+"""
+
+from miqa_nb.catalog import Catalog
+from miqa_nb.errors import (
+    CatalogBusy,
+    ImportFileError,
+    MiqaError,
+    NotFound,
+    PermissionDenied,
+    VocabularyError,
+    VolumeError,
+)
+from miqa_nb.report import Problem, Report
+from miqa_nb.vocabulary import ArtifactState, Decision, Location, Role, ScanState
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArtifactState",
+    "Catalog",
+    "CatalogBusy",
+    "Decision",
+    "ImportFileError",
+    "Location",
+    "MiqaError",
+    "NotFound",
+    "PermissionDenied",
+    "Problem",
+    "Report",
+    "Role",
+    "ScanState",
+    "VocabularyError",
+    "VolumeError",
+]

@@ -1,0 +1,299 @@
+"""Move validated imports into the catalog, and the catalog out to export files.
+
+Everything here works on an open catalog connection inside the caller's transaction;
+permissions and backups are the :class:`~miqa_nb.catalog.Catalog`'s business.
+
+- :func:`attach_staged` makes a validated import's tables visible to the catalog
+  connection (as Arrow tables: no copy through Python objects).
+- :func:`diff` says, per level, what an import would add, remove and change.
+- :func:`apply` writes it: ``replace`` gives the file's projects exactly the file's
+  state; ``append`` adds what is new and keeps what exists.
+- :func:`export_csv` and :func:`export_json` write the MIQA formats; file locations
+  inside the export file's folder are written relative to it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from miqa_nb import formats
+from miqa_nb.duck import one
+from miqa_nb.validation import Staged
+
+MODES = ("replace", "append")
+
+#: level -> (key columns, value columns)
+LEVELS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "experiments": (("project", "name"), ("note",)),
+    "scans": (("project", "experiment", "name"), ("type", "subject_id", "session_id", "link")),
+    "frames": (("project", "experiment", "scan", "frame_number"), ("location",)),
+}
+DECISION_FIELDS = (
+    "project",
+    "experiment",
+    "scan",
+    "decision",
+    "creator",
+    "note",
+    "created",
+    "created_utcoffset",
+    "artifacts_present",
+    "location",
+)
+
+
+def attach_staged(con: duckdb.DuckDBPyConnection, staged: Staged) -> None:
+    """Register the staged tables ``v_*`` and ``v_projects`` on the catalog connection."""
+    for table in ("experiments", "scans", "frames", "decisions"):
+        arrow = staged.con.sql(f"SELECT * FROM v_{table}").to_arrow_table()
+        con.register(f"v_{table}", arrow)
+    con.register("v_projects", pd.DataFrame({"name": staged.projects}, dtype=object))
+
+
+def detach_staged(con: duckdb.DuckDBPyConnection) -> None:
+    for table in ("experiments", "scans", "frames", "decisions", "projects"):
+        con.unregister(f"v_{table}")
+
+
+def _in_projects(alias: str = "") -> str:
+    prefix = f"{alias}." if alias else ""
+    return f"{prefix}project IN (SELECT name FROM v_projects)"
+
+
+def diff(con: duckdb.DuckDBPyConnection, mode: str) -> pd.DataFrame:
+    """Per level: what the staged import would add, remove, change, leave unchanged,
+    and (``append``) the conflicts it would leave as they are."""
+    rows = []
+    (new_projects,) = one(
+        con, "SELECT count(*) FROM v_projects WHERE name NOT IN (SELECT name FROM projects)"
+    ) or (0,)
+    (in_file,) = one(con, "SELECT count(*) FROM v_projects") or (0,)
+    rows.append(("projects", new_projects, 0, 0, in_file - new_projects, 0))
+    for level, (keys, values) in LEVELS.items():
+        on = " AND ".join(f"v.{k} = c.{k}" for k in keys)
+        same = " AND ".join(f"v.{c} IS NOT DISTINCT FROM c.{c}" for c in values)
+        added, removed, changed, unchanged = one(
+            con,
+            f"""SELECT count(*) FILTER (c.{keys[-1]} IS NULL),
+                       count(*) FILTER (v.{keys[-1]} IS NULL),
+                       count(*) FILTER (v.{keys[-1]} IS NOT NULL AND c.{keys[-1]} IS NOT NULL
+                                        AND NOT ({same})),
+                       count(*) FILTER (v.{keys[-1]} IS NOT NULL AND c.{keys[-1]} IS NOT NULL
+                                        AND {same})
+                FROM v_{level} v
+                FULL OUTER JOIN (SELECT * FROM {level} WHERE {_in_projects()}) c ON {on}""",
+        ) or (0, 0, 0, 0)
+        if mode == "append":
+            rows.append((level, added, 0, 0, unchanged, changed))
+        else:
+            rows.append((level, added, removed, changed, unchanged, 0))
+    fields = ", ".join(DECISION_FIELDS)
+    (file_only,) = one(
+        con,
+        f"SELECT count(*) FROM (SELECT {fields} FROM v_decisions EXCEPT ALL "
+        f"SELECT {fields} FROM decisions WHERE {_in_projects()})",
+    ) or (0,)
+    (catalog_only,) = one(
+        con,
+        f"SELECT count(*) FROM (SELECT {fields} FROM decisions WHERE {_in_projects()} "
+        f"EXCEPT ALL SELECT {fields} FROM v_decisions)",
+    ) or (0,)
+    (in_file,) = one(con, "SELECT count(*) FROM v_decisions") or (0,)
+    removed = catalog_only if mode == "replace" else 0
+    rows.append(("decisions", file_only, removed, 0, in_file - file_only, 0))
+    return pd.DataFrame(
+        rows, columns=["level", "added", "removed", "changed", "unchanged", "conflicts"]
+    )
+
+
+def conflicts(con: duckdb.DuckDBPyConnection, limit: int = 200) -> list[tuple[str, str, str]]:
+    """For ``append``: (level, key, what differs) where the file disagrees with the catalog."""
+    found: list[tuple[str, str, str]] = []
+    for level, (keys, values) in LEVELS.items():
+        on = " AND ".join(f"v.{k} = c.{k}" for k in keys)
+        differs = " OR ".join(f"v.{c} IS DISTINCT FROM c.{c}" for c in values)
+        key = " || ' / ' || ".join(f"CAST(v.{k} AS VARCHAR)" for k in keys)
+        detail = " || '; ' || ".join(
+            f"'{c}: catalog ' || coalesce(to_json(c.{c})::VARCHAR, 'null') || ', file ' || "
+            f"coalesce(to_json(v.{c})::VARCHAR, 'null')"
+            for c in values
+        )
+        for k, d in con.execute(
+            f"SELECT {key}, {detail} FROM v_{level} v JOIN {level} c ON {on} WHERE {differs} "
+            f"ORDER BY 1 LIMIT {limit}"
+        ).fetchall():
+            found.append((level, k, d))
+    return found
+
+
+def apply(con: duckdb.DuckDBPyConnection, mode: str, creator: str) -> None:
+    """Write the staged import (inside the caller's transaction)."""
+    con.execute(
+        "INSERT INTO projects (name, creator) SELECT name, ? FROM v_projects "
+        "WHERE name NOT IN (SELECT name FROM projects)",
+        [creator],
+    )
+    if mode == "replace":
+        for level in ("decisions", *LEVELS):
+            con.execute(f"DELETE FROM {level} WHERE {_in_projects()}")
+        for level in LEVELS:
+            con.execute(f"INSERT INTO {level} SELECT * FROM v_{level}")
+        new_decisions = "SELECT * FROM v_decisions"
+    else:
+        for level, (keys, _values) in LEVELS.items():
+            on = " AND ".join(f"v.{k} = c.{k}" for k in keys)
+            con.execute(
+                f"INSERT INTO {level} SELECT v.* FROM v_{level} v "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {level} c WHERE {on})"
+            )
+        same = " AND ".join(f"v.{c} IS NOT DISTINCT FROM c.{c}" for c in DECISION_FIELDS)
+        new_decisions = (
+            f"SELECT v.* FROM v_decisions v "
+            f"WHERE NOT EXISTS (SELECT 1 FROM decisions c WHERE {same})"
+        )
+    columns = ", ".join(c for c in _decision_columns() if c != "seq")
+    con.execute(
+        f"""INSERT INTO decisions (id, {columns})
+            SELECT (SELECT coalesce(max(id), 0) FROM decisions)
+                   + row_number() OVER (ORDER BY project, experiment, scan, seq), {columns}
+            FROM ({new_decisions})"""
+    )
+
+
+def _decision_columns() -> tuple[str, ...]:
+    return (
+        "project",
+        "experiment",
+        "scan",
+        "seq",
+        "decision",
+        "creator",
+        "note",
+        "created",
+        "created_utcoffset",
+        "artifacts_present",
+        "artifacts_absent",
+        "location",
+        "loc_i",
+        "loc_j",
+        "loc_k",
+    )
+
+
+# ----------------------------------------------------------------------- exports
+
+#: SQL rendering a decision time as :class:`~miqa_nb.vocabulary.Timestamp` does.
+CREATED_TEXT = """CASE WHEN {t}.created IS NULL THEN NULL ELSE
+    strftime({t}.created, '%Y-%m-%d %H:%M:%S')
+    || CASE WHEN microsecond({t}.created) % 1000000 = 0 THEN ''
+            ELSE '.' || lpad(CAST(microsecond({t}.created) % 1000000 AS VARCHAR), 6, '0') END
+    || CASE WHEN {t}.created_utcoffset IS NULL THEN ''
+            ELSE (CASE WHEN {t}.created_utcoffset < 0 THEN '-' ELSE '+' END)
+                 || lpad(CAST(abs({t}.created_utcoffset) // 60 AS VARCHAR), 2, '0') || ':'
+                 || lpad(CAST(abs({t}.created_utcoffset) % 60 AS VARCHAR), 2, '0') END
+END"""
+
+
+def _relative(column: str, folder: str) -> str:
+    prefix = folder.rstrip("/") + "/"
+    quoted = "'" + prefix.replace("'", "''") + "'"
+    return (
+        f"CASE WHEN starts_with({column}, {quoted}) "
+        f"THEN substr({column}, {len(prefix) + 1}) ELSE {column} END"
+    )
+
+
+def _where(projects: Sequence[str] | None, alias: str) -> tuple[str, list[str]]:
+    if projects is None:
+        return "TRUE", []
+    marks = ", ".join("?" for _ in projects)
+    return f"{alias}.project IN ({marks})", list(projects)
+
+
+def export_csv(
+    con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str], projects: Sequence[str] | None
+) -> Path:
+    """Write MIQA's 16-column CSV (one row per frame, the last decision of its scan)."""
+    folder = os.path.dirname(os.path.realpath(path))
+    where, params = _where(projects, "f")
+    query = f"""
+        WITH last AS (
+            SELECT * FROM decisions
+            QUALIFY row_number() OVER (PARTITION BY project, experiment, scan ORDER BY id DESC) = 1)
+        SELECT f.project AS project_name, f.experiment AS experiment_name,
+               f.scan AS scan_name, s.type AS scan_type, f.frame_number,
+               {_relative("f.location", folder)} AS file_location,
+               e.note AS experiment_notes, s.subject_id, s.session_id, s.link AS scan_link,
+               d.decision AS last_decision, d.creator AS last_decision_creator,
+               d.note AS last_decision_note, {CREATED_TEXT.format(t="d")} AS last_decision_created,
+               d.artifacts_present AS identified_artifacts,
+               d.location AS location_of_interest
+        FROM frames f
+        JOIN scans s ON s.project = f.project AND s.experiment = f.experiment AND s.name = f.scan
+        JOIN experiments e ON e.project = f.project AND e.name = f.experiment
+        LEFT JOIN last d ON d.project = f.project AND d.experiment = f.experiment AND d.scan = f.scan
+        WHERE {where}
+        ORDER BY f.project, f.experiment, f.scan, f.frame_number"""
+
+    def copy(tmp: Path) -> None:
+        con.execute(
+            f"COPY ({query}) TO '{_sql_path(tmp)}' "
+            "(FORMAT csv, HEADER true, DELIMITER ',', QUOTE '\"', ESCAPE '\"', NULLSTR '')",
+            params,
+        )
+
+    return formats.write_csv(copy, path)
+
+
+def export_json(
+    con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str], projects: Sequence[str] | None
+) -> Path:
+    """Write the nested JSON export with every decision (newest first)."""
+    folder = os.path.dirname(os.path.realpath(path))
+    where, params = _where(projects, "s")
+    created = CREATED_TEXT.format(t="d")
+    scans = con.execute(
+        f"""
+        WITH fr AS (
+            SELECT project, experiment, scan,
+                   '{{' || string_agg(to_json(CAST(frame_number AS VARCHAR)) || ': '
+                        || json_object('file_location', {_relative("location", folder)}),
+                        ', ' ORDER BY frame_number) || '}}' AS body
+            FROM frames GROUP BY ALL),
+        de AS (
+            SELECT project, experiment, scan,
+                   '[' || string_agg(json_object('decision', decision, 'creator', creator,
+                        'note', note, 'created', {created},
+                        'user_identified_artifacts', artifacts_present, 'location', location),
+                        ', ' ORDER BY id DESC) || ']' AS body
+            FROM decisions d GROUP BY ALL)
+        SELECT s.project, s.experiment, s.name AS scan,
+               json_object('type', s.type, 'subject_id', s.subject_id,
+                           'session_id', s.session_id, 'scan_link', s.link,
+                           'frames', CAST(coalesce(fr.body, '{{}}') AS JSON),
+                           'decisions', CAST(coalesce(de.body, '[]') AS JSON)) AS body
+        FROM scans s
+        LEFT JOIN fr ON fr.project = s.project AND fr.experiment = s.experiment AND fr.scan = s.name
+        LEFT JOIN de ON de.project = s.project AND de.experiment = s.experiment AND de.scan = s.name
+        WHERE {where}
+        ORDER BY s.project, s.experiment, s.name""",
+        params,
+    ).df()
+    where_e, params_e = _where(projects, "e")
+    experiments = con.execute(
+        f"SELECT project, name AS experiment, note AS notes FROM experiments e WHERE {where_e}",
+        params_e,
+    ).df()
+    experiments["notes"] = (
+        experiments["notes"].astype(object).where(experiments["notes"].notna(), None)
+    )
+    return formats.write_json(scans, experiments, path)
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")

@@ -1,0 +1,541 @@
+"""MIQA import/export files: read them into plain tables, write tables back out.
+
+This module owns the *shape* of the files (the specification in
+``miqa-import-export.md`` and what the MIQA application writes) and nothing else: it
+does not judge values. Readers return :class:`ParsedFile`: the frame rows as strings
+(``''`` for missing) in chunks of bounded size, decisions for JSON files, and the
+structural problems found (wrong delimiter, unknown columns or keys, bad encoding...).
+Writers are atomic: they write a temporary file beside the target, then rename it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import difflib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+
+from miqa_nb.report import Problem
+
+#: The 16 columns MIQA writes, in its order (the specification's 15 plus experiment_notes).
+MIQA_COLUMNS: tuple[str, ...] = (
+    "project_name",
+    "experiment_name",
+    "scan_name",
+    "scan_type",
+    "frame_number",
+    "file_location",
+    "experiment_notes",
+    "subject_id",
+    "session_id",
+    "scan_link",
+    "last_decision",
+    "last_decision_creator",
+    "last_decision_note",
+    "last_decision_created",
+    "identified_artifacts",
+    "location_of_interest",
+)
+REQUIRED_COLUMNS: tuple[str, ...] = MIQA_COLUMNS[:6]
+DECISION_COLUMNS: tuple[str, ...] = MIQA_COLUMNS[10:]
+#: Keys of one decision in JSON files, and the CSV column each matches.
+DECISION_KEYS: dict[str, str] = {
+    "decision": "last_decision",
+    "creator": "last_decision_creator",
+    "note": "last_decision_note",
+    "created": "last_decision_created",
+    "user_identified_artifacts": "identified_artifacts",
+    "location": "location_of_interest",
+}
+SCAN_KEYS: dict[str, str] = {
+    "type": "scan_type",
+    "subject_id": "subject_id",
+    "session_id": "session_id",
+    "scan_link": "scan_link",
+}
+#: Columns of the decisions table read from JSON files.
+DECISIONS_TABLE: tuple[str, ...] = (
+    "project_name",
+    "experiment_name",
+    "scan_name",
+    *DECISION_COLUMNS,
+    "_order",
+    "_path",
+)
+
+CHUNK_ROWS = 200_000
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass
+class ParsedFile:
+    """What a reader found in an import file.
+
+    Attributes
+    ----------
+    path : str
+    kind : {'csv', 'json'}
+    chunks : iterator of DataFrame
+        Frame rows: the 16 MIQA columns as strings (``''`` when missing), ``_row``
+        (CSV row, header = 1) and ``_path`` (JSON path of the frame). Problems found
+        while reading (an encoding error half-way) are appended to ``problems``.
+    decisions : DataFrame or None
+        JSON files only: every decision, ``_order`` 0 for the newest of a scan.
+    problems : list of Problem
+    """
+
+    path: str
+    kind: str
+    chunks: Iterator[pd.DataFrame]
+    decisions: pd.DataFrame | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+
+def read(path: str | os.PathLike[str], *, chunk_rows: int = CHUNK_ROWS) -> ParsedFile:
+    """Read a MIQA import file; ``.json`` is JSON, anything else is read as CSV."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        return read_json(path)
+    return read_csv(path, chunk_rows=chunk_rows)
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def read_csv(path: str | os.PathLike[str], *, chunk_rows: int = CHUNK_ROWS) -> ParsedFile:
+    """Read a CSV import file in chunks of ``chunk_rows`` rows (bounded memory).
+
+    The header is read by name: the specification's 15 columns or MIQA's 16, in any
+    order; the six required columns must be there and an unknown column is an error.
+    """
+    name = str(path)
+    parsed = ParsedFile(name, "csv", iter(()))
+
+    def problem(check: str, message: str, **where: Any) -> None:
+        parsed.problems.append(Problem("error", check, message, file=name, **where))
+
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(1 << 16)
+    except OSError as exc:
+        problem("unreadable", f"cannot read the file: {exc.strerror or exc}")
+        return parsed
+    if not head.strip(_BOM + b" \r\n\t"):
+        problem("empty-file", "the file is empty; an import file needs a header row and rows")
+        return parsed
+    encoding = "utf-8"
+    if head.startswith(_BOM):
+        encoding = "utf-8-sig"
+        parsed.problems.append(
+            Problem(
+                "warning",
+                "byte-order-mark",
+                "the file starts with a UTF-8 byte order mark (as Excel writes); it was ignored",
+                file=name,
+                row=1,
+            )
+        )
+        head = head[len(_BOM) :]
+    first_line = head.split(b"\n", 1)[0].rstrip(b"\r")
+    try:
+        header_text = first_line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problem(
+            "encoding",
+            f"the header is not UTF-8 (byte {first_line[exc.start : exc.start + 1]!r} at "
+            f"position {exc.start}); save the file as UTF-8",
+            row=1,
+        )
+        return parsed
+    header = next(csv.reader([header_text]))
+    columns = [c.strip().lower() for c in header]
+    if len(columns) == 1 and any(sep in header_text for sep in (";", "\t", "|")):
+        sep = next(s for s in (";", "\t", "|") if s in header_text)
+        problem(
+            "delimiter",
+            f"the file is {'tab' if sep == chr(9) else repr(sep)}-delimited; MIQA import files "
+            "are comma-separated: save it as CSV with commas",
+            row=1,
+            value=header_text[:80],
+            expected=",".join(REQUIRED_COLUMNS),
+        )
+        return parsed
+    for index, column in enumerate(columns):
+        if column not in MIQA_COLUMNS:
+            close = difflib.get_close_matches(column, MIQA_COLUMNS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problem(
+                "unknown-column",
+                f"unknown column {header[index]!r}{hint}; columns are {', '.join(MIQA_COLUMNS)}",
+                row=1,
+                column=header[index],
+                value=header[index],
+                expected=", ".join(MIQA_COLUMNS),
+            )
+        elif columns.index(column) != index:
+            problem("duplicate-column", f"column {column!r} appears twice", row=1, column=column)
+    for column in REQUIRED_COLUMNS:
+        if column not in columns:
+            problem(
+                "missing-column",
+                f"the required column {column!r} is missing; the first six columns "
+                f"({', '.join(REQUIRED_COLUMNS)}) are required",
+                row=1,
+                column=column,
+                expected=column,
+            )
+    if parsed.problems and any(p.severity == "error" for p in parsed.problems):
+        return parsed
+    parsed.chunks = _csv_chunks(Path(path), columns, encoding, chunk_rows, parsed)
+    return parsed
+
+
+def _csv_chunks(
+    path: Path, columns: list[str], encoding: str, chunk_rows: int, parsed: ParsedFile
+) -> Iterator[pd.DataFrame]:
+    name = str(path)
+    missing = [c for c in MIQA_COLUMNS if c not in columns]
+    first_row = 2
+    try:
+        reader = pd.read_csv(
+            path,
+            header=0,
+            names=columns,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            encoding=encoding,
+            chunksize=chunk_rows,
+            engine="c",
+        )
+        with reader:
+            for chunk in reader:
+                chunk = chunk.fillna("")
+                for column in missing:
+                    chunk[column] = ""
+                chunk = chunk[list(MIQA_COLUMNS)]
+                chunk["_row"] = pd.RangeIndex(first_row, first_row + len(chunk))
+                chunk["_path"] = None
+                first_row += len(chunk)
+                yield chunk
+    except UnicodeDecodeError:
+        row, column, byte = _find_bad_utf8(path)
+        parsed.problems.append(
+            Problem(
+                "error",
+                "encoding",
+                f"line {row} is not UTF-8 (byte {byte} at character {column}; Latin-1 or "
+                "Windows-1252 text?); save the file as UTF-8",
+                file=name,
+                row=row,
+                value=byte,
+                expected="UTF-8 text",
+            )
+        )
+        return
+    except pd.errors.ParserError as exc:
+        parsed.problems.append(
+            Problem(
+                "error",
+                "malformed-csv",
+                f"the CSV cannot be parsed: {exc}; check quoting and the number of commas",
+                file=name,
+            )
+        )
+        return
+    if first_row == 2:
+        parsed.problems.append(
+            Problem(
+                "error",
+                "no-rows",
+                "the file has a header but no rows; add one row per frame",
+                file=name,
+                row=2,
+            )
+        )
+
+
+def _find_bad_utf8(path: Path) -> tuple[int, int, str]:
+    """Return (line, column, byte) of the first byte that is not UTF-8."""
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return number, exc.start + 1, f"0x{line[exc.start]:02x}"
+    return 0, 0, "?"  # pragma: no cover - pandas and Python disagree
+
+
+# -------------------------------------------------------------------------- JSON
+
+
+def _jpath(*keys: str) -> str:
+    return "$" + "".join(f"[{json.dumps(k, ensure_ascii=False)}]" for k in keys)
+
+
+def _scalar(value: Any) -> str | None:
+    """A scalar as text ('' for null); None when the value is not a scalar."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    return None
+
+
+def read_json(path: str | os.PathLike[str]) -> ParsedFile:
+    """Read a JSON import file: ``projects -> experiments -> scans -> frames``.
+
+    A scan carries ``last_decision`` (the specification) or ``decisions`` (MIQA: every
+    decision, newest first); an experiment may carry ``notes``. Unknown keys and wrongly
+    nested values are reported with their JSON path.
+    """
+    name = str(path)
+    parsed = ParsedFile(name, "json", iter(()))
+
+    def problem(check: str, message: str, where: str, **more: Any) -> None:
+        parsed.problems.append(Problem("error", check, message, file=name, path=where, **more))
+
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            document = json.load(handle)
+    except UnicodeDecodeError as exc:
+        problem("encoding", f"the file is not UTF-8 ({exc.reason}); save it as UTF-8", "$")
+        return parsed
+    except json.JSONDecodeError as exc:
+        problem(
+            "malformed-json",
+            f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
+            "$",
+            row=exc.lineno,
+        )
+        return parsed
+    except OSError as exc:
+        problem("unreadable", f"cannot read the file: {exc.strerror or exc}", "$")
+        return parsed
+
+    rows: list[dict[str, Any]] = []
+    decisions: list[dict[str, Any]] = []
+
+    def mapping(value: Any, where: str, what: str, keys: tuple[str, ...] | None) -> dict:
+        if not isinstance(value, dict):
+            problem(
+                "json-structure",
+                f"{what} must be a JSON object; found {type(value).__name__}",
+                where,
+                value=_preview(value),
+            )
+            return {}
+        if keys is not None:
+            for key in value:
+                if key not in keys:
+                    problem(
+                        "unknown-key",
+                        f"unknown key {key!r} in {what}; allowed keys are {', '.join(keys)}",
+                        where + f"[{json.dumps(key, ensure_ascii=False)}]",
+                        column=key,
+                        value=key,
+                        expected=", ".join(keys),
+                    )
+        return value
+
+    def text(container: dict, key: str, where: str) -> str:
+        found = _scalar(container.get(key))
+        if found is None:
+            problem(
+                "json-structure",
+                f"{key!r} must be a string or null, not a nested value",
+                where + f"[{json.dumps(key)}]",
+                column=key,
+                value=_preview(container.get(key)),
+            )
+            return ""
+        return found
+
+    top = mapping(document, "$", "the document", ("projects",))
+    if isinstance(document, dict) and "projects" not in document:
+        problem("json-structure", "the document needs a top-level 'projects' object", "$")
+    projects = mapping(top.get("projects", {}), _jpath("projects"), "'projects'", None)
+    for project, pvalue in projects.items():
+        pwhere = _jpath("projects", project)
+        pdict = mapping(pvalue, pwhere, f"project {project!r}", ("experiments",))
+        experiments = mapping(
+            pdict.get("experiments", {}), pwhere + '["experiments"]', "'experiments'", None
+        )
+        for experiment, evalue in experiments.items():
+            ewhere = _jpath("projects", project, "experiments", experiment)
+            edict = mapping(evalue, ewhere, f"experiment {experiment!r}", ("scans", "notes"))
+            notes = text(edict, "notes", ewhere)
+            scans = mapping(edict.get("scans", {}), ewhere + '["scans"]', "'scans'", None)
+            if not scans and isinstance(evalue, dict):
+                problem(
+                    "empty-experiment",
+                    f"experiment {experiment!r} has no scans; add scans or remove it",
+                    ewhere,
+                )
+            for scan, svalue in scans.items():
+                swhere = ewhere + _jpath("scans", scan)[1:]
+                sdict = mapping(
+                    svalue,
+                    swhere,
+                    f"scan {scan!r}",
+                    (*SCAN_KEYS, "frames", "last_decision", "decisions"),
+                )
+                scan_values = {col: text(sdict, key, swhere) for key, col in SCAN_KEYS.items()}
+                base = {
+                    "project_name": project,
+                    "experiment_name": experiment,
+                    "scan_name": scan,
+                    "experiment_notes": notes,
+                    **scan_values,
+                }
+                frames = mapping(sdict.get("frames", {}), swhere + '["frames"]', "'frames'", None)
+                if not frames and isinstance(svalue, dict):
+                    problem(
+                        "empty-scan",
+                        f"scan {scan!r} has no frames; add at least one frame or remove it",
+                        swhere,
+                    )
+                for number, fvalue in frames.items():
+                    fwhere = swhere + _jpath("frames", number)[1:]
+                    fdict = mapping(fvalue, fwhere, f"frame {number!r}", ("file_location",))
+                    rows.append(
+                        {
+                            **base,
+                            "frame_number": number,
+                            "file_location": text(fdict, "file_location", fwhere),
+                            "_path": fwhere,
+                        }
+                    )
+                history: list[tuple[Any, str]] = []
+                if sdict.get("last_decision") is not None:
+                    history.append((sdict["last_decision"], swhere + '["last_decision"]'))
+                listed = sdict.get("decisions")
+                if listed is not None:
+                    if not isinstance(listed, list):
+                        problem(
+                            "json-structure",
+                            "'decisions' must be a list (newest first)",
+                            swhere + '["decisions"]',
+                        )
+                    else:
+                        history.extend(
+                            (d, swhere + f'["decisions"][{n}]') for n, d in enumerate(listed)
+                        )
+                for order, (dvalue, dwhere) in enumerate(history):
+                    ddict = mapping(dvalue, dwhere, "a decision", tuple(DECISION_KEYS))
+                    decisions.append(
+                        {
+                            "project_name": project,
+                            "experiment_name": experiment,
+                            "scan_name": scan,
+                            **{col: text(ddict, key, dwhere) for key, col in DECISION_KEYS.items()},
+                            "_order": order,
+                            "_path": dwhere,
+                        }
+                    )
+    if not rows and not parsed.problems:
+        problem(
+            "no-rows", "the file holds no frames; add projects, experiments, scans and frames", "$"
+        )
+    frame = pd.DataFrame(rows, columns=[*MIQA_COLUMNS, "_path"]).fillna("")
+    frame["_row"] = pd.array([pd.NA] * len(frame), dtype="Int64")
+    frame = frame[[*MIQA_COLUMNS, "_row", "_path"]]
+    parsed.chunks = iter([frame])
+    parsed.decisions = pd.DataFrame(decisions, columns=list(DECISIONS_TABLE))
+    return parsed
+
+
+def _preview(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# ------------------------------------------------------------------------ writing
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path``."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def write_csv(copy_to: Callable[[Path], None], path: str | os.PathLike[str]) -> Path:
+    """Write a CSV atomically; ``copy_to(tmp)`` writes the rows (a DuckDB ``COPY``)."""
+    with atomic_path(path) as tmp:
+        copy_to(tmp)
+    return Path(path)
+
+
+def write_json(
+    scans: pd.DataFrame, experiments: pd.DataFrame, path: str | os.PathLike[str]
+) -> Path:
+    """Write the nested JSON export atomically.
+
+    ``scans`` has ``project, experiment, scan, body`` with ``body`` the scan's JSON
+    object already rendered (one line per scan keeps large exports readable and fast);
+    ``experiments`` has ``project, experiment, notes``. Both sorted.
+    """
+    dump = json.dumps
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as out:
+        _write_nested(out, scans, experiments, dump)
+    return Path(path)
+
+
+def _write_nested(out: IO[str], scans: pd.DataFrame, experiments: pd.DataFrame, dump: Any) -> None:
+    notes = {
+        (p, e): n
+        for p, e, n in zip(
+            experiments["project"], experiments["experiment"], experiments["notes"], strict=True
+        )
+    }
+    out.write('{\n  "projects": {')
+    project = experiment = None
+    first_scan = True
+    for p, e, s, body in zip(
+        scans["project"], scans["experiment"], scans["scan"], scans["body"], strict=True
+    ):
+        if p != project:
+            if project is not None:
+                out.write(_close_experiment(notes[(project, experiment)], dump))
+                out.write("\n      }\n    },")
+            out.write(f'\n    {dump(p, ensure_ascii=False)}: {{\n      "experiments": {{')
+            project, experiment = p, None
+        if e != experiment:
+            if experiment is not None:
+                out.write(_close_experiment(notes[(project, experiment)], dump) + ",")
+            out.write(f'\n        {dump(e, ensure_ascii=False)}: {{\n          "scans": {{')
+            experiment = e
+            first_scan = True
+        out.write(
+            ("" if first_scan else ",") + f"\n            {dump(s, ensure_ascii=False)}: {body}"
+        )
+        first_scan = False
+    if project is not None:
+        out.write(_close_experiment(notes[(project, experiment)], dump))
+        out.write("\n      }\n    }")
+    out.write("\n  }\n}\n")
+
+
+def _close_experiment(notes: str | None, dump: Any) -> str:
+    return f'\n          }},\n          "notes": {dump(notes, ensure_ascii=False)}\n        }}'

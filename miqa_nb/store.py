@@ -1,0 +1,153 @@
+"""The catalog's storage: one DuckDB file, shared by many processes.
+
+DuckDB lets one process at a time hold a database file (see ``stack-facts.md``), so
+no process keeps the file open between operations: :meth:`Store.connect` opens it,
+the caller does one unit of work, and the file is closed again. When another process
+holds it, opening is retried with jittered exponential back-off for up to
+``retry_seconds``; only then does :class:`~miqa_nb.errors.CatalogBusy` reach the caller.
+
+This module also owns the schema. Text columns hold ``NULL`` for "not given".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from miqa_nb.duck import one
+from miqa_nb.errors import CatalogBusy, MiqaError
+
+SCHEMA_VERSION = "1"
+CATALOG_ENV = "MIQA_NB_CATALOG"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS users (
+    name VARCHAR PRIMARY KEY,
+    superuser BOOLEAN NOT NULL DEFAULT false,
+    created TIMESTAMPTZ NOT NULL DEFAULT current_timestamp
+);
+CREATE TABLE IF NOT EXISTS projects (
+    name VARCHAR PRIMARY KEY,
+    creator VARCHAR,
+    import_path VARCHAR,
+    export_path VARCHAR,
+    anatomy_orientation VARCHAR NOT NULL DEFAULT 'neurological',
+    created TIMESTAMPTZ NOT NULL DEFAULT current_timestamp
+);
+CREATE TABLE IF NOT EXISTS roles (
+    project VARCHAR NOT NULL,
+    user_name VARCHAR NOT NULL,
+    role VARCHAR NOT NULL,
+    PRIMARY KEY (project, user_name)
+);
+CREATE TABLE IF NOT EXISTS scan_types (name VARCHAR PRIMARY KEY, alias_of VARCHAR);
+CREATE TABLE IF NOT EXISTS experiments (project VARCHAR, name VARCHAR, note VARCHAR);
+CREATE TABLE IF NOT EXISTS scans (
+    project VARCHAR, experiment VARCHAR, name VARCHAR, type VARCHAR,
+    subject_id VARCHAR, session_id VARCHAR, link VARCHAR
+);
+CREATE TABLE IF NOT EXISTS frames (
+    project VARCHAR, experiment VARCHAR, scan VARCHAR, frame_number INTEGER, location VARCHAR
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    id BIGINT NOT NULL,  -- assigned max + 1 under the file lock: the log's order
+    project VARCHAR, experiment VARCHAR, scan VARCHAR,
+    decision VARCHAR NOT NULL,
+    creator VARCHAR,
+    note VARCHAR,
+    created TIMESTAMP,
+    created_utcoffset INTEGER,
+    artifacts_present VARCHAR,
+    artifacts_absent VARCHAR,
+    location VARCHAR,
+    loc_i DOUBLE, loc_j DOUBLE, loc_k DOUBLE
+);
+"""
+
+
+class Store:
+    """A DuckDB catalog file, opened briefly for each unit of work.
+
+    Parameters
+    ----------
+    path : path-like
+        The catalog file; created (with its schema) when missing.
+    retry_seconds : float
+        How long to keep retrying while other processes hold the file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, retry_seconds: float = 60.0) -> None:
+        self.path = Path(path).expanduser().resolve()
+        self.retry_seconds = retry_seconds
+        self._local = threading.local()
+        if not self.path.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.connect() as con:
+            con.execute(SCHEMA)
+            found = one(con, "SELECT value FROM meta WHERE key = 'schema_version'")
+            if found is None:
+                con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
+            elif found[0] != SCHEMA_VERSION:
+                raise MiqaError(
+                    f"{self.path} has catalog schema version {found[0]}; this miqa_nb "
+                    f"reads version {SCHEMA_VERSION}: upgrade miqa_nb"
+                )
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.002
+        while True:
+            try:
+                return duckdb.connect(str(self.path))
+            except (duckdb.IOException, duckdb.ConnectionException) as exc:
+                text = str(exc).lower()
+                if "lock" not in text and "configuration" not in text:
+                    raise MiqaError(f"cannot open the catalog {self.path}: {exc}") from exc
+                if time.monotonic() > deadline:
+                    raise CatalogBusy(
+                        f"the catalog {self.path} stayed locked by other processes for "
+                        f"{self.retry_seconds:.0f} s; try again, or look for a stuck process"
+                    ) from exc
+                time.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, 0.05)
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Open the catalog for one unit of work, and close it afterwards.
+
+        Nested calls in one thread share the open connection.
+        """
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            yield con
+            return
+        con = self._open()
+        self._local.con = con
+        try:
+            yield con
+        finally:
+            self._local.con = None
+            con.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Open the catalog and run the block in one transaction (all or nothing)."""
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"

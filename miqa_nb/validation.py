@@ -1,0 +1,587 @@
+"""Validate an import file: one report of every problem, and the clean tables.
+
+:func:`validate` reads a file (:mod:`miqa_nb.formats`), stages its rows in an
+in-memory DuckDB database (columnar, bounded memory: DuckDB spills to disk), and checks
+them there. Vocabulary (scan types, decisions, artifacts, times, locations) is checked
+on *distinct* values with :mod:`miqa_nb.vocabulary`, so a million rows cost a few
+thousand parses. Cross-row rules (duplicate frames, scan-level values that disagree)
+are SQL.
+
+When the report has no error, the staging database holds the validated tables
+``v_experiments``, ``v_scans``, ``v_frames`` and ``v_decisions`` in the catalog's
+column layout, ready to be written in one transaction.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pandas as pd
+from tqdm.auto import tqdm
+
+from miqa_nb import formats, locations
+from miqa_nb.duck import one
+from miqa_nb.errors import VocabularyError
+from miqa_nb.formats import DECISION_COLUMNS, MIQA_COLUMNS
+from miqa_nb.report import Problem, Report
+from miqa_nb.vocabulary import (
+    ARTIFACTS,
+    Decision,
+    Location,
+    ScanTypes,
+    Timestamp,
+    parse_artifacts,
+)
+
+#: At most this many distinct offending values are listed per check (the rest are counted).
+MAX_LISTED = 200
+NAME_COLUMNS = ("project_name", "experiment_name", "scan_name")
+SCAN_LEVEL = ("scan_type", "subject_id", "session_id", "scan_link", *DECISION_COLUMNS)
+MAX_TEXT = 255
+
+
+@dataclass
+class Staged:
+    """A validated import: the report and, when it has no error, the staged tables."""
+
+    report: Report
+    con: duckdb.DuckDBPyConnection
+    projects: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Free the staging database."""
+        self.con.close()
+
+
+def validate(
+    path: str | os.PathLike[str],
+    *,
+    roots: Iterable[str | os.PathLike[str]] | None = None,
+    scan_types: ScanTypes | None = None,
+    project: str | None = None,
+    progress: bool = False,
+    chunk_rows: int = formats.CHUNK_ROWS,
+) -> Staged:
+    """Check an import file and stage its content.
+
+    Parameters
+    ----------
+    path : path-like
+        A CSV or JSON import file.
+    roots : list of path-like, optional
+        Folders frame files may live in; default ``MIQA_NB_DATA_ROOTS`` or the file's folder.
+    scan_types : ScanTypes, optional
+        The scan types to accept (MIQA's by default).
+    project : str, optional
+        For a project import: every row must belong to this project.
+    progress : bool
+        Show a progress bar while reading.
+
+    Returns
+    -------
+    Staged
+        ``report`` lists every problem; ``report.ok`` tells whether it can be imported.
+    """
+    path = os.fspath(path)
+    report = Report(file=path)
+    con = duckdb.connect()
+    staged = Staged(report, con)
+    parsed = formats.read(path, chunk_rows=chunk_rows)
+    _stage_rows(con, parsed, progress)
+    report.extend(parsed.problems)
+    if not report.ok:
+        return staged
+    checker = _Checker(con, report, scan_types or ScanTypes())
+    checker.run(parsed.kind, project)
+    roots_ = locations.DataRoots.from_setting(roots, os.path.dirname(os.path.abspath(path)))
+    checker.check_locations(path, roots_)
+    if report.ok:
+        _build_tables(con)
+    report.counts = _counts(con, report.ok)
+    staged.projects = [
+        r[0] for r in con.execute("SELECT DISTINCT project_name FROM rows ORDER BY 1").fetchall()
+    ]
+    return staged
+
+
+def _stage_rows(con: duckdb.DuckDBPyConnection, parsed: formats.ParsedFile, progress: bool) -> None:
+    columns = ", ".join(f'"{c}" VARCHAR' for c in MIQA_COLUMNS)
+    con.execute(f"CREATE TABLE raw ({columns}, _row BIGINT, _path VARCHAR)")
+    bar = tqdm(desc=f"reading {os.path.basename(parsed.path)}", unit=" rows", disable=not progress)
+    with bar:
+        for chunk in parsed.chunks:
+            con.register("chunk", chunk)
+            con.execute("INSERT INTO raw SELECT * FROM chunk")
+            con.unregister("chunk")
+            bar.update(len(chunk))
+    keep_spaces = {"experiment_notes", "last_decision_note"}
+    select = ", ".join(
+        f'"{c}"' if c in keep_spaces else f'trim("{c}") AS "{c}"' for c in MIQA_COLUMNS
+    )
+    con.execute(f"CREATE TABLE rows AS SELECT {select}, _row, _path FROM raw")
+    con.execute("DROP TABLE raw")
+    decisions = parsed.decisions
+    if decisions is None:
+        decisions = pd.DataFrame(columns=list(formats.DECISIONS_TABLE))
+    decisions = decisions.astype({"_order": "int64"})
+    con.register("decisions_in", decisions)
+    select = ", ".join(
+        f'"{c}"' if c in keep_spaces else f'trim("{c}") AS "{c}"'
+        for c in formats.DECISIONS_TABLE[:-2]
+    )
+    con.execute(f"CREATE TABLE json_decisions AS SELECT {select}, _order, _path FROM decisions_in")
+    con.unregister("decisions_in")
+
+
+class _Checker:
+    """The checks, each adding problems to the report."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, report: Report, scan_types: ScanTypes):
+        self.con = con
+        self.report = report
+        self.scan_types = scan_types
+
+    def q(self, sql: str, *params: Any) -> list[tuple]:
+        return self.con.execute(sql, list(params) if params else None).fetchall()
+
+    def add(self, severity: str, check: str, message: str, **where: Any) -> None:
+        self.report.add(severity, check, message, **where)  # type: ignore[arg-type]
+
+    def offending(
+        self,
+        table: str,
+        column: str,
+        condition: str,
+        check: str,
+        message: Callable[[str], str],
+        *,
+        severity: str = "error",
+        expected: str | None = None,
+    ) -> None:
+        """One problem per distinct offending value: first row, JSON path, count."""
+        rows = self.q(
+            f'SELECT "{column}", min(_row), arg_min(_path, coalesce(_row, 0)), count(*) '
+            f"FROM {table} WHERE {condition} GROUP BY 1 ORDER BY 2 NULLS LAST, 3 "
+            f"LIMIT {MAX_LISTED + 1}"
+        )
+        for value, row, path, count in rows[:MAX_LISTED]:
+            self.add(
+                severity,
+                check,
+                message(value),
+                row=row,
+                path=path,
+                column=column,
+                value=value,
+                expected=expected,
+                count=count,
+            )
+        if len(rows) > MAX_LISTED:
+            self.add(severity, check, f"more distinct values fail this check in {column!r}")
+
+    def run(self, kind: str, project: str | None) -> None:
+        self.check_required()
+        self.check_names()
+        if project is not None:
+            self.offending(
+                "rows",
+                "project_name",
+                f"project_name <> {_quote(project)}",
+                "other-project",
+                lambda v: (
+                    f"row belongs to project {v!r}, but this is an import into project "
+                    f"{project!r}; remove other projects' rows or run a global import"
+                ),
+                expected=project,
+            )
+        self.check_frame_numbers()
+        self.map_vocabulary(
+            "rows", "scan_type", self.scan_types.parse, "unknown-scan-type", "scan_type_map"
+        )
+        self.check_links()
+        self.check_decisions(kind)
+        if not self.report.ok:
+            return
+        self.check_duplicates()
+        if kind == "csv":
+            self.check_scan_agreement()
+            self.check_experiment_notes()
+
+    def check_required(self) -> None:
+        for column in formats.REQUIRED_COLUMNS:
+            self.offending(
+                "rows",
+                column,
+                f"\"{column}\" = ''",
+                "required-value",
+                lambda v, c=column: f"{c} is empty; it is required on every row",
+                expected="a value",
+            )
+
+    def check_names(self) -> None:
+        for column in (*NAME_COLUMNS, "subject_id", "session_id"):
+            self.offending(
+                "rows",
+                column,
+                f"regexp_matches(\"{column}\", '[\\x00-\\x1f\\x7f]')",
+                "control-character",
+                lambda v, c=column: (
+                    f"{c} holds a control character (a tab or line break?); "
+                    "names are one line of text"
+                ),
+                expected="printable text",
+            )
+            self.offending(
+                "rows",
+                column,
+                f'length("{column}") > {MAX_TEXT}',
+                "too-long",
+                lambda v, c=column: f"{c} is longer than {MAX_TEXT} characters",
+                expected=f"at most {MAX_TEXT} characters",
+            )
+
+    def check_frame_numbers(self) -> None:
+        self.offending(
+            "rows",
+            "frame_number",
+            "frame_number <> '' AND (NOT regexp_full_match(frame_number, '[0-9]+') "
+            "OR length(ltrim(frame_number, '0')) > 9)",
+            "frame-number",
+            lambda v: f"frame_number must be a whole number >= 0 (0, 1, 2...); {v!r} was provided",
+            expected="an integer >= 0",
+        )
+
+    def map_vocabulary(
+        self,
+        table: str,
+        column: str,
+        parse: Callable[[str], object],
+        check: str,
+        map_table: str,
+    ) -> None:
+        """Parse each distinct value once; record a mapping table ``value -> parsed``."""
+        distinct = [r[0] for r in self.q(f'SELECT DISTINCT "{column}" FROM {table}')]
+        parsed: dict[str, object] = {}
+        bad: dict[str, str] = {}
+        for value in distinct:
+            if value is None or value == "":
+                continue
+            try:
+                parsed[value] = parse(value)
+            except VocabularyError as exc:
+                bad[value] = str(exc)
+        if bad:
+            self.con.register("bad_values", pd.DataFrame({"v": list(bad)}))
+            self.offending(
+                table,
+                column,
+                f'"{column}" IN (SELECT v FROM bad_values)',
+                check,
+                lambda v: bad[v],
+            )
+            self.con.unregister("bad_values")
+        frame = pd.DataFrame({"value": list(parsed), "parsed": list(parsed.values())})
+        self.con.register(f"{map_table}_df", frame)
+        self.con.execute(f"CREATE OR REPLACE TABLE {map_table} AS SELECT * FROM {map_table}_df")
+        self.con.unregister(f"{map_table}_df")
+
+    def check_links(self) -> None:
+        self.offending(
+            "rows",
+            "scan_link",
+            "scan_link <> '' AND NOT regexp_matches(lower(scan_link), '^https?://')",
+            "link-not-web",
+            lambda v: "scan_link is not an http(s) address; it will be shown as text, not a link",
+            severity="warning",
+            expected="http:// or https:// address",
+        )
+
+    def check_decisions(self, kind: str) -> None:
+        if kind == "csv":
+            others = " OR ".join(f"\"{c}\" <> ''" for c in DECISION_COLUMNS[1:])
+            self.offending(
+                "rows",
+                "last_decision",
+                f"last_decision = '' AND ({others})",
+                "decision-missing",
+                lambda v: (
+                    "last_decision is empty but other decision columns have values; "
+                    "give the decision code or clear the decision columns"
+                ),
+                expected="U, UE, Q? or UN",
+            )
+            # One decision per scan; disagreement between rows is checked later.
+            self.con.execute(
+                f"""CREATE TABLE decisions_in AS
+                SELECT project_name, experiment_name, scan_name,
+                       {", ".join(f'"{c}"' for c in DECISION_COLUMNS)},
+                       0 AS _order, min(_row) AS _row, NULL::VARCHAR AS _path
+                FROM rows WHERE last_decision <> ''
+                GROUP BY ALL"""
+            )
+        else:
+            self.con.execute(
+                "CREATE TABLE decisions_in AS SELECT * EXCLUDE (_path), "
+                "NULL::BIGINT AS _row, _path FROM json_decisions"
+            )
+            self.offending(
+                "decisions_in",
+                "last_decision",
+                "last_decision = ''",
+                "decision-missing",
+                lambda v: "a decision without a decision code; give U, UE, Q? or UN",
+                expected="U, UE, Q? or UN",
+            )
+        self.map_vocabulary(
+            "decisions_in",
+            "last_decision",
+            lambda v: Decision.parse(v).value,
+            "unknown-decision",
+            "decision_map",
+        )
+        self.map_vocabulary(
+            "decisions_in",
+            "identified_artifacts",
+            lambda v: ";".join(parse_artifacts(v)),
+            "unknown-artifact",
+            "artifact_map",
+        )
+        self.map_vocabulary(
+            "decisions_in", "last_decision_created", Timestamp.parse, "bad-time", "time_map_raw"
+        )
+        times = self.q("SELECT value, parsed FROM time_map_raw")
+        self.con.register(
+            "time_df",
+            pd.DataFrame(
+                {
+                    "value": [v for v, _ in times],
+                    "wall": pd.Series([t.wall for _, t in times], dtype="datetime64[us]"),
+                    "utcoffset": pd.array([t.utcoffset_minutes for _, t in times], dtype="Int32"),
+                }
+            ),
+        )
+        self.con.execute("CREATE TABLE time_map AS SELECT * FROM time_df")
+        self.con.unregister("time_df")
+        self.map_vocabulary(
+            "decisions_in", "location_of_interest", Location.parse, "bad-location", "location_raw"
+        )
+        locs = self.q("SELECT value, parsed FROM location_raw")
+        self.con.register(
+            "loc_df",
+            pd.DataFrame(
+                {
+                    "value": [v for v, _ in locs],
+                    "i": [p.i for _, p in locs],
+                    "j": [p.j for _, p in locs],
+                    "k": [p.k for _, p in locs],
+                },
+                columns=["value", "i", "j", "k"],
+            ).astype({"i": "float64", "j": "float64", "k": "float64"}),
+        )
+        self.con.execute("CREATE TABLE location_map AS SELECT * FROM loc_df")
+        self.con.unregister("loc_df")
+
+    def check_duplicates(self) -> None:
+        rows = self.q(
+            """SELECT project_name, experiment_name, scan_name, frame_number::BIGINT,
+                      list(_row ORDER BY _row), list(_path ORDER BY _path), count(*)
+               FROM rows GROUP BY 1, 2, 3, 4 HAVING count(*) > 1
+               ORDER BY min(_row) NULLS LAST LIMIT ?""",
+            MAX_LISTED,
+        )
+        for project, experiment, scan, number, row_list, paths, count in rows:
+            where = (
+                f"rows {row_list[0]} and {row_list[1]}"
+                if row_list[0] is not None
+                else f"{paths[0]} and {paths[1]}"
+            )
+            self.add(
+                "error",
+                "duplicate-frame",
+                f"frame {number} of scan {scan!r} (experiment {experiment!r}, project "
+                f"{project!r}) appears {count} times ({where}); each frame number must be "
+                "unique within a scan",
+                row=row_list[0],
+                path=paths[0],
+                column="frame_number",
+                value=str(number),
+                expected="unique per scan",
+                count=count,
+            )
+
+    def check_scan_agreement(self) -> None:
+        """Scan-level values must agree across a scan's rows (after canonical mapping)."""
+        self.con.execute(
+            """CREATE TEMP TABLE scan_values AS
+               SELECT r.*, coalesce(m.parsed, r.scan_type) AS canonical_type
+               FROM rows r LEFT JOIN scan_type_map m ON r.scan_type = m.value"""
+        )
+        compare = {c: f'"{c}"' for c in SCAN_LEVEL} | {"scan_type": "canonical_type"}
+        flags = ", ".join(f'count(DISTINCT {e}) > 1 AS "{c}"' for c, e in compare.items())
+        any_flag = " OR ".join(f"count(DISTINCT {e}) > 1" for e in compare.values())
+        self.con.execute(
+            f"""CREATE TEMP TABLE bad_scans AS
+                SELECT project_name, experiment_name, scan_name, min(_row) AS first_row, {flags}
+                FROM scan_values GROUP BY 1, 2, 3 HAVING {any_flag}
+                ORDER BY first_row LIMIT {MAX_LISTED}"""
+        )
+        for column, expr in compare.items():
+            rows = self.q(
+                f"""WITH v AS (
+                      SELECT s.project_name, s.experiment_name, s.scan_name, s._row,
+                             {expr} AS val, s."{column}" AS raw
+                      FROM scan_values s SEMI JOIN bad_scans b
+                        ON s.project_name = b.project_name AND s.experiment_name = b.experiment_name
+                       AND s.scan_name = b.scan_name AND b."{column}"),
+                    f AS (SELECT project_name, experiment_name, scan_name,
+                                 arg_min(val, _row) AS val1, arg_min(raw, _row) AS raw1,
+                                 min(_row) AS row1 FROM v GROUP BY ALL)
+                    SELECT f.experiment_name, f.scan_name, f.raw1, f.row1,
+                           arg_min(v.raw, v._row), min(v._row)
+                    FROM f JOIN v USING (project_name, experiment_name, scan_name)
+                    WHERE v.val <> f.val1 GROUP BY ALL ORDER BY f.row1"""
+            )
+            for experiment, scan, first, row1, second, row2 in rows:
+                self.add(
+                    "error",
+                    "scan-conflict",
+                    f"{column} of scan {scan!r} (experiment {experiment!r}) disagrees: row "
+                    f"{row1} has {first!r}, row {row2} has {second!r}; a scan's rows must "
+                    "give the same scan-level values",
+                    row=row2,
+                    column=column,
+                    value=second,
+                    expected=first,
+                )
+
+    def check_experiment_notes(self) -> None:
+        rows = self.q(
+            f"""SELECT project_name, experiment_name,
+                       arg_min(experiment_notes, _row), min(_row),
+                       arg_max(experiment_notes, _row), max(_row)
+                FROM rows WHERE experiment_notes <> '' GROUP BY 1, 2
+                HAVING count(DISTINCT experiment_notes) > 1 LIMIT {MAX_LISTED}"""
+        )
+        for _project, experiment, first, row1, second, row2 in rows:
+            self.add(
+                "error",
+                "experiment-conflict",
+                f"experiment_notes of experiment {experiment!r} disagree: row {row1} has "
+                f"{_short(first)!r}, row {row2} has {_short(second)!r}; give the note once or "
+                "the same note on every row",
+                row=row2,
+                column="experiment_notes",
+                value=second,
+                expected=first,
+            )
+
+    def check_locations(self, path: str, roots: locations.DataRoots) -> None:
+        values = [
+            r[0]
+            for r in self.q("SELECT DISTINCT file_location FROM rows WHERE file_location <> ''")
+        ]
+        resolved = locations.resolve(values, path, roots)
+        self.con.register("resolved_df", resolved)
+        self.con.execute("CREATE TABLE location_resolved AS SELECT * FROM resolved_df")
+        self.con.unregister("resolved_df")
+        problems = self.q(
+            f"""SELECT l.status, l.detail, r.file_location, min(r._row),
+                       arg_min(r._path, coalesce(r._row, 0)), count(*)
+                FROM rows r JOIN location_resolved l ON r.file_location = l.value
+                WHERE l.status NOT IN ('{locations.OK}', '{locations.S3}')
+                GROUP BY ALL ORDER BY 4 NULLS LAST, 5"""
+        )
+        listed: dict[str, int] = {}
+        for status, detail, value, row, jpath, count in problems:
+            listed[status] = listed.get(status, 0) + 1
+            if listed[status] > MAX_LISTED:
+                continue
+            severity = "error" if status in locations.ERRORS else "warning"
+            check = "missing-file" if status == locations.MISSING else f"location-{status}"
+            self.add(
+                severity,
+                check,
+                detail,
+                row=row,
+                path=jpath,
+                column="file_location",
+                value=value,
+                count=count,
+            )
+        for status, n in listed.items():
+            if n > MAX_LISTED:
+                severity = "error" if status in locations.ERRORS else "warning"
+                self.add(
+                    severity,
+                    "missing-file" if status == locations.MISSING else f"location-{status}",
+                    f"{n - MAX_LISTED:,} more file locations have the same problem ({status})",
+                    column="file_location",
+                    count=n - MAX_LISTED,
+                )
+
+
+def _build_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """The validated tables, in the catalog's layout (empty text becomes NULL)."""
+    con.execute(
+        """CREATE TABLE v_experiments AS
+           SELECT project_name AS project, experiment_name AS name,
+                  nullif(max(experiment_notes), '') AS note
+           FROM rows GROUP BY 1, 2"""
+    )
+    con.execute(
+        """CREATE TABLE v_scans AS
+           SELECT project_name AS project, experiment_name AS experiment, scan_name AS name,
+                  any_value(m.parsed) AS type, nullif(any_value(subject_id), '') AS subject_id,
+                  nullif(any_value(session_id), '') AS session_id,
+                  nullif(any_value(scan_link), '') AS link
+           FROM rows r JOIN scan_type_map m ON r.scan_type = m.value GROUP BY 1, 2, 3"""
+    )
+    con.execute(
+        """CREATE TABLE v_frames AS
+           SELECT project_name AS project, experiment_name AS experiment, scan_name AS scan,
+                  frame_number::INTEGER AS frame_number, l.resolved AS location
+           FROM rows r JOIN location_resolved l ON r.file_location = l.value"""
+    )
+    absent = "NULL::VARCHAR"
+    con.execute(
+        f"""CREATE TABLE v_decisions AS
+           SELECT project_name AS project, experiment_name AS experiment, scan_name AS scan,
+                  -_order AS seq, dm.parsed AS decision,
+                  nullif(last_decision_creator, '') AS creator,
+                  nullif(last_decision_note, '') AS note,
+                  t.wall AS created, t.utcoffset AS created_utcoffset,
+                  nullif(am.parsed, '') AS artifacts_present, {absent} AS artifacts_absent,
+                  nullif(location_of_interest, '') AS location,
+                  lm.i AS loc_i, lm.j AS loc_j, lm.k AS loc_k
+           FROM decisions_in d
+           JOIN decision_map dm ON d.last_decision = dm.value
+           LEFT JOIN artifact_map am ON d.identified_artifacts = am.value
+           LEFT JOIN time_map t ON d.last_decision_created = t.value
+           LEFT JOIN location_map lm ON d.location_of_interest = lm.value"""
+    )
+
+
+def _counts(con: duckdb.DuckDBPyConnection, built: bool) -> dict[str, int]:
+    if not built:
+        (rows,) = one(con, "SELECT count(*) FROM rows") or (0,)
+        return {"rows": rows}
+    counts = {}
+    counts["projects"] = one(con, "SELECT count(DISTINCT project) FROM v_scans")[0]  # type: ignore[index]
+    for level in ("experiments", "scans", "frames", "decisions"):
+        counts[level] = one(con, f"SELECT count(*) FROM v_{level}")[0]  # type: ignore[index]
+    return counts
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+__all__ = ["ARTIFACTS", "Problem", "Report", "Staged", "validate"]
