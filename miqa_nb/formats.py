@@ -392,6 +392,7 @@ def read_json(path: str | os.PathLike[str]) -> ParsedFile:
                 )
                 scan_values = {col: text(sdict, key, swhere) for key, col in SCAN_KEYS.items()}
                 base = {
+                    **dict.fromkeys(MIQA_COLUMNS, ""),
                     "project_name": project,
                     "experiment_name": experiment,
                     "scan_name": scan,
@@ -447,7 +448,7 @@ def read_json(path: str | os.PathLike[str]) -> ParsedFile:
         problem(
             "no-rows", "the file holds no frames; add projects, experiments, scans and frames", "$"
         )
-    frame = pd.DataFrame(rows, columns=[*MIQA_COLUMNS, "_path"]).fillna("")
+    frame = pd.DataFrame(rows, columns=[*MIQA_COLUMNS, "_path"], dtype=object)
     frame["_row"] = pd.array([pd.NA] * len(frame), dtype="Int64")
     frame = frame[[*MIQA_COLUMNS, "_row", "_path"]]
     parsed.chunks = iter([frame])

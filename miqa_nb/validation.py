@@ -259,13 +259,16 @@ class _Checker:
         self,
         table: str,
         column: str,
-        parse: Callable[[str], object],
+        parse: Callable[[str], Any],
         check: str,
-        map_table: str,
-    ) -> None:
-        """Parse each distinct value once; record a mapping table ``value -> parsed``."""
+        map_table: str | None = None,
+    ) -> dict[str, Any]:
+        """Parse each distinct value once; report the bad ones; return ``value -> parsed``.
+
+        With ``map_table``, also store the mapping (as text) for joins.
+        """
         distinct = [r[0] for r in self.q(f'SELECT DISTINCT "{column}" FROM {table}')]
-        parsed: dict[str, object] = {}
+        parsed: dict[str, Any] = {}
         bad: dict[str, str] = {}
         for value in distinct:
             if value is None or value == "":
@@ -275,7 +278,7 @@ class _Checker:
             except VocabularyError as exc:
                 bad[value] = str(exc)
         if bad:
-            self.con.register("bad_values", pd.DataFrame({"v": list(bad)}))
+            self.con.register("bad_values", pd.DataFrame({"v": list(bad)}, dtype=object))
             self.offending(
                 table,
                 column,
@@ -284,10 +287,23 @@ class _Checker:
                 lambda v: bad[v],
             )
             self.con.unregister("bad_values")
-        frame = pd.DataFrame({"value": list(parsed), "parsed": list(parsed.values())})
-        self.con.register(f"{map_table}_df", frame)
-        self.con.execute(f"CREATE OR REPLACE TABLE {map_table} AS SELECT * FROM {map_table}_df")
-        self.con.unregister(f"{map_table}_df")
+        if map_table is not None:
+            self.store_table(
+                map_table,
+                pd.DataFrame(
+                    {"value": list(parsed), "parsed": [str(v) for v in parsed.values()]},
+                    dtype=object,
+                ),
+                {"value": "VARCHAR", "parsed": "VARCHAR"},
+            )
+        return parsed
+
+    def store_table(self, name: str, frame: pd.DataFrame, types: dict[str, str]) -> None:
+        """Copy a DataFrame into a staging table with explicit column types."""
+        self.con.register(f"{name}_df", frame)
+        select = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in types.items())
+        self.con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT {select} FROM {name}_df")
+        self.con.unregister(f"{name}_df")
 
     def check_links(self) -> None:
         self.offending(
@@ -350,40 +366,37 @@ class _Checker:
             "unknown-artifact",
             "artifact_map",
         )
-        self.map_vocabulary(
-            "decisions_in", "last_decision_created", Timestamp.parse, "bad-time", "time_map_raw"
+        times = self.map_vocabulary(
+            "decisions_in", "last_decision_created", Timestamp.parse, "bad-time"
         )
-        times = self.q("SELECT value, parsed FROM time_map_raw")
-        self.con.register(
-            "time_df",
+        self.store_table(
+            "time_map",
             pd.DataFrame(
                 {
-                    "value": [v for v, _ in times],
-                    "wall": pd.Series([t.wall for _, t in times], dtype="datetime64[us]"),
-                    "utcoffset": pd.array([t.utcoffset_minutes for _, t in times], dtype="Int32"),
-                }
-            ),
-        )
-        self.con.execute("CREATE TABLE time_map AS SELECT * FROM time_df")
-        self.con.unregister("time_df")
-        self.map_vocabulary(
-            "decisions_in", "location_of_interest", Location.parse, "bad-location", "location_raw"
-        )
-        locs = self.q("SELECT value, parsed FROM location_raw")
-        self.con.register(
-            "loc_df",
-            pd.DataFrame(
-                {
-                    "value": [v for v, _ in locs],
-                    "i": [p.i for _, p in locs],
-                    "j": [p.j for _, p in locs],
-                    "k": [p.k for _, p in locs],
+                    "value": list(times),
+                    "wall": [t.wall for t in times.values()],
+                    "utcoffset": [t.utcoffset_minutes for t in times.values()],
                 },
-                columns=["value", "i", "j", "k"],
-            ).astype({"i": "float64", "j": "float64", "k": "float64"}),
+                dtype=object,
+            ),
+            {"value": "VARCHAR", "wall": "TIMESTAMP", "utcoffset": "INTEGER"},
         )
-        self.con.execute("CREATE TABLE location_map AS SELECT * FROM loc_df")
-        self.con.unregister("loc_df")
+        points = self.map_vocabulary(
+            "decisions_in", "location_of_interest", Location.parse, "bad-location"
+        )
+        self.store_table(
+            "location_map",
+            pd.DataFrame(
+                {
+                    "value": list(points),
+                    "i": [p.i for p in points.values()],
+                    "j": [p.j for p in points.values()],
+                    "k": [p.k for p in points.values()],
+                },
+                dtype=object,
+            ),
+            {"value": "VARCHAR", "i": "DOUBLE", "j": "DOUBLE", "k": "DOUBLE"},
+        )
 
     def check_duplicates(self) -> None:
         rows = self.q(

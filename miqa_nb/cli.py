@@ -1,0 +1,187 @@
+"""The ``miqa-nb`` command line.
+
+Thin: each command parses its arguments, calls the library, prints what a person reads,
+and exits non-zero with the report or a clear message on errors (no tracebacks for
+expected failures). The user is ``--user``, else ``MIQA_NB_USER``, else
+``JUPYTERHUB_USER``, else the login name; the catalog is ``--catalog``, else
+``MIQA_NB_CATALOG``, else ``./miqa.duckdb``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from miqa_nb.catalog import Catalog, default_catalog_path
+from miqa_nb.errors import ImportFileError, MiqaError
+from miqa_nb.vocabulary import Role
+
+USER_ENVS = ("MIQA_NB_USER", "JUPYTERHUB_USER")
+
+
+def current_user(explicit: str | None = None) -> str:
+    """The user running miqa_nb: explicit, then the environment, then the login name."""
+    if explicit:
+        return explicit
+    for name in USER_ENVS:
+        if os.environ.get(name):
+            return os.environ[name]
+    return getpass.getuser()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="miqa-nb", description="Review the quality of MRI scans: catalog, imports, exports."
+    )
+    parser.add_argument(
+        "--catalog",
+        type=Path,
+        default=None,
+        help="catalog file (default: $MIQA_NB_CATALOG or ./miqa.duckdb)",
+    )
+    parser.add_argument(
+        "--user",
+        default=None,
+        help="act as this user (default: $MIQA_NB_USER, $JUPYTERHUB_USER or the login name)",
+    )
+    parser.add_argument(
+        "--data-root",
+        action="append",
+        dest="data_roots",
+        default=None,
+        help="a folder frame files may live in (repeatable; default "
+        "$MIQA_NB_DATA_ROOTS or the import file's folder)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check an import file; write nothing")
+    p.add_argument("file", type=Path)
+    p.add_argument("--project", help="the file must hold only this project")
+
+    p = sub.add_parser("import", help="import a MIQA CSV or JSON file")
+    p.add_argument("file", type=Path)
+    p.add_argument(
+        "--project",
+        help="import into this project only (default: every project in the file, a global import)",
+    )
+    p.add_argument("--mode", choices=("replace", "append"), default="replace")
+    p.add_argument("--dry-run", action="store_true", help="report what would change; write nothing")
+
+    p = sub.add_parser("export", help="export to a MIQA CSV (or .json) file")
+    p.add_argument("file", type=Path)
+    p.add_argument("--project", help="export this project only (default: every project)")
+
+    sub.add_parser("projects", help="list projects and their review progress")
+
+    users = sub.add_parser("users", help="manage users").add_subparsers(
+        dest="action", required=True
+    )
+    p = users.add_parser("add", help="add a user (the first user of a catalog is a superuser)")
+    p.add_argument("name")
+    p.add_argument("--superuser", action="store_true")
+    users.add_parser("list", help="list users")
+
+    roles = sub.add_parser("roles", help="manage project roles").add_subparsers(
+        dest="action", required=True
+    )
+    p = roles.add_parser("set", help="give USER a ROLE in PROJECT")
+    p.add_argument("project")
+    p.add_argument("user")
+    p.add_argument("role", help=", ".join(r.value for r in Role) + " or none")
+    p = roles.add_parser("list", help="list roles")
+    p.add_argument("--project")
+
+    p = sub.add_parser(
+        "demo", help="build the demo project from images that packages ship, and import it"
+    )
+    p.add_argument("--dir", type=Path, default=Path("demo"), help="where to write it (./demo)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except ImportFileError as exc:
+        print(exc.report if exc.report is not None else exc, file=sys.stderr)
+        print("nothing was imported", file=sys.stderr)
+        return 1
+    except MiqaError as exc:
+        print(f"miqa-nb: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _catalog(args: argparse.Namespace, path: Path | None = None) -> Catalog:
+    return Catalog(path or args.catalog or default_catalog_path(), data_roots=args.data_roots)
+
+
+def _run(args: argparse.Namespace) -> int:
+    user = current_user(args.user)
+    if args.command == "demo":
+        return _demo(args, user)
+    catalog = _catalog(args)
+    if args.command == "validate":
+        report = catalog.validate(args.file, project=args.project, progress=True)
+        print(report)
+        return 0 if report.ok else 1
+    if args.command == "import":
+        report = catalog.import_file(
+            args.file,
+            by=user,
+            project=args.project,
+            mode=args.mode,
+            dry_run=args.dry_run,
+            progress=True,
+        )
+        print(report)
+        print("dry run: nothing was written" if args.dry_run else catalog.summary())
+        return 0
+    if args.command == "export":
+        path = catalog.export_file(args.file, by=user, project=args.project)
+        print(f"wrote {path}")
+        return 0
+    if args.command == "projects":
+        print(catalog.projects().to_string(index=False))
+        return 0
+    if args.command == "users":
+        if args.action == "add":
+            catalog.add_user(args.name, superuser=args.superuser, by=user)
+            print(f"added user {args.name!r}")
+        else:
+            print(catalog.users().to_string(index=False))
+        return 0
+    if args.command == "roles":
+        if args.action == "set":
+            role = None if args.role.lower() == "none" else args.role
+            catalog.set_role(args.project, args.user, role, by=user)
+            print(f"{args.user} is now {role or 'without a role'} in {args.project}")
+        else:
+            print(catalog.roles(args.project).to_string(index=False))
+        return 0
+    raise AssertionError(args.command)  # pragma: no cover - argparse rejects the rest
+
+
+def _demo(args: argparse.Namespace, user: str) -> int:
+    from miqa_nb.demo_setup import DEMO_USERS, build_demo
+
+    folder = args.dir.resolve()
+    catalog_path = args.catalog or folder / "demo.duckdb"
+    print(f"building the demo project in {folder} ...")
+    report = build_demo(folder, catalog_path, admin=user, progress=True)
+    print(report.summary())
+    catalog = Catalog(catalog_path)
+    print(catalog.summary())
+    print(f"users: {user} (superuser), " + ", ".join(f"{n} ({r})" for n, r in DEMO_USERS.items()))
+    print(f"catalog: {catalog_path}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

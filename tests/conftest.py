@@ -1,0 +1,93 @@
+"""Shared fixtures: a real catalog file, the MIQA sample files, small import files."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+from miqa_nb.catalog import Catalog
+from miqa_nb.formats import MIQA_COLUMNS
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SAMPLES = Path(os.environ.get("MIQA_NB_SAMPLES", SHARED / "data" / "miqa-samples"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see the developer's catalog, roots or user settings."""
+    for name in ("MIQA_NB_CATALOG", "MIQA_NB_DATA_ROOTS", "MIQA_NB_USER", "JUPYTERHUB_USER"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def samples() -> Path:
+    """MIQA's own sample files (shared/data/miqa-samples); skipped where absent."""
+    if not SAMPLES.is_dir():
+        pytest.skip(f"MIQA sample files not found at {SAMPLES} (set MIQA_NB_SAMPLES)")
+    return SAMPLES
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Catalog:
+    """A fresh catalog file with a superuser 'admin'."""
+    cat = Catalog(tmp_path / "catalog.duckdb", retry_seconds=20)
+    cat.add_user("admin", superuser=True)
+    return cat
+
+
+Row = dict[str, str]
+
+
+@pytest.fixture
+def write_csv(tmp_path: Path) -> Callable[..., Path]:
+    """Write an import CSV from row dicts; frame files named in rows are created empty."""
+
+    def write(
+        rows: Sequence[Row],
+        name: str = "import.csv",
+        columns: Sequence[str] = MIQA_COLUMNS,
+        make_files: bool = True,
+        folder: Path | None = None,
+    ) -> Path:
+        folder = folder or tmp_path
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({c: row.get(c, "") for c in columns})
+        if make_files:
+            for row in rows:
+                location = row.get("file_location", "")
+                if location and not location.startswith("s3://") and not os.path.isabs(location):
+                    target = path.parent / location
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.touch()
+        return path
+
+    return write
+
+
+def frame_row(
+    project: str = "P",
+    experiment: str = "E1",
+    scan: str = "S1",
+    frame: int | str = 0,
+    **more: str,
+) -> Row:
+    """One import row with sensible defaults."""
+    row = {
+        "project_name": project,
+        "experiment_name": experiment,
+        "scan_name": scan,
+        "scan_type": "T1",
+        "frame_number": str(frame),
+        "file_location": f"images/{experiment}/{scan}/f{frame}.nii.gz",
+    }
+    row.update(more)
+    return row

@@ -1,0 +1,165 @@
+"""Reading the shapes of import files: headers, delimiters, encodings, JSON nesting."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from miqa_nb import formats
+from miqa_nb.formats import MIQA_COLUMNS, REQUIRED_COLUMNS
+
+
+def _rows(parsed):
+    return pd.concat(list(parsed.chunks), ignore_index=True)
+
+
+def _checks(parsed):
+    return {p.check for p in parsed.problems}
+
+
+def test_header_read_by_name_in_any_order(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text(
+        "file_location,frame_number,scan_type,scan_name,experiment_name,project_name\n"
+        "x.nii.gz,00,T1,S,E,P\n"
+    )
+    parsed = formats.read_csv(path)
+    rows = _rows(parsed)
+    assert list(rows.columns[:16]) == list(MIQA_COLUMNS)
+    assert rows.loc[0, "frame_number"] == "00" and rows.loc[0, "project_name"] == "P"
+    assert rows.loc[0, "subject_id"] == "" and rows.loc[0, "_row"] == 2
+
+
+def test_fifteen_and_sixteen_column_layouts(tmp_path, samples):
+    spec = [c for c in MIQA_COLUMNS if c != "experiment_notes"]
+    path = tmp_path / "spec.csv"
+    path.write_text(",".join(spec) + "\n" + ",".join(["x"] * 4 + ["0", "a.nii"] + [""] * 9) + "\n")
+    assert not formats.read_csv(path).problems
+    parsed = formats.read_csv(samples / "samples" / "scans_to_review_optional_columns.csv")
+    assert _rows(parsed).loc[0, "experiment_notes"] == "this experiment has a note!"
+
+
+def test_unknown_and_missing_columns_are_named(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text("project_name,experiment_name,scan_name,scan_typo,frame_number,file_location\n")
+    parsed = formats.read_csv(path)
+    unknown = [p for p in parsed.problems if p.check == "unknown-column"]
+    assert unknown[0].column == "scan_typo" and "did you mean 'scan_type'" in unknown[0].message
+    missing = [p for p in parsed.problems if p.check == "missing-column"]
+    assert missing[0].column == "scan_type"
+
+
+def test_empty_file_and_header_only(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert _checks(formats.read_csv(empty)) == {"empty-file"}
+    header = tmp_path / "header.csv"
+    header.write_text(",".join(REQUIRED_COLUMNS) + "\n")
+    parsed = formats.read_csv(header)
+    assert _rows(parsed).empty
+    assert _checks(parsed) == {"no-rows"}
+
+
+@pytest.mark.parametrize(("sep", "word"), [(";", "';'"), ("\t", "tab")])
+def test_wrong_delimiter(tmp_path, sep, word):
+    path = tmp_path / "a.csv"
+    path.write_text(sep.join(REQUIRED_COLUMNS) + "\n" + sep.join(["P", "E", "S", "T1", "0", "a.nii"]))
+    parsed = formats.read_csv(path)
+    assert _checks(parsed) == {"delimiter"}
+    assert word in parsed.problems[0].message and "comma" in parsed.problems[0].message
+
+
+def test_bom_is_accepted_with_a_warning(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + (",".join(REQUIRED_COLUMNS) + "\nP,E,S,T1,0,a.nii\n").encode())
+    parsed = formats.read_csv(path)
+    rows = _rows(parsed)
+    assert rows.loc[0, "project_name"] == "P"
+    assert [(p.severity, p.check) for p in parsed.problems] == [("warning", "byte-order-mark")]
+
+
+def test_latin1_bytes_name_the_line(tmp_path):
+    path = tmp_path / "a.csv"
+    body = ",".join(REQUIRED_COLUMNS) + "\nP,E,S,T1,0,a.nii\nP,E,Sé,T1,1,b.nii\n"
+    path.write_bytes(body.encode("latin-1"))
+    parsed = formats.read_csv(path)
+    list(parsed.chunks)
+    (problem,) = parsed.problems
+    assert problem.check == "encoding" and problem.row == 3 and "0xe9" in problem.message
+    assert "UTF-8" in problem.message
+
+
+def test_quoted_commas_quotes_and_newlines(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text(
+        ",".join(MIQA_COLUMNS) + "\n"
+        'P,E,S,T1,0,a.nii,"note, with ""quotes""\nand a line",,,,U,me,"x;y",,,\n'
+    )
+    rows = _rows(formats.read_csv(path))
+    assert rows.loc[0, "experiment_notes"] == 'note, with "quotes"\nand a line'
+    assert rows.loc[0, "last_decision_note"] == "x;y"
+
+
+def test_chunks_number_rows_across_chunks(tmp_path):
+    path = tmp_path / "a.csv"
+    lines = [",".join(REQUIRED_COLUMNS)] + [f"P,E,S,T1,{n},f{n}.nii" for n in range(25)]
+    path.write_text("\n".join(lines) + "\n")
+    chunks = list(formats.read_csv(path, chunk_rows=10).chunks)
+    assert [len(c) for c in chunks] == [10, 10, 5]
+    assert chunks[2]["_row"].tolist() == list(range(22, 27))
+
+
+def _json(tmp_path, document):
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(document))
+    return formats.read_json(path)
+
+
+def test_json_with_decision_history(samples):
+    parsed = formats.read_json(samples / "miqa" / "core" / "tests" / "data" / "test_import.json")
+    rows = _rows(parsed)
+    assert rows.loc[0, "scan_type"] == "ncanda-t1spgr-v1" and rows.loc[0, "subject_id"] == ""
+    assert parsed.decisions.loc[0, "last_decision"] == "Q?"
+    assert parsed.decisions.loc[0, "last_decision_note"] == "MP(2022-09-16): Damaged Phantom"
+    assert not parsed.problems
+
+
+@pytest.mark.parametrize(
+    ("document", "check", "path"),
+    [
+        ([1, 2], "json-structure", "$"),
+        ({"project": {}}, "unknown-key", '$["project"]'),
+        ({"projects": {"P": {"experiments": {"E": {"scans": {"S": {"type": "T1", "frames": [1]}}}}}}},
+         "json-structure", '$["projects"]["P"]["experiments"]["E"]["scans"]["S"]["frames"]'),
+        ({"projects": {"P": {"experiments": {"E": {"scans": {"S": {"type": "T1", "colour": 1,
+          "frames": {"0": {"file_location": "a.nii"}}}}}}}}},
+         "unknown-key", '$["projects"]["P"]["experiments"]["E"]["scans"]["S"]["colour"]'),
+        ({"projects": {"P": {"experiments": {"E": {"scans": {"S": {"type": {"x": 1},
+          "frames": {"0": {"file_location": "a.nii"}}}}}}}}},
+         "json-structure", '$["projects"]["P"]["experiments"]["E"]["scans"]["S"]["type"]'),
+    ],
+)
+def test_json_structure_problems_give_the_path(tmp_path, document, check, path):
+    parsed = _json(tmp_path, document)
+    assert any(p.check == check and p.path == path for p in parsed.problems), parsed.problems
+
+
+def test_malformed_json(tmp_path):
+    path = tmp_path / "a.json"
+    path.write_text('{"projects": {')
+    (problem,) = formats.read_json(path).problems
+    assert problem.check == "malformed-json" and "line 1" in problem.message
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path):
+    target = tmp_path / "out.csv"
+    target.write_text("old")
+
+    def fail(tmp):
+        tmp.write_text("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        formats.write_csv(fail, target)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]

@@ -1,0 +1,183 @@
+"""Every kind of bad input is reported, with file, row, column, value and a fix."""
+
+import os
+
+import pytest
+
+from conftest import frame_row
+from miqa_nb.formats import REQUIRED_COLUMNS
+from miqa_nb.validation import validate
+from miqa_nb.vocabulary import ScanTypes
+
+
+def _problems(staged, check):
+    return [p for p in staged.report.problems if p.check == check]
+
+
+def test_clean_file_builds_tables(write_csv):
+    rows = [frame_row(frame=n, subject_id="s1") for n in range(3)]
+    rows.append(frame_row(scan="S2", scan_type="t1w", frame="00"))
+    staged = validate(write_csv(rows))
+    assert staged.report.ok and not staged.report.problems
+    assert staged.report.counts == {"projects": 1, "experiments": 1, "scans": 2, "frames": 4, "decisions": 0}
+    types = staged.con.execute("SELECT name, type FROM v_scans ORDER BY 1").fetchall()
+    assert types == [("S1", "T1"), ("S2", "T1")]
+
+
+@pytest.mark.parametrize("bad", ["abc", "-1", "1.5", "1e3", " "])
+def test_bad_frame_numbers(write_csv, bad):
+    staged = validate(write_csv([frame_row(frame=0), frame_row(frame=bad, scan="S2")], make_files=False))
+    (problem,) = _problems(staged, "frame-number") or _problems(staged, "required-value")
+    assert problem.row == 3 and problem.column == "frame_number"
+    if bad.strip():
+        assert problem.value == bad and "whole number" in problem.message
+
+
+def test_frame_number_00_is_0(write_csv):
+    staged = validate(write_csv([frame_row(frame="00")]))
+    assert staged.con.execute("SELECT frame_number FROM v_frames").fetchall() == [(0,)]
+
+
+def test_duplicate_frames_name_both_rows(write_csv):
+    rows = [frame_row(frame=0), frame_row(frame=1), frame_row(frame="01")]
+    (problem,) = _problems(validate(write_csv(rows)), "duplicate-frame")
+    assert "rows 3 and 4" in problem.message and problem.value == "1"
+
+
+def test_scan_rows_disagreeing_name_both_rows(write_csv):
+    rows = [frame_row(frame=0, subject_id="a"), frame_row(frame=1, subject_id="b"),
+            frame_row(frame=2, scan_type="t1"), frame_row(frame=3, scan_type="T2")]
+    staged = validate(write_csv(rows))
+    problems = {p.column: p for p in _problems(staged, "scan-conflict")}
+    assert set(problems) == {"subject_id", "scan_type"}
+    assert "row 2 has 'a', row 3 has 'b'" in problems["subject_id"].message
+    assert "row 5" in problems["scan_type"].message  # t1 and T1 agree; T2 does not
+
+
+def test_unknown_vocabulary_is_reported_with_rows(write_csv):
+    decided = dict(last_decision="U", last_decision_creator="me")
+    rows = [
+        frame_row(scan="S1", scan_type="T7"),
+        frame_row(scan="S2", last_decision="OK", last_decision_creator="me"),
+        frame_row(scan="S3", identified_artifacts="lesions;aliens", **decided),
+        frame_row(scan="S4", location_of_interest="somewhere", **decided),
+        frame_row(scan="S5", last_decision_created="last tuesday", **decided),
+    ]
+    staged = validate(write_csv(rows))
+    found = {p.check: p for p in staged.report.errors}
+    assert set(found) == {"unknown-scan-type", "unknown-decision", "unknown-artifact",
+                          "bad-location", "bad-time"}
+    assert found["unknown-scan-type"].row == 2 and found["unknown-scan-type"].value == "T7"
+    assert found["unknown-decision"].row == 3 and "'OK'" in found["unknown-decision"].message
+    assert "'aliens' is not known" in found["unknown-artifact"].message
+    assert found["bad-location"].row == 5 and found["bad-time"].row == 6
+
+
+def test_decision_fields_without_a_decision(write_csv):
+    staged = validate(write_csv([frame_row(last_decision_note="looks fine")]))
+    assert _problems(staged, "decision-missing")[0].row == 2
+
+
+def test_every_problem_at_once(write_csv):
+    rows = [frame_row(frame="x"), frame_row(scan="S2", scan_type="??"),
+            frame_row(scan="", frame=0), frame_row(scan="S3", file_location="notes.txt")]
+    report = validate(write_csv(rows, make_files=False)).report
+    assert {p.check for p in report.errors} == {
+        "frame-number", "unknown-scan-type", "required-value", "location-suffix"}
+    frame = report.to_frame()
+    assert list(frame.columns[:4]) == ["severity", "check", "message", "file"]
+    assert frame["row"].tolist() == [4, 2, 3, 5] or set(frame["row"]) == {2, 3, 4, 5}
+    text = str(report)
+    assert "4 error(s)" in text and "row 2" in text
+
+
+def test_missing_files_are_counted_warnings(write_csv):
+    rows = [frame_row(frame=n) for n in range(3)]
+    staged = validate(write_csv(rows, make_files=False))
+    assert staged.report.ok
+    warnings = staged.report.warnings
+    assert [w.check for w in warnings] == ["missing-file"] * 3
+    assert [w.row for w in warnings] == [2, 3, 4] and "file not found" in warnings[0].message
+
+
+def test_s3_locations_are_kept(samples):
+    staged = validate(samples / "miqa" / "core" / "tests" / "data" / "s3_import.csv")
+    assert staged.report.ok and not staged.report.problems
+    (location,) = staged.con.execute("SELECT location FROM v_frames").fetchone()
+    assert location.startswith("s3://miqa-sample/IXI_small/")
+
+
+def test_miqa_grandparent_locations_warn(samples):
+    staged = validate(samples / "samples" / "demo_project.csv")
+    assert staged.report.ok
+    grand = _problems(staged, "location-grandparent")
+    assert len(grand) == 5 and "where MIQA resolves" in grand[0].message
+    assert len(_problems(staged, "missing-file")) == 8
+    located = dict(staged.con.execute("SELECT scan || frame_number, location FROM v_frames").fetchall())
+    assert os.path.exists(located["0828-DTI0"])
+    staged = validate(samples / "miqa" / "core" / "tests" / "data" / "relative_import.csv")
+    assert [p.check for p in staged.report.problems] == ["location-grandparent"]
+
+
+def test_dotdot_escaping_the_roots(tmp_path, write_csv):
+    (tmp_path / "outside.nii.gz").touch()
+    rows = [frame_row(file_location="../outside.nii.gz")]
+    path = write_csv(rows, folder=tmp_path / "imports", make_files=False)
+    (problem,) = validate(path).report.errors
+    assert problem.check == "location-escapes-roots" and "MIQA_NB_DATA_ROOTS" in problem.message
+    assert validate(path, roots=[tmp_path]).report.ok
+
+
+def test_absolute_path_outside_the_roots(tmp_path, write_csv, samples):
+    rows = [frame_row(file_location="/etc/passwd.nii.gz")]
+    (problem,) = validate(write_csv(rows, make_files=False)).report.errors
+    assert problem.check == "location-outside-roots" and "/etc/passwd.nii.gz" in problem.message
+    staged = validate(samples / "miqa" / "core" / "tests" / "data" / "test_import.json")
+    assert [p.check for p in staged.report.errors] == ["location-outside-roots"]
+    assert staged.report.errors[0].path.startswith('$["projects"]["ucsd"]')
+    staged = validate(samples / "miqa" / "core" / "tests" / "data" / "test_import.json", roots=["/opt"])
+    assert staged.report.ok and [p.check for p in staged.report.problems] == ["missing-file"]
+
+
+def test_symlink_that_escapes(tmp_path, write_csv):
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "brain.nii.gz").touch()
+    folder = tmp_path / "imports"
+    (folder / "images").mkdir(parents=True)
+    os.symlink(secret / "brain.nii.gz", folder / "images" / "link.nii.gz")
+    os.symlink(secret, folder / "linkdir")
+    rows = [frame_row(file_location="images/link.nii.gz"),
+            frame_row(scan="S2", file_location="linkdir/brain.nii.gz")]
+    report = validate(write_csv(rows, folder=folder, make_files=False)).report
+    assert sorted(p.check for p in report.errors) == ["location-escapes-roots", "location-symlink-escapes"]
+
+
+def test_project_import_rejects_other_projects(write_csv):
+    rows = [frame_row(), frame_row(project="Other", scan="S9")]
+    (problem,) = validate(write_csv(rows), project="P").report.errors
+    assert problem.check == "other-project" and problem.value == "Other" and problem.row == 3
+
+
+def test_catalog_scan_types_extend_the_vocabulary(write_csv):
+    path = write_csv([frame_row(scan_type="SWI")])
+    assert not validate(path).report.ok
+    assert validate(path, scan_types=ScanTypes(extra=("SWI",))).report.ok
+
+
+def test_names_must_be_one_line(write_csv):
+    staged = validate(write_csv([frame_row(scan="bad\tname")], make_files=False))
+    assert _problems(staged, "control-character")[0].column == "scan_name"
+
+
+def test_links_that_are_not_web_addresses_warn(write_csv):
+    staged = validate(write_csv([frame_row(scan_link="javascript:alert(1)")]))
+    assert staged.report.ok
+    assert _problems(staged, "link-not-web")[0].value == "javascript:alert(1)"
+
+
+def test_header_problems_stop_before_rows(write_csv, tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text(";".join(REQUIRED_COLUMNS) + "\n")
+    report = validate(path).report
+    assert [p.check for p in report.errors] == ["delimiter"]
