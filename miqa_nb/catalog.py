@@ -144,7 +144,7 @@ class Catalog:
 
     def users(self) -> pd.DataFrame:
         """Users and whether each is a superuser."""
-        return self._df("SELECT name, superuser, created FROM users ORDER BY name")
+        return self._df("SELECT name, superuser, created_utc FROM users ORDER BY name")
 
     def add_user(self, name: str, *, superuser: bool = False, by: str | None = None) -> None:
         """Add a user (a superuser's job; the first user of a new catalog adds itself).

@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 CREATE TABLE IF NOT EXISTS users (
     name VARCHAR PRIMARY KEY,
     superuser BOOLEAN NOT NULL DEFAULT false,
-    created TIMESTAMPTZ NOT NULL DEFAULT current_timestamp
+    created_utc TIMESTAMP NOT NULL DEFAULT timezone('UTC', current_timestamp)
 );
 CREATE TABLE IF NOT EXISTS projects (
     name VARCHAR PRIMARY KEY,
@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS projects (
     import_path VARCHAR,
     export_path VARCHAR,
     anatomy_orientation VARCHAR NOT NULL DEFAULT 'neurological',
-    created TIMESTAMPTZ NOT NULL DEFAULT current_timestamp
+    created_utc TIMESTAMP NOT NULL DEFAULT timezone('UTC', current_timestamp)
 );
 CREATE TABLE IF NOT EXISTS roles (
     project VARCHAR NOT NULL,

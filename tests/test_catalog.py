@@ -1,0 +1,258 @@
+"""The catalog: import semantics, transactions, backups, roles, decisions, DataFrames."""
+
+import json
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from conftest import frame_row
+from miqa_nb import Catalog, Decision, ImportFileError, MiqaError, NotFound, PermissionDenied
+from miqa_nb.vocabulary import ScanState
+
+
+def _snapshot(cat):
+    return {t: cat.sql(f"SELECT * FROM {t} ORDER BY ALL").astype(str).to_dict("list")
+            for t in ("projects", "experiments", "scans", "frames", "decisions", "roles", "users")}
+
+
+@pytest.fixture
+def project(catalog, write_csv):
+    """Project P: E1/S1 (2 frames, decided U), E1/S2 (1 frame), E2/S3 (1 frame, Q?)."""
+    rows = [
+        frame_row(frame=0, last_decision="U", last_decision_creator="rev@lab.org",
+                  last_decision_created="2022-01-01 13:44:34", identified_artifacts="lesions",
+                  location_of_interest="i=1;j=2;k=3.50"),
+        frame_row(frame=1, last_decision="U", last_decision_creator="rev@lab.org",
+                  last_decision_created="2022-01-01 13:44:34", identified_artifacts="lesions",
+                  location_of_interest="i=1;j=2;k=3.50"),
+        frame_row(scan="S2"),
+        frame_row(experiment="E2", scan="S3", scan_type="T2", last_decision="Q?",
+                  last_decision_note="ghost?", experiment_notes="second, \"quoted\""),
+    ]
+    path = write_csv(rows)
+    catalog.import_file(path, by="admin")
+    return path
+
+
+def test_import_builds_the_hierarchy(catalog, project):
+    scans = catalog.scans()
+    assert scans[["experiment", "scan", "n_frames"]].values.tolist() == [
+        ["E1", "S1", 2], ["E1", "S2", 1], ["E2", "S3", 1]]
+    assert scans["state"].tolist() == ["complete", "unreviewed", "needs tier-2 review"]
+    assert isinstance(scans["state"].dtype, pd.CategoricalDtype)
+    frames = catalog.frames("P")
+    assert frames["frame_number"].dtype == "int64" and frames["location"].str.startswith("/").all()
+    assert catalog.projects().loc[0, "creator"] == "admin"
+    decisions = catalog.decisions()
+    assert decisions.loc[0, "lesions"] == "present" and decisions.loc[0, "k"] == 3.5
+    assert decisions.loc[0, "created"] == pd.Timestamp("2022-01-01 13:44:34")
+    assert catalog.sql("SELECT count(*) AS n FROM frames WHERE project = ?", ["P"]).n[0] == 4
+
+
+def test_errors_change_nothing(catalog, project, write_csv):
+    before = _snapshot(catalog)
+    bad = write_csv([frame_row(frame="x"), frame_row(scan="S9", scan_type="T7")], name="bad.csv")
+    with pytest.raises(ImportFileError) as info:
+        catalog.import_file(bad, by="admin")
+    assert {p.check for p in info.value.report.errors} == {"frame-number", "unknown-scan-type"}
+    assert "nothing was imported" in str(info.value)
+    assert _snapshot(catalog) == before
+    assert catalog.backups() == []
+
+
+def test_failure_half_way_rolls_back(catalog, project, write_csv, monkeypatch):
+    from miqa_nb import exchange
+
+    before = _snapshot(catalog)
+    real_apply = exchange.apply
+
+    def apply_then_fail(con, mode, creator):
+        real_apply(con, mode, creator)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(exchange, "apply", apply_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        catalog.import_file(write_csv([frame_row(scan="New")], name="n.csv"), by="admin")
+    assert _snapshot(catalog) == before
+
+
+def test_replace_takes_the_files_state_and_backs_up(catalog, project, write_csv):
+    catalog.record_decision("P", "E1", "S2", "U", by="admin")
+    path = write_csv([frame_row(scan="S2"), frame_row(scan="S4")], name="v2.csv")
+    report = catalog.import_file(path, by="admin")
+    changes = report.changes.set_index("level")
+    assert changes.loc["scans", "added"] == 1 and changes.loc["scans", "removed"] == 2
+    assert changes.loc["decisions", "removed"] == 3
+    assert catalog.scans()["scan"].tolist() == ["S2", "S4"]
+    assert catalog.decisions().empty
+    (backup,) = catalog.backups()
+    saved = json.loads(backup.read_text())
+    decisions = saved["projects"]["P"]["experiments"]["E1"]["scans"]["S2"]["decisions"]
+    assert decisions[0]["decision"] == "U" and decisions[0]["creator"] == "admin"
+    # the backup restores every decision (its paths lie under the data roots)
+    restoring = Catalog(catalog.path, data_roots=[project.parent])
+    restoring.import_file(backup, by="admin", project="P")
+    assert len(restoring.decisions()) == 3
+
+
+def test_backups_are_bounded(tmp_path, write_csv):
+    ticks = iter(range(100))
+    cat = Catalog(tmp_path / "c.duckdb", backups_kept=2,
+                  clock=lambda: datetime(2026, 1, 1, 0, 0, next(ticks), tzinfo=UTC))
+    cat.add_user("admin")
+    path = write_csv([frame_row()])
+    for _ in range(4):
+        cat.import_file(path, by="admin")
+    assert len(cat.backups()) == 2
+
+
+def test_dry_run_reports_and_writes_nothing(catalog, project, write_csv):
+    before = _snapshot(catalog)
+    path = write_csv([frame_row(frame=0, file_location="images/E1/S1/other.nii.gz"),
+                      frame_row(scan="S5")], name="d.csv")
+    report = catalog.import_file(path, by="admin", dry_run=True)
+    changes = report.changes.set_index("level")
+    assert changes.loc["frames", "changed"] == 1 and changes.loc["frames", "removed"] == 3
+    assert changes.loc["scans", "added"] == 1 and changes.loc["experiments", "removed"] == 1
+    assert "changes:" in str(report)
+    assert _snapshot(catalog) == before
+
+
+def test_append_adds_new_and_keeps_existing(catalog, project, write_csv):
+    rows = [frame_row(frame=0, file_location="images/E1/S1/moved.nii.gz"),
+            frame_row(frame=2), frame_row(scan="S6", last_decision="UN", last_decision_note="bad")]
+    report = catalog.import_file(write_csv(rows, name="a.csv"), by="admin", mode="append")
+    changes = report.changes.set_index("level")
+    assert changes.loc["frames", "added"] == 2 and changes.loc["frames", "conflicts"] == 1
+    conflict = [p for p in report.warnings if p.check == "conflict"]
+    assert conflict and "moved.nii.gz" in conflict[0].message
+    frames = catalog.frames()
+    assert len(frames) == 6 and not frames["location"].str.contains("moved").any()
+    assert len(catalog.decisions()) == 3
+    again = catalog.import_file(write_csv(rows, name="a.csv"), by="admin", mode="append")
+    assert again.changes.set_index("level").loc["decisions", "added"] == 0
+
+
+def test_project_import_cannot_touch_other_projects(catalog, project, write_csv):
+    catalog.import_file(write_csv([frame_row(project="Q")], name="q.csv"), by="admin")
+    path = write_csv([frame_row(project="P"), frame_row(project="Q", scan="X")], name="pq.csv")
+    with pytest.raises(ImportFileError, match="other-project|project 'Q'"):
+        catalog.import_file(path, by="admin", project="P")
+    assert catalog.scans("Q")["scan"].tolist() == ["S1"]
+
+
+def test_roles_and_permissions(catalog, project, write_csv, tmp_path):
+    for name in ("t1", "t2", "collab", "creator", "nobody"):
+        catalog.add_user(name, by="admin")
+    catalog.set_role("P", "t1", "tier1", by="admin")
+    catalog.set_role("P", "t2", "tier-2", by="admin")
+    catalog.set_role("P", "collab", "collaborator", by="admin")
+    catalog.sql("UPDATE projects SET creator = 'creator' WHERE name = 'P'")
+    before = _snapshot(catalog)
+    out = tmp_path / "out.csv"
+
+    for user in ("t1", "t2", "collab", "nobody"):
+        with pytest.raises(PermissionDenied, match="creator and superusers"):
+            catalog.set_project_paths("P", by=user, import_path="/data/p.csv")
+    for user in ("collab", "nobody"):
+        with pytest.raises(PermissionDenied, match="reviewers"):
+            catalog.import_file(project, by=user, project="P")
+        with pytest.raises(PermissionDenied):
+            catalog.export_file(out, by=user, project="P")
+    for user in ("t1", "t2", "creator", "collab"):
+        with pytest.raises(PermissionDenied, match="superusers"):
+            catalog.import_file(project, by=user)
+        with pytest.raises(PermissionDenied, match="superusers"):
+            catalog.export_file(out, by=user)
+        with pytest.raises(PermissionDenied):
+            catalog.add_user("x", by=user)
+    with pytest.raises(PermissionDenied, match="not in the catalog"):
+        catalog.export_file(out, by="stranger", project="P")
+    assert _snapshot(catalog) == before and not out.exists()
+
+    catalog.set_project_paths("P", by="creator", import_path=str(project))
+    catalog.import_project("P", by="t1")
+    catalog.export_file(out, by="t2", project="P")
+    assert out.exists()
+    with pytest.raises(MiqaError, match="absolute"):
+        catalog.set_project_paths("P", by="admin", export_path="relative.csv")
+
+
+def test_decisions_follow_roles(catalog, project):
+    for name, role in (("t1", "tier1"), ("t2", "tier2"), ("collab", "collaborator")):
+        catalog.add_user(name, by="admin")
+        catalog.set_role("P", name, role, by="admin")
+    with pytest.raises(PermissionDenied, match="tier-2"):
+        catalog.record_decision("P", "E1", "S2", "UN", by="t1", note="bad")
+    with pytest.raises(PermissionDenied):
+        catalog.record_decision("P", "E1", "S2", "U", by="collab")
+    with pytest.raises(MiqaError, match="needs a note or at least one artifact"):
+        catalog.record_decision("P", "E1", "S2", "Q?", by="t1")
+    catalog.record_decision("P", "E1", "S2", Decision.QUESTIONABLE, by="t1",
+                            artifacts={"ghosting": "present", "lesions": "absent"},
+                            location=(1.5, -2.25, 30))
+    scans = catalog.scans().set_index("scan")
+    assert scans.loc["S2", "state"] == ScanState.NEEDS_TIER2
+    catalog.record_decision("P", "E1", "S2", "UN", by="t2", note="motion")
+    assert catalog.scans().set_index("scan").loc["S2", "state"] == ScanState.COMPLETE
+    history = catalog.decisions("P").query("scan == 'S2'")
+    assert history["decision"].tolist() == ["Q?", "UN"]
+    first = history.iloc[0]
+    assert (first.ghosting_motion, first.lesions, first.inhomogeneity) == (
+        "present", "absent", "not assessed")
+    assert (first.i, first.j, first.k, first.location) == (1.5, -2.25, 30.0, "i=1.5;j=-2.25;k=30")
+    with pytest.raises(NotFound):
+        catalog.record_decision("P", "E1", "nope", "U", by="t2")
+
+
+def test_only_superusers_create_projects_by_import(catalog, write_csv):
+    catalog.add_user("t1", by="admin")
+    with pytest.raises(PermissionDenied, match="create project"):
+        catalog.import_file(write_csv([frame_row(project="New")]), by="t1", project="New")
+    assert catalog.projects().empty
+
+
+def test_global_paths(catalog, project, tmp_path):
+    out = tmp_path / "all.json"
+    catalog.set_global_paths(by="admin", import_path=str(project), export_path=str(out))
+    assert catalog.global_paths() == {"import_path": str(project), "export_path": str(out)}
+    catalog.export_global(by="admin")
+    catalog.import_global(by="admin", dry_run=True)
+    assert json.loads(out.read_text())["projects"]["P"]
+    catalog.add_user("t1", by="admin")
+    with pytest.raises(PermissionDenied):
+        catalog.set_global_paths(by="t1", import_path="/x.csv")
+
+
+def test_miqa_samples_import(catalog, samples):
+    report = catalog.import_file(samples / "samples" / "demo_project.csv", by="admin")
+    assert report.counts["frames"] == 13 and len(report.warnings) == 13
+    scans = catalog.scans()
+    assert len(scans) == 9 and set(scans["type"]) == {"DTI", "MRA", "PD", "T1", "T2"}
+    exp = catalog.sql("SELECT note FROM experiments WHERE name = 'IXI002'").note[0]
+    assert exp.startswith("This dataset was made publicly available")
+
+
+def test_miqa_json_with_history(tmp_path, samples):
+    cat = Catalog(tmp_path / "c.duckdb", data_roots=["/opt"])
+    cat.add_user("admin")
+    cat.import_file(samples / "miqa" / "core" / "tests" / "data" / "test_import.json", by="admin")
+    (decision,) = cat.decisions().itertuples()
+    assert decision.decision == "Q?" and decision.creator is None and pd.isna(decision.created)
+    assert cat.scans().loc[0, "state"] == "needs tier-2 review"
+
+
+def test_first_user_is_superuser_and_users_are_unique(tmp_path):
+    cat = Catalog(tmp_path / "c.duckdb")
+    cat.add_user("first")
+    assert cat.users().superuser.tolist() == [True]
+    with pytest.raises(MiqaError, match="exists"):
+        cat.add_user("first", by="first")
+    with pytest.raises(PermissionDenied):
+        cat.add_user("second")
+
+
+def test_summary(catalog, project):
+    text = catalog.summary()
+    assert "P: 2 experiments, 3 scans, 4 frames; 2/3 reviewed, 1 complete" in text
