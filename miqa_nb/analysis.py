@@ -34,12 +34,11 @@ def read_export(path: str | os.PathLike[str]) -> pd.DataFrame:
     >>> df.drop_duplicates("scan_name").groupby("last_decision_creator").size()  # doctest: +SKIP
     """
     parsed = formats.read(path)
-    frames = pd.concat(list(parsed.chunks), ignore_index=True) if parsed.kind else None
-    errors = [p for p in parsed.problems if p.severity == "error"]
-    if errors or frames is None:
+    chunks = list(parsed.chunks)
+    if any(p.severity == "error" for p in parsed.problems):
         report = Report(file=str(path), problems=parsed.problems)
         raise ImportFileError(f"cannot read {path}:\n{report}", report)
-    frames = frames.drop(columns=["_row", "_path"])
+    frames = pd.concat(chunks, ignore_index=True).drop(columns=["_row", "_path"])
     if parsed.decisions is not None:
         frames = _with_last_decision(frames, parsed.decisions)
     return _typed(frames)

@@ -90,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p = roles.add_parser("set", help="give USER a ROLE in PROJECT")
     p.add_argument("project")
-    p.add_argument("user")
+    p.add_argument("member", metavar="USER")
     p.add_argument("role", help=", ".join(r.value for r in Role) + " or none")
     p = roles.add_parser("list", help="list roles")
     p.add_argument("--project")
@@ -160,8 +160,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "roles":
         if args.action == "set":
             role = None if args.role.lower() == "none" else args.role
-            catalog.set_role(args.project, args.user, role, by=user)
-            print(f"{args.user} is now {role or 'without a role'} in {args.project}")
+            catalog.set_role(args.project, args.member, role, by=user)
+            print(f"{args.member} is now {role or 'without a role'} in {args.project}")
         else:
             print(catalog.roles(args.project).to_string(index=False))
         return 0

@@ -1,0 +1,75 @@
+"""The miqa-nb command line, run as a user would (a real subprocess for the entry point)."""
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from conftest import frame_row
+from miqa_nb import Catalog
+from miqa_nb.cli import current_user, main
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    catalog = tmp_path / "cli.duckdb"
+    monkeypatch.setenv("MIQA_NB_CATALOG", str(catalog))
+    monkeypatch.setenv("MIQA_NB_USER", "admin")
+    assert main(["users", "add", "admin", "--superuser"]) == 0
+    return catalog
+
+
+def test_user_comes_from_flag_then_environment(monkeypatch):
+    monkeypatch.setenv("JUPYTERHUB_USER", "hub-user")
+    assert current_user() == "hub-user"
+    monkeypatch.setenv("MIQA_NB_USER", "me")
+    assert current_user() == "me" and current_user("flag") == "flag"
+
+
+def test_validate_import_export_projects(cli, write_csv, tmp_path, capsys):
+    path = write_csv([frame_row(frame=n) for n in range(2)])
+    assert main(["validate", str(path)]) == 0
+    assert "0 error(s)" in capsys.readouterr().out
+    assert main(["import", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "dry run: nothing was written" in out and "frames" in out
+    assert Catalog(cli).projects().empty
+    assert main(["import", str(path), "--project", "P"]) == 0
+    assert "P: 1 experiments, 1 scans, 2 frames" in capsys.readouterr().out
+    assert main(["export", str(tmp_path / "out.csv"), "--project", "P"]) == 0
+    assert len(pd.read_csv(tmp_path / "out.csv")) == 2
+    assert main(["projects"]) == 0
+    assert "P" in capsys.readouterr().out
+
+
+def test_errors_exit_non_zero_with_the_report(cli, write_csv, capsys):
+    path = write_csv([frame_row(frame="abc")])
+    assert main(["import", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "row 2" in err and "'abc'" in err and "nothing was imported" in err
+    assert main(["validate", str(path)]) == 1
+
+
+def test_permission_refusal_is_a_message(cli, write_csv, capsys, monkeypatch):
+    assert main(["users", "add", "bob"]) == 0
+    monkeypatch.setenv("MIQA_NB_USER", "bob")
+    assert main(["import", str(write_csv([frame_row()]))]) == 1
+    assert "only superusers may" in capsys.readouterr().err
+    assert main(["users", "add", "eve"]) == 1
+
+
+def test_roles(cli, write_csv, capsys):
+    main(["import", str(write_csv([frame_row()]))])
+    assert main(["users", "add", "bob"]) == 0
+    assert main(["roles", "set", "P", "bob", "tier2"]) == 0
+    assert main(["roles", "list", "--project", "P"]) == 0
+    assert "tier2" in capsys.readouterr().out
+    assert main(["roles", "set", "P", "bob", "boss"]) == 1
+
+
+def test_console_script_runs(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "miqa_nb.cli", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "validate" in result.stdout and "import" in result.stdout
