@@ -10,6 +10,8 @@ to *check* a file, use :func:`miqa_nb.validation.validate`.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -54,7 +56,7 @@ def _with_last_decision(frames: pd.DataFrame, decisions: pd.DataFrame) -> pd.Dat
     return frames.fillna({c: "" for c in formats.DECISION_COLUMNS})
 
 
-def _lenient(values: pd.Series, parse) -> dict:  # type: ignore[no-untyped-def]
+def _lenient(values: pd.Series, parse: Callable[[str], Any]) -> dict[str, Any]:
     out = {}
     for value in values.dropna().unique():
         if value == "":

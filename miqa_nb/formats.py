@@ -227,12 +227,12 @@ def _csv_chunks(
                 first_row += len(chunk)
                 yield chunk
     except UnicodeDecodeError:
-        row, column, byte = _find_bad_utf8(path)
+        row, position, byte = _find_bad_utf8(path)
         parsed.problems.append(
             Problem(
                 "error",
                 "encoding",
-                f"line {row} is not UTF-8 (byte {byte} at character {column}; Latin-1 or "
+                f"line {row} is not UTF-8 (byte {byte} at character {position}; Latin-1 or "
                 "Windows-1252 text?); save the file as UTF-8",
                 file=name,
                 row=row,

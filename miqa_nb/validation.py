@@ -157,7 +157,7 @@ class _Checker:
         column: str,
         condition: str,
         check: str,
-        message: Callable[[str], str],
+        message: Callable[[str], str] | str,
         *,
         severity: str = "error",
         expected: str | None = None,
@@ -172,7 +172,7 @@ class _Checker:
             self.add(
                 severity,
                 check,
-                message(value),
+                message if isinstance(message, str) else message(value),
                 row=row,
                 path=path,
                 column=column,
@@ -218,7 +218,7 @@ class _Checker:
                 column,
                 f"\"{column}\" = ''",
                 "required-value",
-                lambda v, c=column: f"{c} is empty; it is required on every row",
+                f"{column} is empty; it is required on every row",
                 expected="a value",
             )
 
@@ -229,10 +229,8 @@ class _Checker:
                 column,
                 f"regexp_matches(\"{column}\", '[\\x00-\\x1f\\x7f]')",
                 "control-character",
-                lambda v, c=column: (
-                    f"{c} holds a control character (a tab or line break?); "
-                    "names are one line of text"
-                ),
+                f"{column} holds a control character (a tab or line break?); "
+                "names are one line of text",
                 expected="printable text",
             )
             self.offending(
@@ -240,7 +238,7 @@ class _Checker:
                 column,
                 f'length("{column}") > {MAX_TEXT}',
                 "too-long",
-                lambda v, c=column: f"{c} is longer than {MAX_TEXT} characters",
+                f"{column} is longer than {MAX_TEXT} characters",
                 expected=f"at most {MAX_TEXT} characters",
             )
 

@@ -2,23 +2,32 @@
 
 import pandas as pd
 import pytest
-
 from conftest import frame_row
+
 from miqa_nb.analysis import read_export
 from miqa_nb.errors import ImportFileError
 
 
 @pytest.fixture
 def exported(catalog, write_csv, tmp_path):
-    rows = [frame_row(frame=n, last_decision="Q?", last_decision_creator="a",
-                      last_decision_created="2022-01-02 09:04:22",
-                      identified_artifacts="ghosting_motion;lesions",
-                      location_of_interest="i=-2.5;j=1;k=30") for n in range(2)]
+    rows = [
+        frame_row(
+            frame=n,
+            last_decision="Q?",
+            last_decision_creator="a",
+            last_decision_created="2022-01-02 09:04:22",
+            identified_artifacts="ghosting_motion;lesions",
+            location_of_interest="i=-2.5;j=1;k=30",
+        )
+        for n in range(2)
+    ]
     rows.append(frame_row(scan="S2"))
     catalog.import_file(write_csv(rows), by="admin")
     catalog.record_decision("P", "E1", "S2", "U", by="admin")
-    return (catalog.export_file(tmp_path / "e.csv", by="admin"),
-            catalog.export_file(tmp_path / "e.json", by="admin"))
+    return (
+        catalog.export_file(tmp_path / "e.csv", by="admin"),
+        catalog.export_file(tmp_path / "e.json", by="admin"),
+    )
 
 
 @pytest.mark.parametrize("which", [0, 1])

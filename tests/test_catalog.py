@@ -5,30 +5,48 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
-
 from conftest import frame_row
+
 from miqa_nb import Catalog, Decision, ImportFileError, MiqaError, NotFound, PermissionDenied
 from miqa_nb.vocabulary import ScanState
 
 
 def _snapshot(cat):
-    return {t: cat.sql(f"SELECT * FROM {t} ORDER BY ALL").astype(str).to_dict("list")
-            for t in ("projects", "experiments", "scans", "frames", "decisions", "roles", "users")}
+    return {
+        t: cat.sql(f"SELECT * FROM {t} ORDER BY ALL").astype(str).to_dict("list")
+        for t in ("projects", "experiments", "scans", "frames", "decisions", "roles", "users")
+    }
 
 
 @pytest.fixture
 def project(catalog, write_csv):
     """Project P: E1/S1 (2 frames, decided U), E1/S2 (1 frame), E2/S3 (1 frame, Q?)."""
     rows = [
-        frame_row(frame=0, last_decision="U", last_decision_creator="rev@lab.org",
-                  last_decision_created="2022-01-01 13:44:34", identified_artifacts="lesions",
-                  location_of_interest="i=1;j=2;k=3.50"),
-        frame_row(frame=1, last_decision="U", last_decision_creator="rev@lab.org",
-                  last_decision_created="2022-01-01 13:44:34", identified_artifacts="lesions",
-                  location_of_interest="i=1;j=2;k=3.50"),
+        frame_row(
+            frame=0,
+            last_decision="U",
+            last_decision_creator="rev@lab.org",
+            last_decision_created="2022-01-01 13:44:34",
+            identified_artifacts="lesions",
+            location_of_interest="i=1;j=2;k=3.50",
+        ),
+        frame_row(
+            frame=1,
+            last_decision="U",
+            last_decision_creator="rev@lab.org",
+            last_decision_created="2022-01-01 13:44:34",
+            identified_artifacts="lesions",
+            location_of_interest="i=1;j=2;k=3.50",
+        ),
         frame_row(scan="S2"),
-        frame_row(experiment="E2", scan="S3", scan_type="T2", last_decision="Q?",
-                  last_decision_note="ghost?", experiment_notes="second, \"quoted\""),
+        frame_row(
+            experiment="E2",
+            scan="S3",
+            scan_type="T2",
+            last_decision="Q?",
+            last_decision_note="ghost?",
+            experiment_notes='second, "quoted"',
+        ),
     ]
     path = write_csv(rows)
     catalog.import_file(path, by="admin")
@@ -38,7 +56,10 @@ def project(catalog, write_csv):
 def test_import_builds_the_hierarchy(catalog, project):
     scans = catalog.scans()
     assert scans[["experiment", "scan", "n_frames"]].values.tolist() == [
-        ["E1", "S1", 2], ["E1", "S2", 1], ["E2", "S3", 1]]
+        ["E1", "S1", 2],
+        ["E1", "S2", 1],
+        ["E2", "S3", 1],
+    ]
     assert scans["state"].tolist() == ["complete", "unreviewed", "needs tier-2 review"]
     assert isinstance(scans["state"].dtype, pd.CategoricalDtype)
     frames = catalog.frames("P")
@@ -98,8 +119,11 @@ def test_replace_takes_the_files_state_and_backs_up(catalog, project, write_csv)
 
 def test_backups_are_bounded(tmp_path, write_csv):
     ticks = iter(range(100))
-    cat = Catalog(tmp_path / "c.duckdb", backups_kept=2,
-                  clock=lambda: datetime(2026, 1, 1, 0, 0, next(ticks), tzinfo=UTC))
+    cat = Catalog(
+        tmp_path / "c.duckdb",
+        backups_kept=2,
+        clock=lambda: datetime(2026, 1, 1, 0, 0, next(ticks), tzinfo=UTC),
+    )
     cat.add_user("admin")
     path = write_csv([frame_row()])
     for _ in range(4):
@@ -109,8 +133,10 @@ def test_backups_are_bounded(tmp_path, write_csv):
 
 def test_dry_run_reports_and_writes_nothing(catalog, project, write_csv):
     before = _snapshot(catalog)
-    path = write_csv([frame_row(frame=0, file_location="images/E1/S1/other.nii.gz"),
-                      frame_row(scan="S5")], name="d.csv")
+    path = write_csv(
+        [frame_row(frame=0, file_location="images/E1/S1/other.nii.gz"), frame_row(scan="S5")],
+        name="d.csv",
+    )
     report = catalog.import_file(path, by="admin", dry_run=True)
     changes = report.changes.set_index("level")
     assert changes.loc["frames", "changed"] == 1 and changes.loc["frames", "removed"] == 3
@@ -120,8 +146,11 @@ def test_dry_run_reports_and_writes_nothing(catalog, project, write_csv):
 
 
 def test_append_adds_new_and_keeps_existing(catalog, project, write_csv):
-    rows = [frame_row(frame=0, file_location="images/E1/S1/moved.nii.gz"),
-            frame_row(frame=2), frame_row(scan="S6", last_decision="UN", last_decision_note="bad")]
+    rows = [
+        frame_row(frame=0, file_location="images/E1/S1/moved.nii.gz"),
+        frame_row(frame=2),
+        frame_row(scan="S6", last_decision="UN", last_decision_note="bad"),
+    ]
     report = catalog.import_file(write_csv(rows, name="a.csv"), by="admin", mode="append")
     changes = report.changes.set_index("level")
     assert changes.loc["frames", "added"] == 2 and changes.loc["frames", "conflicts"] == 1
@@ -137,7 +166,7 @@ def test_append_adds_new_and_keeps_existing(catalog, project, write_csv):
 def test_project_import_cannot_touch_other_projects(catalog, project, write_csv):
     catalog.import_file(write_csv([frame_row(project="Q")], name="q.csv"), by="admin")
     path = write_csv([frame_row(project="P"), frame_row(project="Q", scan="X")], name="pq.csv")
-    with pytest.raises(ImportFileError, match="other-project|project 'Q'"):
+    with pytest.raises(ImportFileError, match=r"other-project|project 'Q'"):
         catalog.import_file(path, by="admin", project="P")
     assert catalog.scans("Q")["scan"].tolist() == ["S1"]
 
@@ -189,9 +218,15 @@ def test_decisions_follow_roles(catalog, project):
         catalog.record_decision("P", "E1", "S2", "U", by="collab")
     with pytest.raises(MiqaError, match="needs a note or at least one artifact"):
         catalog.record_decision("P", "E1", "S2", "Q?", by="t1")
-    catalog.record_decision("P", "E1", "S2", Decision.QUESTIONABLE, by="t1",
-                            artifacts={"ghosting": "present", "lesions": "absent"},
-                            location=(1.5, -2.25, 30))
+    catalog.record_decision(
+        "P",
+        "E1",
+        "S2",
+        Decision.QUESTIONABLE,
+        by="t1",
+        artifacts={"ghosting": "present", "lesions": "absent"},
+        location=(1.5, -2.25, 30),
+    )
     scans = catalog.scans().set_index("scan")
     assert scans.loc["S2", "state"] == ScanState.NEEDS_TIER2
     catalog.record_decision("P", "E1", "S2", "UN", by="t2", note="motion")
@@ -200,7 +235,10 @@ def test_decisions_follow_roles(catalog, project):
     assert history["decision"].tolist() == ["Q?", "UN"]
     first = history.iloc[0]
     assert (first.ghosting_motion, first.lesions, first.inhomogeneity) == (
-        "present", "absent", "not assessed")
+        "present",
+        "absent",
+        "not assessed",
+    )
     assert (first.i, first.j, first.k, first.location) == (1.5, -2.25, 30.0, "i=1.5;j=-2.25;k=30")
     with pytest.raises(NotFound):
         catalog.record_decision("P", "E1", "nope", "U", by="t2")

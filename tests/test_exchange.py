@@ -6,28 +6,42 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
+from conftest import frame_row
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import frame_row
 from miqa_nb import Catalog
 from miqa_nb.formats import MIQA_COLUMNS
 from miqa_nb.vocabulary import ARTIFACTS, SCAN_TYPES
 
 
 def test_csv_export_is_miqas_16_columns(catalog, write_csv, tmp_path):
-    rows = [frame_row(frame=n, last_decision="UN", last_decision_creator="a@b.org",
-                      last_decision_note='bad, "very"', last_decision_created="2022-01-02 09:04:22",
-                      identified_artifacts="partial_coverage;misalignment",
-                      location_of_interest="i=-2.669;j=-61.718;k=-48.763") for n in range(2)]
+    rows = [
+        frame_row(
+            frame=n,
+            last_decision="UN",
+            last_decision_creator="a@b.org",
+            last_decision_note='bad, "very"',
+            last_decision_created="2022-01-02 09:04:22",
+            identified_artifacts="partial_coverage;misalignment",
+            location_of_interest="i=-2.669;j=-61.718;k=-48.763",
+        )
+        for n in range(2)
+    ]
     catalog.import_file(write_csv(rows), by="admin")
     out = catalog.export_file(tmp_path / "export.csv", by="admin", project="P")
     with open(out, newline="") as handle:
         table = list(csv.reader(handle))
     assert table[0] == list(MIQA_COLUMNS)
     assert table[1][4:6] == ["0", "images/E1/S1/f0.nii.gz"]  # relative to the export's folder
-    assert table[1][10:] == ["UN", "a@b.org", 'bad, "very"', "2022-01-02 09:04:22",
-                             "partial_brain_coverage;misalignment", "i=-2.669;j=-61.718;k=-48.763"]
+    assert table[1][10:] == [
+        "UN",
+        "a@b.org",
+        'bad, "very"',
+        "2022-01-02 09:04:22",
+        "partial_brain_coverage;misalignment",
+        "i=-2.669;j=-61.718;k=-48.763",
+    ]
 
 
 def test_export_outside_the_data_folder_writes_absolute_paths(catalog, write_csv, tmp_path):
@@ -51,8 +65,14 @@ def test_json_export_keeps_history_newest_first(catalog, write_csv, tmp_path):
     scan = json.loads(out.read_text())["projects"]["P"]["experiments"]["E1"]["scans"]["S1"]
     assert [d["decision"] for d in scan["decisions"]] == ["U", "Q?"]
     assert set(scan) == {"type", "subject_id", "session_id", "scan_link", "frames", "decisions"}
-    assert set(scan["decisions"][0]) == {"decision", "creator", "note", "created",
-                                         "user_identified_artifacts", "location"}
+    assert set(scan["decisions"][0]) == {
+        "decision",
+        "creator",
+        "note",
+        "created",
+        "user_identified_artifacts",
+        "location",
+    }
     assert scan["decisions"][0]["created"].endswith("+00:00")
 
 
@@ -74,12 +94,16 @@ NAME = st.text(
     st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1, max_size=10
 ).filter(lambda s: s.strip() == s and s != "")
 OPTIONAL = st.one_of(st.just(""), NAME)
-NOTE = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\r"), max_size=20)
+NOTE = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\r"), max_size=20
+)
 TIME = st.builds(
-    lambda d, tz: (d.replace(tzinfo=None) if tz is None
-                   else d.replace(tzinfo=timezone(timedelta(minutes=tz)))),
+    lambda d, tz: (
+        d.replace(tzinfo=None) if tz is None else d.replace(tzinfo=timezone(timedelta(minutes=tz)))
+    ),
     st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2030, 1, 1)).map(
-        lambda d: d.replace(microsecond=0)),
+        lambda d: d.replace(microsecond=0)
+    ),
     st.one_of(st.none(), st.sampled_from([0, 60, -330, 540])),
 )
 LOCATION = st.tuples(*[st.floats(-300, 300, allow_nan=False).map(lambda v: round(v, 3))] * 3)
@@ -113,30 +137,48 @@ def projects(draw):
                     "scan_type": draw(st.sampled_from(SCAN_TYPES)),
                     "subject_id": draw(OPTIONAL),
                     "session_id": draw(OPTIONAL),
-                    "scan_link": draw(st.one_of(st.just(""), NAME.map(lambda s: "https://x.org/" + s))),
+                    "scan_link": draw(
+                        st.one_of(st.just(""), NAME.map(lambda s: "https://x.org/" + s))
+                    ),
                     **draw(decisions()),
                 }
-                for frame in draw(st.lists(st.integers(0, 20), min_size=1, max_size=3, unique=True)):
+                for frame in draw(
+                    st.lists(st.integers(0, 20), min_size=1, max_size=3, unique=True)
+                ):
                     n += 1
-                    rows.append({"project_name": project, "experiment_name": experiment,
-                                 "scan_name": scan, "frame_number": str(frame),
-                                 "file_location": f"img/{n}.nii.gz", "experiment_notes": note,
-                                 **scan_values})
+                    rows.append(
+                        {
+                            "project_name": project,
+                            "experiment_name": experiment,
+                            "scan_name": scan,
+                            "frame_number": str(frame),
+                            "file_location": f"img/{n}.nii.gz",
+                            "experiment_notes": note,
+                            **scan_values,
+                        }
+                    )
     return rows
 
 
 def _catalog_state(cat):
     tables = {}
-    for table, order in (("experiments", "project, name"), ("scans", "project, experiment, name"),
-                         ("frames", "project, experiment, scan, frame_number"),
-                         ("decisions", "project, experiment, scan, id")):
-        df = cat.sql(f"SELECT * EXCLUDE ({'id' if table == 'decisions' else 'project'}) "
-                     f"{', project' if table != 'decisions' else ''} FROM {table} ORDER BY {order}")
+    for table, order in (
+        ("experiments", "project, name"),
+        ("scans", "project, experiment, name"),
+        ("frames", "project, experiment, scan, frame_number"),
+        ("decisions", "project, experiment, scan, id"),
+    ):
+        df = cat.sql(
+            f"SELECT * EXCLUDE ({'id' if table == 'decisions' else 'project'}) "
+            f"{', project' if table != 'decisions' else ''} FROM {table} ORDER BY {order}"
+        )
         tables[table] = df.astype(str).to_dict("list")
     return tables
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(rows=projects(), suffix=st.sampled_from([".csv", ".json"]))
 def test_round_trips_are_exact(tmp_path_factory, rows, suffix):
     folder: Path = tmp_path_factory.mktemp("rt")

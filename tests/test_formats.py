@@ -63,7 +63,9 @@ def test_empty_file_and_header_only(tmp_path):
 @pytest.mark.parametrize(("sep", "word"), [(";", "';'"), ("\t", "tab")])
 def test_wrong_delimiter(tmp_path, sep, word):
     path = tmp_path / "a.csv"
-    path.write_text(sep.join(REQUIRED_COLUMNS) + "\n" + sep.join(["P", "E", "S", "T1", "0", "a.nii"]))
+    path.write_text(
+        sep.join(REQUIRED_COLUMNS) + "\n" + sep.join(["P", "E", "S", "T1", "0", "a.nii"])
+    )
     parsed = formats.read_csv(path)
     assert _checks(parsed) == {"delimiter"}
     assert word in parsed.problems[0].message and "comma" in parsed.problems[0].message
@@ -71,7 +73,9 @@ def test_wrong_delimiter(tmp_path, sep, word):
 
 def test_bom_is_accepted_with_a_warning(tmp_path):
     path = tmp_path / "a.csv"
-    path.write_bytes(b"\xef\xbb\xbf" + (",".join(REQUIRED_COLUMNS) + "\nP,E,S,T1,0,a.nii\n").encode())
+    path.write_bytes(
+        b"\xef\xbb\xbf" + (",".join(REQUIRED_COLUMNS) + "\nP,E,S,T1,0,a.nii\n").encode()
+    )
     parsed = formats.read_csv(path)
     rows = _rows(parsed)
     assert rows.loc[0, "project_name"] == "P"
@@ -129,14 +133,56 @@ def test_json_with_decision_history(samples):
     [
         ([1, 2], "json-structure", "$"),
         ({"project": {}}, "unknown-key", '$["project"]'),
-        ({"projects": {"P": {"experiments": {"E": {"scans": {"S": {"type": "T1", "frames": [1]}}}}}}},
-         "json-structure", '$["projects"]["P"]["experiments"]["E"]["scans"]["S"]["frames"]'),
-        ({"projects": {"P": {"experiments": {"E": {"scans": {"S": {"type": "T1", "colour": 1,
-          "frames": {"0": {"file_location": "a.nii"}}}}}}}}},
-         "unknown-key", '$["projects"]["P"]["experiments"]["E"]["scans"]["S"]["colour"]'),
-        ({"projects": {"P": {"experiments": {"E": {"scans": {"S": {"type": {"x": 1},
-          "frames": {"0": {"file_location": "a.nii"}}}}}}}}},
-         "json-structure", '$["projects"]["P"]["experiments"]["E"]["scans"]["S"]["type"]'),
+        (
+            {
+                "projects": {
+                    "P": {"experiments": {"E": {"scans": {"S": {"type": "T1", "frames": [1]}}}}}
+                }
+            },
+            "json-structure",
+            '$["projects"]["P"]["experiments"]["E"]["scans"]["S"]["frames"]',
+        ),
+        (
+            {
+                "projects": {
+                    "P": {
+                        "experiments": {
+                            "E": {
+                                "scans": {
+                                    "S": {
+                                        "type": "T1",
+                                        "colour": 1,
+                                        "frames": {"0": {"file_location": "a.nii"}},
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            },
+            "unknown-key",
+            '$["projects"]["P"]["experiments"]["E"]["scans"]["S"]["colour"]',
+        ),
+        (
+            {
+                "projects": {
+                    "P": {
+                        "experiments": {
+                            "E": {
+                                "scans": {
+                                    "S": {
+                                        "type": {"x": 1},
+                                        "frames": {"0": {"file_location": "a.nii"}},
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            },
+            "json-structure",
+            '$["projects"]["P"]["experiments"]["E"]["scans"]["S"]["type"]',
+        ),
     ],
 )
 def test_json_structure_problems_give_the_path(tmp_path, document, check, path):

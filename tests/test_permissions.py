@@ -6,7 +6,10 @@ from miqa_nb.vocabulary import Decision, Role
 
 
 def test_allowed_decisions_by_role():
-    assert Standing("a", role=Role.TIER1).allowed_decisions() == (Decision.USABLE, Decision.QUESTIONABLE)
+    assert Standing("a", role=Role.TIER1).allowed_decisions() == (
+        Decision.USABLE,
+        Decision.QUESTIONABLE,
+    )
     assert Standing("a", role=Role.TIER2).allowed_decisions() == tuple(Decision)
     assert Standing("a", superuser=True).allowed_decisions() == tuple(Decision)
     assert Standing("a", role=Role.COLLABORATOR).allowed_decisions() == ()

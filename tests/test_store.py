@@ -7,8 +7,8 @@ import time
 
 import duckdb
 import pytest
-
 from conftest import frame_row
+
 from miqa_nb import Catalog, CatalogBusy
 
 
@@ -47,8 +47,10 @@ def test_catalog_is_not_held_between_operations(catalog):
 
 
 def _hold(path: str, seconds: float) -> subprocess.Popen:
-    code = (f"import duckdb, time, sys; c = duckdb.connect({path!r}); print('held', flush=True); "
-            f"time.sleep({seconds}); c.close()")
+    code = (
+        f"import duckdb, time, sys; c = duckdb.connect({path!r}); print('held', flush=True); "
+        f"time.sleep({seconds}); c.close()"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"
     return proc

@@ -3,8 +3,8 @@
 import os
 
 import pytest
-
 from conftest import frame_row
+
 from miqa_nb.formats import REQUIRED_COLUMNS
 from miqa_nb.validation import validate
 from miqa_nb.vocabulary import ScanTypes
@@ -19,14 +19,22 @@ def test_clean_file_builds_tables(write_csv):
     rows.append(frame_row(scan="S2", scan_type="t1w", frame="00"))
     staged = validate(write_csv(rows))
     assert staged.report.ok and not staged.report.problems
-    assert staged.report.counts == {"projects": 1, "experiments": 1, "scans": 2, "frames": 4, "decisions": 0}
+    assert staged.report.counts == {
+        "projects": 1,
+        "experiments": 1,
+        "scans": 2,
+        "frames": 4,
+        "decisions": 0,
+    }
     types = staged.con.execute("SELECT name, type FROM v_scans ORDER BY 1").fetchall()
     assert types == [("S1", "T1"), ("S2", "T1")]
 
 
 @pytest.mark.parametrize("bad", ["abc", "-1", "1.5", "1e3", " "])
 def test_bad_frame_numbers(write_csv, bad):
-    staged = validate(write_csv([frame_row(frame=0), frame_row(frame=bad, scan="S2")], make_files=False))
+    staged = validate(
+        write_csv([frame_row(frame=0), frame_row(frame=bad, scan="S2")], make_files=False)
+    )
     (problem,) = _problems(staged, "frame-number") or _problems(staged, "required-value")
     assert problem.row == 3 and problem.column == "frame_number"
     if bad.strip():
@@ -45,8 +53,12 @@ def test_duplicate_frames_name_both_rows(write_csv):
 
 
 def test_scan_rows_disagreeing_name_both_rows(write_csv):
-    rows = [frame_row(frame=0, subject_id="a"), frame_row(frame=1, subject_id="b"),
-            frame_row(frame=2, scan_type="t1"), frame_row(frame=3, scan_type="T2")]
+    rows = [
+        frame_row(frame=0, subject_id="a"),
+        frame_row(frame=1, subject_id="b"),
+        frame_row(frame=2, scan_type="t1"),
+        frame_row(frame=3, scan_type="T2"),
+    ]
     staged = validate(write_csv(rows))
     problems = {p.column: p for p in _problems(staged, "scan-conflict")}
     assert set(problems) == {"subject_id", "scan_type"}
@@ -65,8 +77,13 @@ def test_unknown_vocabulary_is_reported_with_rows(write_csv):
     ]
     staged = validate(write_csv(rows))
     found = {p.check: p for p in staged.report.errors}
-    assert set(found) == {"unknown-scan-type", "unknown-decision", "unknown-artifact",
-                          "bad-location", "bad-time"}
+    assert set(found) == {
+        "unknown-scan-type",
+        "unknown-decision",
+        "unknown-artifact",
+        "bad-location",
+        "bad-time",
+    }
     assert found["unknown-scan-type"].row == 2 and found["unknown-scan-type"].value == "T7"
     assert found["unknown-decision"].row == 3 and "'OK'" in found["unknown-decision"].message
     assert "'aliens' is not known" in found["unknown-artifact"].message
@@ -79,11 +96,19 @@ def test_decision_fields_without_a_decision(write_csv):
 
 
 def test_every_problem_at_once(write_csv):
-    rows = [frame_row(frame="x"), frame_row(scan="S2", scan_type="??"),
-            frame_row(scan="", frame=0), frame_row(scan="S3", file_location="notes.txt")]
+    rows = [
+        frame_row(frame="x"),
+        frame_row(scan="S2", scan_type="??"),
+        frame_row(scan="", frame=0),
+        frame_row(scan="S3", file_location="notes.txt"),
+    ]
     report = validate(write_csv(rows, make_files=False)).report
     assert {p.check for p in report.errors} == {
-        "frame-number", "unknown-scan-type", "required-value", "location-suffix"}
+        "frame-number",
+        "unknown-scan-type",
+        "required-value",
+        "location-suffix",
+    }
     frame = report.to_frame()
     assert list(frame.columns[:4]) == ["severity", "check", "message", "file"]
     assert frame["row"].tolist() == [4, 2, 3, 5] or set(frame["row"]) == {2, 3, 4, 5}
@@ -113,7 +138,9 @@ def test_miqa_grandparent_locations_warn(samples):
     grand = _problems(staged, "location-grandparent")
     assert len(grand) == 5 and "where MIQA resolves" in grand[0].message
     assert len(_problems(staged, "missing-file")) == 8
-    located = dict(staged.con.execute("SELECT scan || frame_number, location FROM v_frames").fetchall())
+    located = dict(
+        staged.con.execute("SELECT scan || frame_number, location FROM v_frames").fetchall()
+    )
     assert os.path.exists(located["0828-DTI0"])
     staged = validate(samples / "miqa" / "core" / "tests" / "data" / "relative_import.csv")
     assert [p.check for p in staged.report.problems] == ["location-grandparent"]
@@ -135,7 +162,9 @@ def test_absolute_path_outside_the_roots(tmp_path, write_csv, samples):
     staged = validate(samples / "miqa" / "core" / "tests" / "data" / "test_import.json")
     assert [p.check for p in staged.report.errors] == ["location-outside-roots"]
     assert staged.report.errors[0].path.startswith('$["projects"]["ucsd"]')
-    staged = validate(samples / "miqa" / "core" / "tests" / "data" / "test_import.json", roots=["/opt"])
+    staged = validate(
+        samples / "miqa" / "core" / "tests" / "data" / "test_import.json", roots=["/opt"]
+    )
     assert staged.report.ok and [p.check for p in staged.report.problems] == ["missing-file"]
 
 
@@ -147,10 +176,15 @@ def test_symlink_that_escapes(tmp_path, write_csv):
     (folder / "images").mkdir(parents=True)
     os.symlink(secret / "brain.nii.gz", folder / "images" / "link.nii.gz")
     os.symlink(secret, folder / "linkdir")
-    rows = [frame_row(file_location="images/link.nii.gz"),
-            frame_row(scan="S2", file_location="linkdir/brain.nii.gz")]
+    rows = [
+        frame_row(file_location="images/link.nii.gz"),
+        frame_row(scan="S2", file_location="linkdir/brain.nii.gz"),
+    ]
     report = validate(write_csv(rows, folder=folder, make_files=False)).report
-    assert sorted(p.check for p in report.errors) == ["location-escapes-roots", "location-symlink-escapes"]
+    assert sorted(p.check for p in report.errors) == [
+        "location-escapes-roots",
+        "location-symlink-escapes",
+    ]
 
 
 def test_project_import_rejects_other_projects(write_csv):

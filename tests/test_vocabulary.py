@@ -21,14 +21,21 @@ def test_decision_codes():
     assert [d.value for d in Decision] == ["U", "UE", "Q?", "UN"]
     assert Decision.parse(" q? ") is Decision.QUESTIONABLE
     assert Decision.parse("un") is Decision.UNUSABLE
-    with pytest.raises(VocabularyError, match="'X'.*U, UE, Q\\?, UN|U, UE, Q\\?, UN.*'X'"):
+    with pytest.raises(VocabularyError, match=r"'X' was provided"):
         Decision.parse("X")
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("T1", "T1"), ("t1", "T1"), ("T1w", "T1"), ("t2W", "T2"), ("fmri", "FMRI"),
-     ("NCANDA-T1SPGR-V1", "ncanda-t1spgr-v1"), ("ct", "CT")],
+    [
+        ("T1", "T1"),
+        ("t1", "T1"),
+        ("T1w", "T1"),
+        ("t2W", "T2"),
+        ("fmri", "FMRI"),
+        ("NCANDA-T1SPGR-V1", "ncanda-t1spgr-v1"),
+        ("ct", "CT"),
+    ],
 )
 def test_scan_types_case_insensitive_with_aliases(text, expected):
     assert ScanTypes().parse(text) == expected
@@ -86,10 +93,15 @@ def test_timestamps_keep_seconds_and_zone():
     assert aware.utcoffset_minutes == 120 and str(aware) == "2022-01-01 13:44:34+02:00"
     assert str(Timestamp.parse("2022-01-01 13:44:34Z")) == "2022-01-01 13:44:34+00:00"
     assert str(Timestamp.parse("2022-01-01 13:44")) == "2022-01-01 13:44:00"
-    assert str(Timestamp.parse("2022-01-01 13:44:34.250000-05:30")) == "2022-01-01 13:44:34.250000-05:30"
+    assert (
+        str(Timestamp.parse("2022-01-01 13:44:34.250000-05:30"))
+        == "2022-01-01 13:44:34.250000-05:30"
+    )
 
 
-@pytest.mark.parametrize("text", ["yesterday", "2022-13-01 10:00:00", "2022-01-01", "01/02/2022 10:00"])
+@pytest.mark.parametrize(
+    "text", ["yesterday", "2022-13-01 10:00:00", "2022-01-01", "01/02/2022 10:00"]
+)
 def test_unparseable_time(text):
     with pytest.raises(VocabularyError, match="time must look like"):
         Timestamp.parse(text)

@@ -1,0 +1,221 @@
+"""Benchmark of the volumes layer: path -> three windowed PNG planes.
+
+Run ``.venv/bin/python benchmarks/bench_volumes.py`` (``--quick`` for 128^3 volumes
+and fewer runs). Every figure is the median of several runs and is printed with its
+ratio to a baseline measured in the same run:
+
+- baseline: what a notebook user writes today, ``nibabel.load(p).get_fdata()``
+  (``nrrd.read`` for NRRD), then the three middle slices saved as PNG with
+  ``matplotlib.pyplot.imsave`` if matplotlib is installed, else with Pillow after a
+  min/max scaling to uint8;
+- limit: reading the file and inflating it with ``isal`` (no decoding at all);
+- ours, cold: ``load_volume`` + ``render_planes`` (auto window, PNG), volume not
+  cached (the file itself is in the OS page cache, as after a first look);
+- warm: a new slice of a cached volume; the three planes of a prefetched scan;
+- memory: paging through 50 scans with a 1 GiB cache and prefetch of the next two,
+  peak RSS of a fresh process.
+
+Volumes are synthetic, smooth and anatomy-like (head, skull, folded cortex,
+ventricles, noise), written in a temporary folder (gzip level 1 for every format).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import wait
+from pathlib import Path
+
+import nibabel as nib
+import nrrd
+import numpy as np
+from PIL import Image
+
+from miqa_nb.volumes import VolumeCache, inflate, load_volume, plane_image, render_planes
+
+try:  # matplotlib is optional (nilearn no longer requires it)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+except ImportError:
+    plt = None
+
+FORMATS = (".nii.gz", ".mgz", ".nrrd")
+
+
+# -- data ------------------------------------------------------------------------------
+def anatomy(n: int, dtype: str, seed: int = 0) -> np.ndarray:
+    """A smooth head-like volume: skull shell, folded cortex, ventricles, noise."""
+    rng = np.random.default_rng(seed)
+    ax = np.linspace(-1, 1, n, dtype=np.float32)
+    x, y, z = ax[:, None, None], ax[None, :, None], ax[None, None, :]
+    r = np.sqrt(x**2 + (y / 1.15) ** 2 + (z / 1.05) ** 2)
+    folds = 0.08 * np.sin(14 * x) * np.cos(12 * y) * np.sin(10 * z)
+    brain = r + folds < 0.78
+    vol = np.where(brain, 600.0 + 150.0 * np.cos(9 * (r + folds)), 0.0).astype(np.float32)
+    vol += np.where((r > 0.82) & (r < 0.9), 900.0, 0.0).astype(np.float32)  # scalp and fat
+    vol[np.sqrt((x / 0.18) ** 2 + (y / 0.35) ** 2 + (z / 0.2) ** 2) < 1] = 150.0  # ventricles
+    vol += rng.normal(0, 12, vol.shape).astype(np.float32) * (r < 0.92)
+    np.clip(vol, 0, None, out=vol)
+    return vol.astype(dtype)
+
+
+def write(path: Path, data: np.ndarray) -> None:
+    affine = np.diag([1.0, 1.0, 1.0, 1.0])
+    affine[:3, 3] = -np.asarray(data.shape) / 2
+    if path.name.endswith(".nii.gz"):
+        nib.save(nib.Nifti1Image(data, affine), path)  # nibabel writes gzip level 1
+    elif path.name.endswith(".mgz"):
+        nib.save(nib.MGHImage(data, affine), path)
+    else:
+        header = {
+            "encoding": "gzip",
+            "space": "right-anterior-superior",
+            "space directions": affine[:3, :3],
+            "space origin": affine[:3, 3],
+        }
+        nrrd.write(str(path), data, header, compression_level=1)
+
+
+# -- the three contenders ---------------------------------------------------------------
+def baseline(path: Path) -> list[bytes]:
+    if path.name.endswith(".nrrd"):
+        data, _ = nrrd.read(str(path))
+        data = data.astype(np.float64)
+    else:
+        data = nib.load(path).get_fdata()
+    x, y, z = (s // 2 for s in data.shape)
+    out = []
+    for plane in (data[:, :, z], data[:, y, :], data[x, :, :]):
+        buf = io.BytesIO()
+        if plt is not None:
+            plt.imsave(buf, np.rot90(plane), cmap="gray", format="png")
+        else:
+            lo, hi = plane.min(), plane.max()
+            grey = ((plane - lo) / max(hi - lo, 1e-12) * 255).astype(np.uint8)
+            Image.fromarray(np.rot90(grey)).save(buf, format="PNG")
+        out.append(buf.getvalue())
+    return out
+
+
+def limit(path: Path) -> int:
+    with open(path, "rb") as fh:
+        if path.name.endswith(".nrrd"):
+            nrrd.read_header(fh)
+        return len(inflate(fh.read()))
+
+
+def ours(path: Path) -> dict[str, bytes]:
+    return render_planes(load_volume(path))
+
+
+def median_ms(fn: Callable[[], object], runs: int) -> float:
+    fn()  # warm the page cache and imports
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
+# -- memory (in a fresh process, so the peak is this phase's own) -------------------------
+def memory_child(folder: Path, scans: int) -> None:
+    src = next(folder.glob("int16*.nii.gz"))
+    links = []
+    for i in range(scans):
+        link = folder / f"page-{i:03d}.nii.gz"
+        if not link.exists():
+            os.link(src, link)
+        links.append(link)
+    with VolumeCache(1 << 30, workers=2) as cache:
+        for i, path in enumerate(links):
+            render_planes(cache.get(path))
+            cache.prefetch(links[i + 1 : i + 3])
+        stats = cache.stats()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{peak_mb:.0f} {stats.nbytes / 2**20:.0f} {stats.loads} {stats.evictions}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="128^3 volumes, fewer runs")
+    parser.add_argument("--memory-child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--scans", type=int, default=50, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child:
+        memory_child(args.memory_child, args.scans)
+        return
+
+    n, runs, scans = (128, 3, 12) if args.quick else (256, 7, 50)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"volumes benchmark: {n}^3, median of {runs} runs, {os.cpu_count()} cores, load {load}")
+    saver = "matplotlib.pyplot.imsave" if plt is not None else "Pillow (matplotlib not installed)"
+    print(f"baseline = nibabel get_fdata / nrrd.read + 3 PNG slices with {saver}\n")
+    with tempfile.TemporaryDirectory(prefix="bench-volumes-") as tmp:
+        folder = Path(tmp)
+        header = "file", "MB", "baseline", "limit", "ours", "speed-up", "ours/limit"
+        print("{:<16}{:>6}{:>10}{:>9}{:>9}{:>10}{:>12}".format(*header))
+        for dtype in ("int16", "float32"):
+            data = anatomy(n, dtype)
+            for suffix in FORMATS:
+                path = folder / f"{dtype}{suffix}"
+                write(path, data)
+                base = median_ms(lambda p=path: baseline(p), runs)
+                lim = median_ms(lambda p=path: limit(p), runs)
+                our = median_ms(lambda p=path: ours(p), runs)
+                print(
+                    f"{path.name:<16}{path.stat().st_size / 2**20:>6.1f}{base:>8.0f}ms"
+                    f"{lim:>7.0f}ms{our:>7.0f}ms{base / our:>9.1f}x{our / lim:>11.2f}x"
+                )
+        print("targets: speed-up >= 3x, ours/limit <= 1.3x\n")
+
+        # warm: a new slice of a cached volume, and a prefetched scan's three planes
+        paths = [folder / f"int16{s}" for s in FORMATS]
+        with VolumeCache(1 << 30) as cache:
+            volume = cache.get(paths[0])
+            rng = np.random.default_rng(0)
+            slices = iter(rng.permutation(n))
+            slice_ms = median_ms(
+                lambda: plane_image(volume, "axial", int(next(slices))).encode("png"), runs
+            )
+            times = []
+            others = [folder / f"{t}{s}" for t in ("int16", "float32") for s in FORMATS]
+            for path in others[1:]:
+                wait(cache.prefetch([path]))
+                t0 = time.perf_counter()
+                render_planes(cache.get(path))
+                times.append(1000 * (time.perf_counter() - t0))
+            prefetched_ms = statistics.median(times)
+        print(f"warm: new axial slice of a cached volume -> PNG {slice_ms:6.1f} ms (target <= 5)")
+        print(f"warm: prefetched scan, three PNG planes     {prefetched_ms:6.1f} ms (target <= 10)")
+        print(f"      ratio to the baseline of the same file: {base / prefetched_ms:.0f}x faster\n")
+
+        out = subprocess.run(
+            [sys.executable, __file__, "--memory-child", str(folder), "--scans", str(scans)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        peak, kept, loads, evictions = (float(v) for v in out)
+        one = n**3 * 2 / 2**20
+        print(
+            f"memory: {scans} scans of {one:.0f} MB (int16), 1 GiB cache, prefetch 2 ahead: "
+            f"peak RSS {peak:.0f} MB; cache held {kept:.0f} MB at the end, "
+            f"{loads:.0f} decodes, {evictions:.0f} evictions"
+        )
+        print(f"      ratio of peak RSS to the cache bound: {peak / 1024:.2f}")
+        print(f"load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""The volumes layer: load, orient, slice, window, encode and cache scan images.
+
+A low layer: it imports no other miqa_nb module except :mod:`miqa_nb.errors`; a
+review session sits on top of it. Modules, one concept each:
+
+- :mod:`~miqa_nb.volumes.io` -- read .nii/.nii.gz/.mgz/.mgh/.nrrd/.nhdr into a
+  :class:`Volume` (isal inflation, memory maps, RAS+ reorientation).
+- :mod:`~miqa_nb.volumes.volume` -- the :class:`Volume` record and its coordinates.
+- :mod:`~miqa_nb.volumes.orientation` -- planes, edge labels, display conventions,
+  voxel <-> world mm, MIQA's location of interest.
+- :mod:`~miqa_nb.volumes.window` -- window/level presets and robust auto window.
+- :mod:`~miqa_nb.volumes.render` -- plane pictures (aspect, crosshair, PNG/JPEG),
+  :func:`write_planes` for the command line.
+- :mod:`~miqa_nb.volumes.cache` -- byte-bounded LRU of decoded volumes with prefetch.
+- :mod:`~miqa_nb.volumes.thumbnails` -- small per-scan pictures cached on disk.
+"""
+
+from miqa_nb.volumes.cache import CacheStats, VolumeCache
+from miqa_nb.volumes.io import SUFFIXES, inflate, load_volume, volume_suffix
+from miqa_nb.volumes.orientation import (
+    CONVENTIONS,
+    PLANES,
+    Convention,
+    Location,
+    Plane,
+    SliceIndex,
+    extract_plane,
+    plane_labels,
+    reorient_to_ras,
+)
+from miqa_nb.volumes.render import (
+    DEFAULT_MAX_SIZE,
+    PlaneImage,
+    encode_image,
+    plane_image,
+    plane_images,
+    render_planes,
+    write_planes,
+)
+from miqa_nb.volumes.thumbnails import thumbnail, thumbnail_path
+from miqa_nb.volumes.volume import Volume
+from miqa_nb.volumes.window import PRESETS, Window, auto_window, frame_window, resolve_window
+
+__all__ = [
+    "CONVENTIONS",
+    "DEFAULT_MAX_SIZE",
+    "PLANES",
+    "PRESETS",
+    "SUFFIXES",
+    "CacheStats",
+    "Convention",
+    "Location",
+    "Plane",
+    "PlaneImage",
+    "SliceIndex",
+    "Volume",
+    "VolumeCache",
+    "Window",
+    "auto_window",
+    "encode_image",
+    "extract_plane",
+    "frame_window",
+    "inflate",
+    "load_volume",
+    "plane_image",
+    "plane_images",
+    "plane_labels",
+    "render_planes",
+    "reorient_to_ras",
+    "resolve_window",
+    "thumbnail",
+    "thumbnail_path",
+    "volume_suffix",
+    "write_planes",
+]

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The main job: set up, build the demo project from real images that packages ship,
+# import it into a catalog, and show it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export MIQA_NB_USER=${MIQA_NB_USER:-admin}
+.venv/bin/miqa-nb --catalog demo/demo.duckdb demo --dir demo
