@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,20 @@ from miqa_nb.vocabulary import (
 )
 
 BACKUPS_KEPT = 20
+#: How long opening a scan keeps its experiment claimed (renewed while reviewing).
+CLAIM_MINUTES = 5.0
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Who holds an experiment for review, and until when (UTC)."""
+
+    project: str
+    experiment: str
+    user: str
+    expires_utc: datetime
+    mine: bool
+
 
 #: SQL: each scan with its last decision and its state (MIQA's rules).
 SCANS_SQL = f"""
@@ -584,6 +599,80 @@ class Catalog:
                 ],
             )
         return int(new_id)
+
+    # ------------------------------------------------------------ claims, places
+
+    def claim(
+        self,
+        project: str,
+        experiment: str,
+        *,
+        by: str,
+        minutes: float = CLAIM_MINUTES,
+        take_over: bool = False,
+    ) -> Claim:
+        """Claim an experiment for review for ``minutes`` (MIQA locks it instead).
+
+        Renewing one's own claim extends it. A live claim of another user is not
+        taken: the returned :class:`Claim` names its holder (``claim.mine`` is False),
+        unless ``take_over`` is set by a superuser. Expired claims are free.
+        """
+        now = self._utcnow()
+        with self.store.transaction() as con:
+            standing = self._standing(con, by, project)
+            permissions.require_read(standing)
+            held = one(
+                con,
+                "SELECT user_name, expires_utc FROM claims WHERE project = ? AND experiment = ?",
+                [project, experiment],
+            )
+            if held is not None and held[0] != by and held[1] > now:
+                if not take_over:
+                    return Claim(project, experiment, held[0], held[1], mine=False)
+                permissions.require_superuser(standing, "take over another reviewer's claim")
+            expires = now + timedelta(minutes=minutes)
+            con.execute(
+                "INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?)",
+                [project, experiment, by, expires],
+            )
+            return Claim(project, experiment, by, expires, mine=True)
+
+    def release(self, project: str, experiment: str, *, by: str) -> None:
+        """Give up one's claim on an experiment."""
+        with self.store.connect() as con:
+            con.execute(
+                "DELETE FROM claims WHERE project = ? AND experiment = ? AND user_name = ?",
+                [project, experiment, by],
+            )
+
+    def claims(self, project: str | None = None) -> pd.DataFrame:
+        """Live claims: project, experiment, user, expires_utc."""
+        where, params = self._where(project)
+        clause = ("AND " + where[len("WHERE ") :]) if where else ""
+        return self._df(
+            f"SELECT project, experiment, user_name AS user, expires_utc FROM claims "
+            f"WHERE expires_utc > ? {clause} ORDER BY 1, 2",
+            [self._utcnow(), *params],
+        )
+
+    def set_place(self, project: str, experiment: str, scan: str, *, by: str) -> None:
+        """Remember the scan ``by`` has open in ``project`` (to resume there)."""
+        with self.store.connect() as con:
+            con.execute(
+                "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?, ?)",
+                [by, project, experiment, scan, self._utcnow()],
+            )
+
+    def place(self, project: str, *, by: str) -> tuple[str, str] | None:
+        """The (experiment, scan) ``by`` last had open in ``project``, if any."""
+        found = self._rows(
+            "SELECT experiment, scan FROM positions WHERE user_name = ? AND project = ?",
+            [by, project],
+        )
+        return (found[0][0], found[0][1]) if found else None
+
+    def _utcnow(self) -> datetime:
+        return self.clock().astimezone(UTC).replace(tzinfo=None)
 
     # ---------------------------------------------------------------- DataFrames
 

@@ -71,6 +71,21 @@ CREATE TABLE IF NOT EXISTS decisions (
     location VARCHAR,
     loc_i DOUBLE, loc_j DOUBLE, loc_k DOUBLE
 );
+CREATE TABLE IF NOT EXISTS claims (
+    project VARCHAR NOT NULL,
+    experiment VARCHAR NOT NULL,
+    user_name VARCHAR NOT NULL,
+    expires_utc TIMESTAMP NOT NULL,
+    PRIMARY KEY (project, experiment)
+);
+CREATE TABLE IF NOT EXISTS positions (
+    user_name VARCHAR NOT NULL,
+    project VARCHAR NOT NULL,
+    experiment VARCHAR NOT NULL,
+    scan VARCHAR NOT NULL,
+    updated_utc TIMESTAMP NOT NULL,
+    PRIMARY KEY (user_name, project)
+);
 """
 
 

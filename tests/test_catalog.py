@@ -294,3 +294,31 @@ def test_first_user_is_superuser_and_users_are_unique(tmp_path):
 def test_summary(catalog, project):
     text = catalog.summary()
     assert "P: 2 experiments, 3 scans, 4 frames; 2/3 reviewed, 1 complete" in text
+
+
+def test_claims_steer_reviewers_and_expire(tmp_path, write_csv):
+    now = [datetime(2026, 1, 1, 12, 0, tzinfo=UTC)]
+    cat = Catalog(tmp_path / "c.duckdb", clock=lambda: now[0])
+    cat.add_user("admin")
+    cat.import_file(write_csv([frame_row(), frame_row(experiment="E2")]), by="admin")
+    for user in ("ana", "ben"):
+        cat.add_user(user, by="admin")
+        cat.set_role("P", user, "tier1", by="admin")
+    assert cat.claim("P", "E1", by="ana").mine
+    held = cat.claim("P", "E1", by="ben")
+    assert not held.mine and held.user == "ana"
+    assert cat.claims("P")["user"].tolist() == ["ana"]
+    with pytest.raises(PermissionDenied, match="superusers"):
+        cat.claim("P", "E1", by="ben", take_over=True)
+    assert cat.claim("P", "E1", by="admin", take_over=True).mine
+    now[0] = now[0].replace(minute=10)  # claims last 5 minutes
+    assert cat.claims("P").empty
+    assert cat.claim("P", "E1", by="ben").mine
+    cat.release("P", "E1", by="ben")
+    assert cat.claims().empty
+
+
+def test_places_resume_review(catalog, project):
+    assert catalog.place("P", by="admin") is None
+    catalog.set_place("P", "E2", "S3", by="admin")
+    assert catalog.place("P", by="admin") == ("E2", "S3")
