@@ -95,6 +95,16 @@ def _parser() -> argparse.ArgumentParser:
     p = roles.add_parser("list", help="list roles")
     p.add_argument("--project")
 
+    p = sub.add_parser("render", help="write axial.png, coronal.png and sagittal.png of an image")
+    p.add_argument("file", type=Path)
+    p.add_argument("--frame", type=int, default=0, help="volume of a 4D file (0)")
+    p.add_argument(
+        "--window", default="auto", help="auto, full, brain, contrast, or LOW,HIGH (default auto)"
+    )
+    p.add_argument("--convention", choices=("neurological", "radiological"), default="neurological")
+    p.add_argument("--at", default=None, metavar="X,Y,Z", help="world point in mm (the middle)")
+    p.add_argument("--out", type=Path, required=True, help="folder to write the pictures to")
+
     p = sub.add_parser(
         "demo", help="build the demo project from images that packages ship, and import it"
     )
@@ -123,6 +133,8 @@ def _catalog(args: argparse.Namespace, path: Path | None = None) -> Catalog:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "render":
+        return _render(args)
     user = current_user(args.user)
     if args.command == "demo":
         return _demo(args, user)
@@ -166,6 +178,41 @@ def _run(args: argparse.Namespace) -> int:
             print(catalog.roles(args.project).to_string(index=False))
         return 0
     raise AssertionError(args.command)  # pragma: no cover - argparse rejects the rest
+
+
+def _numbers(text: str, count: int, what: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != count:
+        raise MiqaError(
+            f"{what} must be {count} numbers separated by commas; {text!r} was provided"
+        )
+    return values
+
+
+def _render(args: argparse.Namespace) -> int:
+    from miqa_nb.volumes import PRESETS, write_planes
+
+    window: str | tuple[float, ...] = args.window
+    if args.window not in PRESETS:
+        window = _numbers(args.window, 2, "--window")
+    at = None if args.at is None else _numbers(args.at, 3, "--at")
+    try:
+        written = write_planes(
+            args.file,
+            args.out,
+            frame=args.frame,
+            window=window,  # type: ignore[arg-type]
+            convention=args.convention,
+            at=at,  # type: ignore[arg-type]
+        )
+    except IndexError as exc:
+        raise MiqaError(f"{args.file}: {exc}") from exc
+    for plane, path in written.items():
+        print(f"{plane}: {path}")
+    return 0
 
 
 def _demo(args: argparse.Namespace, user: str) -> int:

@@ -73,3 +73,17 @@ def test_console_script_runs(tmp_path):
         [sys.executable, "-m", "miqa_nb.cli", "--help"], capture_output=True, text=True, check=True
     )
     assert "validate" in result.stdout and "import" in result.stdout
+
+
+def test_render_writes_three_planes(tmp_path, samples, capsys):
+    image = samples / "miqa" / "core" / "tests" / "data" / "example.nii.gz"
+    assert main(["render", str(image), "--out", str(tmp_path / "r"), "--window", "0,400"]) == 0
+    from PIL import Image
+
+    sizes = {
+        p: Image.open(tmp_path / "r" / f"{p}.png").size for p in ("axial", "coronal", "sagittal")
+    }
+    assert sizes["axial"] == (128, 128) and sizes["coronal"][1] < sizes["coronal"][0]
+    assert main(["render", str(tmp_path / "missing.nii.gz"), "--out", str(tmp_path)]) == 1
+    assert "missing.nii.gz" in capsys.readouterr().err
+    assert main(["render", str(image), "--out", str(tmp_path), "--at", "1,2"]) == 1
