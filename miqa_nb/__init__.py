@@ -3,6 +3,7 @@
 A MIQA-compatible catalog (:class:`Catalog`), review panels and a Voila dashboard.
 """
 
+from miqa_nb.analysis import read_export
 from miqa_nb.catalog import Catalog
 from miqa_nb.errors import (
     CatalogBusy,
@@ -34,4 +35,5 @@ __all__ = [
     "ScanState",
     "VocabularyError",
     "VolumeError",
+    "read_export",
 ]
