@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+from support import frame_row  # noqa: F401  (re-exported for older imports)
 
 from miqa_nb.catalog import Catalog
 from miqa_nb.formats import MIQA_COLUMNS
@@ -71,23 +72,3 @@ def write_csv(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
-
-
-def frame_row(
-    project: str = "P",
-    experiment: str = "E1",
-    scan: str = "S1",
-    frame: int | str = 0,
-    **more: str,
-) -> Row:
-    """One import row with sensible defaults."""
-    row = {
-        "project_name": project,
-        "experiment_name": experiment,
-        "scan_name": scan,
-        "scan_type": "T1",
-        "frame_number": str(frame),
-        "file_location": f"images/{experiment}/{scan}/f{frame}.nii.gz",
-    }
-    row.update(more)
-    return row

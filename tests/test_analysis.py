@@ -2,7 +2,7 @@
 
 import pandas as pd
 import pytest
-from conftest import frame_row
+from support import frame_row
 
 from miqa_nb.analysis import read_export
 from miqa_nb.errors import ImportFileError

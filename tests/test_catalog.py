@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
-from conftest import frame_row
+from support import frame_row
 
 from miqa_nb import Catalog, Decision, ImportFileError, MiqaError, NotFound, PermissionDenied
 from miqa_nb.vocabulary import ScanState

@@ -5,7 +5,7 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import frame_row
+from support import frame_row
 
 from miqa_nb import Catalog
 from miqa_nb.cli import current_user, main

@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
-from conftest import frame_row
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import frame_row
 
 from miqa_nb import Catalog
 from miqa_nb.formats import MIQA_COLUMNS

@@ -7,7 +7,7 @@ import time
 
 import duckdb
 import pytest
-from conftest import frame_row
+from support import frame_row
 
 from miqa_nb import Catalog, CatalogBusy
 

@@ -3,7 +3,7 @@
 import os
 
 import pytest
-from conftest import frame_row
+from support import frame_row
 
 from miqa_nb.formats import REQUIRED_COLUMNS
 from miqa_nb.validation import validate
