@@ -33,7 +33,8 @@ LEVELS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "scans": (("project", "experiment", "name"), ("type", "subject_id", "session_id", "link")),
     "frames": (("project", "experiment", "scan", "frame_number"), ("location",)),
 }
-DECISION_FIELDS = (
+#: Columns of the ``decisions`` table an import writes (``id`` is assigned on insert).
+DECISION_COLUMNS = (
     "project",
     "experiment",
     "scan",
@@ -43,7 +44,15 @@ DECISION_FIELDS = (
     "created",
     "created_utcoffset",
     "artifacts_present",
+    "artifacts_absent",
     "location",
+    "loc_i",
+    "loc_j",
+    "loc_k",
+)
+#: What makes two decisions the same one (an export carries no more than this).
+DECISION_FIELDS = tuple(
+    c for c in DECISION_COLUMNS if c not in ("artifacts_absent", "loc_i", "loc_j", "loc_k")
 )
 
 
@@ -156,32 +165,12 @@ def apply(con: duckdb.DuckDBPyConnection, mode: str, creator: str) -> None:
             f"SELECT v.* FROM v_decisions v "
             f"WHERE NOT EXISTS (SELECT 1 FROM decisions c WHERE {same})"
         )
-    columns = ", ".join(c for c in _decision_columns() if c != "seq")
+    columns = ", ".join(DECISION_COLUMNS)
     con.execute(
         f"""INSERT INTO decisions (id, {columns})
             SELECT (SELECT coalesce(max(id), 0) FROM decisions)
                    + row_number() OVER (ORDER BY project, experiment, scan, seq), {columns}
             FROM ({new_decisions})"""
-    )
-
-
-def _decision_columns() -> tuple[str, ...]:
-    return (
-        "project",
-        "experiment",
-        "scan",
-        "seq",
-        "decision",
-        "creator",
-        "note",
-        "created",
-        "created_utcoffset",
-        "artifacts_present",
-        "artifacts_absent",
-        "location",
-        "loc_i",
-        "loc_j",
-        "loc_k",
     )
 
 

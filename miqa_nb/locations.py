@@ -138,19 +138,9 @@ def _resolve_one(
     relative = not os.path.isabs(value)
     candidate = os.path.normpath(os.path.join(base, value) if relative else value)
     real, exists, is_link = _locate(candidate)
-    if roots.contains(real):
-        if exists:
-            return real, OK, ""
-        if relative and ".." not in Path(value).parts:
-            fallback = _grandparent(value, grandparent, real_grandparent, roots)
-            if fallback is not None:
-                return (
-                    fallback,
-                    GRANDPARENT,
-                    f"not found under {base}, but found under {grandparent} (where MIQA "
-                    "resolves relative paths); write paths relative to the import file's folder",
-                )
-        return real, MISSING, f"file not found: {real}"
+    inside = roots.contains(real)
+    if inside and exists:
+        return real, OK, ""
     if relative and ".." not in Path(value).parts:
         fallback = _grandparent(value, grandparent, real_grandparent, roots)
         if fallback is not None:
@@ -162,6 +152,8 @@ def _resolve_one(
                     "relative paths); write paths relative to the import file's folder"
                 ),
             )
+    if inside:
+        return real, MISSING, f"file not found: {real}"
     allowed = f"the data roots ({roots}); set {ROOTS_ENV} to allow another folder"
     if is_link:
         return None, SYMLINK, f"a symlink that leads to {real}, outside {allowed}"

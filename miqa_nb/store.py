@@ -17,8 +17,9 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
@@ -89,6 +90,13 @@ CREATE TABLE IF NOT EXISTS positions (
 """
 
 
+T = TypeVar("T")
+
+
+class _Busy(Exception):
+    """Raised inside a retry loop while someone else holds the catalog."""
+
+
 class Store:
     """A DuckDB catalog file, opened briefly for each unit of work.
 
@@ -122,49 +130,58 @@ class Store:
         """The lock file beside the catalog (see :meth:`_acquire`)."""
         return self.path.with_name(self.path.name + ".lock")
 
-    def _acquire(self) -> int:
-        """Take the catalog's lock, retrying with jittered back-off within the bound.
-
-        DuckDB locks its file itself, but under contention between processes that open
-        and close it many times a second we measured lost writes (399 of 400 decisions
-        kept, duckdb 2.0). An exclusive ``flock`` on a lock file beside the catalog,
-        held from before DuckDB opens the file until after it has closed it, makes
-        access strictly one at a time.
-        """
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o664)
+    def _retry(self, attempt: Callable[[], T], busy: str) -> T:
+        """Call ``attempt`` until it stops raising :class:`_Busy`, within the bound."""
         deadline = time.monotonic() + self.retry_seconds
         delay = 0.001
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return fd
-            except BlockingIOError:
+                return attempt()
+            except _Busy as exc:
                 if time.monotonic() > deadline:
-                    os.close(fd)
                     raise CatalogBusy(
-                        f"the catalog {self.path} stayed locked by other processes for "
-                        f"{self.retry_seconds:.0f} s; try again, or look for a stuck process"
-                    ) from None
+                        f"the catalog {self.path} stayed locked by {busy} for "
+                        f"{self.retry_seconds:g} s; try again, or look for a stuck process"
+                    ) from exc.__cause__
                 time.sleep(delay * random.uniform(0.5, 1.5))
                 delay = min(delay * 2, 0.05)
 
+    def _acquire(self) -> int:
+        """Take the catalog's lock file (an exclusive ``flock``), waiting within the bound.
+
+        DuckDB locks its file itself, but under contention between processes that open
+        and close it many times a second we measured lost writes (399 of 400 decisions
+        kept, duckdb 2.0). The lock beside the catalog, held from before DuckDB opens the
+        file until after it has closed it, makes access strictly one at a time.
+        """
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o664)
+
+        def attempt() -> int:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise _Busy from exc
+            return fd
+
+        try:
+            return self._retry(attempt, "other processes")
+        except BaseException:
+            os.close(fd)
+            raise
+
     def _open(self) -> duckdb.DuckDBPyConnection:
-        deadline = time.monotonic() + self.retry_seconds
-        delay = 0.002
-        while True:
+        """Open the DuckDB file; another program (a DuckDB shell?) may hold it."""
+
+        def attempt() -> duckdb.DuckDBPyConnection:
             try:
                 return duckdb.connect(str(self.path))
             except (duckdb.IOException, duckdb.ConnectionException) as exc:
                 text = str(exc).lower()
-                if "lock" not in text and "configuration" not in text:
-                    raise MiqaError(f"cannot open the catalog {self.path}: {exc}") from exc
-                if time.monotonic() > deadline:
-                    raise CatalogBusy(
-                        f"the catalog {self.path} stayed locked by another program for "
-                        f"{self.retry_seconds:.0f} s; close it (a DuckDB shell?) and try again"
-                    ) from exc
-                time.sleep(delay * random.uniform(0.5, 1.5))
-                delay = min(delay * 2, 0.05)
+                if "lock" in text or "configuration" in text:
+                    raise _Busy from exc
+                raise MiqaError(f"cannot open the catalog {self.path}: {exc}") from exc
+
+        return self._retry(attempt, "another program (a DuckDB shell?)")
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
