@@ -1,0 +1,151 @@
+"""Helpers shared by the benchmark scripts: stages in fresh subprocesses, medians, ratios.
+
+A benchmark script registers its stages (plain functions that do their set-up, time the
+work with :func:`time.perf_counter` and return ``{"seconds": ...}`` plus anything worth
+printing) and calls :func:`stage_main` when started with ``--stage``. The parent runs
+each repeat of each stage with :func:`run_stage` in a fresh interpreter, so one stage's
+memory high-water mark (``ru_maxrss`` of that process) or warm caches never hide
+another's. Times are measured inside the child, around the work only (not interpreter
+start-up or imports).
+
+These machines are noisy: figures are medians of the repeats, and each is compared with
+a baseline measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+MARKER = "BENCH_RESULT "
+
+
+# ----------------------------------------------------------------- child side
+
+
+def stage_main(stages: dict[str, Callable[..., dict[str, Any]]], argv: Sequence[str]) -> None:
+    """Run one stage (``--stage NAME --stage-args JSON``) and print its result line."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--stage", required=True, choices=sorted(stages))
+    parser.add_argument("--stage-args", default="{}")
+    args = parser.parse_args(argv)
+    rss_start = current_rss()
+    result = stages[args.stage](**json.loads(args.stage_args))
+    # ru_maxrss is in KiB on Linux: the high-water mark of this whole process.
+    result["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    result["rss_start"] = rss_start
+    sys.stdout.write(MARKER + json.dumps(result) + "\n")
+    sys.stdout.flush()
+
+
+def current_rss() -> int:
+    """Resident set size of this process now, in bytes."""
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """Run ``fn`` once; return (seconds, its result)."""
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+# ---------------------------------------------------------------- parent side
+
+
+@dataclass
+class Figure:
+    """The repeats of one stage."""
+
+    name: str
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> list[float]:
+        return [r["seconds"] for r in self.runs]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def peak_rss(self) -> int:
+        """Highest high-water mark over the repeats, in bytes."""
+        return max(r["peak_rss"] for r in self.runs)
+
+    @property
+    def rss_start(self) -> int:
+        return statistics.median(r["rss_start"] for r in self.runs)
+
+
+def run_stage(script: str, stage: str, **kwargs: Any) -> dict[str, Any]:
+    """Run ``script --stage stage`` in a fresh interpreter and return its result."""
+    cmd = [sys.executable, script, "--stage", stage, "--stage-args", json.dumps(kwargs)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(MARKER)]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"stage {stage!r} failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
+    return json.loads(lines[-1][len(MARKER) :])
+
+
+def measure(script: str, name: str, stage: str, repeat: int, **kwargs: Any) -> Figure:
+    """Run a stage ``repeat`` times, each in a fresh process; print progress to stderr."""
+    figure = Figure(name)
+    for i in range(repeat):
+        args = {k: (v.format(i=i) if isinstance(v, str) else v) for k, v in kwargs.items()}
+        figure.runs.append(run_stage(script, stage, **args))
+        print(
+            f"  .. {name} run {i + 1}/{repeat}: {figure.runs[-1]['seconds']:.2f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+    return figure
+
+
+def mb(n_bytes: float) -> str:
+    """Bytes as MB (10^6) or GB (10^9), for a person."""
+    return f"{n_bytes / 1e9:.2f} GB" if n_bytes >= 1e9 else f"{n_bytes / 1e6:.0f} MB"
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def row(
+    figure: Figure,
+    baseline: Figure | None = None,
+    target_ratio: float | None = None,
+) -> str:
+    """One line: median, the repeats, the ratio to ``baseline`` and a target verdict."""
+    runs = " ".join(f"{s:.2f}" for s in figure.seconds)
+    line = f"{figure.name:<34} {figure.median:8.2f} s   [{runs}]"
+    if baseline is not None:
+        ratio = figure.median / baseline.median
+        line += f"   {ratio:5.2f}x {baseline.name.split(' ')[0]}"
+        if target_ratio is not None:
+            line += f"   target <= {target_ratio:g}x: {verdict(ratio <= target_ratio)}"
+    line += f"   peak RSS {mb(figure.peak_rss)}"
+    return line
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) of ``values``, linear interpolation."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    pos = (len(ordered) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
