@@ -36,11 +36,11 @@ def read_export(path: str | os.PathLike[str]) -> pd.DataFrame:
     >>> df.drop_duplicates("scan_name").groupby("last_decision_creator").size()  # doctest: +SKIP
     """
     parsed = formats.read(path)
-    chunks = list(parsed.chunks)
+    frames = parsed.frame()
     if any(p.severity == "error" for p in parsed.problems):
         report = Report(file=str(path), problems=parsed.problems)
         raise ImportFileError(f"cannot read {path}:\n{report}", report)
-    frames = pd.concat(chunks, ignore_index=True).drop(columns=["_row", "_path"])
+    frames = frames.drop(columns=["_path"])
     if parsed.decisions is not None:
         frames = _with_last_decision(frames, parsed.decisions)
     return _typed(frames)

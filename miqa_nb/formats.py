@@ -2,9 +2,10 @@
 
 This module owns the *shape* of the files (the specification in
 ``miqa-import-export.md`` and what the MIQA application writes) and nothing else: it
-does not judge values. Readers return :class:`ParsedFile`: the frame rows as strings
-(``''`` for missing) in chunks of bounded size, decisions for JSON files, and the
-structural problems found (wrong delimiter, unknown columns or keys, bad encoding...).
+does not judge values. Readers return :class:`ParsedFile`: the structural problems
+found (wrong delimiter, unknown columns or keys, bad encoding...) and a way to load the
+frame rows, as trimmed strings (``''`` for missing), into a DuckDB table. CSV files are
+read by DuckDB's parallel, streaming CSV reader (bounded memory), never row by row.
 Writers are atomic: they write a temporary file beside the target, then rename it.
 """
 
@@ -15,12 +16,14 @@ import csv
 import difflib
 import json
 import os
+import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import duckdb
 import pandas as pd
 
 from miqa_nb.report import Problem
@@ -71,8 +74,11 @@ DECISIONS_TABLE: tuple[str, ...] = (
     "_path",
 )
 
-CHUNK_ROWS = 200_000
 _BOM = b"\xef\xbb\xbf"
+
+
+#: Columns kept as written (not trimmed of surrounding spaces).
+UNTRIMMED: frozenset[str] = frozenset({"experiment_notes", "last_decision_note"})
 
 
 @dataclass
@@ -83,41 +89,73 @@ class ParsedFile:
     ----------
     path : str
     kind : {'csv', 'json'}
-    chunks : iterator of DataFrame
-        Frame rows: the 16 MIQA columns as strings (``''`` when missing), ``_row``
-        (CSV row, header = 1) and ``_path`` (JSON path of the frame). Problems found
-        while reading (an encoding error half-way) are appended to ``problems``.
+    problems : list of Problem
+        Structural problems; :meth:`load` appends those it meets while reading.
     decisions : DataFrame or None
         JSON files only: every decision, ``_order`` 0 for the newest of a scan.
-    problems : list of Problem
     """
 
     path: str
     kind: str
-    chunks: Iterator[pd.DataFrame]
-    decisions: pd.DataFrame | None = None
     problems: list[Problem] = field(default_factory=list)
+    decisions: pd.DataFrame | None = None
+    _load: Callable[[duckdb.DuckDBPyConnection, str], None] | None = None
+
+    def load(self, con: duckdb.DuckDBPyConnection, table: str) -> bool:
+        """Create ``table`` with the 16 MIQA columns (strings) and ``_path`` (JSON path
+        of the frame, NULL for CSV, whose rows keep the file's order).
+
+        Returns False, with the problem recorded, when the rows cannot be read.
+        """
+        if self._load is None or any(p.severity == "error" for p in self.problems):
+            return False
+        self._load(con, table)
+        return not any(p.severity == "error" for p in self.problems)
+
+    def frame(self) -> pd.DataFrame:
+        """The rows as a DataFrame (for analysis; imports stay in DuckDB)."""
+        con = duckdb.connect()
+        try:
+            if not self.load(con, "rows"):
+                return pd.DataFrame(columns=[*MIQA_COLUMNS, "_path"])
+            return con.execute("SELECT * FROM rows").df()
+        finally:
+            con.close()
 
 
-def read(path: str | os.PathLike[str], *, chunk_rows: int = CHUNK_ROWS) -> ParsedFile:
+def read(path: str | os.PathLike[str]) -> ParsedFile:
     """Read a MIQA import file; ``.json`` is JSON, anything else is read as CSV."""
     path = Path(path)
     if path.suffix.lower() == ".json":
         return read_json(path)
-    return read_csv(path, chunk_rows=chunk_rows)
+    return read_csv(path)
+
+
+def _select(present: Iterable[str]) -> str:
+    """SELECT list giving the 16 columns, trimmed, '' for missing or absent ones."""
+    present = set(present)
+    parts = []
+    for column in MIQA_COLUMNS:
+        if column not in present:
+            parts.append(f"'' AS \"{column}\"")
+        elif column in UNTRIMMED:
+            parts.append(f"coalesce(\"{column}\", '') AS \"{column}\"")
+        else:
+            parts.append(f"coalesce(trim(\"{column}\"), '') AS \"{column}\"")
+    return ", ".join(parts)
 
 
 # --------------------------------------------------------------------------- CSV
 
 
-def read_csv(path: str | os.PathLike[str], *, chunk_rows: int = CHUNK_ROWS) -> ParsedFile:
-    """Read a CSV import file in chunks of ``chunk_rows`` rows (bounded memory).
+def read_csv(path: str | os.PathLike[str]) -> ParsedFile:
+    """Read a CSV import file's header; :meth:`ParsedFile.load` reads the rows.
 
     The header is read by name: the specification's 15 columns or MIQA's 16, in any
     order; the six required columns must be there and an unknown column is an error.
     """
     name = str(path)
-    parsed = ParsedFile(name, "csv", iter(()))
+    parsed = ParsedFile(name, "csv")
 
     def problem(check: str, message: str, **where: Any) -> None:
         parsed.problems.append(Problem("error", check, message, file=name, **where))
@@ -131,9 +169,7 @@ def read_csv(path: str | os.PathLike[str], *, chunk_rows: int = CHUNK_ROWS) -> P
     if not head.strip(_BOM + b" \r\n\t"):
         problem("empty-file", "the file is empty; an import file needs a header row and rows")
         return parsed
-    encoding = "utf-8"
     if head.startswith(_BOM):
-        encoding = "utf-8-sig"
         parsed.problems.append(
             Problem(
                 "warning",
@@ -192,66 +228,54 @@ def read_csv(path: str | os.PathLike[str], *, chunk_rows: int = CHUNK_ROWS) -> P
                 column=column,
                 expected=column,
             )
-    if parsed.problems and any(p.severity == "error" for p in parsed.problems):
-        return parsed
-    parsed.chunks = _csv_chunks(Path(path), columns, encoding, chunk_rows, parsed)
+    parsed._load = lambda con, table: _load_csv(Path(path), columns, parsed, con, table)
     return parsed
 
 
-def _csv_chunks(
-    path: Path, columns: list[str], encoding: str, chunk_rows: int, parsed: ParsedFile
-) -> Iterator[pd.DataFrame]:
+def _load_csv(
+    path: Path, columns: list[str], parsed: ParsedFile, con: duckdb.DuckDBPyConnection, table: str
+) -> None:
     name = str(path)
-    missing = [c for c in MIQA_COLUMNS if c not in columns]
-    first_row = 2
+    types = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in columns) + "}"
     try:
-        reader = pd.read_csv(
-            path,
-            header=0,
-            names=columns,
-            dtype=str,
-            keep_default_na=False,
-            na_filter=False,
-            encoding=encoding,
-            chunksize=chunk_rows,
-            engine="c",
+        con.execute(
+            f"""CREATE TABLE {table} AS
+                SELECT {_select(columns)}, NULL::VARCHAR AS _path
+                FROM read_csv(?, header = true, delim = ',', quote = '"', escape = '"',
+                              strict_mode = true, auto_detect = false, columns = {types})""",
+            [name],
         )
-        with reader:
-            for chunk in reader:
-                chunk = chunk.fillna("")
-                for column in missing:
-                    chunk[column] = ""
-                chunk = chunk[list(MIQA_COLUMNS)]
-                chunk["_row"] = pd.RangeIndex(first_row, first_row + len(chunk))
-                chunk["_path"] = None
-                first_row += len(chunk)
-                yield chunk
-    except UnicodeDecodeError:
-        row, position, byte = _find_bad_utf8(path)
-        parsed.problems.append(
-            Problem(
-                "error",
-                "encoding",
-                f"line {row} is not UTF-8 (byte {byte} at character {position}; Latin-1 or "
-                "Windows-1252 text?); save the file as UTF-8",
-                file=name,
-                row=row,
-                value=byte,
-                expected="UTF-8 text",
+    except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
+        text = str(exc)
+        line = re.search(r"Line: (\d+)", text)
+        if "unicode" in text.lower():
+            row, position, byte = _find_bad_utf8(path)
+            parsed.problems.append(
+                Problem(
+                    "error",
+                    "encoding",
+                    f"line {row} is not UTF-8 (byte {byte} at character {position}; Latin-1 "
+                    "or Windows-1252 text?); save the file as UTF-8",
+                    file=name,
+                    row=row,
+                    value=byte,
+                    expected="UTF-8 text",
+                )
             )
-        )
-        return
-    except pd.errors.ParserError as exc:
-        parsed.problems.append(
-            Problem(
-                "error",
-                "malformed-csv",
-                f"the CSV cannot be parsed: {exc}; check quoting and the number of commas",
-                file=name,
+        else:
+            detail = next((ln for ln in text.splitlines() if ln.startswith("Expected")), "")
+            parsed.problems.append(
+                Problem(
+                    "error",
+                    "malformed-csv",
+                    f"the CSV cannot be parsed at line {line.group(1) if line else '?'}"
+                    f"{': ' + detail if detail else ''}; check quoting and the number of commas",
+                    file=name,
+                    row=int(line.group(1)) if line else None,
+                )
             )
-        )
         return
-    if first_row == 2:
+    if not con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT 1)").fetchall()[0][0]:
         parsed.problems.append(
             Problem(
                 "error",
@@ -300,7 +324,7 @@ def read_json(path: str | os.PathLike[str]) -> ParsedFile:
     nested values are reported with their JSON path.
     """
     name = str(path)
-    parsed = ParsedFile(name, "json", iter(()))
+    parsed = ParsedFile(name, "json")
 
     def problem(check: str, message: str, where: str, **more: Any) -> None:
         parsed.problems.append(Problem("error", check, message, file=name, path=where, **more))
@@ -449,10 +473,16 @@ def read_json(path: str | os.PathLike[str]) -> ParsedFile:
             "no-rows", "the file holds no frames; add projects, experiments, scans and frames", "$"
         )
     frame = pd.DataFrame(rows, columns=[*MIQA_COLUMNS, "_path"], dtype=object)
-    frame["_row"] = pd.array([pd.NA] * len(frame), dtype="Int64")
-    frame = frame[[*MIQA_COLUMNS, "_row", "_path"]]
-    parsed.chunks = iter([frame])
     parsed.decisions = pd.DataFrame(decisions, columns=list(DECISIONS_TABLE))
+
+    def load(con: duckdb.DuckDBPyConnection, table: str) -> None:
+        con.register(f"{table}_json", frame)
+        con.execute(
+            f"CREATE TABLE {table} AS SELECT {_select(MIQA_COLUMNS)}, _path FROM {table}_json"
+        )
+        con.unregister(f"{table}_json")
+
+    parsed._load = load
     return parsed
 
 

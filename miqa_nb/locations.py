@@ -18,11 +18,11 @@ listing per folder), so a million frames in a hundred thousand folders resolve q
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
+from functools import cached_property
 
+import duckdb
 import pandas as pd
 
 from miqa_nb.vocabulary import FRAME_SUFFIXES
@@ -52,128 +52,247 @@ class DataRoots:
         return cls(tuple(os.path.realpath(os.fspath(r)) for r in roots))
 
     def contains(self, real_path: str) -> bool:
-        """True when ``real_path`` lies inside one of the roots."""
-        return any(
-            real_path == root or real_path.startswith(root.rstrip(os.sep) + os.sep)
-            for root in self.folders
-        )
+        """True when ``real_path`` lies inside one of the roots (or is one)."""
+        return (real_path.rstrip(os.sep) + os.sep).startswith(self._prefixes)
+
+    @cached_property
+    def _prefixes(self) -> tuple[str, ...]:
+        return tuple(root.rstrip(os.sep) + os.sep for root in self.folders)
 
     def __str__(self) -> str:
         return os.pathsep.join(self.folders)
 
 
-@cache
-def _real_dir(folder: str) -> str:
-    return os.path.realpath(folder)
+class _Folders:
+    """Real paths and listings of folders, each looked up once (symlinks resolved)."""
+
+    def __init__(self) -> None:
+        self._real: dict[str, str] = {}
+        self._listings: dict[str, dict[str, bool]] = {}
+
+    def listing(self, real_folder: str) -> dict[str, bool]:
+        """Names in a folder, each mapped to whether it is a symlink ({} when absent)."""
+        found = self._listings.get(real_folder)
+        if found is None:
+            try:
+                with os.scandir(real_folder) as entries:
+                    found = {entry.name: entry.is_symlink() for entry in entries}
+            except OSError:
+                found = {}
+            self._listings[real_folder] = found
+        return found
+
+    def real(self, folder: str) -> str:
+        """``os.path.realpath`` of a normalised absolute folder, walking cached parents."""
+        found = self._real.get(folder)
+        if found is None:
+            parent, _, name = folder.rpartition("/")
+            if not name:
+                found = folder or "/"
+            else:
+                real_parent = self.real(parent or "/")
+                found = real_parent.rstrip("/") + "/" + name
+                if self.listing(real_parent).get(name, False):
+                    found = os.path.realpath(found)
+            self._real[folder] = found
+        return found
+
+    def exists(self, real_folder: str) -> bool:
+        parent, name = os.path.split(real_folder)
+        return not name or name in self.listing(parent)
 
 
-@cache
-def _listing(real_folder: str) -> dict[str, bool]:
-    """Names in a folder, each mapped to whether it is a symlink."""
-    try:
-        with os.scandir(real_folder) as entries:
-            return {entry.name: entry.is_symlink() for entry in entries}
-    except OSError:
-        return {}
-
-
-def _locate(candidate: str) -> tuple[str, bool, bool]:
-    """Return (real path, exists, is a symlink) for a normalised absolute path."""
-    folder, name = os.path.split(candidate)
-    real_folder = _real_dir(folder)
-    listing = _listing(real_folder)
-    real = os.path.join(real_folder, name)
-    is_link = listing.get(name, False)
-    if is_link:
-        real = os.path.realpath(real)
-    return real, name in listing and (not is_link or os.path.exists(real)), is_link
+_SUFFIX_SQL = " OR ".join(f"ends_with(lower(value), '{s}')" for s in FRAME_SUFFIXES)
+#: Locations that need ``os.path.normpath`` (``.``/``..`` segments, doubled slashes).
+_NEEDS_NORM = r"(^|/)\.\.?(/|$)|//"
+_DOTDOT = r"(^|/)\.\.(/|$)"
 
 
 def resolve(
-    values: Sequence[str], import_file: str | os.PathLike[str], roots: DataRoots
-) -> pd.DataFrame:
-    """Resolve distinct file locations found in ``import_file``.
+    con: duckdb.DuckDBPyConnection,
+    values: str,
+    import_file: str | os.PathLike[str],
+    roots: DataRoots,
+) -> None:
+    """Resolve the distinct file locations in table ``values`` (column ``value``).
 
-    Returns
-    -------
-    DataFrame
-        ``value`` (as found), ``resolved`` (real absolute path, or the ``s3://`` URL),
-        ``status`` (``ok``, ``s3``, ``missing``, ``grandparent`` or one of :data:`ERRORS`)
-        and ``detail`` (a sentence for the report).
+    Creates table ``location_resolved``: ``value``, ``resolved`` (the real absolute path,
+    or the ``s3://`` URL; NULL for errors) and ``status`` (``ok``, ``s3``, ``missing``,
+    ``grandparent`` or one of :data:`ERRORS`). :func:`describe` words a status.
+
+    The work is per folder: SQL splits candidates into folder and name, each distinct
+    folder is resolved once (its real path through cached parents, one listing), and
+    SQL joins files back to their folder's listing.
     """
-    _real_dir.cache_clear()
-    _listing.cache_clear()
     base = os.path.dirname(os.path.abspath(import_file))
     grandparent = os.path.dirname(base)
-    real_grandparent = os.path.realpath(grandparent)
-    out_resolved: list[str | None] = []
-    out_status: list[str] = []
-    out_detail: list[str] = []
-    for value in values:
-        resolved, status, detail = _resolve_one(value, base, grandparent, real_grandparent, roots)
-        out_resolved.append(resolved)
-        out_status.append(status)
-        out_detail.append(detail)
-    return pd.DataFrame(
+    folders = _Folders()
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE loc_in AS
+            SELECT value,
+                   starts_with(lower(value), 's3://') AS s3,
+                   ({_SUFFIX_SQL}) AND strpos(value, chr(0)) = 0 AS suffix_ok,
+                   starts_with(value, '/') AS absolute,
+                   regexp_matches(value, '{_DOTDOT}') AS dotdot,
+                   regexp_matches(value, '{_NEEDS_NORM}') AS needs_norm
+            FROM {values}"""
+    )
+    # Candidates: (value, kind, normalised absolute path). Rare odd paths go through Python.
+    odd = con.execute(
+        "SELECT value, absolute FROM loc_in WHERE needs_norm AND suffix_ok AND NOT s3"
+    ).fetchall()
+    _table(
+        con,
+        "loc_normalised",
         {
-            "value": list(values),
-            "resolved": out_resolved,
-            "status": out_status,
-            "detail": out_detail,
-        }
+            "value": [v for v, _ in odd],
+            "candidate": [os.path.normpath(v if a else os.path.join(base, v)) for v, a in odd],
+        },
+        {"value": "VARCHAR", "candidate": "VARCHAR"},
+    )
+    heads = [
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT split_part(value, '/', 1) FROM loc_in "
+            "WHERE NOT absolute AND NOT dotdot AND suffix_ok AND NOT s3"
+        ).fetchall()
+    ]
+    _table(
+        con,
+        "loc_heads",
+        {"head": [h for h in heads if os.path.lexists(os.path.join(grandparent, h))]},
+        {"head": "VARCHAR"},
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE loc_cand AS
+            SELECT i.value, 'parent' AS kind,
+                   coalesce(n.candidate,
+                            CASE WHEN i.absolute THEN i.value ELSE $base || '/' || i.value END)
+                       AS candidate
+            FROM loc_in i LEFT JOIN loc_normalised n USING (value)
+            WHERE i.suffix_ok AND NOT i.s3
+            UNION ALL
+            SELECT value, 'grandparent', $grand || '/' || value FROM loc_in
+            WHERE NOT absolute AND NOT dotdot AND NOT needs_norm AND suffix_ok AND NOT s3
+              AND split_part(value, '/', 1) IN (SELECT head FROM loc_heads)""",
+        {"base": base.rstrip("/"), "grand": grandparent.rstrip("/")},
+    )
+    dirs = [
+        r[0]
+        for r in con.execute("SELECT DISTINCT parse_dirpath(candidate) FROM loc_cand").fetchall()
+    ]
+    real_dirs = [folders.real(d or "/") for d in dirs]
+    real_grandparent = folders.real(grandparent)
+    gp_root = DataRoots((real_grandparent,))
+    _table(
+        con,
+        "loc_dirs",
+        {
+            "dir": dirs,
+            "real_dir": real_dirs,
+            "inside": [roots.contains(r) for r in real_dirs],
+            "inside_gp": [gp_root.contains(r) for r in real_dirs],
+        },
+        {"dir": "VARCHAR", "real_dir": "VARCHAR", "inside": "BOOLEAN", "inside_gp": "BOOLEAN"},
+    )
+    existing = sorted({r for r in real_dirs if folders.exists(r)})
+    names, links, owners = [], [], []
+    for real_dir in existing:
+        for name, is_link in folders.listing(real_dir).items():
+            owners.append(real_dir)
+            names.append(name)
+            links.append(is_link)
+    _table(
+        con,
+        "loc_entries",
+        {"real_dir": owners, "name": names, "is_link": links},
+        {"real_dir": "VARCHAR", "name": "VARCHAR", "is_link": "BOOLEAN"},
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE loc_found AS
+           SELECT c.value, c.kind,
+                  rtrim(d.real_dir, '/') || '/' || parse_filename(c.candidate) AS real,
+                  e.name IS NOT NULL AS present, coalesce(e.is_link, false) AS is_link,
+                  d.inside, d.inside_gp
+           FROM loc_cand c JOIN loc_dirs d ON parse_dirpath(c.candidate) = d.dir
+           LEFT JOIN loc_entries e
+             ON e.real_dir = d.real_dir AND e.name = parse_filename(c.candidate)"""
+    )
+    # Files that are themselves symlinks (rare): resolve each one.
+    links_found = con.execute("SELECT DISTINCT real FROM loc_found WHERE is_link").fetchall()
+    if links_found:
+        targets = [os.path.realpath(r) for (r,) in links_found]
+        _table(
+            con,
+            "loc_links",
+            {
+                "real": [r for (r,) in links_found],
+                "target": targets,
+                "present": [os.path.exists(t) for t in targets],
+                "inside": [roots.contains(t) for t in targets],
+                "inside_gp": [gp_root.contains(t) for t in targets],
+            },
+            {
+                "real": "VARCHAR",
+                "target": "VARCHAR",
+                "present": "BOOLEAN",
+                "inside": "BOOLEAN",
+                "inside_gp": "BOOLEAN",
+            },
+        )
+        con.execute(
+            """UPDATE loc_found f SET real = l.target, present = l.present,
+                      inside = l.inside, inside_gp = l.inside_gp
+               FROM loc_links l WHERE f.is_link AND f.real = l.real"""
+        )
+    con.execute(
+        f"""CREATE OR REPLACE TABLE location_resolved AS
+            SELECT i.value,
+                   CASE WHEN i.s3 THEN i.value
+                        WHEN NOT i.suffix_ok THEN NULL
+                        WHEN p.inside AND p.present THEN p.real
+                        WHEN g.present AND (g.inside OR g.inside_gp) THEN g.real
+                        WHEN p.inside THEN p.real END AS resolved,
+                   CASE WHEN i.s3 THEN '{S3}'
+                        WHEN NOT i.suffix_ok THEN '{SUFFIX}'
+                        WHEN p.inside AND p.present THEN '{OK}'
+                        WHEN g.present AND (g.inside OR g.inside_gp) THEN '{GRANDPARENT}'
+                        WHEN p.inside THEN '{MISSING}'
+                        WHEN p.is_link THEN '{SYMLINK}'
+                        WHEN NOT i.absolute THEN '{ESCAPES}'
+                        ELSE '{OUTSIDE}' END AS status,
+                   p.real AS looked_at
+            FROM loc_in i
+            LEFT JOIN loc_found p ON p.value = i.value AND p.kind = 'parent'
+            LEFT JOIN loc_found g ON g.value = i.value AND g.kind = 'grandparent'"""
     )
 
 
-def _resolve_one(
-    value: str, base: str, grandparent: str, real_grandparent: str, roots: DataRoots
-) -> tuple[str | None, str, str]:
-    if value.lower().startswith("s3://"):
-        return value, S3, ""
-    if not value.lower().endswith(FRAME_SUFFIXES) or "\x00" in value:
-        return (
-            None,
-            SUFFIX,
-            f"a frame file must end in {', '.join(FRAME_SUFFIXES)}",
-        )
-    relative = not os.path.isabs(value)
-    candidate = os.path.normpath(os.path.join(base, value) if relative else value)
-    real, exists, is_link = _locate(candidate)
-    inside = roots.contains(real)
-    if inside and exists:
-        return real, OK, ""
-    if relative and ".." not in Path(value).parts:
-        fallback = _grandparent(value, grandparent, real_grandparent, roots)
-        if fallback is not None:
-            return (
-                fallback,
-                GRANDPARENT,
-                (
-                    f"not found under {base}, but found under {grandparent} (where MIQA resolves "
-                    "relative paths); write paths relative to the import file's folder"
-                ),
-            )
-    if inside:
-        return real, MISSING, f"file not found: {real}"
+def _table(
+    con: duckdb.DuckDBPyConnection, name: str, columns: dict[str, list], types: dict[str, str]
+) -> None:
+    """A temporary table from Python lists, with explicit column types (even when empty)."""
+    frame = pd.DataFrame(columns, dtype=object)
+    con.register(f"{name}_df", frame)
+    select = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in types.items())
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {select} FROM {name}_df")
+    con.unregister(f"{name}_df")
+
+
+def describe(
+    status: str, looked_at: str | None, import_file: str | os.PathLike[str], roots: DataRoots
+) -> str:
+    """A sentence for the report about one location's status."""
+    base = os.path.dirname(os.path.abspath(import_file))
     allowed = f"the data roots ({roots}); set {ROOTS_ENV} to allow another folder"
-    if is_link:
-        return None, SYMLINK, f"a symlink that leads to {real}, outside {allowed}"
-    if relative:
-        return None, ESCAPES, f"'..' leads to {real}, outside {allowed}"
-    return None, OUTSIDE, f"{real} is outside {allowed}"
-
-
-def _grandparent(
-    value: str, grandparent: str, real_grandparent: str, roots: DataRoots
-) -> str | None:
-    """MIQA's resolution: the file under the import file's grandparent, if it is there."""
-    real, exists, _ = _locate(os.path.normpath(os.path.join(grandparent, value)))
-    inside = roots.contains(real) or DataRoots((real_grandparent,)).contains(real)
-    return real if exists and inside else None
-
-
-def relative_to(resolved: str, folder: str | os.PathLike[str]) -> str:
-    """Write ``resolved`` relative to ``folder`` when it lies inside it, else as is."""
-    folder = os.path.realpath(folder)
-    if resolved.startswith(folder.rstrip(os.sep) + os.sep):
-        return Path(os.path.relpath(resolved, folder)).as_posix()
-    return resolved
+    return {
+        SUFFIX: f"a frame file must end in {', '.join(FRAME_SUFFIXES)}",
+        GRANDPARENT: (
+            f"not found under {base}, but found under {os.path.dirname(base)} (where MIQA "
+            "resolves relative paths); write paths relative to the import file's folder"
+        ),
+        MISSING: f"file not found: {looked_at}",
+        SYMLINK: f"a symlink that leads to {looked_at}, outside {allowed}",
+        ESCAPES: f"'..' or a symlinked folder leads to {looked_at}, outside {allowed}",
+        OUTSIDE: f"{looked_at} is outside {allowed}",
+    }.get(status, "")

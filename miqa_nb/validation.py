@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from miqa_nb import formats, locations
 from miqa_nb.duck import one
 from miqa_nb.errors import VocabularyError
-from miqa_nb.formats import DECISION_COLUMNS, MIQA_COLUMNS
+from miqa_nb.formats import DECISION_COLUMNS
 from miqa_nb.report import Problem, Report
 from miqa_nb.vocabulary import (
     ARTIFACTS,
@@ -42,6 +42,8 @@ MAX_LISTED = 200
 NAME_COLUMNS = ("project_name", "experiment_name", "scan_name")
 SCAN_LEVEL = ("scan_type", "subject_id", "session_id", "scan_link", *DECISION_COLUMNS)
 MAX_TEXT = 255
+#: DuckDB's memory bound for staging an import (it spills to disk beyond).
+STAGING_MEMORY = "1GB"
 
 
 @dataclass
@@ -64,7 +66,6 @@ def validate(
     scan_types: ScanTypes | None = None,
     project: str | None = None,
     progress: bool = False,
-    chunk_rows: int = formats.CHUNK_ROWS,
 ) -> Staged:
     """Check an import file and stage its content.
 
@@ -79,7 +80,7 @@ def validate(
     project : str, optional
         For a project import: every row must belong to this project.
     progress : bool
-        Show a progress bar while reading.
+        Show a progress bar over the steps.
 
     Returns
     -------
@@ -88,49 +89,52 @@ def validate(
     """
     path = os.fspath(path)
     report = Report(file=path)
-    con = duckdb.connect()
+    con = duckdb.connect(config={"memory_limit": STAGING_MEMORY})
+    con.execute("SET preserve_insertion_order = true")
     staged = Staged(report, con)
-    parsed = formats.read(path, chunk_rows=chunk_rows)
-    _stage_rows(con, parsed, progress)
-    report.extend(parsed.problems)
-    if not report.ok:
-        return staged
-    checker = _Checker(con, report, scan_types or ScanTypes())
-    checker.run(parsed.kind, project)
-    roots_ = locations.DataRoots.from_setting(roots, os.path.dirname(os.path.abspath(path)))
-    checker.check_locations(path, roots_)
-    if report.ok:
-        _build_tables(con)
-    report.counts = _counts(con, report.ok)
-    staged.projects = [
-        r[0] for r in con.execute("SELECT DISTINCT project_name FROM rows ORDER BY 1").fetchall()
-    ]
+    steps = ("reading", "checking values", "checking file locations", "staging")
+    with tqdm(total=len(steps), desc=os.path.basename(path), disable=not progress) as bar:
+        bar.set_postfix_str(steps[0])
+        parsed = formats.read(path)
+        loaded = parsed.load(con, "raw")
+        report.extend(parsed.problems)
+        if not loaded or not report.ok:
+            return staged
+        _stage_rows(con, parsed)
+        bar.update()
+        bar.set_postfix_str(steps[1])
+        checker = _Checker(con, report, scan_types or ScanTypes())
+        checker.run(parsed.kind, project)
+        bar.update()
+        bar.set_postfix_str(steps[2])
+        roots_ = locations.DataRoots.from_setting(roots, os.path.dirname(os.path.abspath(path)))
+        checker.check_locations(path, roots_)
+        bar.update()
+        bar.set_postfix_str(steps[3])
+        if report.ok:
+            _build_tables(con)
+        report.counts = _counts(con, report.ok)
+        staged.projects = [
+            r[0]
+            for r in con.execute("SELECT DISTINCT project_name FROM rows ORDER BY 1").fetchall()
+        ]
+        bar.update()
     return staged
 
 
-def _stage_rows(con: duckdb.DuckDBPyConnection, parsed: formats.ParsedFile, progress: bool) -> None:
-    columns = ", ".join(f'"{c}" VARCHAR' for c in MIQA_COLUMNS)
-    con.execute(f"CREATE TABLE raw ({columns}, _row BIGINT, _path VARCHAR)")
-    bar = tqdm(desc=f"reading {os.path.basename(parsed.path)}", unit=" rows", disable=not progress)
-    with bar:
-        for chunk in parsed.chunks:
-            con.register("chunk", chunk)
-            con.execute("INSERT INTO raw SELECT * FROM chunk")
-            con.unregister("chunk")
-            bar.update(len(chunk))
-    keep_spaces = {"experiment_notes", "last_decision_note"}
-    select = ", ".join(
-        f'"{c}"' if c in keep_spaces else f'trim("{c}") AS "{c}"' for c in MIQA_COLUMNS
+def _stage_rows(con: duckdb.DuckDBPyConnection, parsed: formats.ParsedFile) -> None:
+    """``rows``: the loaded rows with ``_row`` (CSV: header = row 1; the table keeps the
+    file's order); ``json_decisions``: the decisions of a JSON file."""
+    con.execute(
+        "CREATE VIEW rows AS SELECT *, CASE WHEN _path IS NULL THEN rowid + 2 END AS _row FROM raw"
     )
-    con.execute(f"CREATE TABLE rows AS SELECT {select}, _row, _path FROM raw")
-    con.execute("DROP TABLE raw")
     decisions = parsed.decisions
     if decisions is None:
         decisions = pd.DataFrame(columns=list(formats.DECISIONS_TABLE))
     decisions = decisions.astype({"_order": "int64"})
     con.register("decisions_in", decisions)
     select = ", ".join(
-        f'"{c}"' if c in keep_spaces else f'trim("{c}") AS "{c}"'
+        f'"{c}"' if c in formats.UNTRIMMED else f'trim("{c}") AS "{c}"'
         for c in formats.DECISIONS_TABLE[:-2]
     )
     con.execute(f"CREATE TABLE json_decisions AS SELECT {select}, _order, _path FROM decisions_in")
@@ -427,7 +431,7 @@ class _Checker:
     def check_scan_agreement(self) -> None:
         """Scan-level values must agree across a scan's rows (after canonical mapping)."""
         self.con.execute(
-            """CREATE TEMP TABLE scan_values AS
+            """CREATE TEMP VIEW scan_values AS
                SELECT r.*, coalesce(m.parsed, r.scan_type) AS canonical_type
                FROM rows r LEFT JOIN scan_type_map m ON r.scan_type = m.value"""
         )
@@ -491,48 +495,58 @@ class _Checker:
             )
 
     def check_locations(self, path: str, roots: locations.DataRoots) -> None:
-        values = [
-            r[0]
-            for r in self.q("SELECT DISTINCT file_location FROM rows WHERE file_location <> ''")
-        ]
-        resolved = locations.resolve(values, path, roots)
-        self.con.register("resolved_df", resolved)
-        self.con.execute("CREATE TABLE location_resolved AS SELECT * FROM resolved_df")
-        self.con.unregister("resolved_df")
-        problems = self.q(
-            f"""SELECT l.status, l.detail, r.file_location, min(r._row),
-                       arg_min(r._path, coalesce(r._row, 0)), count(*)
-                FROM rows r JOIN location_resolved l ON r.file_location = l.value
-                WHERE l.status NOT IN ('{locations.OK}', '{locations.S3}')
-                GROUP BY ALL ORDER BY 4 NULLS LAST, 5"""
+        self.con.execute(
+            "CREATE TEMP TABLE location_values AS "
+            "SELECT DISTINCT file_location AS value FROM rows WHERE file_location <> ''"
         )
-        listed: dict[str, int] = {}
-        for status, detail, value, row, jpath, count in problems:
-            listed[status] = listed.get(status, 0) + 1
-            if listed[status] > MAX_LISTED:
-                continue
+        locations.resolve(self.con, "location_values", path, roots)
+        bad = self.q(
+            f"""SELECT status, count(*) FROM location_resolved
+                WHERE status NOT IN ('{locations.OK}', '{locations.S3}') GROUP BY 1"""
+        )
+        for status, total in bad:
+            # The first rows with this problem, in file order (a top-N, not a full sort).
+            first = self.q(
+                """SELECT r.file_location, l.looked_at, r._row, r._path
+                   FROM rows r JOIN location_resolved l ON r.file_location = l.value
+                   WHERE l.status = ? ORDER BY r._row NULLS LAST, r._path LIMIT ?""",
+                status,
+                MAX_LISTED * 20,
+            )
+            listed: dict[str, tuple] = {}
+            for value, looked_at, row, jpath in first:
+                if value not in listed and len(listed) < MAX_LISTED:
+                    listed[value] = (looked_at, row, jpath)
+            self.con.register("listed_values", pd.DataFrame({"v": list(listed)}, dtype=object))
+            counts = dict(
+                self.q(
+                    "SELECT file_location, count(*) FROM rows "
+                    "WHERE file_location IN (SELECT v FROM listed_values) GROUP BY 1"
+                )
+            )
+            self.con.unregister("listed_values")
             severity = "error" if status in locations.ERRORS else "warning"
             check = "missing-file" if status == locations.MISSING else f"location-{status}"
-            self.add(
-                severity,
-                check,
-                detail,
-                row=row,
-                path=jpath,
-                column="file_location",
-                value=value,
-                count=count,
-            )
-        for status, n in listed.items():
-            if n > MAX_LISTED:
-                severity = "error" if status in locations.ERRORS else "warning"
+            for value, (looked_at, row, jpath) in listed.items():
                 self.add(
                     severity,
-                    "missing-file" if status == locations.MISSING else f"location-{status}",
-                    f"{n - MAX_LISTED:,} more file locations have the same problem ({status})",
+                    check,
+                    locations.describe(status, looked_at, path, roots),
+                    row=row,
+                    path=jpath,
                     column="file_location",
-                    count=n - MAX_LISTED,
+                    value=value,
+                    count=counts.get(value, 1),
                 )
+            if total > len(listed):
+                self.add(
+                    severity,
+                    check,
+                    f"{total - len(listed):,} more file locations have the same problem ({status})",
+                    column="file_location",
+                    count=total - len(listed),
+                )
+        self.report.problems.sort(key=_position)
 
 
 def _build_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -585,6 +599,15 @@ def _counts(con: duckdb.DuckDBPyConnection, built: bool) -> dict[str, int]:
     for level in ("experiments", "scans", "frames", "decisions"):
         counts[level] = one(con, f"SELECT count(*) FROM v_{level}")[0]  # type: ignore[index]
     return counts
+
+
+def _position(problem: Problem) -> tuple[int, int, str]:
+    """Sort key: errors first, then by row (or JSON path), as a user reads the file."""
+    return (
+        problem.severity != "error",
+        problem.row if problem.row is not None else 1 << 62,
+        problem.path or "",
+    )
 
 
 def _quote(text: str) -> str:

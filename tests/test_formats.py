@@ -2,7 +2,6 @@
 
 import json
 
-import pandas as pd
 import pytest
 
 from miqa_nb import formats
@@ -10,7 +9,7 @@ from miqa_nb.formats import MIQA_COLUMNS, REQUIRED_COLUMNS
 
 
 def _rows(parsed):
-    return pd.concat(list(parsed.chunks), ignore_index=True)
+    return parsed.frame()
 
 
 def _checks(parsed):
@@ -27,7 +26,7 @@ def test_header_read_by_name_in_any_order(tmp_path):
     rows = _rows(parsed)
     assert list(rows.columns[:16]) == list(MIQA_COLUMNS)
     assert rows.loc[0, "frame_number"] == "00" and rows.loc[0, "project_name"] == "P"
-    assert rows.loc[0, "subject_id"] == "" and rows.loc[0, "_row"] == 2
+    assert rows.loc[0, "subject_id"] == ""
 
 
 def test_fifteen_and_sixteen_column_layouts(tmp_path, samples):
@@ -87,7 +86,7 @@ def test_latin1_bytes_name_the_line(tmp_path):
     body = ",".join(REQUIRED_COLUMNS) + "\nP,E,S,T1,0,a.nii\nP,E,Sé,T1,1,b.nii\n"
     path.write_bytes(body.encode("latin-1"))
     parsed = formats.read_csv(path)
-    list(parsed.chunks)
+    parsed.frame()
     (problem,) = parsed.problems
     assert problem.check == "encoding" and problem.row == 3 and "0xe9" in problem.message
     assert "UTF-8" in problem.message
@@ -104,13 +103,21 @@ def test_quoted_commas_quotes_and_newlines(tmp_path):
     assert rows.loc[0, "last_decision_note"] == "x;y"
 
 
-def test_chunks_number_rows_across_chunks(tmp_path):
+def test_rows_keep_the_files_order(tmp_path):
     path = tmp_path / "a.csv"
-    lines = [",".join(REQUIRED_COLUMNS)] + [f"P,E,S,T1,{n},f{n}.nii" for n in range(25)]
+    lines = [",".join(REQUIRED_COLUMNS)] + [f"P,E,S,T1,{n},f{n}.nii" for n in range(5000)]
     path.write_text("\n".join(lines) + "\n")
-    chunks = list(formats.read_csv(path, chunk_rows=10).chunks)
-    assert [len(c) for c in chunks] == [10, 10, 5]
-    assert chunks[2]["_row"].tolist() == list(range(22, 27))
+    rows = formats.read_csv(path).frame()
+    assert rows["frame_number"].tolist() == [str(n) for n in range(5000)]
+
+
+def test_wrong_number_of_fields_names_the_line(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text(",".join(REQUIRED_COLUMNS) + "\nP,E,S,T1,0,a.nii\nP,E,S,T1,1,b.nii,extra\n")
+    parsed = formats.read_csv(path)
+    parsed.frame()
+    (problem,) = parsed.problems
+    assert problem.check == "malformed-csv" and problem.row == 3 and "line 3" in problem.message
 
 
 def _json(tmp_path, document):
