@@ -95,6 +95,10 @@ def _parser() -> argparse.ArgumentParser:
     p = roles.add_parser("list", help="list roles")
     p.add_argument("--project")
 
+    p = sub.add_parser("serve", help="serve the reviewer dashboard (Voila) on 127.0.0.1")
+    p.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+    p.add_argument("--token", default=None, help="access token (default: a random one)")
+
     p = sub.add_parser("render", help="write axial.png, coronal.png and sagittal.png of an image")
     p.add_argument("file", type=Path)
     p.add_argument("--frame", type=int, default=0, help="volume of a 4D file (0)")
@@ -135,6 +139,10 @@ def _catalog(args: argparse.Namespace, path: Path | None = None) -> Catalog:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "render":
         return _render(args)
+    if args.command == "serve":
+        from miqa_nb.serve import serve_main
+
+        return serve_main(args)
     user = current_user(args.user)
     if args.command == "demo":
         return _demo(args, user)

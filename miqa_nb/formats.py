@@ -139,9 +139,9 @@ def _select(present: Iterable[str]) -> str:
         if column not in present:
             parts.append(f"'' AS \"{column}\"")
         elif column in UNTRIMMED:
-            parts.append(f"coalesce(\"{column}\", '') AS \"{column}\"")
+            parts.append(f'coalesce("{column}", \'\') AS "{column}"')
         else:
-            parts.append(f"coalesce(trim(\"{column}\"), '') AS \"{column}\"")
+            parts.append(f'coalesce(trim("{column}"), \'\') AS "{column}"')
     return ", ".join(parts)
 
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job: set up, build the demo project from real images that packages ship,
-# import it into a catalog, and show it.
+# import it into a catalog, and serve the reviewer dashboard (Ctrl-C stops it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export MIQA_NB_USER=${MIQA_NB_USER:-admin}
 .venv/bin/miqa-nb --catalog demo/demo.duckdb demo --dir demo
+exec .venv/bin/miqa-nb --catalog demo/demo.duckdb serve "$@"

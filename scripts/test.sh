@@ -3,8 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/system-packages.sh   # Debian's chromium, for the browser tests
 export PATH="$PWD/.venv/bin:$PATH"
-echo "== ruff";          ruff check miqa_nb tests benchmarks
+echo "== ruff";          ruff check miqa_nb tests benchmarks && ruff format --check --quiet miqa_nb tests benchmarks
 echo "== import layers"; lint-imports
 echo "== mypy";          mypy
 echo "== pytest"

@@ -1,0 +1,159 @@
+"""Review speed: from "submit" to the next scan's three planes ready (PNG bytes).
+
+Server side, no browser: a tier-2 reviewer's :class:`~miqa_nb.review.ReviewSession`
+goes through N synthetic 256^3 int16 .nii.gz scans (10 experiments) imported into a
+catalog in a temporary folder. For each scan it renders the planes, waits for the
+background work a reviewer's looking time would cover (prefetch, claims, resume place),
+then measures ``submit()`` (the decision is written to the catalog file) up to
+``render()`` of the next scan returning three PNGs.
+
+- with prefetch (``prefetch=2``, the default): target p50 <= 30 ms;
+- without prefetch (``prefetch=0``, a cold cache): target p50 within 1.3x of inflating
+  the same file with isal (read + inflate, the floor for a .nii.gz that is not cached).
+
+Run::
+
+    .venv/bin/python benchmarks/bench_review.py           # 50 scans
+    .venv/bin/python benchmarks/bench_review.py --quick   # 12 scans
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from miqa_nb.catalog import Catalog
+from miqa_nb.review import ReviewSession
+from miqa_nb.volumes import VolumeCache, inflate, load_volume
+
+SIZE = 256
+DISTINCT = 5  # distinct volumes; the other files are byte copies (each is decoded anew)
+
+
+def phantom(seed: int, n: int = SIZE) -> np.ndarray:
+    """A noisy ellipsoid 'head', int16, RAS."""
+    rng = np.random.default_rng(seed)
+    x, y, z = np.ogrid[-1 : 1 : n * 1j, -1 : 1 : n * 1j, -1 : 1 : n * 1j]
+    r2 = (x / 0.8) ** 2 + (y / 0.9) ** 2 + (z / 0.85) ** 2
+    inside = r2 < 1.0
+    vol = (600 - 200 * r2 + 300 * (1.0 + x)).astype(np.float32)
+    vol += rng.normal(0, 20, vol.shape).astype(np.float32)
+    vol *= inside
+    return vol.astype(np.int16)
+
+
+def build(folder: Path, n_scans: int) -> Path:
+    """Images, import CSV and catalog; returns the catalog path."""
+    images = folder / "images"
+    images.mkdir(parents=True)
+    sources = []
+    for seed in range(min(DISTINCT, n_scans)):
+        path = images / f"source{seed}.nii.gz"
+        nib.save(nib.Nifti1Image(phantom(seed), np.diag([1.0, 1.0, 1.0, 1.0])), path)
+        sources.append(path)
+    rows = ["project_name,experiment_name,scan_name,scan_type,frame_number,file_location"]
+    for i in range(n_scans):
+        experiment, scan = f"E{i // 5:02d}", f"S{i % 5}"
+        target = images / f"{experiment}_{scan}.nii.gz"
+        shutil.copyfile(sources[i % len(sources)], target)
+        rows.append(f"B,{experiment},{scan},T1,0,images/{target.name}")
+    csv = folder / "import.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    catalog = Catalog(folder / "catalog.duckdb")
+    catalog.add_user("admin", superuser=True)
+    catalog.import_file(csv, by="admin", project="B")
+    catalog.add_user("rev", by="admin")
+    catalog.set_role("B", "rev", "tier2", by="admin")
+    return catalog.path
+
+
+def review(catalog_path: Path, prefetch: int) -> list[float]:
+    """Seconds from submit() to the next scan's three PNGs, for each scan but the last."""
+    times: list[float] = []
+    with VolumeCache(max_bytes=768 << 20) as cache:
+        session = ReviewSession(
+            Catalog(catalog_path), "B", "rev", cache=cache, prefetch=prefetch, resume=False
+        )
+        try:
+            session.render()
+            while True:
+                session.flush()  # the reviewer looks at the scan meanwhile
+                session.set_decision("U")
+                start = time.perf_counter()
+                if session.submit() is None:
+                    raise RuntimeError(f"submit failed: {session.last_error}")
+                pngs = session.render()
+                elapsed = time.perf_counter() - start
+                if session.message.startswith("decision stored; no more"):
+                    break
+                if len(pngs) != 3:
+                    raise RuntimeError(f"no planes for {session.key}: {session.last_error}")
+                times.append(elapsed)
+        finally:
+            session.close()
+    return times
+
+
+def inflate_times(paths: list[Path]) -> tuple[list[float], list[float]]:
+    """isal read+inflate, and load_volume, per file (seconds)."""
+    inflating, loading = [], []
+    for path in paths:
+        start = time.perf_counter()
+        inflate(path.read_bytes())
+        inflating.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        load_volume(path)
+        loading.append(time.perf_counter() - start)
+    return inflating, loading
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) * 1000
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="12 scans instead of 50")
+    parser.add_argument("--scans", type=int, default=None)
+    args = parser.parse_args(argv)
+    n_scans = args.scans or (12 if args.quick else 50)
+    with tempfile.TemporaryDirectory(prefix="bench-review-") as tmp:
+        folder = Path(tmp)
+        start = time.perf_counter()
+        catalog_path = build(folder, n_scans)
+        cold_copy = folder / "catalog-cold.duckdb"
+        shutil.copyfile(catalog_path, cold_copy)
+        print(
+            f"{n_scans} scans of {SIZE}^3 int16 .nii.gz, built in {time.perf_counter() - start:.1f} s"
+        )
+        files = sorted((folder / "images").glob("E*.nii.gz"))
+        inflating, loading = inflate_times(files)
+        warm = review(catalog_path, prefetch=2)
+        cold = review(cold_copy, prefetch=0)
+    floor = statistics.median(inflating) * 1000
+    print(f"isal read+inflate per file : p50 {floor:6.1f} ms   p95 {pct(inflating, 95):6.1f} ms")
+    print(
+        f"load_volume per file       : p50 {pct(loading, 50):6.1f} ms   p95 {pct(loading, 95):6.1f} ms"
+    )
+    print(
+        f"submit -> 3 planes, prefetch   : p50 {pct(warm, 50):6.1f} ms   p95 {pct(warm, 95):6.1f} ms"
+        f"   (n={len(warm)}; target p50 <= 30 ms: {'ok' if pct(warm, 50) <= 30 else 'MISSED'})"
+    )
+    ratio = pct(cold, 50) / floor
+    print(
+        f"submit -> 3 planes, no prefetch: p50 {pct(cold, 50):6.1f} ms   p95 {pct(cold, 95):6.1f} ms"
+        f"   (n={len(cold)}; {ratio:.2f}x inflate; target <= 1.3x: {'ok' if ratio <= 1.3 else 'MISSED'})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

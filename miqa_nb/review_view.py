@@ -1,0 +1,281 @@
+"""The view part of a review session: the open scan's volume, frame, crosshair, window
+and pictures.
+
+:class:`ScanViewMixin` is mixed into :class:`~miqa_nb.review.ReviewSession` (one
+concept per module: this one owns what the reviewer *sees*). It loads frames through
+the session's :class:`~miqa_nb.volumes.VolumeCache` (``s3://`` frames are reported,
+not fetched), keeps the crosshair in world millimetres snapped to a voxel centre,
+turns clicks on a picture into world points, and renders the three planes through
+:mod:`miqa_nb.volumes`. Failures become the session's ``last_error``; changes are
+announced as ``'view'``.
+
+A scan's frames are one file per frame (MIQA's layout) or the volumes of one 4D file.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from miqa_nb.errors import MiqaError, VolumeError
+from miqa_nb.review_queue import ScanKey, ScanQueue
+from miqa_nb.vocabulary import Location
+from miqa_nb.volumes import (
+    PRESETS,
+    Convention,
+    Plane,
+    PlaneImage,
+    SliceIndex,
+    Volume,
+    VolumeCache,
+    Window,
+    frame_window,
+    plane_images,
+)
+from miqa_nb.volumes import Location as VolumeLocation
+
+__all__ = ["PLANES_AXIS", "ScanViewMixin"]
+
+_log = logging.getLogger("miqa_nb.review")
+
+#: RAS+ array axis each plane's slice number runs along.
+PLANES_AXIS: dict[str, int] = {"sagittal": 0, "coronal": 1, "axial": 2}
+
+
+class ScanViewMixin:
+    """What the reviewer sees of the open scan (mixed into ReviewSession)."""
+
+    # provided by the session
+    cache: VolumeCache
+    convention: Convention
+    max_size: int
+    prefetch: int
+    queue: ScanQueue
+    _key: ScanKey | None
+    # owned here
+    _volume: Volume | None
+    _sources: list[tuple[str, int]]
+    _frame: int
+    _crosshair: tuple[float, float, float] | None
+    _window: str | tuple[float, float]
+    _image_shapes: dict[str, tuple[int, int]]
+
+    if TYPE_CHECKING:  # provided by the other parts of ReviewSession
+
+        def _fail(self, exc: BaseException) -> None: ...
+
+        def _notify(self, event: str) -> None: ...
+
+        def _others(self) -> set[str]: ...
+
+    def _load(self, frame: int, *, recentre: bool) -> bool:
+        """Load the volume of ``frame``; on failure keep the error and no volume."""
+        self._volume = None
+        if not self._sources:
+            self._fail(VolumeError(f"scan {self._key} has no frame files in the catalog"))
+            return False
+        path, _ = self._sources[min(frame, len(self._sources) - 1)]
+        try:
+            if path.startswith("s3://"):
+                raise VolumeError(
+                    f"{path}: images on S3 cannot be shown here; copy them to a local "
+                    "folder and import the project with local paths"
+                )
+            volume = self.cache.get(path)
+        except (MiqaError, OSError, ValueError) as exc:
+            self._fail(exc)
+            return False
+        if len(self._sources) == 1 and volume.n_frames > 1:  # one 4D file: one frame each
+            self._sources = [(path, t) for t in range(volume.n_frames)]
+        self._volume = volume
+        if recentre or self._crosshair is None:
+            self._crosshair = volume.location_of(volume.center()).xyz
+        return True
+
+    def _prefetch_paths(self) -> list[str]:
+        if self.prefetch <= 0 or self._key is None:
+            return []
+        upcoming = self.queue.upcoming(self._key, self.prefetch, self._others())
+        paths = [self.queue.info(k).frames[0] for k in upcoming if self.queue.info(k).frames]
+        paths += [p for p, _ in self._sources[1:5]]
+        return [p for p in dict.fromkeys(paths) if not p.startswith("s3://")]
+
+    def _start_prefetch(self) -> None:
+        paths = self._prefetch_paths()
+        if paths:
+            try:
+                self.cache.prefetch(paths)
+            except RuntimeError as exc:  # a closed cache: prefetch is only a speed-up
+                _log.debug("prefetch skipped: %s", exc)
+
+    @property
+    def volume(self) -> Volume | None:
+        """The decoded volume of the current frame (None when it could not be loaded)."""
+        return self._volume
+
+    @property
+    def n_frames(self) -> int:
+        """Frames of the open scan."""
+        return max(1, len(self._sources))
+
+    @property
+    def frame(self) -> int:
+        """The frame shown (0-based)."""
+        return self._frame
+
+    def set_frame(self, frame: int) -> None:
+        """Show another frame of a multi-frame scan (the crosshair stays in place)."""
+        frame = max(0, min(int(frame), self.n_frames - 1))
+        if frame == self._frame:
+            return
+        before = self._sources[self._frame][0] if self._sources else None
+        self._frame = frame
+        if self._volume is None or (self._sources and self._sources[frame][0] != before):
+            self._load(frame, recentre=False)
+        self._notify("view")
+
+    @property
+    def crosshair(self) -> tuple[float, float, float] | None:
+        """The crosshair in world mm (RAS+), at a voxel centre."""
+        return self._crosshair
+
+    @property
+    def slices(self) -> SliceIndex | None:
+        """Slice numbers through the crosshair."""
+        if self._volume is None or self._crosshair is None:
+            return None
+        return self._volume.slices_at(self._crosshair)
+
+    def set_crosshair(self, xyz: Any) -> None:
+        """Move the crosshair to a world point (mm), snapped to the nearest voxel.
+
+        ``xyz`` may be ``(x, y, z)``, a :class:`miqa_nb.vocabulary.Location` or a
+        volumes ``Location``.
+        """
+        if isinstance(xyz, Location | VolumeLocation):
+            xyz = (xyz.i, xyz.j, xyz.k)
+        volume = self._volume
+        if volume is None:
+            return
+        self._crosshair = volume.location_of(volume.slices_at(xyz)).xyz
+        self._notify("view")
+
+    go_to = set_crosshair
+
+    def set_slice(self, plane: Plane, index: int) -> None:
+        """Show slice ``index`` of ``plane`` (clipped to the volume)."""
+        volume, slices = self._volume, self.slices
+        if volume is None or slices is None:
+            return
+        axis = PLANES_AXIS[plane]
+        values = list(slices)
+        values[axis] = max(0, min(int(index), volume.shape[axis] - 1))
+        self._crosshair = volume.location_of(SliceIndex(*values)).xyz
+        self._notify("view")
+
+    def move_slice(self, plane: Plane, delta: int) -> None:
+        """Scroll ``plane`` by ``delta`` slices."""
+        slices = self.slices
+        if slices is not None:
+            self.set_slice(plane, slices.of(plane) + int(delta))
+
+    def click(self, plane: Plane, row: float, col: float) -> None:
+        """Move the crosshair to a pixel of the last picture of ``plane``."""
+        volume, slices = self._volume, self.slices
+        if volume is None or slices is None:
+            return
+        xyz = volume.pixel_to_world(
+            plane,
+            row,
+            col,
+            slices.of(plane),
+            convention=self.convention,
+            image_shape=self._image_shapes.get(plane),
+        )
+        self.set_crosshair(tuple(float(v) for v in xyz))
+
+    @property
+    def window_spec(self) -> str | tuple[float, float]:
+        """A preset name or manual ``(low, high)``."""
+        return self._window
+
+    @property
+    def window(self) -> Window | None:
+        """The window shown (None without a volume)."""
+        if self._volume is None:
+            return None
+        return frame_window(self._volume, self._window, self._sources[self._frame][1])
+
+    def window_limits(self) -> tuple[float, float] | None:
+        """Bounds for a manual window control: the automatic window widened by its
+        width on each side, and the current window (None without a volume)."""
+        window = self.window
+        if self._volume is None or window is None:
+            return None
+        auto = frame_window(self._volume, "auto", self._sources[self._frame][1])
+        span = max(auto.width, window.width)
+        return (min(auto.low - span, window.low), max(auto.high + span, window.high))
+
+    def set_window(self, spec: str | tuple[float, float] | Window) -> None:
+        """Window/level: a preset (:data:`~miqa_nb.volumes.PRESETS`) or ``(low, high)``."""
+        try:
+            if isinstance(spec, Window):
+                spec = (spec.low, spec.high)
+            if isinstance(spec, str):
+                if spec not in PRESETS:
+                    raise MiqaError(
+                        f"window must be one of {tuple(PRESETS)} or (low, high); {spec!r} was provided"
+                    )
+                self._window = spec
+            else:
+                low, high = float(spec[0]), float(spec[1])
+                Window(low, high)  # validates
+                self._window = (low, high)
+        except (MiqaError, ValueError, TypeError) as exc:
+            self._fail(exc if isinstance(exc, MiqaError) else MiqaError(str(exc)))
+            return
+        self._notify("view")
+
+    def plane_images(self) -> dict[Plane, PlaneImage]:
+        """The three planes through the crosshair, with the crosshair drawn."""
+        volume, slices = self._volume, self.slices
+        if volume is None or slices is None:
+            return {}
+        images = plane_images(
+            volume,
+            slices,
+            frame=self._sources[self._frame][1],
+            window=self._window,
+            convention=self.convention,
+            max_size=self.max_size,
+            crosshair=True,
+        )
+        self._image_shapes = {p: img.image_shape for p, img in images.items()}
+        return images
+
+    def render(self, fmt: str = "png") -> dict[Plane, bytes]:
+        """The three planes as encoded pictures (``{}`` without a volume)."""
+        return {p: img.encode(fmt) for p, img in self.plane_images().items()}  # type: ignore[arg-type]
+
+    def volume_preview(
+        self, max_side: int = 96
+    ) -> tuple[np.ndarray, list[tuple[float, float]]] | None:
+        """The shown frame for a 3D rendering: windowed to 0..1, subsampled.
+
+        Returns ``(data, extent)``: float32 data in ipyvolume's ``(z, y, x)`` order with
+        no side longer than ``max_side``, and the world extent ``[(x0, x1), (y0, y1),
+        (z0, z1)]`` in mm; None without a volume.
+        """
+        volume, window = self._volume, self.window
+        if volume is None or window is None:
+            return None
+        data = volume.frame(self._sources[self._frame][1])
+        step = max(1, -(-max(volume.shape) // max_side))
+        small = window.apply(data[::step, ::step, ::step]).astype(np.float32) / 255.0
+        corners = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], float)
+        corners *= np.asarray(volume.shape, float) - 1
+        world = volume.voxel_to_world(corners)
+        extent = [(float(world[:, a].min()), float(world[:, a].max())) for a in range(3)]
+        return np.ascontiguousarray(small.transpose(2, 1, 0)), extent

@@ -1,0 +1,309 @@
+"""The reviewer dashboard that ``miqa-nb serve`` shows (``voila_app/dashboard.ipynb``).
+
+It puts the panels together: a header naming the user, the status bar
+(:mod:`~miqa_nb.widgets.status`), the project list (:mod:`~miqa_nb.widgets.projects`)
+and, for the open project, tabs: the scans overview (:mod:`~miqa_nb.widgets.overview`),
+the review view, and -- for superusers and the project's creator only -- the
+administration panel (:mod:`~miqa_nb.widgets.admin`) with the upload panel
+(:mod:`~miqa_nb.widgets.upload`).
+
+The review view is built by :func:`review_view`, the one place where the review
+panel plugs in: the dashboard calls :meth:`Dashboard.open_review` when a scan is
+clicked in the overview.
+
+:meth:`Dashboard.from_environment` is the notebook's entry point: it reads the
+catalog from ``MIQA_NB_CATALOG`` and the user as
+:func:`~miqa_nb.dashboard_model.resolve_user` says, and shows a readable refusal
+instead of the dashboard when the user is unknown.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import ipywidgets as widgets
+
+from miqa_nb import permissions
+from miqa_nb.catalog import Catalog, default_catalog_path
+from miqa_nb.dashboard_model import (
+    AdminActions,
+    UploadStager,
+    default_thumbnail_dir,
+    default_upload_dir,
+    resolve_user,
+)
+from miqa_nb.widgets.admin import AdminPanel
+from miqa_nb.widgets.overview import Overview
+from miqa_nb.widgets.projects import ProjectList
+from miqa_nb.widgets.status import StatusBar
+from miqa_nb.widgets.upload import UploadPanel
+
+__all__ = ["Dashboard", "ReviewFactory", "review_view"]
+
+log = logging.getLogger("miqa_nb.dashboard")
+
+#: ``(catalog, user, project, experiment, scan) -> widget`` showing one scan for review.
+ReviewFactory = Callable[[Catalog, str, str, str, str], widgets.Widget]
+
+OVERVIEW_TAB, REVIEW_TAB, ADMIN_TAB = 0, 1, 2
+
+#: Page-wide look of the dashboard's HTML pieces (tables, headings); fixed text.
+STYLE = """<style>
+.miqa-dashboard table {border-collapse: collapse; margin: 0.3em 0;}
+.miqa-dashboard th, .miqa-dashboard td {padding: 2px 10px; border-bottom: 1px solid #ddd;
+  text-align: left;}
+.miqa-dashboard h3, .miqa-dashboard h4 {margin: 0.5em 0 0.2em 0;}
+.miqa-overview-row {border-bottom: 1px solid #eee;}
+</style>"""
+
+
+def review_view(
+    catalog: Catalog, user: str, project: str, experiment: str, scan: str
+) -> widgets.Widget:
+    """The review view of one scan: the colleague's :class:`ReviewPanel` over a new
+    :class:`ReviewSession` of the project, opened on that scan.
+
+    This is the single place the review panel plugs in. If the panel cannot be built
+    (an unexpected error), a readable placeholder (``miqa-review-slot``) names the scan
+    and the traceback goes to the log.
+    """
+    try:
+        from miqa_nb.review import ReviewSession
+        from miqa_nb.widgets.panel import ReviewPanel
+
+        session = ReviewSession(catalog, project, user, filter="all", resume=False)
+        session.open((experiment, scan))
+        return ReviewPanel(session)
+    except Exception:
+        log.exception("the review panel could not be built; showing the placeholder")
+    return review_placeholder(project, experiment, scan)
+
+
+def review_placeholder(project: str, experiment: str, scan: str) -> widgets.HTML:
+    """A placeholder naming the scan (``miqa-review-slot``); every name is escaped."""
+    placeholder = widgets.HTML(
+        "<p><b>Review view</b>: the review panel could not be shown; "
+        "the server log says why.</p>"
+        f"<p>Scan <b>{html.escape(scan)}</b> of experiment <b>{html.escape(experiment)}</b> "
+        f"in project <b>{html.escape(project)}</b>.</p>"
+    )
+    placeholder.add_class("miqa-review-slot")
+    return placeholder
+
+
+def _log_to_server() -> None:
+    """Send miqa_nb's log records to the kernel process's real stderr.
+
+    Under Voila that is the server's output; ``sys.stderr`` would be the page.
+    """
+    logger = logging.getLogger("miqa_nb")
+    if not any(getattr(h, "_miqa_server_log", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.__stderr__)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        setattr(handler, "_miqa_server_log", True)  # noqa: B010 - a marker attribute
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+class Dashboard:
+    """The whole dashboard for one user (``miqa-dashboard``).
+
+    Parameters
+    ----------
+    catalog : Catalog
+    user : str or None
+        The page's user; None shows ``refusal`` instead of the dashboard.
+    refusal : str
+        Why there is no dashboard (``miqa-refusal``).
+    thumbnail_dir, upload_dir : path-like, optional
+        Default beside the catalog (see :mod:`miqa_nb.dashboard_model`).
+    review_factory : callable, optional
+        Builds the review view; default :func:`review_view`.
+    background : bool
+        Load thumbnails in a worker thread (False in tests).
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        user: str | None,
+        *,
+        refusal: str = "",
+        thumbnail_dir: str | os.PathLike[str] | None = None,
+        upload_dir: str | os.PathLike[str] | None = None,
+        review_factory: ReviewFactory | None = None,
+        background: bool = True,
+    ) -> None:
+        self.catalog = catalog
+        self.user = user
+        self.thumbnail_dir = Path(thumbnail_dir or default_thumbnail_dir(catalog.path))
+        self.upload_dir = Path(upload_dir or default_upload_dir(catalog.path))
+        self.review_factory = review_factory or review_view
+        self.background = background
+        self.status = StatusBar()
+        self.status.widget.add_class("miqa-dashboard-status")
+        self.project: str | None = None
+        self.overview: Overview | None = None
+        self.admin: AdminPanel | None = None
+        self.upload: UploadPanel | None = None
+        self.review: widgets.Widget | None = None
+        self.projects: ProjectList | None = None
+        self.project_area = widgets.VBox()
+        self.project_area.add_class("miqa-project-area")
+        if user is None:
+            message = widgets.HTML(
+                f'<div style="padding:1em;font-size:1.1em"><b>Cannot open the dashboard.</b> '
+                f"{html.escape(refusal)}</div>"
+            )
+            message.add_class("miqa-refusal")
+            self.widget = widgets.VBox([message])
+            self.widget.add_class("miqa-dashboard")
+            return
+        header = widgets.HTML(
+            STYLE + f"<h2 style='margin:0.2em 0'>MIQA review</h2><div>Signed in as "
+            f"<b class='miqa-user'>{html.escape(user)}</b> · catalog "
+            f"<code>{html.escape(catalog.path.name)}</code></div>"
+        )
+        header.add_class("miqa-dashboard-header")
+        self.projects = ProjectList(
+            catalog, user, self.status.guard(self.open_project), self.status
+        )
+        self.widget = widgets.VBox(
+            [header, self.status.widget, self.projects.widget, self.project_area]
+        )
+        self.widget.add_class("miqa-dashboard")
+
+    @classmethod
+    def from_environment(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        query_string: str | None = None,
+    ) -> Dashboard:
+        """The dashboard for the page being served (see :mod:`miqa_nb.serve`).
+
+        ``query_string`` defaults to Voila's (:func:`voila.utils.get_query_string`,
+        which waits for the request when the kernel was pre-heated).
+        """
+        _log_to_server()
+        env = os.environ if environ is None else environ
+        catalog = Catalog(env.get("MIQA_NB_CATALOG") or default_catalog_path())
+        if query_string is None:
+            query_string = _voila_query_string()
+        try:
+            identity = resolve_user(catalog, env, query_string)
+        except Exception as exc:  # e.g. an unreadable catalog: say so on the page
+            log.exception("cannot resolve the dashboard's user")
+            from miqa_nb.dashboard_model import readable_error
+
+            return cls(catalog, None, refusal=readable_error(exc))
+        if identity.user is None:
+            log.info("dashboard refused: %s", identity.refusal)
+        return cls(catalog, identity.user, refusal=identity.refusal or "")
+
+    def show(self) -> None:
+        """Display the dashboard in the notebook (or Voila page)."""
+        from IPython.display import display
+
+        display(self.widget)
+
+    # ------------------------------------------------------------------ actions
+
+    def open_project(self, project: str) -> None:
+        """Show a project's overview (and administration, for those allowed)."""
+        assert self.user is not None
+        permissions.require_read(self.catalog.standing(self.user, project))
+        self.close_project()
+        self.project = project
+        self.overview = Overview(
+            self.catalog,
+            project,
+            self.open_review,
+            thumbnail_dir=self.thumbnail_dir,
+            status=self.status,
+            background=self.background,
+        )
+        self.review = widgets.HTML("<p>Open a scan from the overview to review it.</p>")
+        self.review.add_class("miqa-review-slot")
+        self.review_box = widgets.VBox([self.review])
+        self.review_box.add_class("miqa-review-area")
+        children: list[widgets.Widget] = [self.overview.widget, self.review_box]
+        titles = ["Scans", "Review"]
+        actions = AdminActions(self.catalog, self.user, project)
+        if actions.allowed:
+            stager = UploadStager(self.catalog, self.user, self.upload_dir)
+            self.upload = UploadPanel(stager, project, self.status, on_change=self.refresh)
+            self.admin = AdminPanel(
+                actions, self.status, on_change=self.refresh, upload=self.upload.widget
+            )
+            children.append(self.admin.widget)
+            titles.append("Administration")
+        self.tabs = widgets.Tab(children=children, titles=titles)
+        self.tabs.add_class("miqa-project-tabs")
+        title = widgets.HTML(f"<h3 style='margin:0.5em 0'>{html.escape(project)}</h3>")
+        title.add_class("miqa-project-title")
+        self.project_area.children = [title, self.tabs]
+        self.status.info(f"Opened project {project}.")
+
+    def open_review(self, project: str, experiment: str, scan: str) -> None:
+        """Show one scan in the review view (called by the overview)."""
+        assert self.user is not None
+        session = getattr(self.review, "session", None)
+        if session is not None and (session.project, session.user) == (project, self.user):
+            # the same project: the open review panel moves to the scan (one session)
+            session.open((experiment, scan))
+        else:
+            view = self.review_factory(self.catalog, self.user, project, experiment, scan)
+            if self.review is not view:
+                self._close_review()
+            self.review = view
+            self.review_box.children = [view]
+        self.tabs.selected_index = REVIEW_TAB
+        self.status.info(f"Opened {scan} ({experiment}).")
+
+    def refresh(self) -> None:
+        """Reload progress and the overview after something changed."""
+        if self.projects is not None:
+            self.projects.refresh()
+        if self.overview is not None:
+            self.overview.refresh()
+
+    def close_project(self) -> None:
+        for part in (self.overview, self.admin, self.upload):
+            if part is not None:
+                part.widget.close()
+        self._close_review()
+        self.overview = self.admin = self.upload = None
+        self.review = None
+        self.project_area.children = []
+
+    def _close_review(self) -> None:
+        """Close the review view and its session (which gives up its claims)."""
+        if self.review is None:
+            return
+        session = getattr(self.review, "session", None)
+        self.review.close()
+        if session is not None:
+            self.status.run(session.close)
+        self.review = None
+
+    def close(self) -> None:
+        """Close every widget of the dashboard."""
+        self.close_project()
+        self.widget.close()
+
+
+def _voila_query_string() -> str | None:
+    """The page URL's query string under Voila, else ``QUERY_STRING`` or None."""
+    if "VOILA_KERNEL_ID" in os.environ or "VOILA_PREHEAT" in os.environ:
+        try:
+            from voila.utils import get_query_string
+        except ImportError:  # pragma: no cover - Voila is a dependency
+            return os.environ.get("QUERY_STRING")
+        return get_query_string()
+    return os.environ.get("QUERY_STRING")

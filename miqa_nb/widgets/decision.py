@@ -1,0 +1,206 @@
+"""The decision panel: decision buttons, artifact checklist, note, location, submit.
+
+A thin view of :class:`~miqa_nb.review.ReviewSession`'s pending decision: buttons and
+fields call ``set_decision``, ``set_artifact``, ``set_note``, ``set_store_location`` and
+``submit``; the panel shows the session's state again on ``'pending'`` and ``'scan'``.
+Decisions the user's role may not record are disabled (the session refuses them too),
+and everything is disabled for collaborators.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import ipywidgets as w
+from ipyevents import Event
+
+from miqa_nb.review import ReviewSession
+from miqa_nb.vocabulary import ARTIFACTS, ArtifactState, Decision
+from miqa_nb.widgets._base import css, safe, text
+from miqa_nb.widgets.shortcuts import DECISION_KEYS, handle_key, shortcuts_html
+
+__all__ = ["DecisionPanel", "decision_class"]
+
+_STATES = [(s.value, s.value) for s in ArtifactState]
+_KEY_OF = {d: k for k, d in DECISION_KEYS.items()}
+_STYLE = {
+    Decision.USABLE: "success",
+    Decision.USABLE_EXTRA: "info",
+    Decision.QUESTIONABLE: "warning",
+    Decision.UNUSABLE: "danger",
+}
+
+
+def decision_class(decision: Decision) -> str:
+    """The CSS class of a decision's button: ``miqa-decision-U``, ``-UE``, ``-Q``, ``-UN``."""
+    return "miqa-decision-" + decision.value.replace("?", "")
+
+
+class DecisionPanel(w.VBox):
+    """Choose and submit a decision for the open scan."""
+
+    def __init__(self, session: ReviewSession, **kwargs: Any) -> None:
+        self.session = session
+        self._syncing = False
+        self.buttons: dict[Decision, w.Button] = {}
+        for decision in Decision:
+            button = css(
+                w.Button(
+                    description=f"{decision.value} {decision.label}",
+                    tooltip=f"{decision.label} (key {_KEY_OF[decision]})",
+                    layout=w.Layout(width="auto"),
+                ),
+                "miqa-decision",
+                decision_class(decision),
+            )
+            button.on_click(self._chose(decision))
+            self.buttons[decision] = button
+        self.decision_row = css(w.HBox(list(self.buttons.values())), "miqa-decisions")
+        self.key_events = Event(
+            source=self.decision_row, watched_events=["keydown"], prevent_default_action=True
+        )
+        self.key_events.on_dom_event(safe(lambda event: handle_key(self.session, event)))
+
+        self.artifacts: dict[str, w.ToggleButtons] = {}
+        rows = []
+        for name in ARTIFACTS:
+            toggle = css(
+                w.ToggleButtons(
+                    options=_STATES,
+                    value=ArtifactState.NOT_ASSESSED.value,
+                    style={"button_width": "7.5em"},
+                ),
+                "miqa-artifact",
+                f"miqa-artifact-{name}",
+            )
+            toggle.observe(self._artifact_changed(name), names="value")
+            self.artifacts[name] = toggle
+            label = w.Label(name.replace("_", " "), layout=w.Layout(width="13em"))
+            rows.append(w.HBox([label, toggle]))
+        self.checklist = css(w.VBox(rows), "miqa-artifacts")
+        self.note = css(
+            w.Textarea(
+                placeholder="note (needed for UE, Q? and UN unless an artifact is present)",
+                layout=w.Layout(width="100%", height="4em"),
+            ),
+            "miqa-note",
+        )
+        self.note.observe(safe(self._note_changed), names="value")
+        self.store_location = css(
+            w.Checkbox(value=True, description="store location of interest", indent=False),
+            "miqa-store-location",
+        )
+        self.store_location.observe(safe(self._store_changed), names="value")
+        self.advance = css(
+            w.Checkbox(
+                value=session.advance_after_submit,
+                description="go to the next scan after submit",
+                indent=False,
+            ),
+            "miqa-advance",
+        )
+        self.advance.observe(safe(self._advance_changed), names="value")
+        self.submit = css(
+            w.Button(description="Submit", button_style="primary", tooltip="submit (Enter)"),
+            "miqa-submit",
+        )
+        self.submit.on_click(safe(lambda _button: self.session.submit()))
+        self.role = css(w.HTML(), "miqa-role")
+        self.shortcuts = css(w.HTML(shortcuts_html()), "miqa-shortcuts")
+        super().__init__(
+            [
+                self.role,
+                self.decision_row,
+                self.checklist,
+                self.note,
+                w.HBox([self.store_location, self.advance]),
+                self.submit,
+                self.shortcuts,
+            ],
+            **kwargs,
+        )
+        css(self, "miqa-decision-panel")
+        self._unobserve = session.observe(
+            self._on_session, events={"pending", "scan", "view", "claim"}
+        )
+        self.sync()
+
+    @safe
+    def _on_session(self, event: str) -> None:
+        self.sync()
+
+    def sync(self) -> None:
+        """Show the session's pending decision and what the user may do."""
+        session = self.session
+        pending, allowed = session.pending, set(session.allowed_decisions)
+        no_scan = session.key is None
+        self._syncing = True
+        try:
+            for decision, button in self.buttons.items():
+                button.disabled = no_scan or decision not in allowed
+                chosen = pending.decision == decision
+                button.button_style = _STYLE[decision] if chosen else ""
+                if chosen:
+                    button.add_class("miqa-selected")
+                else:
+                    button.remove_class("miqa-selected")
+            for name, toggle in self.artifacts.items():
+                toggle.value = pending.artifact(name).value
+                toggle.disabled = no_scan or session.read_only
+            if self.note.value != pending.note:
+                self.note.value = pending.note
+            self.note.disabled = no_scan or session.read_only
+            self.store_location.value = pending.store_location
+            xyz = session.crosshair
+            self.store_location.description = (
+                "store location of interest"
+                if xyz is None
+                else "store location i={:.1f} j={:.1f} k={:.1f} mm".format(*xyz)
+            )
+            self.advance.value = session.advance_after_submit
+            self.submit.disabled = no_scan or session.read_only or pending.decision is None
+            role = session.standing
+            what = (
+                "superuser"
+                if role.superuser
+                else (role.role.value if role.role is not None else "project creator")
+            )
+            self.role.value = f"Reviewing as <b>{text(session.user)}</b> ({text(what)})" + (
+                ": read only" if session.read_only else ""
+            )
+        finally:
+            self._syncing = False
+
+    def _chose(self, decision: Decision) -> Any:
+        @safe
+        def chose(_button: w.Button) -> None:
+            same = self.session.pending.decision == decision
+            self.session.set_decision(None if same else decision)
+
+        return chose
+
+    def _artifact_changed(self, name: str) -> Any:
+        @safe
+        def changed(change: Mapping[str, Any]) -> None:
+            if not self._syncing:
+                self.session.set_artifact(name, str(change["new"]))
+
+        return changed
+
+    def _note_changed(self, change: Mapping[str, Any]) -> None:
+        if not self._syncing:
+            self.session.set_note(str(change["new"]))
+
+    def _store_changed(self, change: Mapping[str, Any]) -> None:
+        if not self._syncing:
+            self.session.set_store_location(bool(change["new"]))
+
+    def _advance_changed(self, change: Mapping[str, Any]) -> None:
+        if not self._syncing:
+            self.session.advance_after_submit = bool(change["new"])
+
+    def close(self) -> None:
+        self._unobserve()
+        self.key_events.close()
+        super().close()

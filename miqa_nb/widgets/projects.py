@@ -1,0 +1,88 @@
+"""The project list: one row per project the user may see, with review progress.
+
+A thin view over :func:`~miqa_nb.dashboard_model.visible_projects`. Each row is
+``miqa-project-row`` holding a button ``miqa-project`` + ``miqa-project-<n>`` (n counts
+rows from 0) that opens the project, a progress bar ``miqa-project-progress`` and a
+label. Names are shown as text (button descriptions and labels are not HTML).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import ipywidgets as widgets
+import pandas as pd
+
+from miqa_nb.catalog import Catalog
+from miqa_nb.dashboard_model import visible_projects
+from miqa_nb.widgets.status import StatusBar
+
+__all__ = ["ProjectList"]
+
+
+class ProjectList:
+    """Projects with progress; ``on_open(project)`` is called when one is clicked."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        user: str,
+        on_open: Callable[[str], None],
+        status: StatusBar | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.user = user
+        self.on_open = on_open
+        self.status = status or StatusBar()
+        self.table = pd.DataFrame()
+        self.buttons: list[widgets.Button] = []
+        self.rows = widgets.VBox()
+        self.rows.add_class("miqa-project-rows")
+        refresh = widgets.Button(description="Refresh", icon="refresh", tooltip="Reload progress")
+        refresh.add_class("miqa-projects-refresh")
+        refresh.on_click(self.status.guard(lambda _: self.refresh()))
+        title = widgets.HTML("<b>Projects</b>")
+        self.widget = widgets.VBox([widgets.HBox([title, refresh]), self.rows])
+        self.widget.add_class("miqa-projects")
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Reload the projects and their progress from the catalog."""
+        self.table = visible_projects(self.catalog, self.user)
+        for button in self.buttons:
+            button.close()
+        self.buttons = []
+        rows: list[widgets.Widget] = []
+        for n, row in enumerate(self.table.itertuples(index=False)):
+            rows.append(self._row(n, row))
+        if not rows:
+            empty = widgets.Label(
+                "You have no projects yet: a superuser or a project's creator gives you a role."
+            )
+            empty.add_class("miqa-projects-empty")
+            rows.append(empty)
+        self.rows.children = rows
+
+    def _row(self, n: int, row: object) -> widgets.Widget:
+        name = str(row.project)  # type: ignore[attr-defined]
+        scans = int(row.scans)  # type: ignore[attr-defined]
+        reviewed = int(row.reviewed)  # type: ignore[attr-defined]
+        complete = int(row.complete)  # type: ignore[attr-defined]
+        button = widgets.Button(
+            description=name, tooltip=f"Open {name}", layout=widgets.Layout(width="20em")
+        )
+        button.add_class("miqa-project")
+        button.add_class(f"miqa-project-{n}")
+        button.on_click(self.status.guard(lambda _b, p=name: self.on_open(p)))
+        self.buttons.append(button)
+        bar = widgets.IntProgress(
+            value=reviewed, min=0, max=max(scans, 1), layout=widgets.Layout(width="12em")
+        )
+        bar.add_class("miqa-project-progress")
+        label = widgets.Label(
+            f"{reviewed}/{scans} reviewed, {complete} complete"
+            + (f" · {row.my_role}" if row.my_role else "")  # type: ignore[attr-defined]
+        )
+        box = widgets.HBox([button, bar, label])
+        box.add_class("miqa-project-row")
+        return box

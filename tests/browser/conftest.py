@@ -1,0 +1,144 @@
+"""Browser tests: the real ``miqa-nb serve`` server, driven by Playwright + Chromium.
+
+One server serves the whole session (starting Voila costs seconds); each test gets a
+browser context of its own, so pages never share cookies or kernels. Chromium is
+Debian's (``/usr/bin/chromium``, installed by ``scripts/system-packages.sh``): the
+tests skip with that reason when it is missing. Screenshots go to
+``artifacts/screenshots/`` and the server's log to ``artifacts/browser-voila.log``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from widgets_dashboard.dashboard_catalog import DashboardCatalog, build
+
+CHROMIUM = Path(os.environ.get("MIQA_NB_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+SCREENSHOTS = ARTIFACTS / "screenshots"
+#: Console messages that are expected offline (Voila asks a CDN for a font).
+HARMLESS = ("ERR_NAME_NOT_RESOLVED", "ERR_INTERNET_DISCONNECTED", "Failed to load resource")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "browser" in item.path.parts:
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> Path:
+    if not CHROMIUM.exists():
+        pytest.skip(
+            f"Chromium not found at {CHROMIUM}: run `sudo bash scripts/system-packages.sh` "
+            "(Debian's chromium package) to run the browser tests"
+        )
+    pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory) -> DashboardCatalog:
+    """The served catalog: projects Alpha and Beta<script>, users in every role."""
+    return build(tmp_path_factory.mktemp("site"))
+
+
+@pytest.fixture(scope="session")
+def server(site: DashboardCatalog, chromium_path: Path) -> Iterator[object]:
+    """``miqa-nb serve`` on a free port with private Jupyter folders, once per session."""
+    from miqa_nb.serve import start
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = ARTIFACTS / "browser-voila.log"
+    log.unlink(missing_ok=True)
+    private = site.root / "jupyter"
+    running = start(
+        site.catalog_path,
+        private_dir=private,
+        upload_dir=site.root / "uploads",
+        log=log,
+        pool_size=2,
+    )
+    try:
+        running.wait_ready(timeout=60)
+        _wait_for_pool(log, timeout=60)
+        yield running
+    finally:
+        running.stop()
+
+
+def _wait_for_pool(log: Path, timeout: float) -> None:
+    """Wait until Voila says its pre-heated kernels are ready (the first page is then
+    as fast as the others); carry on after ``timeout`` regardless."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.exists() and "is filled with" in log.read_text(errors="replace"):
+            return
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path: Path) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(chromium_path), args=CHROMIUM_ARGS
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: object, request: pytest.FixtureRequest) -> Iterator[object]:
+    """A fresh context and page; JavaScript errors fail the test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    context.set_default_timeout(30_000)
+    new_page = context.new_page()
+    errors: list[str] = []
+    new_page.on("pageerror", lambda exc: errors.append(str(exc)))
+    new_page.on(
+        "console",
+        lambda msg: (
+            errors.append(msg.text)
+            if msg.type == "error" and not any(h in msg.text for h in HARMLESS)
+            else None
+        ),
+    )
+    yield new_page
+    context.close()
+    assert not errors, errors
+
+
+@pytest.fixture
+def shoot(page: object, request: pytest.FixtureRequest):
+    """``shoot(name)`` saves a full-page screenshot as artifacts/screenshots/<test>-<name>.png."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    def take(name: str) -> Path:
+        path = SCREENSHOTS / f"{request.node.name}-{name}.png"
+        page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+        return path
+
+    return take
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if SCREENSHOTS.exists():
+        shutil.rmtree(SCREENSHOTS, ignore_errors=True)

@@ -1,0 +1,132 @@
+"""The dashboard in a real browser: what each kind of user sees and can do."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from widgets_dashboard.dashboard_catalog import (
+    ADMIN,
+    NASTY_EXPERIMENT,
+    NASTY_PROJECT,
+    PROJECT,
+    TIER1,
+    DashboardCatalog,
+)
+
+#: Opening a page waits for a kernel; give a cold one time on a busy machine.
+OPEN_TIMEOUT = 60_000
+
+
+def open_as(page, server, user: str | None, wait_for: str = ".miqa-project-0") -> float:
+    """Open the dashboard as ``user``; return the seconds until ``wait_for`` showed."""
+    started = time.perf_counter()
+    page.goto(server.url if user is None else server.url_for(user))
+    page.wait_for_selector(wait_for, timeout=OPEN_TIMEOUT)
+    return time.perf_counter() - started
+
+
+def open_project(page, n: int = 0) -> None:
+    page.click(f".miqa-project-{n}")
+    page.wait_for_selector(".miqa-overview-row")
+
+
+def test_superuser_sees_the_project_list(page, server, shoot) -> None:
+    seconds = open_as(page, server, ADMIN)
+    print(f"page open to project list: {seconds:.2f} s")
+    assert page.locator(".miqa-project-0").inner_text() == PROJECT
+    assert page.locator(".miqa-project-row").count() == 2
+    assert ADMIN in page.locator(".miqa-dashboard-header").inner_text()
+    shoot("projects")
+
+
+def test_overview_rows_filter_and_open(page, server, shoot) -> None:
+    open_as(page, server, ADMIN)
+    open_project(page)
+    rows = page.locator(".miqa-overview-row")
+    assert rows.count() == 3
+    page.wait_for_function(
+        'document.querySelectorAll(\'.miqa-overview-thumbnail img[src^="blob:"], '
+        '.miqa-overview-thumbnail[src^="blob:"]\').length === 3'
+    )
+    shoot("overview")
+    page.select_option(".miqa-filter-state select", "unreviewed")
+    page.wait_for_function("document.querySelectorAll('.miqa-overview-row').length === 1")
+    assert "S3" in rows.first.inner_text()
+    page.click(".miqa-overview-open")
+    panel = page.locator(".miqa-review-area .miqa-review")
+    panel.wait_for()
+    page.wait_for_function(
+        "document.querySelector('.miqa-review-area .miqa-scan-info')?.innerText.includes('S3')"
+    )
+    page.wait_for_timeout(500)  # let the planes draw for the screenshot
+    shoot("review")
+
+
+def test_non_superuser_sees_no_administration(page, server, shoot) -> None:
+    open_as(page, server, TIER1)
+    open_project(page)
+    assert page.get_by_text("Review", exact=True).count() == 1
+    assert page.locator(".miqa-admin").count() == 0
+    assert page.get_by_text("Administration").count() == 0
+    shoot("tier1")
+
+
+def test_names_with_markup_render_as_text(page, server, shoot) -> None:
+    open_as(page, server, ADMIN)
+    button = page.locator(".miqa-project-1")
+    assert button.inner_text().startswith("Beta <script>")
+    open_project(page, 1)
+    page.get_by_text(NASTY_EXPERIMENT).first.wait_for()
+    assert page.get_by_text(NASTY_PROJECT, exact=True).count() >= 1
+    injected = page.evaluate(
+        "() => [window.__miqa_pwned, "
+        "[...document.scripts].filter(s => s.text.includes('__miqa_pwned')).length, "
+        "document.querySelectorAll('img[src=\"x\"], b').length]"
+    )
+    assert injected[0] is None and injected[1] == 0
+    # no <b> element came from the scan name '<b>bold</b>' (the header's own <b> aside)
+    assert page.locator("b", has_text="bold").count() == 0
+    assert page.get_by_text("<b>bold</b>").count() >= 1
+    shoot("markup")
+
+
+def test_export_from_the_admin_panel(page, server, site: DashboardCatalog, shoot) -> None:
+    site.export_csv.unlink(missing_ok=True)
+    open_as(page, server, ADMIN)
+    open_project(page)
+    page.get_by_text("Administration", exact=True).click()
+    page.locator(".miqa-admin").wait_for()
+    page.click(".miqa-export")
+    page.wait_for_function(
+        "document.querySelector('.miqa-export-result').innerText.includes('wrote')"
+    )
+    assert site.export_csv.exists()
+    assert site.export_csv.read_text().startswith("project_name,")
+    shoot("admin-export")
+
+
+def test_dry_run_preview_before_a_replacing_import(page, server, shoot) -> None:
+    open_as(page, server, ADMIN)
+    open_project(page)
+    page.get_by_text("Administration", exact=True).click()
+    run = page.locator(".miqa-import-run")
+    assert run.is_disabled()
+    page.click(".miqa-import-dry-run")
+    page.locator(".miqa-import-report table").wait_for()
+    assert "Dry run" in page.locator(".miqa-import-report").inner_text()
+    assert run.is_enabled()
+    shoot("dry-run")
+
+
+@pytest.mark.parametrize(
+    ("user", "expected"),
+    [("mallory", "not in this catalog"), (None, "needs your user name")],
+)
+def test_unknown_user_gets_a_readable_refusal(page, server, shoot, user, expected) -> None:
+    open_as(page, server, user, wait_for=".miqa-refusal")
+    text = page.locator(".miqa-refusal").inner_text()
+    assert expected in text
+    assert "Traceback" not in page.content()
+    assert page.locator(".miqa-project-0").count() == 0
+    shoot("refusal")

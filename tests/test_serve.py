@@ -1,0 +1,143 @@
+"""``miqa-nb serve``: the Voila command, its environment, the token, JupyterHub."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from miqa_nb import serve as serve_mod
+from miqa_nb.catalog import Catalog
+from miqa_nb.errors import MiqaError
+from miqa_nb.serve import (
+    APP_DIR,
+    NOTEBOOK,
+    base_url_from_env,
+    serve_main,
+    server_environment,
+    start,
+    voila_command,
+)
+
+
+def test_voila_command() -> None:
+    cmd = voila_command("/c/lab.duckdb", port=8123, token="tok", base_url="/user/ana/")
+    assert cmd[:3] == [sys.executable, "-m", "voila"]
+    assert cmd[3] == str(APP_DIR / NOTEBOOK)
+    for flag in (
+        "--no-browser",
+        "--Voila.ip=127.0.0.1",
+        "--port=8123",
+        "--token=tok",
+        "--base_url=/user/ana/",
+        "--show_tracebacks=False",
+        "--preheat_kernel=True",
+        "--pool_size=1",
+    ):
+        assert flag in cmd
+    cold = voila_command("/c/lab.duckdb", port=1, token="t", preheat=False)
+    assert "--preheat_kernel=False" in cold and "--pool_size=0" in cold
+    with pytest.raises(MiqaError, match="token"):
+        voila_command("/c/lab.duckdb", port=1, token="")
+
+
+@pytest.mark.parametrize(
+    ("prefix", "expected"),
+    [(None, "/"), ("", "/"), ("/", "/"), ("/user/ana/", "/user/ana/"), ("user/ana", "/user/ana/")],
+)
+def test_base_url_from_jupyterhub(prefix: str | None, expected: str) -> None:
+    env = {} if prefix is None else {"JUPYTERHUB_SERVICE_PREFIX": prefix}
+    assert base_url_from_env(env) == expected
+
+
+def test_server_environment(tmp_path: Path) -> None:
+    env = server_environment(
+        "rel.duckdb",
+        tmp_path / "private",
+        environ={"MIQA_NB_USER": "root", "PATH": "/bin"},
+        upload_dir="up",
+    )
+    assert env["MIQA_NB_CATALOG"] == str(Path("rel.duckdb").resolve())
+    assert env["MIQA_NB_IDENTITY"] == "query"
+    assert "MIQA_NB_USER" not in env  # the page's user never comes from the server's shell
+    assert env["PATH"] == "/bin"
+    assert env["MIQA_NB_UPLOAD_DIR"] == str(Path("up").resolve())
+    for name in ("JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_CONFIG_DIR", "IPYTHONDIR"):
+        assert env[name].startswith(str(tmp_path / "private"))
+    assert env["MPLCONFIGDIR"].startswith(str(tmp_path / "private"))
+    hub = server_environment("c.duckdb", tmp_path, environ={"JUPYTERHUB_USER": "ana"})
+    assert hub["MIQA_NB_IDENTITY"] == "hub"
+
+
+def test_the_app_folder_holds_the_notebook_and_settings() -> None:
+    settings = json.loads((APP_DIR / "voila.json").read_text())
+    assert settings["VoilaConfiguration"]["show_tracebacks"] is False
+    assert settings["VoilaConfiguration"]["file_allowlist"] == []
+    nb = nbformat.read(APP_DIR / NOTEBOOK, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs for c in code)  # committed without outputs
+    assert "Dashboard.from_environment().show()" in code[-1].source
+
+
+def test_start_needs_a_catalog(tmp_path: Path) -> None:
+    with pytest.raises(MiqaError, match="no catalog file"):
+        start(tmp_path / "missing.duckdb")
+    err = io.StringIO()
+    sys_stderr, sys.stderr = sys.stderr, err
+    try:
+        assert serve_main(["--catalog", str(tmp_path / "missing.duckdb")]) == 1
+    finally:
+        sys.stderr = sys_stderr
+    assert "no catalog file" in err.getvalue()
+
+
+def test_serve_prints_the_url_and_stops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """serve() with a fake Voila: prints the address with the token, stops the server."""
+    catalog = tmp_path / "c.duckdb"
+    Catalog(catalog).add_user("ana")
+    calls: list[str] = []
+
+    class FakeServer:
+        url = "http://127.0.0.1:9/?token=tok"
+
+        class process:
+            @staticmethod
+            def wait() -> int:
+                return 0
+
+        def wait_ready(self) -> None:
+            calls.append("ready")
+
+        def stop(self) -> None:
+            calls.append("stop")
+
+    monkeypatch.setattr(serve_mod, "start", lambda *a, **k: FakeServer())
+    out = io.StringIO()
+    assert serve_mod.serve(catalog, token="tok", stream=out) == 0
+    assert "http://127.0.0.1:9/?token=tok&user=NAME" in out.getvalue()
+    assert calls == ["ready", "stop"]
+
+
+@pytest.mark.slow
+def test_real_server_needs_the_token(tmp_path: Path) -> None:
+    catalog = tmp_path / "c.duckdb"
+    Catalog(catalog).add_user("ana")
+    server = start(catalog, token="sesame", log=tmp_path / "voila.log", preheat=False)
+    try:
+        server.wait_ready()
+        base = f"http://127.0.0.1:{server.port}/"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(base + "voila/api/shutdown/x", timeout=10)
+        assert refused.value.code in (401, 403)
+        assert server.url == base + "?token=sesame"
+        assert server.url_for("a b") == base + "?token=sesame&user=a%20b"
+    finally:
+        server.stop()
+    assert server.process.poll() is not None
+    assert not server.private_dir.exists()

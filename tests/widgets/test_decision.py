@@ -1,0 +1,109 @@
+"""The decision panel, headless: buttons per role, checklist, note, submit, keys."""
+
+from __future__ import annotations
+
+from miqa_nb.vocabulary import ARTIFACTS, Decision
+from miqa_nb.widgets import DecisionPanel
+from miqa_nb.widgets.decision import decision_class
+
+PROJECT = "P"
+
+
+def test_classes_and_shortcuts_are_shown(start):
+    panel = DecisionPanel(start("t2"))
+    assert [decision_class(d) for d in Decision] == [
+        "miqa-decision-U",
+        "miqa-decision-UE",
+        "miqa-decision-Q",
+        "miqa-decision-UN",
+    ]
+    for decision, button in panel.buttons.items():
+        assert decision_class(decision) in button._dom_classes
+    for name in ARTIFACTS:
+        assert f"miqa-artifact-{name}" in panel.artifacts[name]._dom_classes
+    assert "miqa-note" in panel.note._dom_classes
+    assert "miqa-submit" in panel.submit._dom_classes
+    assert "Enter" in panel.shortcuts.value and "next scan" in panel.shortcuts.value
+
+
+def test_buttons_follow_the_role(start):
+    tier1 = DecisionPanel(start("t1"))
+    assert {d for d, b in tier1.buttons.items() if not b.disabled} == {
+        Decision.USABLE,
+        Decision.QUESTIONABLE,
+    }
+    reader = DecisionPanel(start("col"))
+    assert all(b.disabled for b in reader.buttons.values())
+    assert reader.submit.disabled and reader.note.disabled
+    assert "read only" in reader.role.value
+    tier2 = DecisionPanel(start("t2b"))
+    assert not any(b.disabled for b in tier2.buttons.values())
+
+
+def test_choose_mark_note_and_submit(start, project):
+    session = start("t2")
+    panel = DecisionPanel(session)
+    assert panel.submit.disabled
+    panel.buttons[Decision.UNUSABLE].click()
+    assert session.pending.decision == Decision.UNUSABLE
+    assert "miqa-selected" in panel.buttons[Decision.UNUSABLE]._dom_classes
+    assert not panel.submit.disabled
+    panel.submit.click()
+    assert "needs a note" in session.last_error
+    assert project.decisions(PROJECT).empty
+    panel.artifacts["ghosting_motion"].value = "present"
+    panel.artifacts["lesions"].value = "absent"
+    panel.note.value = "ghosts in the phase direction"
+    assert session.pending.present == ("ghosting_motion",)
+    panel.submit.click()
+    stored = project.decisions(PROJECT).iloc[0]
+    assert stored["decision"] == "UN" and stored["lesions"] == "absent"
+    assert stored["note"] == "ghosts in the phase direction"
+    assert session.key == ("E1", "S2")
+    # the panel shows the new scan's empty decision
+    assert panel.note.value == "" and panel.artifacts["ghosting_motion"].value == "not assessed"
+    assert "miqa-selected" not in panel.buttons[Decision.UNUSABLE]._dom_classes
+
+
+def test_clicking_the_chosen_decision_again_clears_it(start):
+    session = start("t2")
+    panel = DecisionPanel(session)
+    panel.buttons[Decision.USABLE].click()
+    panel.buttons[Decision.USABLE].click()
+    assert session.pending.decision is None
+
+
+def test_location_and_advance_checkboxes(start, project):
+    session = start("t2")
+    panel = DecisionPanel(session)
+    assert panel.store_location.value is True
+    assert "i=" in panel.store_location.description
+    panel.store_location.value = False
+    panel.advance.value = False
+    panel.buttons[Decision.USABLE].click()
+    panel.submit.click()
+    assert project.decisions(PROJECT)["location"].isna().all()
+    assert session.key == ("E1", "S1") and not session.advance_after_submit
+
+
+def test_keyboard_decisions_and_submit(start, project, browser):
+    session = start("t2")
+    panel = DecisionPanel(session)
+    browser(panel.key_events, type="keydown", key="3")
+    assert session.pending.decision == Decision.QUESTIONABLE
+    browser(panel.key_events, type="keydown", key="1")
+    browser(panel.key_events, type="keydown", key="l")
+    assert not panel.store_location.value
+    browser(panel.key_events, type="keydown", key="Enter")
+    assert project.decisions(PROJECT)["decision"].tolist() == ["U"]
+    browser(panel.key_events, type="keyup", key="Enter")  # only keydown acts
+    browser(panel.key_events, type="keydown", key="x")  # not a shortcut
+    assert len(project.decisions(PROJECT)) == 1
+
+
+def test_tier1_keys_cannot_choose_tier2_decisions(start, browser):
+    session = start("t1")
+    panel = DecisionPanel(session)
+    browser(panel.key_events, type="keydown", key="4")
+    assert session.pending.decision is None
+    assert "tier-2" in session.last_error

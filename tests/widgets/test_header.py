@@ -1,0 +1,80 @@
+"""The scan header, headless: escaping, links, claims, history, locations."""
+
+from __future__ import annotations
+
+from miqa_nb.widgets import ScanHeader
+from miqa_nb.widgets._base import is_web_link, link, text
+
+PROJECT = "P"
+
+
+def test_shows_where_and_what(start):
+    header = ScanHeader(start("t2", filter="all"))
+    value = header.info.value
+    for part in ("P / E1 /", "S1", "T1", "sub-S1", "ses-E1", "frames: <b>1</b>", "unreviewed"):
+        assert part in value
+    assert "(1 of 7 in queue)" in value
+    assert 'href="https://example.org/S1"' in value and 'rel="noopener noreferrer"' in value
+
+
+def test_untrusted_text_is_escaped_and_only_web_links_are_links(start):
+    session = start("t2", filter="all")
+    header = ScanHeader(session)
+    session.open(("E1", "S2"))  # subject "<script>...", link "javascript:alert(1)"
+    value = header.info.value
+    assert "<script" not in value and "&lt;script&gt;" in value
+    assert "href" not in value and "javascript:" not in value.split("S2")[0]
+    assert not is_web_link("javascript:alert(1)") and not is_web_link("http:/x")
+    assert is_web_link("HTTPS://example.org/a?b=1")
+    assert link("x", 'https://e.org/"onmouseover="x') == (
+        '<a class="miqa-link" href="https://e.org/&quot;onmouseover=&quot;x" '
+        'target="_blank" rel="noopener noreferrer">x</a>'
+    )
+    assert text(None) == ""
+
+
+def test_history_with_creators_times_notes_and_locations(start, project):
+    session = start("t2", filter="all")
+    header = ScanHeader(session)
+    assert "no decisions yet" in header.history.children[0].value
+    project.record_decision(
+        PROJECT,
+        "E1",
+        "S1",
+        "Q?",
+        by="t1",
+        note="<img src=x onerror=alert(1)>",
+        artifacts={"lesions": "present"},
+        location=(-10.0, 5.0, 4.0),
+    )
+    project.record_decision(PROJECT, "E1", "S1", "U", by="t2b")
+    session.refresh()
+    rows = header.history.children
+    assert len(rows) == 2
+    newest, oldest = rows[0].children[0].value, rows[1].children[0].value
+    assert "U" in newest and "t2b" in newest
+    assert "Q?" in oldest and "t1" in oldest and "lesions" in oldest
+    assert "<img" not in oldest and "&lt;img" in oldest
+    assert "miqa-history" in header.history._dom_classes
+    go = rows[1].children[1]
+    assert "miqa-history-location" in go._dom_classes
+    go.click()
+    assert session.crosshair == (-10.0, 5.0, 4.0)
+    assert "state: <b>complete</b>" in header.info.value
+
+
+def test_claims_are_shown_and_superusers_may_take_over(start):
+    ana = start("t2")
+    ben_header = ScanHeader(start("t2b", filter="all", resume=False))
+    ben_header.session.open(("E1", "S1"))
+    assert "held by <b>t2</b>" in ben_header.claim.value
+    assert ben_header.take_over.layout.display == "none"
+    admin = start("admin", filter="all", resume=False)
+    header = ScanHeader(admin)
+    admin.open(("E1", "S2"))
+    assert "held by" in header.claim.value
+    assert header.take_over.layout.display == ""
+    header.take_over.click()
+    assert "claimed by you" in header.claim.value
+    ana.refresh()
+    assert ana.held_by == "admin"
