@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from miqa_nb import exchange, permissions
@@ -739,20 +740,22 @@ def _artifact_states(
 def _artifact_columns(df: pd.DataFrame) -> pd.DataFrame:
     """Add one categorical column per artifact: present / absent / not assessed."""
     states = [s.value for s in ArtifactState]
-    present = df["artifacts_present"].fillna("").str.split(";")
-    absent = df["artifacts_absent"].fillna("").str.split(";")
+    present = df["artifacts_present"].fillna("").astype(str)
+    absent = df["artifacts_absent"].fillna("").astype(str)
     for name in ARTIFACTS:
-        column = pd.Series(ArtifactState.NOT_ASSESSED.value, index=df.index, dtype=object)
-        column[absent.map(lambda names, n=name: n in names).astype(bool)] = (
-            ArtifactState.ABSENT.value
-        )
-        column[present.map(lambda names, n=name: n in names).astype(bool)] = (
-            ArtifactState.PRESENT.value
+        listed = rf"(?:^|;){name}(?:;|$)"
+        column = np.where(
+            present.str.contains(listed),
+            ArtifactState.PRESENT.value,
+            np.where(
+                absent.str.contains(listed),
+                ArtifactState.ABSENT.value,
+                ArtifactState.NOT_ASSESSED.value,
+            ),
         )
         df[name] = pd.Categorical(column, states)
     df["decision"] = pd.Categorical(df["decision"], [d.value for d in Decision])
     return df
-
 
 def _check_name(name: str, what: str) -> str:
     if not isinstance(name, str) or not name.strip():
