@@ -133,8 +133,11 @@ def resolve(
                    starts_with(lower(value), 's3://') AS s3,
                    ({_SUFFIX_SQL}) AND strpos(value, chr(0)) = 0 AS suffix_ok,
                    starts_with(value, '/') AS absolute,
-                   regexp_matches(value, '{_DOTDOT}') AS dotdot,
-                   regexp_matches(value, '{_NEEDS_NORM}') AS needs_norm
+                   -- cheap prefilters first: most locations have no dot segments
+                   (starts_with(value, '.') OR contains(value, '/.'))
+                       AND regexp_matches(value, '{_DOTDOT}') AS dotdot,
+                   (starts_with(value, '.') OR contains(value, '/.') OR contains(value, '//'))
+                       AND regexp_matches(value, '{_NEEDS_NORM}') AS needs_norm
             FROM {values}"""
     )
     # Candidates: (value, kind, normalised absolute path). Rare odd paths go through Python.
