@@ -9,7 +9,10 @@ administration panel (:mod:`~miqa_nb.widgets.admin`) with the upload panel
 
 The review view is built by :func:`review_view`, the one place where the review
 panel plugs in: the dashboard calls :meth:`Dashboard.open_review` when a scan is
-clicked in the overview.
+clicked in the overview, and :meth:`Dashboard.resume_review` when the Review tab is
+chosen before any scan was: the session then resumes where the user left off in the
+project (``Catalog.place``). Choosing the Scans tab again re-reads the overview, so it
+shows the decisions just made.
 
 :meth:`Dashboard.from_environment` is the notebook's entry point: it reads the
 catalog from ``MIQA_NB_CATALOG`` and the user as
@@ -47,8 +50,9 @@ __all__ = ["Dashboard", "ReviewFactory", "review_view"]
 
 log = logging.getLogger("miqa_nb.dashboard")
 
-#: ``(catalog, user, project, experiment, scan) -> widget`` showing one scan for review.
-ReviewFactory = Callable[[Catalog, str, str, str, str], widgets.Widget]
+#: ``(catalog, user, project, experiment, scan) -> widget`` showing one scan for review;
+#: experiment and scan None: resume where the user left off.
+ReviewFactory = Callable[[Catalog, str, str, str | None, str | None], widgets.Widget]
 
 OVERVIEW_TAB, REVIEW_TAB, ADMIN_TAB = 0, 1, 2
 
@@ -63,10 +67,15 @@ STYLE = """<style>
 
 
 def review_view(
-    catalog: Catalog, user: str, project: str, experiment: str, scan: str
+    catalog: Catalog,
+    user: str,
+    project: str,
+    experiment: str | None = None,
+    scan: str | None = None,
 ) -> widgets.Widget:
     """The review view of one scan: the colleague's :class:`ReviewPanel` over a new
-    :class:`ReviewSession` of the project, opened on that scan.
+    :class:`ReviewSession` of the project, opened on that scan (``scan`` None: where
+    the user left off, else the first scan of the queue).
 
     This is the single place the review panel plugs in. If the panel cannot be built
     (an unexpected error), a readable placeholder (``miqa-review-slot``) names the scan
@@ -76,21 +85,27 @@ def review_view(
         from miqa_nb.review import ReviewSession
         from miqa_nb.widgets.panel import ReviewPanel
 
-        session = ReviewSession(catalog, project, user, filter="all", resume=False)
-        session.open((experiment, scan))
+        resume = experiment is None or scan is None
+        session = ReviewSession(catalog, project, user, filter="all", resume=resume)
+        if not resume:
+            session.open((str(experiment), str(scan)))
         return ReviewPanel(session)
     except Exception:
         log.exception("the review panel could not be built; showing the placeholder")
     return review_placeholder(project, experiment, scan)
 
 
-def review_placeholder(project: str, experiment: str, scan: str) -> widgets.HTML:
+def review_placeholder(project: str, experiment: str | None, scan: str | None) -> widgets.HTML:
     """A placeholder naming the scan (``miqa-review-slot``); every name is escaped."""
-    placeholder = widgets.HTML(
-        "<p><b>Review view</b>: the review panel could not be shown; "
-        "the server log says why.</p>"
+    which = (
         f"<p>Scan <b>{html.escape(scan)}</b> of experiment <b>{html.escape(experiment)}</b> "
         f"in project <b>{html.escape(project)}</b>.</p>"
+        if experiment is not None and scan is not None
+        else f"<p>Project <b>{html.escape(project)}</b>.</p>"
+    )
+    placeholder = widgets.HTML(
+        "<p><b>Review view</b>: the review panel could not be shown; "
+        "the server log says why.</p>" + which
     )
     placeholder.add_class("miqa-review-slot")
     return placeholder
@@ -153,6 +168,7 @@ class Dashboard:
         self.admin: AdminPanel | None = None
         self.upload: UploadPanel | None = None
         self.review: widgets.Widget | None = None
+        self._waiting: widgets.Widget | None = None  # the Review tab's "not started yet"
         self.projects: ProjectList | None = None
         self.project_area = widgets.VBox()
         self.project_area.add_class("miqa-project-area")
@@ -228,8 +244,12 @@ class Dashboard:
             status=self.status,
             background=self.background,
         )
-        self.review = widgets.HTML("<p>Open a scan from the overview to review it.</p>")
+        self.review = widgets.HTML(
+            "<p>Open a scan from the overview, or stay here: the review starts where "
+            "you left off.</p>"
+        )
         self.review.add_class("miqa-review-slot")
+        self._waiting = self.review
         self.review_box = widgets.VBox([self.review])
         self.review_box.add_class("miqa-review-area")
         children: list[widgets.Widget] = [self.overview.widget, self.review_box]
@@ -245,6 +265,7 @@ class Dashboard:
             titles.append("Administration")
         self.tabs = widgets.Tab(children=children, titles=titles)
         self.tabs.add_class("miqa-project-tabs")
+        self.tabs.observe(self.status.guard(self._tab_changed), names="selected_index")
         title = widgets.HTML(f"<h3 style='margin:0.5em 0'>{html.escape(project)}</h3>")
         title.add_class("miqa-project-title")
         self.project_area.children = [title, self.tabs]
@@ -265,6 +286,31 @@ class Dashboard:
             self.review_box.children = [view]
         self.tabs.selected_index = REVIEW_TAB
         self.status.info(f"Opened {scan} ({experiment}).")
+
+    def resume_review(self) -> None:
+        """Start the review view where the user left off in the open project."""
+        assert self.user is not None and self.project is not None
+        view = self.review_factory(self.catalog, self.user, self.project, None, None)
+        self._close_review()
+        self.review = view
+        self.review_box.children = [view]
+        session = getattr(view, "session", None)
+        current = getattr(session, "key", None)
+        self.status.info(
+            f"Review of {self.project}: {current[1]} ({current[0]})."
+            if current is not None
+            else f"Review of {self.project}."
+        )
+
+    def _tab_changed(self, change: Mapping[str, object]) -> None:
+        waiting = self.review is not None and self.review is self._waiting
+        if change["new"] == REVIEW_TAB and waiting:
+            self.resume_review()
+        elif change["new"] == OVERVIEW_TAB and self.overview is not None:
+            session = getattr(self.review, "session", None)
+            if session is not None:
+                session.flush(timeout=5)  # decisions just submitted are in the catalog
+            self.overview.refresh()
 
     def refresh(self) -> None:
         """Reload progress and the overview after something changed."""

@@ -18,7 +18,12 @@ from ipyevents import Event
 from miqa_nb.review import ReviewSession
 from miqa_nb.vocabulary import ARTIFACTS, ArtifactState, Decision
 from miqa_nb.widgets._base import css, safe, text
-from miqa_nb.widgets.shortcuts import DECISION_KEYS, handle_key, shortcuts_html
+from miqa_nb.widgets.shortcuts import (
+    DECISION_KEYS,
+    artifact_key_label,
+    handle_key,
+    shortcuts_html,
+)
 
 __all__ = ["DecisionPanel", "decision_class"]
 
@@ -60,7 +65,7 @@ class DecisionPanel(w.VBox):
         self.key_events = Event(
             source=self.decision_row, watched_events=["keydown"], prevent_default_action=True
         )
-        self.key_events.on_dom_event(safe(lambda event: handle_key(self.session, event)))
+        self.key_events.on_dom_event(safe(self.on_key))
 
         self.artifacts: dict[str, w.ToggleButtons] = {}
         rows = []
@@ -69,14 +74,22 @@ class DecisionPanel(w.VBox):
                 w.ToggleButtons(
                     options=_STATES,
                     value=ArtifactState.NOT_ASSESSED.value,
-                    style={"button_width": "7.5em"},
+                    # as wide as their words: three fixed 7.5em buttons and the label
+                    # did not fit the panel at 1280 px and wrapped onto two lines
+                    style={"button_width": "auto"},
                 ),
                 "miqa-artifact",
                 f"miqa-artifact-{name}",
             )
             toggle.observe(self._artifact_changed(name), names="value")
             self.artifacts[name] = toggle
-            label = w.Label(name.replace("_", " "), layout=w.Layout(width="13em"))
+            label = css(
+                w.Label(
+                    f"{artifact_key_label(name)} {name.replace('_', ' ')}".strip(),
+                    layout=w.Layout(width="14em"),
+                ),
+                "miqa-artifact-label",
+            )
             rows.append(w.HBox([label, toggle]))
         self.checklist = css(w.VBox(rows), "miqa-artifacts")
         self.note = css(
@@ -114,7 +127,10 @@ class DecisionPanel(w.VBox):
                 self.decision_row,
                 self.checklist,
                 self.note,
-                w.HBox([self.store_location, self.advance]),
+                w.HBox(
+                    [self.store_location, self.advance],
+                    layout=w.Layout(flex_flow="row wrap"),  # the location text is long
+                ),
                 self.submit,
                 self.shortcuts,
             ],
@@ -129,6 +145,13 @@ class DecisionPanel(w.VBox):
     @safe
     def _on_session(self, event: str) -> None:
         self.sync()
+
+    def on_key(self, event: Mapping[str, Any]) -> str | None:
+        """A key pressed over the decision buttons (or passed on by another panel)."""
+        action = handle_key(self.session, event)
+        if action == "note" and not self.note.disabled:
+            self.note.focus()
+        return action
 
     def sync(self) -> None:
         """Show the session's pending decision and what the user may do."""
@@ -152,7 +175,7 @@ class DecisionPanel(w.VBox):
                 self.note.value = pending.note
             self.note.disabled = no_scan or session.read_only
             self.store_location.value = pending.store_location
-            xyz = session.crosshair
+            xyz = session.crosshair if session.volume is not None else None  # not stale
             self.store_location.description = (
                 "store location of interest"
                 if xyz is None

@@ -42,8 +42,12 @@ class ScanHeader(w.VBox):
             "miqa-take-over",
         )
         self.take_over.on_click(safe(lambda _b: self.session.take_over()))
-        self.history = css(w.VBox(), "miqa-history")
-        super().__init__([self.info, w.HBox([self.claim, self.take_over]), self.history], **kwargs)
+        # Fixed heights: the claim line appears a moment after a scan opens, and scans
+        # have histories of different lengths; neither may move the planes below (a
+        # reviewer's mouse rests on a plane while the keys work). Long histories scroll.
+        self.history = css(w.VBox(layout=w.Layout(height="60px", overflow="auto")), "miqa-history")
+        claim_row = w.HBox([self.claim, self.take_over], layout=w.Layout(min_height="32px"))
+        super().__init__([self.info, claim_row, self.history], **kwargs)
         css(self, "miqa-header")
         self._unobserve = session.observe(
             self._on_session, events={"scan", "queue", "claim", "history", "submitted"}

@@ -184,6 +184,8 @@ class Overview:
                 png = self._thumbnail_bytes(location)
                 if png is not None:
                     row_widget.children[0].value = png
+                else:  # a blank cell rather than the browser's broken-image icon
+                    row_widget.children[0].layout.visibility = "hidden"
 
         if self.background:
             threading.Thread(target=work, name="miqa-thumbnails", daemon=True).start()

@@ -71,10 +71,13 @@ class ReviewPanel(w.VBox):
             "miqa-progress",
         )
         self.progress_text = css(w.HTML(), "miqa-progress-text")
-        self.status = css(w.HTML(), "miqa-status")
+        # one line tall even when empty: a message appearing must not move the planes
+        # out from under the mouse (ipyevents then stops taking the keys)
+        self.status = css(w.HTML(layout=w.Layout(min_height="28px")), "miqa-status")
         self.header = ScanHeader(session)
         self.viewer = ViewerPanel(session, show_3d=show_3d, layout=w.Layout(flex="3 1 0"))
         self.decision = DecisionPanel(session, layout=w.Layout(flex="2 1 0"))
+        self.viewer.on_panel_action = safe(self._panel_action)
         toolbar = css(
             w.HBox([self.prev_button, self.next_button, self.refresh_button, self.filter]),
             "miqa-toolbar",
@@ -102,6 +105,10 @@ class ReviewPanel(w.VBox):
         if event in ("error", "message", "scan", "submitted", "claim"):
             self.show_status()
 
+    def _panel_action(self, action: str) -> None:
+        if action == "note" and not self.decision.note.disabled:
+            self.decision.note.focus()
+
     def sync(self) -> None:
         """Show the session's state again."""
         self.show_progress()
@@ -126,7 +133,9 @@ class ReviewPanel(w.VBox):
     def show_status(self) -> None:
         error = self.session.last_error
         if error:
-            self.status.value = f'<span class="miqa-error">⚠ {text(error)}</span>'
+            self.status.value = (
+                f'<span class="miqa-error" style="color:#b71c1c">⚠ {text(error)}</span>'
+            )
             self.status.add_class("miqa-status-error")
         else:
             self.status.value = f'<span class="miqa-message">{text(self.session.message)}</span>'

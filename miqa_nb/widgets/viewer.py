@@ -7,7 +7,9 @@ redraws when the session announces ``'scan'`` or ``'view'``.
 - Planes are ``ipywidgets.Image`` (PNG); an Image re-renders only when its bytes
   change. Each is labelled with the patient directions at its edges (L/R/A/P/S/I).
 - ipyevents on each plane: click moves the crosshair, the wheel scrolls slices, keys
-  are the shortcuts of :mod:`~miqa_nb.widgets.shortcuts`.
+  are the shortcuts of :mod:`~miqa_nb.widgets.shortcuts`; the panel's own actions
+  (``'note'``) go to :attr:`ViewerPanel.on_panel_action` (the review panel focuses
+  the note).
 - Slice sliders, a frame slider (shown for multi-frame scans), window presets and a
   manual window/level range.
 - 3D: an ipyvolume figure made only when the user asks, from a subsampled copy of the
@@ -16,7 +18,7 @@ redraws when the session announces ``'scan'`` or ``'view'``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import ipywidgets as w
@@ -26,7 +28,7 @@ from ipyevents import Event
 from miqa_nb.review import PLANES_AXIS, ReviewSession
 from miqa_nb.volumes import PLANES, PRESETS, Plane, plane_labels
 from miqa_nb.widgets._base import css, safe, text
-from miqa_nb.widgets.shortcuts import handle_key
+from miqa_nb.widgets.shortcuts import PANEL_ACTIONS, handle_key
 
 __all__ = ["ViewerPanel"]
 
@@ -45,6 +47,8 @@ class ViewerPanel(w.VBox):
         self.session = session
         self._syncing = False
         self._figure: Any = None
+        #: Called with the actions of :data:`PANEL_ACTIONS` a key asked for.
+        self.on_panel_action: Callable[[str], Any] | None = None
         self.images: dict[Plane, w.Image] = {}
         self.titles: dict[Plane, w.HTML] = {}
         self.edge_labels: dict[Plane, dict[str, w.HTML]] = {}
@@ -52,8 +56,13 @@ class ViewerPanel(w.VBox):
         self.events: dict[Plane, Event] = {}
         boxes = []
         for plane in PLANES:
+            # the picture fills its third of the row (small volumes are scaled up; the
+            # PNG is never bigger than the session's max_size)
             image = css(
-                w.Image(format="png", layout=w.Layout(width="100%", height="auto")),
+                w.Image(
+                    format="png",
+                    layout=w.Layout(width="100%", height="auto", min_width="0", flex="1 1 auto"),
+                ),
                 "miqa-plane",
                 f"miqa-plane-{plane}",
             )
@@ -76,7 +85,7 @@ class ViewerPanel(w.VBox):
             event.on_dom_event(self._dom_event(plane))
             middle = w.HBox(
                 [labels["left"], image, labels["right"]],
-                layout=w.Layout(align_items="center"),
+                layout=w.Layout(align_items="center", width="100%"),
             )
             boxes.append(
                 css(
@@ -98,7 +107,12 @@ class ViewerPanel(w.VBox):
         )
         self.frame_slider.observe(safe(self._frame_changed), names="value")
         self.window_preset = css(
-            w.Dropdown(description="window", options=[*PRESETS, MANUAL], value="auto"),
+            w.Dropdown(
+                description="window",
+                options=[*PRESETS, MANUAL],
+                value="auto",
+                layout=w.Layout(width="13em"),  # leaves the level slider room for its readout
+            ),
             "miqa-window-preset",
         )
         self.window_preset.observe(safe(self._preset_changed), names="value")
@@ -148,6 +162,12 @@ class ViewerPanel(w.VBox):
             for plane in PLANES:
                 image = images.get(plane)
                 self.images[plane].value = image.encode("png") if image is not None else b""
+                # an <img> without a picture would show the browser's broken-image icon,
+                # and edge labels around nothing only puzzle
+                shown = "visible" if image is not None else "hidden"
+                self.images[plane].layout.visibility = shown
+                for label in self.edge_labels[plane].values():
+                    label.layout.visibility = shown
                 slider = self.sliders[plane]
                 if volume is not None and slices is not None:
                     n = volume.shape[PLANES_AXIS[plane]]
@@ -180,6 +200,8 @@ class ViewerPanel(w.VBox):
             return
         low, high = limits
         self.window_range.disabled = False
+        # whole numbers for wide (integer-like) ranges: "-66.00 – 898.0" did not fit
+        self.window_range.readout_format = ".0f" if high - low >= 50 else ".3g"
         # widen first, so that the new value is never clipped by the old bounds
         self.window_range.min = min(low, self.window_range.min)
         self.window_range.max = max(high, self.window_range.max)
@@ -221,7 +243,9 @@ class ViewerPanel(w.VBox):
                 if delta:
                     self.session.move_slice(plane, 1 if delta < 0 else -1)
             elif kind == "keydown":
-                handle_key(self.session, event, plane)
+                action = handle_key(self.session, event, plane)
+                if action in PANEL_ACTIONS and self.on_panel_action is not None:
+                    self.on_panel_action(action)
 
         return on_event
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from widgets_dashboard.dashboard_catalog import DashboardCatalog, build
 
+from .review_site import add_review_project
+
 CHROMIUM = Path(os.environ.get("MIQA_NB_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--headless",
@@ -53,8 +55,11 @@ def chromium_path() -> Path:
 
 @pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory) -> DashboardCatalog:
-    """The served catalog: projects Alpha and Beta<script>, users in every role."""
-    return build(tmp_path_factory.mktemp("site"))
+    """The served catalog: projects Alpha and Beta<script> (the dashboard tests'),
+    Gamma (the review tests', see :mod:`review_site`), users in every role."""
+    built = build(tmp_path_factory.mktemp("site"))
+    add_review_project(built)
+    return built
 
 
 @pytest.fixture(scope="session")
@@ -128,12 +133,28 @@ def page(browser: object, request: pytest.FixtureRequest) -> Iterator[object]:
 
 @pytest.fixture
 def shoot(page: object, request: pytest.FixtureRequest):
-    """``shoot(name)`` saves a full-page screenshot as artifacts/screenshots/<test>-<name>.png."""
+    """``shoot(name)`` saves the whole dashboard as artifacts/screenshots/<test>-<name>.png.
+
+    Voila scrolls inside an element, not the document, so ``full_page`` alone would stop
+    at the viewport: the viewport is made as tall as the tallest scrolling content for
+    the shot, then put back (callers hover again if they rely on the mouse).
+    """
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     def take(name: str) -> Path:
         path = SCREENSHOTS / f"{request.node.name}-{name}.png"
-        page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+        viewport = page.viewport_size  # type: ignore[attr-defined]
+        tallest = page.evaluate(  # type: ignore[attr-defined]
+            "() => Math.max(document.documentElement.scrollHeight, "
+            "...[...document.querySelectorAll('body *')].map(e => e.scrollHeight))"
+        )
+        page.set_viewport_size(  # type: ignore[attr-defined]
+            {"width": viewport["width"], "height": min(max(int(tallest) + 40, 300), 6000)}
+        )
+        try:
+            page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+        finally:
+            page.set_viewport_size(viewport)  # type: ignore[attr-defined]
         return path
 
     return take

@@ -1,0 +1,342 @@
+"""Dashboard speed in a real browser: first scan, next scan, next slice.
+
+The real ``miqa-nb serve`` server (Voila, pre-heated kernels) on a catalog of N
+synthetic 256^3 int16 .nii.gz scans (seeded phantoms written by nibabel at gzip level
+3; five distinct volumes, the others byte copies, each decoded anew), driven by
+Playwright with Debian's Chromium, as tier-2 reviewer ``rev``.
+
+Figures (times measured in the page with ``performance.now()``; "visible" means the
+plane ``<img>`` elements hold a new picture that has loaded):
+
+- **first scan, cold**: a freshly started server (its pool kernel pre-heated, nothing
+  else warm); page open -> project list -> project -> Review tab -> three planes
+  visible. The clicks are made as soon as their buttons show, so this is the floor of
+  what a person sees. Target <= 3 s.
+- **first scan, warm**: the same on a server that already served pages (a pre-heated
+  kernel again, but the server, the disk cache and the thumbnails are warm).
+- **next scan**: key ``n`` over a plane -> the three planes of the next scan visible;
+  p50 and p95 over the queue, after a one-second look at each scan (the prefetch
+  works meanwhile, as it does while a person looks). Target p50 <= 250 ms.
+- **next slice**: ``ArrowUp`` over the axial plane -> the axial picture changes; and
+  the slice slider moved with its keyboard (focus its handle, ``ArrowRight``). Target
+  p50 <= 100 ms.
+
+Each figure is printed with PASS or MISS; nothing is asserted.
+
+Run::
+
+    .venv/bin/python benchmarks/bench_dashboard.py           # 30 scans, 3 cold starts
+    .venv/bin/python benchmarks/bench_dashboard.py --quick   # 8 scans, 1 cold start
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+from nibabel.openers import Opener
+
+from miqa_nb.catalog import Catalog
+from miqa_nb.serve import Server, start
+
+SIZE = 256
+DISTINCT = 5
+COMPRESSLEVEL = 3
+PROJECT = "Bench"
+USER = "rev"
+CHROMIUM = os.environ.get("MIQA_NB_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PLANES = ("axial", "coronal", "sagittal")
+REVIEW = ".miqa-review-area .miqa-review"
+TARGETS = {"first_cold": 3.0, "next_p50": 0.250, "slice_p50": 0.100}
+
+#: Page helpers: the time of the last key press, and a promise that resolves (with
+#: performance.now()) once the given <img> elements all show a new, loaded picture.
+WATCH_JS = """
+() => {
+  if (window.__bench) return;
+  window.__bench = {key: null, done: null};
+  window.addEventListener('keydown', () => { window.__bench.key = performance.now(); }, true);
+  window.__benchWatch = (selectors) => {
+    window.__bench.done = null;
+    const imgs = selectors.map((s) => document.querySelector(s));
+    const old = imgs.map((i) => i.src);
+    const check = () => {
+      if (window.__bench.done !== null) return;
+      const ready = imgs.every((img, n) => img.src !== old[n] && img.src.startsWith('blob:')
+        && img.complete && img.naturalWidth > 0);
+      if (ready) requestAnimationFrame(() => {
+        if (window.__bench.done === null) window.__bench.done = performance.now();
+      });
+    };
+    const observer = new MutationObserver(check);
+    for (const img of imgs) {
+      observer.observe(img, {attributes: true, attributeFilter: ['src']});
+      img.addEventListener('load', check);
+    }
+  };
+}
+"""
+PLANES_READY_JS = """
+(selectors) => selectors.every((s) => { const img = document.querySelector(s);
+  return img && img.src.startsWith('blob:') && img.complete && img.naturalWidth > 0; })
+  && performance.now()
+"""
+
+
+def phantom(seed: int, n: int = SIZE) -> np.ndarray:
+    """A noisy ellipsoid 'head' with a bright blob, int16."""
+    rng = np.random.default_rng(seed)
+    x, y, z = np.ogrid[-1 : 1 : n * 1j, -1 : 1 : n * 1j, -1 : 1 : n * 1j]
+    r2 = (x / 0.8) ** 2 + (y / 0.9) ** 2 + (z / 0.85) ** 2
+    cx, cy = rng.uniform(-0.3, 0.3, 2)
+    blob = ((x - cx) / 0.2) ** 2 + ((y - cy) / 0.3) ** 2 + (z / 0.25) ** 2 < 1
+    vol = (600 - 200 * r2 + 300 * (1.0 + x)).astype(np.float32) + 400 * blob
+    vol += rng.normal(0, 20, vol.shape).astype(np.float32)
+    vol *= r2 < 1.0
+    return vol.astype(np.int16)
+
+
+def build(folder: Path, n_scans: int) -> Path:
+    """Images, import CSV and catalog; returns the catalog path."""
+    images = folder / "images"
+    images.mkdir(parents=True)
+    sources = []
+    saved_level = Opener.default_compresslevel
+    Opener.default_compresslevel = COMPRESSLEVEL
+    try:
+        for seed in range(min(DISTINCT, n_scans)):
+            path = images / f"source{seed}.nii.gz"
+            nib.save(nib.Nifti1Image(phantom(seed), np.eye(4)), path)
+            sources.append(path)
+    finally:
+        Opener.default_compresslevel = saved_level
+    rows = ["project_name,experiment_name,scan_name,scan_type,frame_number,file_location"]
+    for i in range(n_scans):
+        experiment, scan = f"E{i // 5:02d}", f"S{i % 5}"
+        target = images / f"{experiment}_{scan}.nii.gz"
+        shutil.copyfile(sources[i % len(sources)], target)
+        rows.append(f"{PROJECT},{experiment},{scan},T1,0,images/{target.name}")
+    csv = folder / "import.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    catalog = Catalog(folder / "catalog.duckdb")
+    catalog.add_user("admin", superuser=True)
+    catalog.import_file(csv, by="admin", project=PROJECT)
+    catalog.add_user(USER, by="admin")
+    catalog.set_role(PROJECT, USER, "tier2", by="admin")
+    return catalog.path
+
+
+# ------------------------------------------------------------------- server
+
+
+def start_server(catalog: Path, folder: Path, run: int) -> tuple[Server, Path]:
+    log = folder / f"voila-{run}.log"
+    server = start(catalog, private_dir=folder / f"jupyter-{run}", log=log, pool_size=1)
+    server.wait_ready(timeout=60)
+    wait_pool(log, 1)
+    return server, log
+
+
+def wait_pool(log: Path, fills: int, timeout: float = 60) -> None:
+    """Wait until Voila has said ``fills`` times that its kernel pool is filled."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.exists() and log.read_text(errors="replace").count("is filled with") >= fills:
+            return
+        time.sleep(0.1)
+
+
+# ------------------------------------------------------------------ browser
+
+
+def plane_selectors() -> list[str]:
+    return [f"{REVIEW} img.miqa-plane-{plane}" for plane in PLANES]
+
+
+def open_first_scan(browser: Any, server: Server) -> tuple[dict[str, float], Any, Any]:
+    """Open the dashboard and the review; return (seconds since navigation at each
+    step, page, context). Steps: ``projects`` (the project list shows), ``overview``
+    (the project's scans show), ``planes`` (the first scan's planes are visible)."""
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    page.goto(server.url_for(USER))
+    now = "performance.now() / 1000"
+    project = page.locator(".miqa-project", has_text=PROJECT)
+    project.wait_for()
+    steps = {"projects": float(page.evaluate(now))}
+    project.click()
+    page.locator(".miqa-overview-row").first.wait_for()
+    steps["overview"] = float(page.evaluate(now))
+    page.get_by_text("Review", exact=True).click()
+    handle = page.wait_for_function(PLANES_READY_JS, arg=plane_selectors())
+    steps["planes"] = float(handle.json_value()) / 1000  # performance.now(): since navigation
+    return steps, page, context
+
+
+def hover_plane(page: Any, plane: str = "axial") -> None:
+    selector = f"{REVIEW} img.miqa-plane-{plane}"
+    for _ in range(40):
+        page.mouse.move(1, 1)
+        page.locator(selector).hover()
+        if page.locator(f"{selector}.ipyevents-watched").count():
+            return
+        page.wait_for_timeout(100)
+    raise RuntimeError("ipyevents did not take the plane's keys")
+
+
+def key_to_pictures(page: Any, key: str, selectors: list[str]) -> float:
+    """Seconds from pressing ``key`` to ``selectors`` showing new loaded pictures."""
+    page.evaluate("(s) => window.__benchWatch(s)", selectors)
+    page.keyboard.press(key)
+    page.wait_for_function("window.__bench.done !== null", timeout=30_000)
+    return float(page.evaluate("window.__bench.done - window.__bench.key")) / 1000
+
+
+def next_scans(page: Any, n: int, look: float) -> list[float]:
+    page.evaluate(WATCH_JS)
+    hover_plane(page)
+    times = []
+    for _ in range(n):
+        page.wait_for_timeout(int(look * 1000))  # the reviewer looks; prefetch works
+        times.append(key_to_pictures(page, "n", plane_selectors()))
+    return times
+
+
+def slice_keys(page: Any, n: int) -> list[float]:
+    page.evaluate(WATCH_JS)
+    hover_plane(page)
+    axial = [f"{REVIEW} img.miqa-plane-axial"]
+    times = []
+    for i in range(n):
+        page.wait_for_timeout(150)
+        times.append(key_to_pictures(page, "ArrowUp" if i % 2 == 0 else "ArrowDown", axial))
+    return times
+
+
+def slider_keys(page: Any, n: int) -> list[float]:
+    """The axial slice slider moved with its own keyboard (ipywidgets' noUiSlider)."""
+    page.evaluate(WATCH_JS)
+    page.mouse.move(1, 1)  # off the planes: ipyevents would take the keys
+    handle = page.locator(f"{REVIEW} .miqa-slice-axial .noUi-handle")
+    handle.focus()
+    axial = [f"{REVIEW} img.miqa-plane-axial"]
+    times = []
+    for i in range(n):
+        page.wait_for_timeout(150)
+        times.append(key_to_pictures(page, "ArrowRight" if i % 2 == 0 else "ArrowLeft", axial))
+    return times
+
+
+# ------------------------------------------------------------------- report
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def line(label: str, seconds: float, target: float | None = None) -> str:
+    verdict = "" if target is None else ("  PASS" if seconds <= target else "  MISS")
+    goal = "" if target is None else f"  (target <= {target * 1000:.0f} ms)"
+    return f"  {label:<44} {seconds * 1000:8.0f} ms{goal}{verdict}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="8 scans and one cold start")
+    parser.add_argument("--scans", type=int, default=None)
+    parser.add_argument("--cold", type=int, default=None, help="cold starts (default 3)")
+    parser.add_argument("--look", type=float, default=1.0, help="seconds spent on a scan")
+    args = parser.parse_args(argv)
+    n_scans = args.scans or (8 if args.quick else 30)
+    n_cold = args.cold or (1 if args.quick else 3)
+    n_warm = 2 if args.quick else 3
+    n_slices = 10 if args.quick else 20
+
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
+        folder = Path(tmp)
+        began = time.perf_counter()
+        catalog = build(folder, n_scans)
+        print(
+            f"{n_scans} scans of {SIZE}^3 int16 .nii.gz (gzip level {COMPRESSLEVEL}), "
+            f"catalog built in {time.perf_counter() - began:.1f} s; {os.cpu_count()} cores"
+        )
+        cold: list[dict[str, float]] = []
+        warm: list[dict[str, float]] = []
+        nexts: list[float] = []
+        slices: list[float] = []
+        sliders: list[float] = []
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                for run in range(n_cold):
+                    server, log = start_server(catalog, folder, run)
+                    try:
+                        seconds, page, context = open_first_scan(browser, server)
+                        cold.append(seconds)
+                        if run == n_cold - 1:  # the last server also gives the warm figures
+                            nexts = next_scans(page, min(n_scans - 2, 20), args.look)
+                            slices = slice_keys(page, n_slices)
+                            sliders = slider_keys(page, n_slices)
+                            context.close()
+                            for i in range(n_warm):
+                                wait_pool(log, 2 + i)  # the pool kernel is pre-heated again
+                                seconds, page, context = open_first_scan(browser, server)
+                                warm.append(seconds)
+                                context.close()
+                        else:
+                            context.close()
+                    finally:
+                        server.stop()
+            finally:
+                browser.close()
+
+    for name, runs in (("cold (fresh server)", cold), ("warm", warm)):
+        if not runs:
+            continue
+        print(f"first scan, {name}, {len(runs)} run(s), seconds since navigation:")
+        for run in runs:
+            print("    " + ", ".join(f"{step} {at:.2f}" for step, at in run.items()))
+        median = statistics.median(r["planes"] for r in runs)
+        target = TARGETS["first_cold"] if name.startswith("cold") else None
+        print(line(f"first scan, {name.split()[0]}: median", median, target))
+    if nexts:
+        print(f"next scan (key n, {args.look:.1f} s look per scan), {len(nexts)} scans:")
+        print(line("p50", pct(nexts, 50), TARGETS["next_p50"]))
+        print(line("p95", pct(nexts, 95)))
+        print(line("max", max(nexts)))
+    if slices:
+        print(f"next slice, {len(slices)} presses each:")
+        print(line("ArrowUp/Down over the plane: p50", pct(slices, 50), TARGETS["slice_p50"]))
+        print(line("ArrowUp/Down over the plane: p95", pct(slices, 95)))
+    if sliders:
+        print(
+            line(
+                "slice slider (keyboard on its handle): p50", pct(sliders, 50), TARGETS["slice_p50"]
+            )
+        )
+        print(line("slice slider (keyboard on its handle): p95", pct(sliders, 95)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
