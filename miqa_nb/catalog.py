@@ -757,6 +757,7 @@ def _artifact_columns(df: pd.DataFrame) -> pd.DataFrame:
     df["decision"] = pd.Categorical(df["decision"], [d.value for d in Decision])
     return df
 
+
 def _check_name(name: str, what: str) -> str:
     if not isinstance(name, str) or not name.strip():
         raise MiqaError(f"{what} must be a non-empty string; {name!r} was provided")
