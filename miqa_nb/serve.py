@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import webbrowser
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -196,6 +197,19 @@ class Server:
             f"Voila did not answer on port {self.port} within {timeout:.0f} s" + self._log_tail()
         )
 
+    def warm_up(self, timeout: float = 60.0) -> None:
+        """Have Voila render the page once, without a user (a refusal page).
+
+        The first page a fresh Voila server renders takes seconds longer than the next
+        ones (template and exporter set-up); doing it here keeps that wait off the first
+        reviewer. It uses one pre-heated kernel, which the pool replaces.
+        """
+        try:
+            with urllib.request.urlopen(self.url, timeout=timeout) as answer:
+                answer.read()
+        except OSError as exc:  # best effort: the page itself will say what is wrong
+            print(f"miqa-nb serve: warm-up request failed: {exc}", file=sys.stderr)
+
     def _log_tail(self, lines: int = 30) -> str:
         if self.log_path is None or not self.log_path.exists():
             return ""
@@ -309,16 +323,21 @@ def serve(
     Returns Voila's exit status (0 after Ctrl-C).
     """
     out = stream or sys.stdout
-    server = start(catalog, port=port, token=token)
+    # two pre-heated kernels: the warm-up takes one, the first reviewer the other
+    server = start(catalog, port=port, token=token, pool_size=2)
     try:
         server.wait_ready()
+        server.warm_up()
         hub = bool(os.environ.get("JUPYTERHUB_USER"))
         print(f"miqa-nb dashboard for {Path(catalog).resolve()}", file=out)
         if hub:
             print(f"  {server.url}  (reviewer: {os.environ['JUPYTERHUB_USER']})", file=out)
         else:
             print(f"  {server.url}&user=NAME", file=out)
-            print("  NAME is a user of the catalog (miqa-nb users list)", file=out)
+            print(
+                "  NAME is a user of the catalog (miqa-nb users list); add &project=P to", file=out
+            )
+            print("  open project P's review where NAME left off", file=out)
         out.flush()
         if open_browser:
             webbrowser.open(server.url)

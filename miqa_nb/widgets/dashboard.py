@@ -28,6 +28,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import ipywidgets as widgets
 
@@ -220,7 +221,11 @@ class Dashboard:
             return cls(catalog, None, refusal=readable_error(exc))
         if identity.user is None:
             log.info("dashboard refused: %s", identity.refusal)
-        return cls(catalog, identity.user, refusal=identity.refusal or "")
+        dashboard = cls(catalog, identity.user, refusal=identity.refusal or "")
+        project = parse_qs(query_string or "").get("project", [""])[-1].strip()
+        if project and identity.user is not None:
+            dashboard.status.guard(dashboard.start_review)(project)
+        return dashboard
 
     def show(self) -> None:
         """Display the dashboard in the notebook (or Voila page)."""
@@ -230,20 +235,19 @@ class Dashboard:
 
     # ------------------------------------------------------------------ actions
 
-    def open_project(self, project: str) -> None:
-        """Show a project's overview (and administration, for those allowed)."""
+    def open_project(self, project: str, *, overview: bool = True) -> None:
+        """Show a project's overview (and administration, for those allowed).
+
+        With ``overview=False`` the Scans tab is built when first shown, so that a
+        review opened straight away does not share the machine with thumbnailing.
+        """
         assert self.user is not None
         permissions.require_read(self.catalog.standing(self.user, project))
         self.close_project()
         self.project = project
-        self.overview = Overview(
-            self.catalog,
-            project,
-            self.open_review,
-            thumbnail_dir=self.thumbnail_dir,
-            status=self.status,
-            background=self.background,
-        )
+        self.scans_box = widgets.VBox([])
+        if overview:
+            self._build_overview()
         self.review = widgets.HTML(
             "<p>Open a scan from the overview, or stay here: the review starts where "
             "you left off.</p>"
@@ -252,7 +256,7 @@ class Dashboard:
         self._waiting = self.review
         self.review_box = widgets.VBox([self.review])
         self.review_box.add_class("miqa-review-area")
-        children: list[widgets.Widget] = [self.overview.widget, self.review_box]
+        children: list[widgets.Widget] = [self.scans_box, self.review_box]
         titles = ["Scans", "Review"]
         actions = AdminActions(self.catalog, self.user, project)
         if actions.allowed:
@@ -287,6 +291,25 @@ class Dashboard:
         self.tabs.selected_index = REVIEW_TAB
         self.status.info(f"Opened {scan} ({experiment}).")
 
+    def _build_overview(self) -> None:
+        assert self.project is not None
+        self.overview = Overview(
+            self.catalog,
+            self.project,
+            self.open_review,
+            thumbnail_dir=self.thumbnail_dir,
+            status=self.status,
+            background=self.background,
+        )
+        self.scans_box.children = [self.overview.widget]
+
+    def start_review(self, project: str) -> None:
+        """Open ``project`` on its Review tab, where the user left off (a page address
+        with ``&project=NAME`` does this: a reviewer's bookmark)."""
+        self.open_project(project, overview=False)
+        assert self.tabs is not None
+        self.tabs.selected_index = REVIEW_TAB
+
     def resume_review(self) -> None:
         """Start the review view where the user left off in the open project."""
         assert self.user is not None and self.project is not None
@@ -306,11 +329,14 @@ class Dashboard:
         waiting = self.review is not None and self.review is self._waiting
         if change["new"] == REVIEW_TAB and waiting:
             self.resume_review()
-        elif change["new"] == OVERVIEW_TAB and self.overview is not None:
+        elif change["new"] == OVERVIEW_TAB and self.project is not None:
             session = getattr(self.review, "session", None)
             if session is not None:
                 session.flush(timeout=5)  # decisions just submitted are in the catalog
-            self.overview.refresh()
+            if self.overview is None:
+                self._build_overview()
+            else:
+                self.overview.refresh()
 
     def refresh(self) -> None:
         """Reload progress and the overview after something changed."""

@@ -23,7 +23,7 @@ from widgets_dashboard.dashboard_catalog import (
 from miqa_nb.dashboard_model import AdminActions, UploadFile, UploadStager
 from miqa_nb.errors import MiqaError
 from miqa_nb.widgets.admin import AdminPanel
-from miqa_nb.widgets.dashboard import Dashboard, review_placeholder, review_view
+from miqa_nb.widgets.dashboard import REVIEW_TAB, Dashboard, review_placeholder, review_view
 from miqa_nb.widgets.overview import Overview
 from miqa_nb.widgets.panel import ReviewPanel
 from miqa_nb.widgets.projects import ProjectList
@@ -349,3 +349,30 @@ def test_dashboard_refresh_after_upload(dash: DashboardCatalog, tmp_path: Path) 
     assert len(_find(board.widget, "miqa-overview-row")) == 4
     assert board.projects.table.set_index("project").loc[PROJECT, "scans"] == 4
     assert isinstance(board.projects.table, pd.DataFrame)
+
+
+def test_a_project_link_opens_its_review_where_the_user_left_off(dash: DashboardCatalog) -> None:
+    env = {"MIQA_NB_CATALOG": str(dash.catalog_path), "MIQA_NB_IDENTITY": "query"}
+    board = Dashboard.from_environment(env, f"token=x&user={TIER1}&project={PROJECT}")
+    try:
+        assert board.project == PROJECT and board.tabs.selected_index == REVIEW_TAB
+        session = board.review.session
+        assert session.user == TIER1 and session.key is not None
+    finally:
+        board.close()
+    board = Dashboard.from_environment(env, f"token=x&user={TIER1}&project=Nope")
+    try:
+        assert board.project is None and board.status.level == "error"
+    finally:
+        board.close()
+
+
+def test_a_project_link_builds_the_overview_only_when_shown(dash: DashboardCatalog) -> None:
+    env = {"MIQA_NB_CATALOG": str(dash.catalog_path), "MIQA_NB_IDENTITY": "query"}
+    board = Dashboard.from_environment(env, f"token=x&user={ADMIN}&project={PROJECT}")
+    try:
+        assert board.overview is None
+        board.tabs.selected_index = 0
+        assert board.overview is not None and _find(board.widget, "miqa-overview-row")
+    finally:
+        board.close()
