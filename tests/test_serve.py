@@ -114,14 +114,25 @@ def test_serve_prints_the_url_and_stops(tmp_path: Path, monkeypatch: pytest.Monk
         def wait_ready(self) -> None:
             calls.append("ready")
 
+        def warm_up(self) -> None:
+            calls.append("warm-up")
+
         def stop(self) -> None:
             calls.append("stop")
 
-    monkeypatch.setattr(serve_mod, "start", lambda *a, **k: FakeServer())
+    started: dict[str, object] = {}
+
+    def fake_start(*args: object, **kwargs: object) -> FakeServer:
+        started.update(kwargs)
+        return FakeServer()
+
+    monkeypatch.setattr(serve_mod, "start", fake_start)
     out = io.StringIO()
     assert serve_mod.serve(catalog, token="tok", stream=out) == 0
     assert "http://127.0.0.1:9/?token=tok&user=NAME" in out.getvalue()
-    assert calls == ["ready", "stop"]
+    assert "&project=P" in out.getvalue()
+    # the page is rendered once before the address is printed; a kernel stays pre-heated
+    assert calls == ["ready", "warm-up", "stop"] and started["pool_size"] == 2
 
 
 @pytest.mark.slow
@@ -141,3 +152,17 @@ def test_real_server_needs_the_token(tmp_path: Path) -> None:
         server.stop()
     assert server.process.poll() is not None
     assert not server.private_dir.exists()
+
+
+@pytest.mark.slow
+def test_warm_up_renders_the_page_once(tmp_path: Path) -> None:
+    catalog = tmp_path / "c.duckdb"
+    Catalog(catalog).add_user("ana")
+    server = start(catalog, log=tmp_path / "voila.log", preheat=False)
+    try:
+        server.wait_ready()
+        server.warm_up()
+        log = (tmp_path / "voila.log").read_text(errors="replace")
+        assert "Kernel started" in log  # Voila rendered the dashboard for the warm-up
+    finally:
+        server.stop()
