@@ -149,3 +149,75 @@ def percentile(values: Sequence[float], q: float) -> float:
     lo = int(pos)
     hi = min(lo + 1, len(ordered) - 1)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+# ------------------------------------------------------------ review catalogs
+
+
+def phantom(seed: int, n: int = 256, blob: bool = False) -> Any:
+    """A noisy ellipsoid 'head' (int16, RAS), optionally with a bright blob."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x, y, z = np.ogrid[-1 : 1 : n * 1j, -1 : 1 : n * 1j, -1 : 1 : n * 1j]
+    r2 = (x / 0.8) ** 2 + (y / 0.9) ** 2 + (z / 0.85) ** 2
+    vol = (600 - 200 * r2 + 300 * (1.0 + x)).astype(np.float32)
+    if blob:
+        cx, cy = rng.uniform(-0.3, 0.3, 2)
+        vol += 400 * (((x - cx) / 0.2) ** 2 + ((y - cy) / 0.3) ** 2 + (z / 0.25) ** 2 < 1)
+    vol += rng.normal(0, 20, vol.shape).astype(np.float32)
+    vol *= r2 < 1.0
+    return vol.astype(np.int16)
+
+
+def build_review_catalog(
+    folder: Any,
+    n_scans: int,
+    *,
+    project: str,
+    reviewer: str,
+    distinct: int = 5,
+    size: int = 256,
+    blob: bool = False,
+    compresslevel: int | None = None,
+) -> Any:
+    """``n_scans`` .nii.gz scans (``distinct`` different volumes, the rest byte copies,
+    each decoded anew), imported as ``project`` with a tier-2 ``reviewer``; returns the
+    catalog path."""
+    import shutil
+    from pathlib import Path
+
+    import nibabel as nib
+    import numpy as np
+    from nibabel.openers import Opener
+
+    from miqa_nb.catalog import Catalog
+
+    folder = Path(folder)
+    images = folder / "images"
+    images.mkdir(parents=True)
+    sources = []
+    saved_level = Opener.default_compresslevel
+    if compresslevel is not None:
+        Opener.default_compresslevel = compresslevel
+    try:
+        for seed in range(min(distinct, n_scans)):
+            path = images / f"source{seed}.nii.gz"
+            nib.save(nib.Nifti1Image(phantom(seed, size, blob), np.eye(4)), path)
+            sources.append(path)
+    finally:
+        Opener.default_compresslevel = saved_level
+    rows = ["project_name,experiment_name,scan_name,scan_type,frame_number,file_location"]
+    for i in range(n_scans):
+        experiment, scan = f"E{i // 5:02d}", f"S{i % 5}"
+        target = images / f"{experiment}_{scan}.nii.gz"
+        shutil.copyfile(sources[i % len(sources)], target)
+        rows.append(f"{project},{experiment},{scan},T1,0,images/{target.name}")
+    csv = folder / "import.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    catalog = Catalog(folder / "catalog.duckdb")
+    catalog.add_user("admin", superuser=True)
+    catalog.import_file(csv, by="admin", project=project)
+    catalog.add_user(reviewer, by="admin")
+    catalog.set_role(project, reviewer, "tier2", by="admin")
+    return catalog.path

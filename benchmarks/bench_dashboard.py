@@ -33,18 +33,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
-from nibabel.openers import Opener
+from _common import build_review_catalog
 
-from miqa_nb.catalog import Catalog
 from miqa_nb.serve import Server, start
 
 SIZE = 256
@@ -100,47 +97,18 @@ PLANES_READY_JS = """
 """
 
 
-def phantom(seed: int, n: int = SIZE) -> np.ndarray:
-    """A noisy ellipsoid 'head' with a bright blob, int16."""
-    rng = np.random.default_rng(seed)
-    x, y, z = np.ogrid[-1 : 1 : n * 1j, -1 : 1 : n * 1j, -1 : 1 : n * 1j]
-    r2 = (x / 0.8) ** 2 + (y / 0.9) ** 2 + (z / 0.85) ** 2
-    cx, cy = rng.uniform(-0.3, 0.3, 2)
-    blob = ((x - cx) / 0.2) ** 2 + ((y - cy) / 0.3) ** 2 + (z / 0.25) ** 2 < 1
-    vol = (600 - 200 * r2 + 300 * (1.0 + x)).astype(np.float32) + 400 * blob
-    vol += rng.normal(0, 20, vol.shape).astype(np.float32)
-    vol *= r2 < 1.0
-    return vol.astype(np.int16)
-
-
 def build(folder: Path, n_scans: int) -> Path:
     """Images, import CSV and catalog; returns the catalog path."""
-    images = folder / "images"
-    images.mkdir(parents=True)
-    sources = []
-    saved_level = Opener.default_compresslevel
-    Opener.default_compresslevel = COMPRESSLEVEL
-    try:
-        for seed in range(min(DISTINCT, n_scans)):
-            path = images / f"source{seed}.nii.gz"
-            nib.save(nib.Nifti1Image(phantom(seed), np.eye(4)), path)
-            sources.append(path)
-    finally:
-        Opener.default_compresslevel = saved_level
-    rows = ["project_name,experiment_name,scan_name,scan_type,frame_number,file_location"]
-    for i in range(n_scans):
-        experiment, scan = f"E{i // 5:02d}", f"S{i % 5}"
-        target = images / f"{experiment}_{scan}.nii.gz"
-        shutil.copyfile(sources[i % len(sources)], target)
-        rows.append(f"{PROJECT},{experiment},{scan},T1,0,images/{target.name}")
-    csv = folder / "import.csv"
-    csv.write_text("\n".join(rows) + "\n")
-    catalog = Catalog(folder / "catalog.duckdb")
-    catalog.add_user("admin", superuser=True)
-    catalog.import_file(csv, by="admin", project=PROJECT)
-    catalog.add_user(USER, by="admin")
-    catalog.set_role(PROJECT, USER, "tier2", by="admin")
-    return catalog.path
+    return build_review_catalog(
+        folder,
+        n_scans,
+        project=PROJECT,
+        reviewer=USER,
+        distinct=DISTINCT,
+        size=SIZE,
+        blob=True,
+        compresslevel=COMPRESSLEVEL,
+    )
 
 
 # ------------------------------------------------------------------- server

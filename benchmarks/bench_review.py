@@ -27,8 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
+from _common import build_review_catalog
 
 from miqa_nb.catalog import Catalog
 from miqa_nb.review import ReviewSession
@@ -38,41 +38,11 @@ SIZE = 256
 DISTINCT = 5  # distinct volumes; the other files are byte copies (each is decoded anew)
 
 
-def phantom(seed: int, n: int = SIZE) -> np.ndarray:
-    """A noisy ellipsoid 'head', int16, RAS."""
-    rng = np.random.default_rng(seed)
-    x, y, z = np.ogrid[-1 : 1 : n * 1j, -1 : 1 : n * 1j, -1 : 1 : n * 1j]
-    r2 = (x / 0.8) ** 2 + (y / 0.9) ** 2 + (z / 0.85) ** 2
-    inside = r2 < 1.0
-    vol = (600 - 200 * r2 + 300 * (1.0 + x)).astype(np.float32)
-    vol += rng.normal(0, 20, vol.shape).astype(np.float32)
-    vol *= inside
-    return vol.astype(np.int16)
-
-
 def build(folder: Path, n_scans: int) -> Path:
     """Images, import CSV and catalog; returns the catalog path."""
-    images = folder / "images"
-    images.mkdir(parents=True)
-    sources = []
-    for seed in range(min(DISTINCT, n_scans)):
-        path = images / f"source{seed}.nii.gz"
-        nib.save(nib.Nifti1Image(phantom(seed), np.diag([1.0, 1.0, 1.0, 1.0])), path)
-        sources.append(path)
-    rows = ["project_name,experiment_name,scan_name,scan_type,frame_number,file_location"]
-    for i in range(n_scans):
-        experiment, scan = f"E{i // 5:02d}", f"S{i % 5}"
-        target = images / f"{experiment}_{scan}.nii.gz"
-        shutil.copyfile(sources[i % len(sources)], target)
-        rows.append(f"B,{experiment},{scan},T1,0,images/{target.name}")
-    csv = folder / "import.csv"
-    csv.write_text("\n".join(rows) + "\n")
-    catalog = Catalog(folder / "catalog.duckdb")
-    catalog.add_user("admin", superuser=True)
-    catalog.import_file(csv, by="admin", project="B")
-    catalog.add_user("rev", by="admin")
-    catalog.set_role("B", "rev", "tier2", by="admin")
-    return catalog.path
+    return build_review_catalog(
+        folder, n_scans, project="B", reviewer="rev", distinct=DISTINCT, size=SIZE
+    )
 
 
 def review(catalog_path: Path, prefetch: int) -> list[float]:
