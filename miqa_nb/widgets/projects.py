@@ -49,8 +49,7 @@ class ProjectList:
     def refresh(self) -> None:
         """Reload the projects and their progress from the catalog."""
         self.table = visible_projects(self.catalog, self.user)
-        for button in self.buttons:
-            button.close()
+        old = list(self.rows.children)
         self.buttons = []
         rows: list[widgets.Widget] = []
         for n, row in enumerate(self.table.itertuples(index=False)):
@@ -62,6 +61,11 @@ class ProjectList:
             empty.add_class("miqa-projects-empty")
             rows.append(empty)
         self.rows.children = rows
+        # close the old rows only once the new ones are shown (no flicker, no leak)
+        for widget in old:
+            for child in getattr(widget, "children", ()):
+                child.close()
+            widget.close()
 
     def _row(self, n: int, row: object) -> widgets.Widget:
         name = str(row.project)  # type: ignore[attr-defined]

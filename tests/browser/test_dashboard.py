@@ -130,3 +130,37 @@ def test_unknown_user_gets_a_readable_refusal(page, server, shoot, user, expecte
     assert "Traceback" not in page.content()
     assert page.locator(".miqa-project-0").count() == 0
     shoot("refusal")
+
+
+def test_upload_scans_into_an_experiment(page, server, site: DashboardCatalog, tmp_path, shoot):
+    """MIQA's "Add Scans": files from the reviewer's computer become scans, with progress."""
+    import nibabel as nib
+    import numpy as np
+
+    upload = tmp_path / "visit two.nii.gz"
+    data = np.random.default_rng(0).integers(0, 400, (12, 14, 10)).astype(np.int16)
+    nib.save(nib.Nifti1Image(data, np.diag([2.0, 2.0, 3.0, 1.0])), upload)
+    open_as(page, server, ADMIN)
+    open_project(page)
+    page.get_by_text("Administration", exact=True).click()
+    page.locator(".miqa-upload").wait_for()
+    page.fill(".miqa-upload-experiment input", "Uploads")
+    with page.expect_file_chooser() as chooser:  # the reviewer's file dialog
+        page.click(".miqa-upload-files")
+    chooser.value.set_files(str(upload))
+    page.click(".miqa-upload-run")
+    page.wait_for_function(
+        "document.querySelector('.miqa-upload-result')?.innerText.includes('Uploaded 1 scan')"
+    )
+    # the project list shows the new scan (and keeps its buttons while it refreshes)
+    page.wait_for_function(
+        "[...document.querySelectorAll('.miqa-project-row')]"
+        ".some(r => r.innerText.includes('2/4 reviewed'))"
+    )
+    assert page.locator(".miqa-project-0").inner_text() == PROJECT
+    shoot("upload")
+    scans = site.catalog().scans(PROJECT)
+    uploaded = scans[scans["experiment"] == "Uploads"]
+    assert len(uploaded) == 1 and uploaded["n_frames"].iloc[0] == 1
+    (location,) = site.catalog().frames(PROJECT).query("experiment == 'Uploads'")["location"]
+    assert nib.load(location).shape == (12, 14, 10)
