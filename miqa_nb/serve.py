@@ -317,10 +317,12 @@ def serve(
     open_browser: bool = False,
     *,
     stream: IO[str] | None = None,
+    user: str | None = None,
 ) -> int:
     """Serve the dashboard until interrupted; print its address first.
 
-    Returns Voila's exit status (0 after Ctrl-C).
+    ``user``, when the catalog knows them, also gets a ready link to their first
+    project's review. Returns Voila's exit status (0 after Ctrl-C).
     """
     out = stream or sys.stdout
     # two pre-heated kernels: the warm-up takes one, the first reviewer the other
@@ -338,6 +340,9 @@ def serve(
                 "  NAME is a user of the catalog (miqa-nb users list); add &project=P to", file=out
             )
             print("  open project P's review where NAME left off", file=out)
+            link = _ready_link(server, catalog, user)
+            if link:
+                print(f"  for you ({user}): {link}", file=out)
         out.flush()
         if open_browser:
             webbrowser.open(server.url)
@@ -346,6 +351,23 @@ def serve(
         return 0
     finally:
         server.stop()
+
+
+def _ready_link(server: Server, catalog: str | os.PathLike[str], user: str | None) -> str:
+    """``user``'s link to the review of the first project they may see, or ''."""
+    if not user:
+        return ""
+    from miqa_nb.catalog import Catalog
+
+    try:
+        cat = Catalog(catalog)
+        projects = [
+            str(p) for p in cat.projects()["project"] if cat.standing(user, str(p)).can_read
+        ]
+    except MiqaError:  # not a user of this catalog: only the general address
+        return ""
+    link = server.url_for(user)
+    return f"{link}&project={quote(projects[0])}" if projects else link
 
 
 def serve_main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
@@ -363,6 +385,7 @@ def serve_main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
             port=getattr(args, "port", None),
             token=getattr(args, "token", None),
             open_browser=getattr(args, "open_browser", False),
+            user=getattr(args, "user", None) or os.environ.get("MIQA_NB_USER"),
         )
     except MiqaError as exc:
         print(f"miqa-nb serve: {exc}", file=sys.stderr)

@@ -131,6 +131,7 @@ def test_serve_prints_the_url_and_stops(tmp_path: Path, monkeypatch: pytest.Monk
     assert serve_mod.serve(catalog, token="tok", stream=out) == 0
     assert "http://127.0.0.1:9/?token=tok&user=NAME" in out.getvalue()
     assert "&project=P" in out.getvalue()
+    assert "for you" not in out.getvalue()  # no user given
     # the page is rendered once before the address is printed; a kernel stays pre-heated
     assert calls == ["ready", "warm-up", "stop"] and started["pool_size"] == 2
 
@@ -166,3 +167,36 @@ def test_warm_up_renders_the_page_once(tmp_path: Path) -> None:
         assert "Kernel started" in log  # Voila rendered the dashboard for the warm-up
     finally:
         server.stop()
+
+
+def test_serve_prints_a_ready_link_for_a_known_user(tmp_path: Path, monkeypatch) -> None:
+    catalog = tmp_path / "c.duckdb"
+    cat = Catalog(catalog)
+    cat.add_user("ana")
+    cat.create_project("Brain study", by="ana")
+
+    class FakeServer:
+        url = "http://127.0.0.1:9/?token=tok"
+
+        def url_for(self, user: str) -> str:
+            return f"{self.url}&user={user}"
+
+        class process:
+            @staticmethod
+            def wait() -> int:
+                return 0
+
+        def wait_ready(self) -> None: ...
+        def warm_up(self) -> None: ...
+        def stop(self) -> None: ...
+
+    monkeypatch.setattr(serve_mod, "start", lambda *a, **k: FakeServer())
+    out = io.StringIO()
+    serve_mod.serve(catalog, stream=out, user="ana")
+    assert (
+        "for you (ana): http://127.0.0.1:9/?token=tok&user=ana&project=Brain%20study"
+        in out.getvalue()
+    )
+    out = io.StringIO()
+    serve_mod.serve(catalog, stream=out, user="stranger")
+    assert "for you" not in out.getvalue()
