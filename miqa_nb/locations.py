@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import duckdb
-import pandas as pd
 
+from miqa_nb.duck import typed_table
 from miqa_nb.vocabulary import FRAME_SUFFIXES
 
 ROOTS_ENV = "MIQA_NB_DATA_ROOTS"
@@ -144,7 +144,7 @@ def resolve(
     odd = con.execute(
         "SELECT value, absolute FROM loc_in WHERE needs_norm AND suffix_ok AND NOT s3"
     ).fetchall()
-    _table(
+    typed_table(
         con,
         "loc_normalised",
         {
@@ -152,6 +152,7 @@ def resolve(
             "candidate": [os.path.normpath(v if a else os.path.join(base, v)) for v, a in odd],
         },
         {"value": "VARCHAR", "candidate": "VARCHAR"},
+        temp=True,
     )
     heads = [
         r[0]
@@ -160,11 +161,12 @@ def resolve(
             "WHERE NOT absolute AND NOT dotdot AND suffix_ok AND NOT s3"
         ).fetchall()
     ]
-    _table(
+    typed_table(
         con,
         "loc_heads",
         {"head": [h for h in heads if os.path.lexists(os.path.join(grandparent, h))]},
         {"head": "VARCHAR"},
+        temp=True,
     )
     con.execute(
         """CREATE OR REPLACE TEMP TABLE loc_cand AS
@@ -187,7 +189,7 @@ def resolve(
     real_dirs = [folders.real(d or "/") for d in dirs]
     real_grandparent = folders.real(grandparent)
     gp_root = DataRoots((real_grandparent,))
-    _table(
+    typed_table(
         con,
         "loc_dirs",
         {
@@ -197,6 +199,7 @@ def resolve(
             "inside_gp": [gp_root.contains(r) for r in real_dirs],
         },
         {"dir": "VARCHAR", "real_dir": "VARCHAR", "inside": "BOOLEAN", "inside_gp": "BOOLEAN"},
+        temp=True,
     )
     existing = sorted({r for r in real_dirs if folders.exists(r)})
     names, links, owners = [], [], []
@@ -205,11 +208,12 @@ def resolve(
             owners.append(real_dir)
             names.append(name)
             links.append(is_link)
-    _table(
+    typed_table(
         con,
         "loc_entries",
         {"real_dir": owners, "name": names, "is_link": links},
         {"real_dir": "VARCHAR", "name": "VARCHAR", "is_link": "BOOLEAN"},
+        temp=True,
     )
     con.execute(
         """CREATE OR REPLACE TEMP TABLE loc_found AS
@@ -225,7 +229,7 @@ def resolve(
     links_found = con.execute("SELECT DISTINCT real FROM loc_found WHERE is_link").fetchall()
     if links_found:
         targets = [os.path.realpath(r) for (r,) in links_found]
-        _table(
+        typed_table(
             con,
             "loc_links",
             {
@@ -242,6 +246,7 @@ def resolve(
                 "inside": "BOOLEAN",
                 "inside_gp": "BOOLEAN",
             },
+            temp=True,
         )
         con.execute(
             """UPDATE loc_found f SET real = l.target, present = l.present,
@@ -269,17 +274,6 @@ def resolve(
             LEFT JOIN loc_found p ON p.value = i.value AND p.kind = 'parent'
             LEFT JOIN loc_found g ON g.value = i.value AND g.kind = 'grandparent'"""
     )
-
-
-def _table(
-    con: duckdb.DuckDBPyConnection, name: str, columns: dict[str, list], types: dict[str, str]
-) -> None:
-    """A temporary table from Python lists, with explicit column types (even when empty)."""
-    frame = pd.DataFrame(columns, dtype=object)
-    con.register(f"{name}_df", frame)
-    select = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in types.items())
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {select} FROM {name}_df")
-    con.unregister(f"{name}_df")
 
 
 def describe(

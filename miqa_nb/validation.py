@@ -24,12 +24,11 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from miqa_nb import formats, locations
-from miqa_nb.duck import one
+from miqa_nb.duck import one, typed_table
 from miqa_nb.errors import VocabularyError
 from miqa_nb.formats import DECISION_COLUMNS
 from miqa_nb.report import Problem, Report
 from miqa_nb.vocabulary import (
-    ARTIFACTS,
     Decision,
     Location,
     ScanTypes,
@@ -331,22 +330,13 @@ class _Checker:
             )
             self.con.unregister("bad_values")
         if map_table is not None:
-            self.store_table(
+            typed_table(
+                self.con,
                 map_table,
-                pd.DataFrame(
-                    {"value": list(parsed), "parsed": [str(v) for v in parsed.values()]},
-                    dtype=object,
-                ),
+                {"value": list(parsed), "parsed": [str(v) for v in parsed.values()]},
                 {"value": "VARCHAR", "parsed": "VARCHAR"},
             )
         return parsed
-
-    def store_table(self, name: str, frame: pd.DataFrame, types: dict[str, str]) -> None:
-        """Copy a DataFrame into a staging table with explicit column types."""
-        self.con.register(f"{name}_df", frame)
-        select = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in types.items())
-        self.con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT {select} FROM {name}_df")
-        self.con.unregister(f"{name}_df")
 
     def check_links(self) -> None:
         self.offending(
@@ -413,32 +403,28 @@ class _Checker:
         times = self.map_vocabulary(
             "decisions_in", "last_decision_created", Timestamp.parse, "bad-time"
         )
-        self.store_table(
+        typed_table(
+            self.con,
             "time_map",
-            pd.DataFrame(
-                {
-                    "value": list(times),
-                    "wall": [t.wall for t in times.values()],
-                    "utcoffset": [t.utcoffset_minutes for t in times.values()],
-                },
-                dtype=object,
-            ),
+            {
+                "value": list(times),
+                "wall": [t.wall for t in times.values()],
+                "utcoffset": [t.utcoffset_minutes for t in times.values()],
+            },
             {"value": "VARCHAR", "wall": "TIMESTAMP", "utcoffset": "INTEGER"},
         )
         points = self.map_vocabulary(
             "decisions_in", "location_of_interest", Location.parse, "bad-location"
         )
-        self.store_table(
+        typed_table(
+            self.con,
             "location_map",
-            pd.DataFrame(
-                {
-                    "value": list(points),
-                    "i": [p.i for p in points.values()],
-                    "j": [p.j for p in points.values()],
-                    "k": [p.k for p in points.values()],
-                },
-                dtype=object,
-            ),
+            {
+                "value": list(points),
+                "i": [p.i for p in points.values()],
+                "j": [p.j for p in points.values()],
+                "k": [p.k for p in points.values()],
+            },
             {"value": "VARCHAR", "i": "DOUBLE", "j": "DOUBLE", "k": "DOUBLE"},
         )
 
@@ -661,4 +647,4 @@ def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-__all__ = ["ARTIFACTS", "Problem", "Report", "Staged", "validate"]
+__all__ = ["Staged", "validate"]
