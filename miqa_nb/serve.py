@@ -202,10 +202,12 @@ class Server:
 
         The first page a fresh Voila server renders takes seconds longer than the next
         ones (template and exporter set-up); doing it here keeps that wait off the first
-        reviewer. It uses one pre-heated kernel, which the pool replaces.
+        reviewer. It asks for another theme than the pre-heated pages', so Voila renders
+        it in a kernel of its own: the pool stays full for the reviewers, and no
+        replacement kernel starts while the first of them opens the page.
         """
         try:
-            with urllib.request.urlopen(self.url, timeout=timeout) as answer:
+            with urllib.request.urlopen(self.url + "&theme=dark", timeout=timeout) as answer:
                 answer.read()
         except OSError as exc:  # best effort: the page itself will say what is wrong
             print(f"miqa-nb serve: warm-up request failed: {exc}", file=sys.stderr)
@@ -325,7 +327,7 @@ def serve(
     project's review. Returns Voila's exit status (0 after Ctrl-C).
     """
     out = stream or sys.stdout
-    # two pre-heated kernels: the warm-up takes one, the first reviewer the other
+    # two pre-heated kernels: the first two reviewers get one each
     server = start(catalog, port=port, token=token, pool_size=2)
     try:
         server.wait_ready()

@@ -156,15 +156,19 @@ def test_real_server_needs_the_token(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_warm_up_renders_the_page_once(tmp_path: Path) -> None:
+def test_warm_up_renders_the_page_once_and_leaves_the_pool_full(tmp_path: Path) -> None:
     catalog = tmp_path / "c.duckdb"
     Catalog(catalog).add_user("ana")
-    server = start(catalog, log=tmp_path / "voila.log", preheat=False)
+    server = start(catalog, log=tmp_path / "voila.log", pool_size=1)
     try:
         server.wait_ready()
         server.warm_up()
         log = (tmp_path / "voila.log").read_text(errors="replace")
-        assert "Kernel started" in log  # Voila rendered the dashboard for the warm-up
+        # Voila rendered the dashboard in a kernel of its own: the pool's kernel (the
+        # first reviewer's) was neither used nor is it being replaced.
+        assert log.count("Kernel started") == 2
+        assert "Using pre-heated kernel" not in log
+        assert "dashboard refused" in log  # the page was rendered, without a user
     finally:
         server.stop()
 
