@@ -4,8 +4,10 @@ This module owns the *shape* of the files (the specification in
 ``miqa-import-export.md`` and what the MIQA application writes) and nothing else: it
 does not judge values. Readers return :class:`ParsedFile`: the structural problems
 found (wrong delimiter, unknown columns or keys, bad encoding...) and a way to load the
-frame rows, as trimmed strings (``''`` for missing), into a DuckDB table. CSV files are
-read by DuckDB's parallel, streaming CSV reader (bounded memory), never row by row.
+frame rows as Arrow record batches of strings (``''`` for missing; surrounding spaces are
+the reader's business, see :data:`UNTRIMMED`). CSV files are read by pyarrow's parallel
+CSV reader, files over :data:`STREAM_BYTES` by its streaming reader (bounded memory);
+never row by row in Python.
 Writers are atomic: they write a temporary file beside the target, then rename it.
 """
 
@@ -16,7 +18,6 @@ import csv
 import difflib
 import json
 import os
-import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -24,7 +25,10 @@ from pathlib import Path
 from typing import IO, Any
 
 import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 
 from miqa_nb.report import Problem
 
@@ -81,6 +85,16 @@ _BOM = b"\xef\xbb\xbf"
 UNTRIMMED: frozenset[str] = frozenset({"experiment_notes", "last_decision_note"})
 
 
+#: CSV files larger than this are read in a stream of blocks (bounded memory) rather
+#: than at once with both cores.
+STREAM_BYTES = 256 << 20
+#: Columns of the record batches :meth:`ParsedFile.batches` yields.
+BATCH_COLUMNS: tuple[str, ...] = (*MIQA_COLUMNS, "_row", "_path")
+BATCH_SCHEMA = pa.schema(
+    [*((c, pa.string()) for c in MIQA_COLUMNS), ("_row", pa.int64()), ("_path", pa.string())]
+)
+
+
 @dataclass
 class ParsedFile:
     """What a reader found in an import file.
@@ -90,7 +104,7 @@ class ParsedFile:
     path : str
     kind : {'csv', 'json'}
     problems : list of Problem
-        Structural problems; :meth:`load` appends those it meets while reading.
+        Structural problems; :meth:`batches` appends those it meets while reading.
     decisions : DataFrame or None
         JSON files only: every decision, ``_order`` 0 for the newest of a scan.
     """
@@ -99,26 +113,35 @@ class ParsedFile:
     kind: str
     problems: list[Problem] = field(default_factory=list)
     decisions: pd.DataFrame | None = None
-    _load: Callable[[duckdb.DuckDBPyConnection, str], None] | None = None
+    _batches: Callable[[], Iterator[pa.RecordBatch]] | None = None
 
-    def load(self, con: duckdb.DuckDBPyConnection, table: str) -> bool:
-        """Create ``table`` with the 16 MIQA columns (strings) and ``_path`` (JSON path
-        of the frame, NULL for CSV, whose rows keep the file's order).
-
-        Returns False, with the problem recorded, when the rows cannot be read.
-        """
-        if self._load is None or any(p.severity == "error" for p in self.problems):
-            return False
-        self._load(con, table)
+    @property
+    def ok(self) -> bool:
+        """False once an error has been found."""
         return not any(p.severity == "error" for p in self.problems)
 
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """The frame rows, in the file's order, as record batches of
+        :data:`BATCH_SCHEMA`: the 16 MIQA columns as written (``''`` when missing),
+        ``_row`` (the CSV line, header = 1) and ``_path`` (the JSON path of the frame).
+
+        Nothing is yielded when the header already failed. A problem met while reading
+        is recorded in :attr:`problems` and ends the batches; check :attr:`ok` after.
+        """
+        if self._batches is None or not self.ok:
+            return iter(())
+        return self._batches()
+
     def frame(self) -> pd.DataFrame:
-        """The rows as a DataFrame (for analysis; imports stay in DuckDB)."""
+        """The rows as a DataFrame, trimmed as an import reads them (for analysis;
+        imports stay in Arrow and DuckDB)."""
+        batches = list(self.batches())
+        if not self.ok:
+            return pd.DataFrame(columns=[*MIQA_COLUMNS, "_path"])
         con = duckdb.connect()
         try:
-            if not self.load(con, "rows"):
-                return pd.DataFrame(columns=[*MIQA_COLUMNS, "_path"])
-            return con.execute("SELECT * FROM rows").df()
+            con.register("rows", pa.Table.from_batches(batches, schema=BATCH_SCHEMA))
+            return con.execute(f"SELECT {_select(MIQA_COLUMNS)}, _path FROM rows").df()
         finally:
             con.close()
 
@@ -228,27 +251,56 @@ def read_csv(path: str | os.PathLike[str]) -> ParsedFile:
                 column=column,
                 expected=column,
             )
-    parsed._load = lambda con, table: _load_csv(Path(path), columns, parsed, con, table)
+    parsed._batches = lambda: _csv_batches(Path(path), columns, parsed)
     return parsed
 
 
-def _load_csv(
-    path: Path, columns: list[str], parsed: ParsedFile, con: duckdb.DuckDBPyConnection, table: str
-) -> None:
+def _csv_batches(path: Path, columns: list[str], parsed: ParsedFile) -> Iterator[pa.RecordBatch]:
+    """Read the rows with pyarrow (every column as text); see :meth:`ParsedFile.batches`."""
     name = str(path)
-    types = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in columns) + "}"
+    invalid: list[tuple[int | None, str, int, int]] = []
+
+    def skip_invalid(row: Any) -> str:
+        invalid.append((row.number, row.text, row.expected_columns, row.actual_columns))
+        return "skip"
+
+    def options(threads: bool) -> dict[str, Any]:
+        return {
+            "read_options": pa_csv.ReadOptions(
+                column_names=columns, skip_rows=1, use_threads=threads, block_size=4 << 20
+            ),
+            "parse_options": pa_csv.ParseOptions(
+                delimiter=",",
+                quote_char='"',
+                double_quote=True,
+                escape_char=False,
+                newlines_in_values=True,
+                invalid_row_handler=skip_invalid,
+            ),
+            "convert_options": pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(columns, pa.string()),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        }
+
+    first_row = 2
+    yielded = False
     try:
-        con.execute(
-            f"""CREATE TABLE {table} AS
-                SELECT {_select(columns)}, NULL::VARCHAR AS _path
-                FROM read_csv(?, header = true, delim = ',', quote = '"', escape = '"',
-                              strict_mode = true, auto_detect = false, columns = {types})""",
-            [name],
-        )
-    except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
-        text = str(exc)
-        line = re.search(r"Line: (\d+)", text)
-        if "unicode" in text.lower():
+        if os.path.getsize(path) > STREAM_BYTES:
+            stream: Iterable[pa.RecordBatch] = pa_csv.open_csv(path, **options(True))
+        else:
+            stream = pa_csv.read_csv(path, **options(True)).to_batches()
+        for batch in stream:
+            if invalid:
+                break
+            if batch.num_rows == 0:
+                continue
+            yield _complete(batch, first_row)
+            yielded = True
+            first_row += batch.num_rows
+    except pa.ArrowInvalid as exc:
+        if "UTF8" in str(exc) or "UTF-8" in str(exc):
             row, position, byte = _find_bad_utf8(path)
             parsed.problems.append(
                 Problem(
@@ -263,19 +315,46 @@ def _load_csv(
                 )
             )
         else:
-            detail = next((ln for ln in text.splitlines() if ln.startswith("Expected")), "")
             parsed.problems.append(
                 Problem(
                     "error",
                     "malformed-csv",
-                    f"the CSV cannot be parsed at line {line.group(1) if line else '?'}"
-                    f"{': ' + detail if detail else ''}; check quoting and the number of commas",
+                    f"the CSV cannot be parsed: {exc}; check quoting and the number of commas",
                     file=name,
-                    row=int(line.group(1)) if line else None,
                 )
             )
         return
-    if not con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT 1)").fetchall()[0][0]:
+    if invalid:
+        if any(number is None for number, *_ in invalid):  # threads do not count lines
+            invalid.clear()
+            for _ in pa_csv.read_csv(path, **options(False)).to_batches():
+                pass
+        for number, text, expected, actual in invalid[:20]:
+            parsed.problems.append(
+                Problem(
+                    "error",
+                    "malformed-csv",
+                    f"the CSV cannot be parsed at line {number}: {actual} fields where the "
+                    f"header has {expected} ({text[:60]!r}); check quoting and the number "
+                    "of commas",
+                    file=name,
+                    row=number,
+                    value=text[:200],
+                    expected=f"{expected} fields",
+                )
+            )
+        if len(invalid) > 20:
+            parsed.problems.append(
+                Problem(
+                    "error",
+                    "malformed-csv",
+                    f"{len(invalid) - 20} more lines cannot be parsed",
+                    file=name,
+                    count=len(invalid) - 20,
+                )
+            )
+        return
+    if not yielded:
         parsed.problems.append(
             Problem(
                 "error",
@@ -285,6 +364,17 @@ def _load_csv(
                 row=2,
             )
         )
+
+
+def _complete(batch: pa.RecordBatch, first_row: int) -> pa.RecordBatch:
+    """``batch`` in :data:`BATCH_SCHEMA`: absent columns empty, ``_row`` counted."""
+    n = batch.num_rows
+    present = set(batch.schema.names)
+    empty = pa.repeat(pa.scalar("", pa.string()), n)
+    arrays = [batch.column(c) if c in present else empty for c in MIQA_COLUMNS]
+    arrays.append(pa.array(np.arange(first_row, first_row + n, dtype=np.int64)))
+    arrays.append(pa.nulls(n, pa.string()))
+    return pa.RecordBatch.from_arrays(arrays, schema=BATCH_SCHEMA)
 
 
 def _find_bad_utf8(path: Path) -> tuple[int, int, str]:
@@ -475,14 +565,12 @@ def read_json(path: str | os.PathLike[str]) -> ParsedFile:
     frame = pd.DataFrame(rows, columns=[*MIQA_COLUMNS, "_path"], dtype=object)
     parsed.decisions = pd.DataFrame(decisions, columns=list(DECISIONS_TABLE))
 
-    def load(con: duckdb.DuckDBPyConnection, table: str) -> None:
-        con.register(f"{table}_json", frame)
-        con.execute(
-            f"CREATE TABLE {table} AS SELECT {_select(MIQA_COLUMNS)}, _path FROM {table}_json"
-        )
-        con.unregister(f"{table}_json")
+    def batches() -> Iterator[pa.RecordBatch]:
+        frame["_row"] = None
+        table = pa.Table.from_pandas(frame[list(BATCH_COLUMNS)], schema=BATCH_SCHEMA)
+        yield from table.to_batches()
 
-    parsed._load = load
+    parsed._batches = batches
     return parsed
 
 

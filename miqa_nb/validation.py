@@ -1,11 +1,19 @@
 """Validate an import file: one report of every problem, and the clean tables.
 
-:func:`validate` reads a file (:mod:`miqa_nb.formats`), stages its rows in an
-in-memory DuckDB database (columnar, bounded memory: DuckDB spills to disk), and checks
-them there. Vocabulary (scan types, decisions, artifacts, times, locations) is checked
-on *distinct* values with :mod:`miqa_nb.vocabulary`, so a million rows cost a few
-thousand parses. Cross-row rules (duplicate frames, scan-level values that disagree)
-are SQL.
+:func:`validate` reads a file (:mod:`miqa_nb.formats`) as Arrow record batches and
+splits its rows into two tables:
+
+- ``runs``: one row per *run* of consecutive rows with the same names and scan-level
+  values (a scan's frames, in any file MIQA or a script writes), with ``_row`` (its
+  first row) and ``_n`` (its length). Every check of those columns runs here, on a
+  tenth of the rows, with the same result as on all of them: each run stands for
+  ``_n`` identical rows.
+- ``frames``: per row, its run, ``frame_number`` and ``file_location``.
+
+Both are staged in an in-memory DuckDB database and checked there with SQL.
+Vocabulary (scan types, decisions, artifacts, times, locations) is checked on
+*distinct* values with :mod:`miqa_nb.vocabulary`, so a million rows cost a few thousand
+parses. Cross-row rules (duplicate frames, scan-level values that disagree) are SQL.
 
 When the report has no error, the staging database holds the validated tables
 ``v_experiments``, ``v_scans``, ``v_frames`` and ``v_decisions`` in the catalog's
@@ -20,7 +28,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
 from miqa_nb import formats, locations
@@ -40,6 +51,9 @@ from miqa_nb.vocabulary import (
 MAX_LISTED = 200
 NAME_COLUMNS = ("project_name", "experiment_name", "scan_name")
 SCAN_LEVEL = ("scan_type", "subject_id", "session_id", "scan_link", *DECISION_COLUMNS)
+#: The columns a run of rows shares (everything but the frame's number and file).
+RUN_COLUMNS = (*NAME_COLUMNS, "experiment_notes", *SCAN_LEVEL)
+FRAME_COLUMNS = ("frame_number", "file_location")
 MAX_TEXT = 255
 #: DuckDB's memory bound for staging an import (it spills to disk beyond).
 STAGING_MEMORY = "1GB"
@@ -95,11 +109,12 @@ def validate(
     with tqdm(total=len(steps), desc=os.path.basename(path), disable=not progress) as bar:
         bar.set_postfix_str(steps[0])
         parsed = formats.read(path)
-        loaded = parsed.load(con, "raw")
+        runs, frames = _split(parsed.batches())
         report.extend(parsed.problems)
-        if not loaded or not report.ok:
+        if runs is None or not report.ok:
             return staged
-        _stage_rows(con, parsed)
+        _stage_rows(con, runs, frames, parsed)
+        del runs, frames
         bar.update()
         bar.set_postfix_str(steps[1])
         checker = _Checker(con, report, scan_types or ScanTypes())
@@ -115,18 +130,77 @@ def validate(
         report.counts = _counts(con, report.ok)
         staged.projects = [
             r[0]
-            for r in con.execute("SELECT DISTINCT project_name FROM rows ORDER BY 1").fetchall()
+            for r in con.execute("SELECT DISTINCT project_name FROM runs ORDER BY 1").fetchall()
         ]
         bar.update()
     return staged
 
 
-def _stage_rows(con: duckdb.DuckDBPyConnection, parsed: formats.ParsedFile) -> None:
-    """``rows``: the loaded rows with ``_row`` (CSV: header = row 1; the table keeps the
-    file's order); ``json_decisions``: the decisions of a JSON file."""
-    con.execute(
-        "CREATE VIEW rows AS SELECT *, CASE WHEN _path IS NULL THEN rowid + 2 END AS _row FROM raw"
+def _split(batches: Iterable[pa.RecordBatch]) -> tuple[pa.Table | None, pa.Table | None]:
+    """Split rows into ``runs`` (each first row of a run of equal :data:`RUN_COLUMNS`,
+    with ``_run``, ``_row``, ``_path`` and the run's length ``_n``) and ``frames``
+    (``_run``, the frame columns, ``_row``, ``_path``); None when there are no rows.
+
+    Works batch by batch, so a streamed file is never whole in memory; a run that spans
+    two batches becomes two runs, which changes no result.
+    """
+    runs: list[pa.RecordBatch] = []
+    frames: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        n = batch.num_rows
+        starts_run = np.zeros(n, dtype=bool)
+        starts_run[0] = True
+        if n > 1:
+            head, tail = batch.slice(0, n - 1), batch.slice(1)
+            for column in RUN_COLUMNS:
+                differs = pc.not_equal(tail.column(column), head.column(column))
+                starts_run[1:] |= differs.to_numpy(zero_copy_only=False)
+        starts = np.flatnonzero(starts_run)
+        first = pa.array(starts)
+        runs.append(
+            pa.RecordBatch.from_arrays(
+                [
+                    pa.array(np.arange(count, count + len(starts), dtype=np.int64)),
+                    *(batch.column(c).take(first) for c in (*RUN_COLUMNS, "_row", "_path")),
+                    pa.array(np.diff(np.append(starts, n))),
+                ],
+                names=["_run", *RUN_COLUMNS, "_row", "_path", "_n"],
+            )
+        )
+        frames.append(
+            pa.RecordBatch.from_arrays(
+                [
+                    pa.array(np.cumsum(starts_run, dtype=np.int64) + (count - 1)),
+                    *(batch.column(c) for c in (*FRAME_COLUMNS, "_row", "_path")),
+                ],
+                names=["_run", *FRAME_COLUMNS, "_row", "_path"],
+            )
+        )
+        count += len(starts)
+    if not runs:
+        return None, None
+    return pa.Table.from_batches(runs), pa.Table.from_batches(frames)
+
+
+def _stage_rows(
+    con: duckdb.DuckDBPyConnection, runs: pa.Table, frames: pa.Table, parsed: formats.ParsedFile
+) -> None:
+    """Tables ``runs`` and ``frames`` (trimmed, see :data:`formats.UNTRIMMED`; frames
+    carry ``_n`` = 1 so that checks count rows alike in both), and ``json_decisions``:
+    the decisions of a JSON file."""
+    con.register("runs_in", runs)
+    con.register("frames_in", frames)
+    trimmed = ", ".join(
+        f'"{c}"' if c in formats.UNTRIMMED else f'trim("{c}") AS "{c}"' for c in RUN_COLUMNS
     )
+    con.execute(f"CREATE TABLE runs AS SELECT _run, {trimmed}, _row, _path, _n FROM runs_in")
+    con.execute(
+        "CREATE TABLE frames AS SELECT _run, trim(frame_number) AS frame_number, "
+        "trim(file_location) AS file_location, _row, _path, 1 AS _n FROM frames_in"
+    )
+    con.unregister("runs_in")
+    con.unregister("frames_in")
     decisions = parsed.decisions
     if decisions is None:
         decisions = pd.DataFrame(columns=list(formats.DECISIONS_TABLE))
@@ -178,7 +252,7 @@ class _Checker:
             self._deferred.append((table, column, condition, check, message, severity, expected))
             return
         rows = self.q(
-            f'SELECT "{column}", min(_row), arg_min(_path, coalesce(_row, 0)), count(*) '
+            f'SELECT "{column}", min(_row), arg_min(_path, coalesce(_row, 0)), sum(_n)::BIGINT '
             f"FROM {table} WHERE {condition} GROUP BY 1 ORDER BY 2 NULLS LAST, 3 "
             f"LIMIT {MAX_LISTED + 1}"
         )
@@ -226,7 +300,7 @@ class _Checker:
         self.check_names()
         if project is not None:
             self.offending(
-                "rows",
+                "runs",
                 "project_name",
                 f"project_name <> {_quote(project)}",
                 "other-project",
@@ -239,7 +313,7 @@ class _Checker:
             )
         self.check_frame_numbers()
         self.map_vocabulary(
-            "rows", "scan_type", self.scan_types.parse, "unknown-scan-type", "scan_type_map"
+            "runs", "scan_type", self.scan_types.parse, "unknown-scan-type", "scan_type_map"
         )
         self.check_links()
         self.flush()
@@ -254,7 +328,7 @@ class _Checker:
     def check_required(self) -> None:
         for column in formats.REQUIRED_COLUMNS:
             self.offending(
-                "rows",
+                "frames" if column in FRAME_COLUMNS else "runs",
                 column,
                 f"\"{column}\" = ''",
                 "required-value",
@@ -266,7 +340,7 @@ class _Checker:
     def check_names(self) -> None:
         for column in (*NAME_COLUMNS, "subject_id", "session_id"):
             self.offending(
-                "rows",
+                "runs",
                 column,
                 f"regexp_matches(\"{column}\", '[\\x00-\\x1f\\x7f]')",
                 "control-character",
@@ -276,7 +350,7 @@ class _Checker:
                 defer=True,
             )
             self.offending(
-                "rows",
+                "runs",
                 column,
                 f'length("{column}") > {MAX_TEXT}',
                 "too-long",
@@ -287,7 +361,7 @@ class _Checker:
 
     def check_frame_numbers(self) -> None:
         self.offending(
-            "rows",
+            "frames",
             "frame_number",
             "frame_number <> '' AND (NOT regexp_full_match(frame_number, '[0-9]+') "
             "OR length(ltrim(frame_number, '0')) > 9)",
@@ -340,7 +414,7 @@ class _Checker:
 
     def check_links(self) -> None:
         self.offending(
-            "rows",
+            "runs",
             "scan_link",
             "scan_link <> '' AND NOT regexp_matches(lower(scan_link), '^https?://')",
             "link-not-web",
@@ -354,7 +428,7 @@ class _Checker:
         if kind == "csv":
             others = " OR ".join(f"\"{c}\" <> ''" for c in DECISION_COLUMNS[1:])
             self.offending(
-                "rows",
+                "runs",
                 "last_decision",
                 f"last_decision = '' AND ({others})",
                 "decision-missing",
@@ -369,14 +443,14 @@ class _Checker:
                 f"""CREATE TABLE decisions_in AS
                 SELECT project_name, experiment_name, scan_name,
                        {", ".join(f'"{c}"' for c in DECISION_COLUMNS)},
-                       0 AS _order, min(_row) AS _row, NULL::VARCHAR AS _path
-                FROM rows WHERE last_decision <> ''
+                       0 AS _order, min(_row) AS _row, NULL::VARCHAR AS _path, 1 AS _n
+                FROM runs WHERE last_decision <> ''
                 GROUP BY ALL"""
             )
         else:
             self.con.execute(
                 "CREATE TABLE decisions_in AS SELECT * EXCLUDE (_path), "
-                "NULL::BIGINT AS _row, _path FROM json_decisions"
+                "NULL::BIGINT AS _row, _path, 1 AS _n FROM json_decisions"
             )
             self.offending(
                 "decisions_in",
@@ -429,11 +503,29 @@ class _Checker:
         )
 
     def check_duplicates(self) -> None:
+        """No frame number twice in a scan. A scan whose frames are all below 64 is
+        cleared by a bit mask (one bit per frame number: as many bits as frames); only
+        the others are grouped by frame number."""
+        self.con.execute(
+            """CREATE TEMP TABLE run_masks AS
+               SELECT _run, count(*) AS n, count(*) FILTER (WHERE frame_number::INTEGER >= 64) AS big,
+                      bit_or(1::UBIGINT << frame_number::INTEGER)
+                          FILTER (WHERE frame_number::INTEGER < 64) AS mask
+               FROM frames GROUP BY _run"""
+        )
+        self.con.execute(
+            """CREATE TEMP TABLE doubtful AS
+               SELECT unnest(list(r._run)) AS _run
+               FROM runs r JOIN run_masks m USING (_run)
+               GROUP BY r.project_name, r.experiment_name, r.scan_name
+               HAVING sum(m.big) > 0 OR bit_count(coalesce(bit_or(m.mask), 0::UBIGINT)) <> sum(m.n)"""
+        )
         rows = self.q(
             """SELECT project_name, experiment_name, scan_name, frame_number::BIGINT,
-                      list(_row ORDER BY _row), list(_path ORDER BY _path), count(*)
-               FROM rows GROUP BY 1, 2, 3, 4 HAVING count(*) > 1
-               ORDER BY min(_row) NULLS LAST LIMIT ?""",
+                      list(f._row ORDER BY f._row), list(f._path ORDER BY f._path), count(*)
+               FROM frames f SEMI JOIN doubtful d USING (_run) JOIN runs r USING (_run)
+               GROUP BY 1, 2, 3, 4 HAVING count(*) > 1
+               ORDER BY min(f._row) NULLS LAST LIMIT ?""",
             MAX_LISTED,
         )
         for project, experiment, scan, number, row_list, paths, count in rows:
@@ -461,7 +553,7 @@ class _Checker:
         self.con.execute(
             """CREATE TEMP VIEW scan_values AS
                SELECT r.*, coalesce(m.parsed, r.scan_type) AS canonical_type
-               FROM rows r LEFT JOIN scan_type_map m ON r.scan_type = m.value"""
+               FROM runs r LEFT JOIN scan_type_map m ON r.scan_type = m.value"""
         )
         compare = {c: f'"{c}"' for c in SCAN_LEVEL} | {"scan_type": "canonical_type"}
         # min <> max finds disagreement as count(DISTINCT) > 1 would, at a fraction of the cost.
@@ -507,7 +599,7 @@ class _Checker:
             f"""SELECT project_name, experiment_name,
                        arg_min(experiment_notes, _row), min(_row),
                        arg_max(experiment_notes, _row), max(_row)
-                FROM rows WHERE experiment_notes <> '' GROUP BY 1, 2
+                FROM runs WHERE experiment_notes <> '' GROUP BY 1, 2
                 HAVING min(experiment_notes) <> max(experiment_notes) LIMIT {MAX_LISTED}"""
         )
         for _project, experiment, first, row1, second, row2 in rows:
@@ -526,7 +618,7 @@ class _Checker:
     def check_locations(self, path: str, roots: locations.DataRoots) -> None:
         self.con.execute(
             "CREATE TEMP TABLE location_values AS "
-            "SELECT DISTINCT file_location AS value FROM rows WHERE file_location <> ''"
+            "SELECT DISTINCT file_location AS value FROM frames WHERE file_location <> ''"
         )
         locations.resolve(self.con, "location_values", path, roots)
         bad = self.q(
@@ -537,7 +629,7 @@ class _Checker:
             # The first rows with this problem, in file order (a top-N, not a full sort).
             first = self.q(
                 """SELECT r.file_location, l.looked_at, r._row, r._path
-                   FROM rows r JOIN location_resolved l ON r.file_location = l.value
+                   FROM frames r JOIN location_resolved l ON r.file_location = l.value
                    WHERE l.status = ? ORDER BY r._row NULLS LAST, r._path LIMIT ?""",
                 status,
                 MAX_LISTED * 20,
@@ -549,7 +641,7 @@ class _Checker:
             self.con.register("listed_values", pd.DataFrame({"v": list(listed)}, dtype=object))
             counts = dict(
                 self.q(
-                    "SELECT file_location, count(*) FROM rows "
+                    "SELECT file_location, count(*) FROM frames "
                     "WHERE file_location IN (SELECT v FROM listed_values) GROUP BY 1"
                 )
             )
@@ -584,7 +676,7 @@ def _build_tables(con: duckdb.DuckDBPyConnection) -> None:
         """CREATE TABLE v_experiments AS
            SELECT project_name AS project, experiment_name AS name,
                   nullif(max(experiment_notes), '') AS note
-           FROM rows GROUP BY 1, 2"""
+           FROM runs GROUP BY 1, 2"""
     )
     con.execute(
         """CREATE TABLE v_scans AS
@@ -592,13 +684,14 @@ def _build_tables(con: duckdb.DuckDBPyConnection) -> None:
                   any_value(m.parsed) AS type, nullif(any_value(subject_id), '') AS subject_id,
                   nullif(any_value(session_id), '') AS session_id,
                   nullif(any_value(scan_link), '') AS link
-           FROM rows r JOIN scan_type_map m ON r.scan_type = m.value GROUP BY 1, 2, 3"""
+           FROM runs r JOIN scan_type_map m ON r.scan_type = m.value GROUP BY 1, 2, 3"""
     )
     con.execute(
         """CREATE TABLE v_frames AS
            SELECT project_name AS project, experiment_name AS experiment, scan_name AS scan,
                   frame_number::INTEGER AS frame_number, l.resolved AS location
-           FROM rows r JOIN location_resolved l ON r.file_location = l.value"""
+           FROM frames f JOIN runs r USING (_run)
+           JOIN location_resolved l ON f.file_location = l.value"""
     )
     absent = "NULL::VARCHAR"
     con.execute(
@@ -621,7 +714,7 @@ def _build_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 def _counts(con: duckdb.DuckDBPyConnection, built: bool) -> dict[str, int]:
     if not built:
-        (rows,) = one(con, "SELECT count(*) FROM rows") or (0,)
+        (rows,) = one(con, "SELECT sum(_n)::BIGINT FROM runs") or (0,)
         return {"rows": rows}
     counts = {}
     counts["projects"] = one(con, "SELECT count(DISTINCT project) FROM v_scans")[0]  # type: ignore[index]
