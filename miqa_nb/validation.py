@@ -55,6 +55,12 @@ SCAN_LEVEL = ("scan_type", "subject_id", "session_id", "scan_link", *DECISION_CO
 RUN_COLUMNS = (*NAME_COLUMNS, "experiment_notes", *SCAN_LEVEL)
 FRAME_COLUMNS = ("frame_number", "file_location")
 MAX_TEXT = 255
+#: Decision times and locations as MIQA writes them, parsed by DuckDB; any other spelling
+#: goes through :mod:`miqa_nb.vocabulary`, which gives the same values for these.
+_PLAIN_TIME = "%Y-%m-%d %H:%M:%S"
+_PLAIN_TIME_RE = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
+_DECIMAL = r"(-?[0-9]{1,15}(?:\.[0-9]{1,15})?)"
+_PLAIN_LOCATION = f"^i={_DECIMAL};j={_DECIMAL};k={_DECIMAL}$"
 #: DuckDB's memory bound for staging an import (it spills to disk beyond).
 STAGING_MEMORY = "1GB"
 
@@ -378,12 +384,18 @@ class _Checker:
         parse: Callable[[str], Any],
         check: str,
         map_table: str | None = None,
+        *,
+        parsed_by_sql: str | None = None,
     ) -> dict[str, Any]:
         """Parse each distinct value once; report the bad ones; return ``value -> parsed``.
 
-        With ``map_table``, also store the mapping (as text) for joins.
+        With ``map_table``, also store the mapping (as text) for joins. Values in
+        table ``parsed_by_sql`` (column ``value``) are already parsed and skipped.
         """
-        distinct = [r[0] for r in self.q(f'SELECT DISTINCT "{column}" FROM {table}')]
+        skip = (
+            f" WHERE {column} NOT IN (SELECT value FROM {parsed_by_sql})" if parsed_by_sql else ""
+        )
+        distinct = [r[0] for r in self.q(f'SELECT DISTINCT "{column}" FROM {table}{skip}')]
         parsed: dict[str, Any] = {}
         bad: dict[str, str] = {}
         for value in distinct:
@@ -474,12 +486,25 @@ class _Checker:
             "unknown-artifact",
             "artifact_map",
         )
+        # The common spellings are parsed by DuckDB (exactly as the vocabulary would);
+        # Python parses the others (time zones, fractions...) and words the bad ones.
+        self.con.execute(
+            f"""CREATE TABLE time_map AS
+                SELECT value, strptime(value, '{_PLAIN_TIME}') AS wall, NULL::INTEGER AS utcoffset
+                FROM (SELECT DISTINCT last_decision_created AS value FROM decisions_in)
+                WHERE regexp_full_match(value, '{_PLAIN_TIME_RE}')
+                  AND try_strptime(value, '{_PLAIN_TIME}') IS NOT NULL"""
+        )
         times = self.map_vocabulary(
-            "decisions_in", "last_decision_created", Timestamp.parse, "bad-time"
+            "decisions_in",
+            "last_decision_created",
+            Timestamp.parse,
+            "bad-time",
+            parsed_by_sql="time_map",
         )
         typed_table(
             self.con,
-            "time_map",
+            "time_more",
             {
                 "value": list(times),
                 "wall": [t.wall for t in times.values()],
@@ -487,12 +512,25 @@ class _Checker:
             },
             {"value": "VARCHAR", "wall": "TIMESTAMP", "utcoffset": "INTEGER"},
         )
+        self.con.execute("INSERT INTO time_map SELECT * FROM time_more")
+        self.con.execute(
+            f"""CREATE TABLE location_map AS
+                SELECT value, CAST(p.i AS DOUBLE) AS i, CAST(p.j AS DOUBLE) AS j,
+                       CAST(p.k AS DOUBLE) AS k
+                FROM (SELECT value, regexp_extract(value, '{_PLAIN_LOCATION}', ['i', 'j', 'k']) AS p
+                      FROM (SELECT DISTINCT location_of_interest AS value FROM decisions_in)
+                      WHERE regexp_full_match(value, '{_PLAIN_LOCATION}'))"""
+        )
         points = self.map_vocabulary(
-            "decisions_in", "location_of_interest", Location.parse, "bad-location"
+            "decisions_in",
+            "location_of_interest",
+            Location.parse,
+            "bad-location",
+            parsed_by_sql="location_map",
         )
         typed_table(
             self.con,
-            "location_map",
+            "location_more",
             {
                 "value": list(points),
                 "i": [p.i for p in points.values()],
@@ -501,6 +539,7 @@ class _Checker:
             },
             {"value": "VARCHAR", "i": "DOUBLE", "j": "DOUBLE", "k": "DOUBLE"},
         )
+        self.con.execute("INSERT INTO location_map SELECT * FROM location_more")
 
     def check_duplicates(self) -> None:
         """No frame number twice in a scan. A scan whose frames are all below 64 is
