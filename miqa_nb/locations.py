@@ -55,6 +55,14 @@ class DataRoots:
         """True when ``real_path`` lies inside one of the roots (or is one)."""
         return (real_path.rstrip(os.sep) + os.sep).startswith(self._prefixes)
 
+    def sql_contains(self, column: str) -> str:
+        """SQL: whether real path ``column`` lies inside one of the roots (as :meth:`contains`)."""
+        tests = [
+            f"starts_with(rtrim({column}, '/') || '/', '{p.replace(chr(39), chr(39) * 2)}')"
+            for p in self._prefixes
+        ]
+        return "(" + " OR ".join(tests or ["false"]) + ")"
+
     @cached_property
     def _prefixes(self) -> tuple[str, ...]:
         return tuple(root.rstrip(os.sep) + os.sep for root in self.folders)
@@ -67,7 +75,7 @@ class _Folders:
     """Real paths and listings of folders, each looked up once (symlinks resolved)."""
 
     def __init__(self) -> None:
-        self._real: dict[str, str] = {}
+        self._real: dict[str, tuple[str, bool]] = {}
         self._listings: dict[str, dict[str, bool]] = {}
 
     def listing(self, real_folder: str) -> dict[str, bool]:
@@ -82,27 +90,29 @@ class _Folders:
             self._listings[real_folder] = found
         return found
 
-    def real(self, folder: str) -> str:
-        """``os.path.realpath`` of a normalised absolute folder, walking cached parents."""
+    def real(self, folder: str) -> tuple[str, bool]:
+        """``os.path.realpath`` of a normalised absolute folder, and whether it exists,
+        walking cached parents (nothing is listed below a folder that does not exist)."""
         found = self._real.get(folder)
         if found is None:
             parent, _, name = folder.rpartition("/")
             if not name:
-                found = folder or "/"
+                found = (folder or "/", True)
             else:
-                real_parent = self.real(parent or "/")
-                found = real_parent.rstrip("/") + "/" + name
-                if self.listing(real_parent).get(name, False):
-                    found = os.path.realpath(found)
+                real_parent, parent_exists = self.real(parent or "/")
+                path = real_parent.rstrip("/") + "/" + name
+                entry = self.listing(real_parent).get(name) if parent_exists else None
+                if entry:  # a symlink
+                    path = os.path.realpath(path)
+                    found = (path, os.path.isdir(path))
+                else:
+                    found = (path, entry is not None)
             self._real[folder] = found
         return found
 
-    def exists(self, real_folder: str) -> bool:
-        parent, name = os.path.split(real_folder)
-        return not name or name in self.listing(parent)
 
-
-_SUFFIX_SQL = " OR ".join(f"ends_with(lower(value), '{s}')" for s in FRAME_SUFFIXES)
+_SUFFIX_SQL = " OR ".join(f"ends_with(tail, '{s}')" for s in FRAME_SUFFIXES)
+_TAIL = max(len(s) for s in FRAME_SUFFIXES)
 #: Locations that need ``os.path.normpath`` (``.``/``..`` segments, doubled slashes).
 _NEEDS_NORM = r"(^|/)\.\.?(/|$)|//"
 _DOTDOT = r"(^|/)\.\.(/|$)"
@@ -130,7 +140,7 @@ def resolve(
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE loc_in AS
             SELECT value,
-                   starts_with(lower(value), 's3://') AS s3,
+                   lower(value[:5]) = 's3://' AS s3,
                    ({_SUFFIX_SQL}) AND strpos(value, chr(0)) = 0 AS suffix_ok,
                    starts_with(value, '/') AS absolute,
                    -- cheap prefilters first: most locations have no dot segments
@@ -138,7 +148,7 @@ def resolve(
                        AND regexp_matches(value, '{_DOTDOT}') AS dotdot,
                    (starts_with(value, '.') OR contains(value, '/.') OR contains(value, '//'))
                        AND regexp_matches(value, '{_NEEDS_NORM}') AS needs_norm
-            FROM {values}"""
+            FROM (SELECT value, lower(value[-{_TAIL}:]) AS tail FROM {values})"""
     )
     # Candidates: (value, kind, normalised absolute path). Rare odd paths go through Python.
     odd = con.execute(
@@ -170,38 +180,37 @@ def resolve(
     )
     con.execute(
         """CREATE OR REPLACE TEMP TABLE loc_cand AS
-            SELECT i.value, 'parent' AS kind,
+            SELECT *, parse_dirpath(candidate) AS dir, parse_filename(candidate) AS name FROM (
+            SELECT i.value, 'parent' AS kind, i.absolute,
                    coalesce(n.candidate,
                             CASE WHEN i.absolute THEN i.value ELSE $base || '/' || i.value END)
                        AS candidate
             FROM loc_in i LEFT JOIN loc_normalised n USING (value)
             WHERE i.suffix_ok AND NOT i.s3
             UNION ALL
-            SELECT value, 'grandparent', $grand || '/' || value FROM loc_in
+            SELECT value, 'grandparent', false, $grand || '/' || value FROM loc_in
             WHERE NOT absolute AND NOT dotdot AND NOT needs_norm AND suffix_ok AND NOT s3
-              AND split_part(value, '/', 1) IN (SELECT head FROM loc_heads)""",
+              AND split_part(value, '/', 1) IN (SELECT head FROM loc_heads))""",
         {"base": base.rstrip("/"), "grand": grandparent.rstrip("/")},
     )
-    dirs = [
-        r[0]
-        for r in con.execute("SELECT DISTINCT parse_dirpath(candidate) FROM loc_cand").fetchall()
-    ]
-    real_dirs = [folders.real(d or "/") for d in dirs]
-    real_grandparent = folders.real(grandparent)
+    dirs = [r[0] for r in con.execute("SELECT DISTINCT dir FROM loc_cand").fetchall()]
+    resolved = [folders.real(d or "/") for d in dirs]
+    real_grandparent = folders.real(grandparent)[0]
     gp_root = DataRoots((real_grandparent,))
     typed_table(
         con,
         "loc_dirs",
-        {
-            "dir": dirs,
-            "real_dir": real_dirs,
-            "inside": [roots.contains(r) for r in real_dirs],
-            "inside_gp": [gp_root.contains(r) for r in real_dirs],
-        },
-        {"dir": "VARCHAR", "real_dir": "VARCHAR", "inside": "BOOLEAN", "inside_gp": "BOOLEAN"},
+        {"dir": dirs, "real_dir": [r for r, _ in resolved]},
+        {"dir": "VARCHAR", "real_dir": "VARCHAR"},
         temp=True,
     )
-    existing = sorted({r for r in real_dirs if folders.exists(r)})
+    con.execute(
+        f"""ALTER TABLE loc_dirs ADD COLUMN inside BOOLEAN DEFAULT false;
+            ALTER TABLE loc_dirs ADD COLUMN inside_gp BOOLEAN DEFAULT false;
+            UPDATE loc_dirs SET inside = {roots.sql_contains("real_dir")},
+                                inside_gp = {gp_root.sql_contains("real_dir")}"""
+    )
+    existing = sorted({r for r, exists in resolved if exists})
     names, links, owners = [], [], []
     for real_dir in existing:
         for name, is_link in folders.listing(real_dir).items():
@@ -217,13 +226,12 @@ def resolve(
     )
     con.execute(
         """CREATE OR REPLACE TEMP TABLE loc_found AS
-           SELECT c.value, c.kind,
-                  rtrim(d.real_dir, '/') || '/' || parse_filename(c.candidate) AS real,
+           SELECT c.value, c.kind, c.absolute,
+                  rtrim(d.real_dir, '/') || '/' || c.name AS real,
                   e.name IS NOT NULL AS present, coalesce(e.is_link, false) AS is_link,
                   d.inside, d.inside_gp
-           FROM loc_cand c JOIN loc_dirs d ON parse_dirpath(c.candidate) = d.dir
-           LEFT JOIN loc_entries e
-             ON e.real_dir = d.real_dir AND e.name = parse_filename(c.candidate)"""
+           FROM loc_cand c JOIN loc_dirs d USING (dir)
+           LEFT JOIN loc_entries e ON e.real_dir = d.real_dir AND e.name = c.name"""
     )
     # Files that are themselves symlinks (rare): resolve each one.
     links_found = con.execute("SELECT DISTINCT real FROM loc_found WHERE is_link").fetchall()
@@ -255,24 +263,24 @@ def resolve(
         )
     con.execute(
         f"""CREATE OR REPLACE TABLE location_resolved AS
-            SELECT i.value,
-                   CASE WHEN i.s3 THEN i.value
-                        WHEN NOT i.suffix_ok THEN NULL
-                        WHEN p.inside AND p.present THEN p.real
+            SELECT p.value,
+                   CASE WHEN p.inside AND p.present THEN p.real
                         WHEN g.present AND (g.inside OR g.inside_gp) THEN g.real
                         WHEN p.inside THEN p.real END AS resolved,
-                   CASE WHEN i.s3 THEN '{S3}'
-                        WHEN NOT i.suffix_ok THEN '{SUFFIX}'
-                        WHEN p.inside AND p.present THEN '{OK}'
+                   CASE WHEN p.inside AND p.present THEN '{OK}'
                         WHEN g.present AND (g.inside OR g.inside_gp) THEN '{GRANDPARENT}'
                         WHEN p.inside THEN '{MISSING}'
                         WHEN p.is_link THEN '{SYMLINK}'
-                        WHEN NOT i.absolute THEN '{ESCAPES}'
+                        WHEN NOT p.absolute THEN '{ESCAPES}'
                         ELSE '{OUTSIDE}' END AS status,
                    p.real AS looked_at
-            FROM loc_in i
-            LEFT JOIN loc_found p ON p.value = i.value AND p.kind = 'parent'
-            LEFT JOIN loc_found g ON g.value = i.value AND g.kind = 'grandparent'"""
+            FROM loc_found p
+            LEFT JOIN (SELECT * FROM loc_found WHERE kind = 'grandparent') g USING (value)
+            WHERE p.kind = 'parent'
+            UNION ALL
+            SELECT value, CASE WHEN s3 THEN value END, CASE WHEN s3 THEN '{S3}' ELSE '{SUFFIX}' END,
+                   NULL
+            FROM loc_in WHERE s3 OR NOT suffix_ok"""
     )
 
 
