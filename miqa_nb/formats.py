@@ -88,6 +88,8 @@ UNTRIMMED: frozenset[str] = frozenset({"experiment_notes", "last_decision_note"}
 #: CSV files larger than this are read in a stream of blocks (bounded memory) rather
 #: than at once with both cores.
 STREAM_BYTES = 256 << 20
+#: The size of the blocks pyarrow parses (in parallel, or one after another when streamed).
+BLOCK_BYTES = 4 << 20
 #: Columns of the record batches :meth:`ParsedFile.batches` yields.
 BATCH_COLUMNS: tuple[str, ...] = (*MIQA_COLUMNS, "_row", "_path")
 BATCH_SCHEMA = pa.schema(
@@ -267,7 +269,7 @@ def _csv_batches(path: Path, columns: list[str], parsed: ParsedFile) -> Iterator
     def options(threads: bool) -> dict[str, Any]:
         return {
             "read_options": pa_csv.ReadOptions(
-                column_names=columns, skip_rows=1, use_threads=threads, block_size=4 << 20
+                column_names=columns, skip_rows=1, use_threads=threads, block_size=BLOCK_BYTES
             ),
             "parse_options": pa_csv.ParseOptions(
                 delimiter=",",

@@ -215,3 +215,27 @@ def test_header_problems_stop_before_rows(write_csv, tmp_path):
     path.write_text(";".join(REQUIRED_COLUMNS) + "\n")
     report = validate(path).report
     assert [p.check for p in report.errors] == ["delimiter"]
+
+
+def test_a_streamed_file_gives_the_same_result(write_csv, monkeypatch):
+    """Past formats.STREAM_BYTES the file is read block by block; scans that straddle
+    blocks, and a scan whose rows are far apart, are still one scan each."""
+    from miqa_nb import formats
+
+    rows = [
+        frame_row(scan=f"S{s}", frame=f, subject_id=f"sub-{s}", last_decision="U")
+        for s in range(60)
+        for f in range(5)
+    ]
+    rows.append(frame_row(scan="S0", frame=5, subject_id="sub-0", last_decision="U"))
+    rows.append(frame_row(scan="S7", frame=9, subject_id="someone else", last_decision="U"))
+    path = write_csv(rows, make_files=False)
+    whole = validate(path)
+    monkeypatch.setattr(formats, "STREAM_BYTES", 1)
+    monkeypatch.setattr(formats, "BLOCK_BYTES", 2048)  # about 15 rows per block
+    streamed = validate(path)
+    assert streamed.report.counts == whole.report.counts == {"rows": 302}
+    for staged in (whole, streamed):
+        (conflict,) = _problems(staged, "scan-conflict")
+        assert conflict.row == 303 and conflict.value == "someone else"
+        assert conflict.expected == "sub-7" and "row 37" in conflict.message
