@@ -282,6 +282,10 @@ def resolve(
                    NULL
             FROM loc_in WHERE s3 OR NOT suffix_ok"""
     )
+    for table in ("loc_in", "loc_normalised", "loc_heads", "loc_cand", "loc_dirs", "loc_entries"):
+        con.execute(f"DROP TABLE {table}")  # a million rows each: free them now
+    con.execute("DROP TABLE loc_found")
+    con.execute("DROP TABLE IF EXISTS loc_links")
 
 
 def describe(

@@ -138,6 +138,9 @@ def validate(
             r[0]
             for r in con.execute("SELECT DISTINCT project_name FROM runs ORDER BY 1").fetchall()
         ]
+        if report.ok:  # only the v_* tables are needed from here on
+            for table in ("frames", "runs", "location_resolved", "location_values"):
+                con.execute(f"DROP TABLE {table}")
         bar.update()
     return staged
 
