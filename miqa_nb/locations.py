@@ -199,16 +199,16 @@ def resolve(
     gp_root = DataRoots((real_grandparent,))
     typed_table(
         con,
-        "loc_dirs",
+        "loc_real_dirs",
         {"dir": dirs, "real_dir": [r for r, _ in resolved]},
         {"dir": "VARCHAR", "real_dir": "VARCHAR"},
         temp=True,
     )
     con.execute(
-        f"""ALTER TABLE loc_dirs ADD COLUMN inside BOOLEAN DEFAULT false;
-            ALTER TABLE loc_dirs ADD COLUMN inside_gp BOOLEAN DEFAULT false;
-            UPDATE loc_dirs SET inside = {roots.sql_contains("real_dir")},
-                                inside_gp = {gp_root.sql_contains("real_dir")}"""
+        f"""CREATE OR REPLACE TEMP TABLE loc_dirs AS
+            SELECT *, {roots.sql_contains("real_dir")} AS inside,
+                   {gp_root.sql_contains("real_dir")} AS inside_gp
+            FROM loc_real_dirs"""
     )
     existing = sorted({r for r, exists in resolved if exists})
     names, links, owners = [], [], []
@@ -282,10 +282,11 @@ def resolve(
                    NULL
             FROM loc_in WHERE s3 OR NOT suffix_ok"""
     )
-    for table in ("loc_in", "loc_normalised", "loc_heads", "loc_cand", "loc_dirs", "loc_entries"):
-        con.execute(f"DROP TABLE {table}")  # a million rows each: free them now
-    con.execute("DROP TABLE loc_found")
-    con.execute("DROP TABLE IF EXISTS loc_links")
+    for table in (
+        "loc_in", "loc_normalised", "loc_heads", "loc_cand", "loc_real_dirs", "loc_dirs",
+        "loc_entries", "loc_found", "loc_links",
+    ):  # fmt: skip
+        con.execute(f"DROP TABLE IF EXISTS {table}")  # up to a million rows each: free them
 
 
 def describe(

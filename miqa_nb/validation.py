@@ -505,9 +505,8 @@ class _Checker:
             "bad-time",
             parsed_by_sql="time_map",
         )
-        typed_table(
-            self.con,
-            "time_more",
+        self.extend_map(
+            "time_map",
             {
                 "value": list(times),
                 "wall": [t.wall for t in times.values()],
@@ -515,7 +514,6 @@ class _Checker:
             },
             {"value": "VARCHAR", "wall": "TIMESTAMP", "utcoffset": "INTEGER"},
         )
-        self.con.execute("INSERT INTO time_map SELECT * FROM time_more")
         self.con.execute(
             f"""CREATE TABLE location_map AS
                 SELECT value, CAST(p.i AS DOUBLE) AS i, CAST(p.j AS DOUBLE) AS j,
@@ -531,9 +529,8 @@ class _Checker:
             "bad-location",
             parsed_by_sql="location_map",
         )
-        typed_table(
-            self.con,
-            "location_more",
+        self.extend_map(
+            "location_map",
             {
                 "value": list(points),
                 "i": [p.i for p in points.values()],
@@ -542,7 +539,12 @@ class _Checker:
             },
             {"value": "VARCHAR", "i": "DOUBLE", "j": "DOUBLE", "k": "DOUBLE"},
         )
-        self.con.execute("INSERT INTO location_map SELECT * FROM location_more")
+
+    def extend_map(self, table: str, columns: dict[str, list], types: dict[str, str]) -> None:
+        """Add the values Python parsed to the map table DuckDB started."""
+        typed_table(self.con, f"{table}_more", columns, types, temp=True)
+        self.con.execute(f"INSERT INTO {table} SELECT * FROM {table}_more")
+        self.con.execute(f"DROP TABLE {table}_more")
 
     def check_duplicates(self) -> None:
         """No frame number twice in a scan. A scan whose frames are all below 64 is
