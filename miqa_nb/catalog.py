@@ -431,7 +431,7 @@ class Catalog:
                         con.execute("ROLLBACK")
                         raise
                 finally:
-                    exchange.detach_staged(con)
+                    exchange.detach_staged(con, staged)
             return report
         finally:
             staged.close()

@@ -58,15 +58,16 @@ DECISION_FIELDS = tuple(
 
 def attach_staged(con: duckdb.DuckDBPyConnection, staged: Staged) -> None:
     """Register the staged tables ``v_*`` and ``v_projects`` on the catalog connection."""
-    for table in ("experiments", "scans", "frames", "decisions"):
-        arrow = staged.con.sql(f"SELECT * FROM v_{table}").to_arrow_table()
-        con.register(f"v_{table}", arrow)
+    for table in ("experiments", "scans", "decisions"):
+        con.register(f"v_{table}", staged.table(table))
+    staged.attach_frames(con)
     con.register("v_projects", pd.DataFrame({"name": staged.projects}, dtype=object))
 
 
-def detach_staged(con: duckdb.DuckDBPyConnection) -> None:
-    for table in ("experiments", "scans", "frames", "decisions", "projects"):
+def detach_staged(con: duckdb.DuckDBPyConnection, staged: Staged) -> None:
+    for table in ("experiments", "scans", "decisions", "projects"):
         con.unregister(f"v_{table}")
+    staged.detach_frames(con)
 
 
 def _in_projects(alias: str = "") -> str:
@@ -84,6 +85,11 @@ def diff(con: duckdb.DuckDBPyConnection, mode: str) -> pd.DataFrame:
     (in_file,) = one(con, "SELECT count(*) FROM v_projects") or (0,)
     rows.append(("projects", new_projects, 0, 0, in_file - new_projects, 0))
     for level, (keys, values) in LEVELS.items():
+        if not one(con, f"SELECT 1 FROM {level} WHERE {_in_projects()} LIMIT 1"):
+            # Nothing of these projects in the catalog yet: all is new (no join to run).
+            (in_file,) = one(con, f"SELECT count(*) FROM v_{level}") or (0,)
+            rows.append((level, in_file, 0, 0, 0, 0))
+            continue
         on = " AND ".join(f"v.{k} = c.{k}" for k in keys)
         same = " AND ".join(f"v.{c} IS NOT DISTINCT FROM c.{c}" for c in values)
         added, removed, changed, unchanged = one(

@@ -12,19 +12,23 @@ The rules (``docs/design.md`` says why):
 - ``s3://`` locations are kept as given. A missing file is a warning.
 
 Resolution works on distinct folders, not files (one ``realpath`` and one directory
-listing per folder), so a million frames in a hundred thousand folders resolve quickly.
+listing per folder), and on Arrow arrays, not Python strings, so a million frames in a
+hundred thousand folders resolve in a fraction of a second.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
 import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from miqa_nb.duck import typed_table
 from miqa_nb.vocabulary import FRAME_SUFFIXES
 
 ROOTS_ENV = "MIQA_NB_DATA_ROOTS"
@@ -53,18 +57,10 @@ class DataRoots:
 
     def contains(self, real_path: str) -> bool:
         """True when ``real_path`` lies inside one of the roots (or is one)."""
-        return (real_path.rstrip(os.sep) + os.sep).startswith(self._prefixes)
-
-    def sql_contains(self, column: str) -> str:
-        """SQL: whether real path ``column`` lies inside one of the roots (as :meth:`contains`)."""
-        tests = [
-            f"starts_with(rtrim({column}, '/') || '/', '{p.replace(chr(39), chr(39) * 2)}')"
-            for p in self._prefixes
-        ]
-        return "(" + " OR ".join(tests or ["false"]) + ")"
+        return (real_path.rstrip(os.sep) + os.sep).startswith(self.prefixes)
 
     @cached_property
-    def _prefixes(self) -> tuple[str, ...]:
+    def prefixes(self) -> tuple[str, ...]:
         return tuple(root.rstrip(os.sep) + os.sep for root in self.folders)
 
     def __str__(self) -> str:
@@ -96,197 +92,341 @@ class _Folders:
         found = self._real.get(folder)
         if found is None:
             parent, _, name = folder.rpartition("/")
-            if not name:
-                found = (folder or "/", True)
-            else:
-                real_parent, parent_exists = self.real(parent or "/")
-                path = real_parent.rstrip("/") + "/" + name
-                entry = self.listing(real_parent).get(name) if parent_exists else None
-                if entry:  # a symlink
-                    path = os.path.realpath(path)
-                    found = (path, os.path.isdir(path))
-                else:
-                    found = (path, entry is not None)
+            found = self._step(folder, self.real(parent or "/") if name else None, name)
             self._real[folder] = found
         return found
 
+    def real_many(self, folders: list[str]) -> list[tuple[str, bool]]:
+        """:meth:`real` of many folders: their distinct parents first (the same way, when
+        there are many), then one step per folder."""
+        split = [f.rpartition("/") for f in folders]
+        parents = list(dict.fromkeys(p or "/" for p, _, _ in split))
+        if len(parents) > 64:
+            self._real.update(zip(parents, self.real_many(parents), strict=True))
+        cache = self._real
+        return [
+            cache.get(f)
+            or self._step(f, (cache.get(p or "/") or self.real(p or "/")) if n else None, n)
+            for f, (p, _, n) in zip(folders, split, strict=True)
+        ]
+
+    def _step(self, folder: str, parent: tuple[str, bool] | None, name: str) -> tuple[str, bool]:
+        """Folder ``name`` in a resolved ``parent`` (None for the root)."""
+        if parent is None:
+            return (folder or "/", True)
+        real_parent, parent_exists = parent
+        path = real_parent.rstrip("/") + "/" + name
+        entry = self.listing(real_parent).get(name) if parent_exists else None
+        if entry:  # a symlink
+            path = os.path.realpath(path)
+            return (path, os.path.isdir(path))
+        return (path, entry is not None)
+
+
+#: What :func:`resolve` found for each location (``Resolved.status`` holds indices).
+#: ``empty`` locations are the required-value check's business: not looked at here.
+EMPTY = "empty"
+STATUSES = (OK, S3, MISSING, GRANDPARENT, SUFFIX, OUTSIDE, ESCAPES, SYMLINK, EMPTY)
+_CODE = {name: np.int8(code) for code, name in enumerate(STATUSES)}
 
 _SUFFIX_SQL = " OR ".join(f"ends_with(tail, '{s}')" for s in FRAME_SUFFIXES)
 _TAIL = max(len(s) for s in FRAME_SUFFIXES)
-#: Locations that need ``os.path.normpath`` (``.``/``..`` segments, doubled slashes).
-_NEEDS_NORM = r"(^|/)\.\.?(/|$)|//"
-_DOTDOT = r"(^|/)\.\.(/|$)"
+_DOTDOT = re.compile(r"(^|/)\.\.(/|$)")
+#: SQL giving a resolved location from the columns of :meth:`Resolved.columns`.
+PATH_SQL = "_prefix || {value}[_cut + 1:]"
+
+
+@dataclass
+class Resolved:
+    """What :func:`resolve` found, per location.
+
+    ``status`` holds indices into :data:`STATUSES`. The path is
+    ``prefixes[prefix[i]] + value[cut[i]:]``: the real path of the file (the one looked
+    at, when it is missing or outside the roots) or the ``s3://`` URL as given; none
+    (``prefix`` -1) for a bad suffix or an empty location. It is kept in parts (a
+    folder's real path and the rest of the location) so that a million paths are only
+    joined where they are written: in SQL, with :data:`PATH_SQL`.
+    """
+
+    status: np.ndarray
+    prefix: np.ndarray
+    prefixes: list[str]
+    cut: np.ndarray
+
+    def is_(self, status: str) -> np.ndarray:
+        return self.status == _CODE[status]
+
+    def statuses(self) -> list[str]:
+        """The statuses found, in the order of :data:`STATUSES`."""
+        return [STATUSES[c] for c in np.unique(self.status)]
+
+    def paths(self, values: list[str], rows: np.ndarray) -> list[str | None]:
+        """The paths of a few ``rows`` whose locations are ``values``."""
+        return [
+            None if self.prefix[r] < 0 else self.prefixes[self.prefix[r]] + v[self.cut[r] :]
+            for r, v in zip(rows.tolist(), values, strict=True)
+        ]
+
+    def columns(self) -> dict[str, pa.Array]:
+        """``_prefix`` (dictionary-encoded: no copy per row) and ``_cut``, for :data:`PATH_SQL`."""
+        indices = pa.array(self.prefix, mask=self.prefix < 0)
+        return {
+            "_prefix": pa.DictionaryArray.from_arrays(
+                indices, pa.array(self.prefixes, pa.string())
+            ),
+            "_cut": pa.array(self.cut),
+        }
 
 
 def resolve(
     con: duckdb.DuckDBPyConnection,
-    values: str,
+    values: pa.Array | pa.ChunkedArray,
     import_file: str | os.PathLike[str],
     roots: DataRoots,
-) -> None:
-    """Resolve the distinct file locations in table ``values`` (column ``value``).
+) -> Resolved:
+    """Resolve each file location of ``values`` (text, trimmed), vectorised.
 
-    Creates table ``location_resolved``: ``value``, ``resolved`` (the real absolute path,
-    or the ``s3://`` URL; NULL for errors) and ``status`` (``ok``, ``s3``, ``missing``,
-    ``grandparent`` or one of :data:`ERRORS`). :func:`describe` words a status.
-
-    The work is per folder: SQL splits candidates into folder and name, each distinct
-    folder is resolved once (its real path through cached parents, one listing), and
-    SQL joins files back to their folder's listing.
+    DuckDB (on ``con``) classifies the locations and finds each one's folder; each
+    distinct folder is resolved once (:class:`_Folders`), and files are looked up in
+    their folders' listings. Locations with ``.``, ``..`` or doubled slashes (rare) are
+    normalised by Python, one at a time.
     """
     base = os.path.dirname(os.path.abspath(import_file))
     grandparent = os.path.dirname(base)
     folders = _Folders()
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE loc_in AS
-            SELECT value,
-                   lower(value[:5]) = 's3://' AS s3,
-                   ({_SUFFIX_SQL}) AND strpos(value, chr(0)) = 0 AS suffix_ok,
-                   starts_with(value, '/') AS absolute,
-                   -- cheap prefilters first: most locations have no dot segments
-                   (starts_with(value, '.') OR contains(value, '/.'))
-                       AND regexp_matches(value, '{_DOTDOT}') AS dotdot,
-                   (starts_with(value, '.') OR contains(value, '/.') OR contains(value, '//'))
-                       AND regexp_matches(value, '{_NEEDS_NORM}') AS needs_norm
-            FROM (SELECT value, lower(value[-{_TAIL}:]) AS tail FROM {values})"""
+    con.register("loc_values", pa.table({"value": values}))
+    try:
+        parts = con.sql(
+            f"""SELECT value = '' AS empty, lower(value[:5]) = 's3://' AS s3,
+                       ({_SUFFIX_SQL}) AND strpos(value, chr(0)) = 0 AS suffix_ok,
+                       starts_with(value, '/') AS absolute,
+                       starts_with(value, '.') OR contains(value, '/.') OR contains(value, '//')
+                           AS odd,
+                       dir, length(dir)::INTEGER AS cut
+                FROM (SELECT value, lower(value[-{_TAIL}:]) AS tail,
+                             parse_dirpath(value, 'forward_slash') AS dir FROM loc_values)"""
+        ).to_arrow_table()
+    finally:
+        con.unregister("loc_values")
+    flag = {c: parts.column(c).to_numpy() for c in ("empty", "s3", "suffix_ok", "absolute", "odd")}
+    n = len(parts)
+    status = np.full(n, _CODE[EMPTY], dtype=np.int8)
+    given = ~flag["empty"] & ~flag["s3"]
+    status[flag["s3"]] = _CODE[S3]
+    status[given & ~flag["suffix_ok"]] = _CODE[SUFFIX]
+    files = given & flag["suffix_ok"]
+    cut = parts.column("cut").to_numpy().astype(np.int32)  # a writable copy
+    resolved = Resolved(status, np.full(n, -1, dtype=np.int32), [""], cut)
+    resolved.prefix[flag["s3"]] = 0  # the URL as given
+    resolved.cut[flag["s3"]] = 0
+    if not files.any():
+        return resolved
+
+    # Each plain location's folder, as a key: relative ('' for the import file's own
+    # folder) or absolute ('/' for the root, where parse_dirpath gives '').
+    absolute = flag["absolute"]
+    plain = files & ~flag["odd"]
+    dirs = parts.column("dir")
+    keys = pc.if_else(
+        pa.array(absolute & pc.equal(dirs, "").to_numpy(zero_copy_only=False)), "/", dirs
     )
-    # Candidates: (value, kind, normalised absolute path). Rare odd paths go through Python.
-    odd = con.execute(
-        "SELECT value, absolute FROM loc_in WHERE needs_norm AND suffix_ok AND NOT s3"
-    ).fetchall()
-    typed_table(
-        con,
-        "loc_normalised",
+    encoded = pc.dictionary_encode(_chunked(keys))
+    index = encoded.indices.to_numpy(zero_copy_only=False)
+    folder_keys = encoded.dictionary.to_pylist()
+
+    found = _lookup(con, folders, folder_keys, base, index, plain, values, resolved, roots)
+    odd_rows = np.flatnonzero(files & flag["odd"])
+    dotdot = np.zeros(n, dtype=bool)
+    if len(odd_rows):
+        odd_values = values.take(pa.array(odd_rows)).to_pylist()
+        dotdot[odd_rows] = [bool(_DOTDOT.search(v)) for v in odd_values]
+        _lookup_odd(folders, odd_rows, odd_values, base, roots, resolved, found)
+    parent_ok = files & found.inside & found.present
+    status[parent_ok] = _CODE[OK]
+
+    # MIQA's own files: a relative location not under the import file's folder, but
+    # under the folder above it (which counts as a data root for them).
+    retry = plain & ~parent_ok & ~absolute & ~dotdot
+    moved = np.zeros(n, dtype=bool)
+    if retry.any():
+        also = DataRoots((*roots.folders, folders.real(grandparent)[0]))
+        trial = Resolved(status, resolved.prefix.copy(), resolved.prefixes, resolved.cut.copy())
+        gp = _lookup(con, folders, folder_keys, grandparent, index, retry, values, trial, also,
+                     prune=True)  # fmt: skip
+        moved = retry & gp.present & gp.inside
+        if moved.any():
+            status[moved] = _CODE[GRANDPARENT]
+            resolved.prefix[moved] = trial.prefix[moved]
+            resolved.cut[moved] = trial.cut[moved]
+    rest = files & ~parent_ok & ~moved
+    status[rest & found.inside] = _CODE[MISSING]
+    outside = rest & ~found.inside
+    status[outside & found.is_link] = _CODE[SYMLINK]
+    status[outside & ~found.is_link & ~absolute] = _CODE[ESCAPES]
+    status[outside & ~found.is_link & absolute] = _CODE[OUTSIDE]
+    return resolved
+
+
+@dataclass
+class _Found:
+    """Per row: whether the file is there, inside the roots, a symlink."""
+
+    present: np.ndarray
+    inside: np.ndarray
+    is_link: np.ndarray
+
+
+def _lookup(
+    con: duckdb.DuckDBPyConnection,
+    folders: _Folders,
+    keys: list[str],
+    anchor: str,
+    index: np.ndarray,
+    rows: np.ndarray,
+    values: pa.Array | pa.ChunkedArray,
+    resolved: Resolved,
+    roots: DataRoots,
+    *,
+    prune: bool = False,
+) -> _Found:
+    """Look up the files of ``rows``: file ``i`` is in folder ``keys[index[i]]``
+    (absolute, or relative to ``anchor``), after its first ``resolved.cut[i]``
+    characters. Sets their paths in ``resolved`` (adding its prefixes).
+
+    With ``prune``, a relative folder whose first part is not in ``anchor`` is taken
+    as absent without resolving it (MIQA's fallback would otherwise walk every folder
+    of a big file for nothing); its files are then not present, and their paths unset.
+    """
+    n = len(index)
+    found = _Found(np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool))
+    wanted = np.zeros(len(keys), dtype=bool)
+    wanted[index[rows]] = True
+    picked = np.flatnonzero(wanted)
+    if prune:
+        heads = {k.partition("/")[0] for k in (keys[i] for i in picked) if not k.startswith("/")}
+        gone = {h for h in heads if h and not os.path.lexists(os.path.join(anchor, h))}
+        picked = np.array(
+            [i for i in picked.tolist() if keys[i].partition("/")[0] not in gone], dtype=np.int64
+        )
+    anchor = anchor.rstrip("/")
+    chosen = [keys[i] for i in picked.tolist()]
+    real = folders.real_many(
+        [k if k.startswith("/") else (f"{anchor}/{k}" if k else anchor or "/") for k in chosen]
+    )
+    exists = np.zeros(len(keys), dtype=bool)
+    exists[picked] = [there for _, there in real]
+    if prune and not exists.any():
+        return found
+    # A folder's prefix joins its real path to the rest of a location: '/name' after a
+    # folder part, the name itself after none ('' key).
+    offset = len(resolved.prefixes)
+    resolved.prefixes.extend(
+        r.rstrip("/") + ("/" if not k else "") for (r, _), k in zip(real, chosen, strict=True)
+    )
+    position = np.full(len(keys), -1, dtype=np.int32)
+    position[picked] = np.arange(offset, offset + len(picked), dtype=np.int32)
+    inside = np.zeros(len(keys), dtype=bool)
+    inside[picked] = [roots.contains(r) for r, _ in real]
+    row_prefix = position[index]
+    mine = rows & (row_prefix >= 0)
+    resolved.prefix[mine] = row_prefix[mine]
+    found.inside[:] = inside[index] & mine
+
+    listed: list[str] = []
+    linked: list[str] = []
+    for i in np.flatnonzero(exists).tolist():
+        folder = resolved.prefixes[position[i]]
+        folder = folder if folder.endswith("/") else folder + "/"
+        for name, link in folders.listing(folder.rstrip("/") or "/").items():
+            (linked if link else listed).append(folder + name)
+    check = np.flatnonzero(mine & exists[index])
+    if not len(check):
+        return found
+    con.register("loc_check", _path_table(values, resolved, check))
+    try:
+        paths = (
+            con.sql(f"SELECT {PATH_SQL.format(value='value')} FROM loc_check")
+            .to_arrow_table()
+            .column(0)
+        )
+    finally:
+        con.unregister("loc_check")
+    if listed:
+        found.present[check] = _isin(paths, listed)
+    if linked:
+        is_link = _isin(paths, linked)
+        link_rows = check[is_link]
+        found.is_link[link_rows] = True
+        targets = [os.path.realpath(p) for p in paths.filter(pa.array(is_link)).to_pylist()]
+        found.present[link_rows] = [os.path.exists(t) for t in targets]
+        found.inside[link_rows] = [roots.contains(t) for t in targets]
+        _set_paths(resolved, link_rows, targets, values)
+    return found
+
+
+def _lookup_odd(
+    folders: _Folders,
+    rows: np.ndarray,
+    values: list[str],
+    base: str,
+    roots: DataRoots,
+    resolved: Resolved,
+    found: _Found,
+) -> None:
+    """Locations with ``.``, ``..`` or ``//``: normalised, then looked up one by one."""
+    paths = []
+    for r, value in zip(rows.tolist(), values, strict=True):
+        normalised = os.path.normpath(value if value.startswith("/") else os.path.join(base, value))
+        folder, _, name = normalised.rpartition("/")
+        real_folder, there = folders.real(folder or "/")
+        path = real_folder.rstrip("/") + "/" + name
+        entry = folders.listing(real_folder).get(name) if there else None
+        if entry:  # a symlink
+            path = os.path.realpath(path)
+            found.is_link[r] = True
+            found.present[r] = os.path.exists(path)
+            found.inside[r] = roots.contains(path)
+        else:
+            found.present[r] = entry is not None
+            found.inside[r] = roots.contains(real_folder)
+        paths.append(path)
+    _set_paths(resolved, rows, paths, values)
+
+
+def _set_paths(
+    resolved: Resolved,
+    rows: np.ndarray,
+    paths: list[str],
+    values: list[str] | pa.Array | pa.ChunkedArray,
+) -> None:
+    """Give ``rows`` these whole paths (a prefix each, and nothing of the location)."""
+    texts = values if isinstance(values, list) else values.take(pa.array(rows)).to_pylist()
+    offset = len(resolved.prefixes)
+    resolved.prefixes.extend(paths)
+    resolved.prefix[rows] = np.arange(offset, offset + len(rows), dtype=np.int32)
+    resolved.cut[rows] = [len(v) for v in texts]
+
+
+def _path_table(
+    values: pa.Array | pa.ChunkedArray, resolved: Resolved, rows: np.ndarray
+) -> pa.Table:
+    take = pa.array(rows)
+    columns = resolved.columns()
+    return pa.table(
         {
-            "value": [v for v, _ in odd],
-            "candidate": [os.path.normpath(v if a else os.path.join(base, v)) for v, a in odd],
-        },
-        {"value": "VARCHAR", "candidate": "VARCHAR"},
-        temp=True,
+            "value": values.take(take),
+            "_prefix": columns["_prefix"].take(take),
+            "_cut": columns["_cut"].take(take),
+        }
     )
-    heads = [
-        r[0]
-        for r in con.execute(
-            "SELECT DISTINCT split_part(value, '/', 1) FROM loc_in "
-            "WHERE NOT absolute AND NOT dotdot AND suffix_ok AND NOT s3"
-        ).fetchall()
-    ]
-    typed_table(
-        con,
-        "loc_heads",
-        {"head": [h for h in heads if os.path.lexists(os.path.join(grandparent, h))]},
-        {"head": "VARCHAR"},
-        temp=True,
-    )
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE loc_cand AS
-            SELECT *, parse_dirpath(candidate) AS dir, parse_filename(candidate) AS name FROM (
-            SELECT i.value, 'parent' AS kind, i.absolute,
-                   coalesce(n.candidate,
-                            CASE WHEN i.absolute THEN i.value ELSE $base || '/' || i.value END)
-                       AS candidate
-            FROM loc_in i LEFT JOIN loc_normalised n USING (value)
-            WHERE i.suffix_ok AND NOT i.s3
-            UNION ALL
-            SELECT value, 'grandparent', false, $grand || '/' || value FROM loc_in
-            WHERE NOT absolute AND NOT dotdot AND NOT needs_norm AND suffix_ok AND NOT s3
-              AND split_part(value, '/', 1) IN (SELECT head FROM loc_heads))""",
-        {"base": base.rstrip("/"), "grand": grandparent.rstrip("/")},
-    )
-    dirs = [r[0] for r in con.execute("SELECT DISTINCT dir FROM loc_cand").fetchall()]
-    resolved = [folders.real(d or "/") for d in dirs]
-    real_grandparent = folders.real(grandparent)[0]
-    gp_root = DataRoots((real_grandparent,))
-    typed_table(
-        con,
-        "loc_real_dirs",
-        {"dir": dirs, "real_dir": [r for r, _ in resolved]},
-        {"dir": "VARCHAR", "real_dir": "VARCHAR"},
-        temp=True,
-    )
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE loc_dirs AS
-            SELECT *, {roots.sql_contains("real_dir")} AS inside,
-                   {gp_root.sql_contains("real_dir")} AS inside_gp
-            FROM loc_real_dirs"""
-    )
-    existing = sorted({r for r, exists in resolved if exists})
-    names, links, owners = [], [], []
-    for real_dir in existing:
-        for name, is_link in folders.listing(real_dir).items():
-            owners.append(real_dir)
-            names.append(name)
-            links.append(is_link)
-    typed_table(
-        con,
-        "loc_entries",
-        {"real_dir": owners, "name": names, "is_link": links},
-        {"real_dir": "VARCHAR", "name": "VARCHAR", "is_link": "BOOLEAN"},
-        temp=True,
-    )
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE loc_found AS
-           SELECT c.value, c.kind, c.absolute,
-                  rtrim(d.real_dir, '/') || '/' || c.name AS real,
-                  e.name IS NOT NULL AS present, coalesce(e.is_link, false) AS is_link,
-                  d.inside, d.inside_gp
-           FROM loc_cand c JOIN loc_dirs d USING (dir)
-           LEFT JOIN loc_entries e ON e.real_dir = d.real_dir AND e.name = c.name"""
-    )
-    # Files that are themselves symlinks (rare): resolve each one.
-    links_found = con.execute("SELECT DISTINCT real FROM loc_found WHERE is_link").fetchall()
-    if links_found:
-        targets = [os.path.realpath(r) for (r,) in links_found]
-        typed_table(
-            con,
-            "loc_links",
-            {
-                "real": [r for (r,) in links_found],
-                "target": targets,
-                "present": [os.path.exists(t) for t in targets],
-                "inside": [roots.contains(t) for t in targets],
-                "inside_gp": [gp_root.contains(t) for t in targets],
-            },
-            {
-                "real": "VARCHAR",
-                "target": "VARCHAR",
-                "present": "BOOLEAN",
-                "inside": "BOOLEAN",
-                "inside_gp": "BOOLEAN",
-            },
-            temp=True,
-        )
-        con.execute(
-            """UPDATE loc_found f SET real = l.target, present = l.present,
-                      inside = l.inside, inside_gp = l.inside_gp
-               FROM loc_links l WHERE f.is_link AND f.real = l.real"""
-        )
-    con.execute(
-        f"""CREATE OR REPLACE TABLE location_resolved AS
-            SELECT p.value,
-                   CASE WHEN p.inside AND p.present THEN p.real
-                        WHEN g.present AND (g.inside OR g.inside_gp) THEN g.real
-                        WHEN p.inside THEN p.real END AS resolved,
-                   CASE WHEN p.inside AND p.present THEN '{OK}'
-                        WHEN g.present AND (g.inside OR g.inside_gp) THEN '{GRANDPARENT}'
-                        WHEN p.inside THEN '{MISSING}'
-                        WHEN p.is_link THEN '{SYMLINK}'
-                        WHEN NOT p.absolute THEN '{ESCAPES}'
-                        ELSE '{OUTSIDE}' END AS status,
-                   p.real AS looked_at
-            FROM loc_found p
-            LEFT JOIN (SELECT * FROM loc_found WHERE kind = 'grandparent') g USING (value)
-            WHERE p.kind = 'parent'
-            UNION ALL
-            SELECT value, CASE WHEN s3 THEN value END, CASE WHEN s3 THEN '{S3}' ELSE '{SUFFIX}' END,
-                   NULL
-            FROM loc_in WHERE s3 OR NOT suffix_ok"""
-    )
-    for table in (
-        "loc_in", "loc_normalised", "loc_heads", "loc_cand", "loc_real_dirs", "loc_dirs",
-        "loc_entries", "loc_found", "loc_links",
-    ):  # fmt: skip
-        con.execute(f"DROP TABLE IF EXISTS {table}")  # up to a million rows each: free them
+
+
+def _isin(values: pa.Array | pa.ChunkedArray, among: list[str]) -> np.ndarray:
+    return pc.is_in(values, value_set=pa.array(among, pa.string())).to_numpy(zero_copy_only=False)
+
+
+def _chunked(array: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
 def describe(

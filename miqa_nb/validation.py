@@ -10,14 +10,16 @@ splits its rows into two tables:
   ``_n`` identical rows.
 - ``frames``: per row, its run, ``frame_number`` and ``file_location``.
 
-Both are staged in an in-memory DuckDB database and checked there with SQL.
+``runs`` is staged in an in-memory DuckDB database and checked there with SQL.
 Vocabulary (scan types, decisions, artifacts, times, locations) is checked on
 *distinct* values with :mod:`miqa_nb.vocabulary`, so a million rows cost a few thousand
 parses. Cross-row rules (duplicate frames, scan-level values that disagree) are SQL.
+``frames`` stays in Arrow: vectorised tests (NumPy, Arrow compute) clear the common
+case, and SQL over a view of it describes the problems they find.
 
 When the report has no error, the staging database holds the validated tables
-``v_experiments``, ``v_scans``, ``v_frames`` and ``v_decisions`` in the catalog's
-column layout, ready to be written in one transaction.
+``v_experiments``, ``v_scans`` and ``v_decisions`` in the catalog's column layout, and
+:attr:`Staged.frames` the frames, ready to be written in one transaction.
 """
 
 from __future__ import annotations
@@ -72,9 +74,31 @@ class Staged:
     report: Report
     con: duckdb.DuckDBPyConnection
     projects: list[str] = field(default_factory=list)
+    #: The frames, in Arrow (a million rows are not copied into the staging database):
+    #: names as dictionaries over the runs, locations in parts (see :class:`locations.Resolved`).
+    frames: pa.Table | None = None
+
+    def table(self, level: str) -> pa.Table:
+        """A staged table ``v_<level>`` as Arrow (not frames: see :meth:`attach_frames`)."""
+        return self.con.sql(f"SELECT * FROM v_{level}").to_arrow_table()
+
+    def attach_frames(self, con: duckdb.DuckDBPyConnection, name: str = "v_frames") -> None:
+        """View ``name`` on ``con``: the frames in the catalog's layout (joined as read)."""
+        assert self.frames is not None
+        con.register(f"{name}_parts", self.frames)
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT project, experiment, scan, "
+            f"frame_number, {locations.PATH_SQL.format(value='file_location')} AS location "
+            f"FROM {name}_parts"
+        )
+
+    def detach_frames(self, con: duckdb.DuckDBPyConnection, name: str = "v_frames") -> None:
+        con.execute(f"DROP VIEW IF EXISTS {name}")
+        con.unregister(f"{name}_parts")
 
     def close(self) -> None:
         """Free the staging database."""
+        self.frames = None
         self.con.close()
 
 
@@ -119,11 +143,11 @@ def validate(
         report.extend(parsed.problems)
         if runs is None or not report.ok:
             return staged
-        _stage_rows(con, runs, frames, parsed)
-        del runs, frames
+        frames = _stage_rows(con, runs, frames, parsed)
+        del runs
         bar.update()
         bar.set_postfix_str(steps[1])
-        checker = _Checker(con, report, scan_types or ScanTypes())
+        checker = _Checker(con, report, scan_types or ScanTypes(), frames)
         checker.run(parsed.kind, project)
         bar.update()
         bar.set_postfix_str(steps[2])
@@ -133,14 +157,17 @@ def validate(
         bar.set_postfix_str(steps[3])
         if report.ok:
             _build_tables(con)
-        report.counts = _counts(con, report.ok)
+            staged.frames = checker.frames_table()
+            staged.attach_frames(con)
+        report.counts = _counts(con, staged.frames)
         staged.projects = [
             r[0]
             for r in con.execute("SELECT DISTINCT project_name FROM runs ORDER BY 1").fetchall()
         ]
         if report.ok:  # only the v_* tables are needed from here on
-            for table in ("frames", "runs", "location_resolved", "location_values"):
-                con.execute(f"DROP TABLE {table}")
+            con.execute("DROP VIEW frames")
+            con.execute("DROP TABLE runs")
+            con.unregister("frames_in")
         bar.update()
     return staged
 
@@ -194,22 +221,22 @@ def _split(batches: Iterable[pa.RecordBatch]) -> tuple[pa.Table | None, pa.Table
 
 def _stage_rows(
     con: duckdb.DuckDBPyConnection, runs: pa.Table, frames: pa.Table, parsed: formats.ParsedFile
-) -> None:
-    """Tables ``runs`` and ``frames`` (trimmed, see :data:`formats.UNTRIMMED`; frames
-    carry ``_n`` = 1 so that checks count rows alike in both), and ``json_decisions``:
-    the decisions of a JSON file."""
+) -> pa.Table:
+    """Table ``runs`` (trimmed, see :data:`formats.UNTRIMMED`), ``json_decisions`` (the
+    decisions of a JSON file) and view ``frames`` over the frame rows, which stay in Arrow
+    (trimmed; ``_n`` = 1 so that checks count rows alike in both). Returns the frame rows."""
     con.register("runs_in", runs)
-    con.register("frames_in", frames)
     trimmed = ", ".join(
         f'"{c}"' if c in formats.UNTRIMMED else f'trim("{c}") AS "{c}"' for c in RUN_COLUMNS
     )
     con.execute(f"CREATE TABLE runs AS SELECT _run, {trimmed}, _row, _path, _n FROM runs_in")
-    con.execute(
-        "CREATE TABLE frames AS SELECT _run, trim(frame_number) AS frame_number, "
-        "trim(file_location) AS file_location, _row, _path, 1 AS _n FROM frames_in"
-    )
     con.unregister("runs_in")
-    con.unregister("frames_in")
+    for column in FRAME_COLUMNS:
+        frames = frames.set_column(
+            frames.schema.get_field_index(column), column, _trim(frames.column(column))
+        )
+    con.register("frames_in", frames)
+    con.execute("CREATE TEMP VIEW frames AS SELECT *, 1 AS _n FROM frames_in")
     decisions = parsed.decisions
     if decisions is None:
         decisions = pd.DataFrame(columns=list(formats.DECISIONS_TABLE))
@@ -221,15 +248,52 @@ def _stage_rows(
     )
     con.execute(f"CREATE TABLE json_decisions AS SELECT {select}, _order, _path FROM decisions_in")
     con.unregister("decisions_in")
+    return frames
+
+
+def _trim(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Values without surrounding spaces, as DuckDB's ``trim`` (a copy only when needed)."""
+    spaced = pc.or_(pc.starts_with(column, " "), pc.ends_with(column, " "))
+    return pc.utf8_trim(column, " ") if pc.any(spaced).as_py() else column
+
+
+def _plain_numbers(column: pa.ChunkedArray) -> bool:
+    """True when every value is empty or 1-9 ASCII digits: the common case, checked on
+    the raw bytes (anything else is looked at closely, in SQL)."""
+    for chunk in column.chunks:
+        if chunk.null_count:
+            return False
+        _, offsets_buffer, data_buffer = chunk.buffers()
+        offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[
+            chunk.offset : chunk.offset + len(chunk) + 1
+        ]
+        if len(offsets) > 1 and np.diff(offsets).max() > 9:
+            return False
+        if data_buffer is not None and offsets[-1] > offsets[0]:
+            data = np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0] : offsets[-1]]
+            if ((data < ord("0")) | (data > ord("9"))).any():
+                return False
+    return True
 
 
 class _Checker:
     """The checks, each adding problems to the report."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, report: Report, scan_types: ScanTypes):
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        report: Report,
+        scan_types: ScanTypes,
+        frames: pa.Table,
+    ):
         self.con = con
         self.report = report
         self.scan_types = scan_types
+        #: The frame rows (Arrow, view ``frames`` in SQL): checked with vectorised tests
+        #: first, and in SQL only where those find a problem to describe.
+        self.frames = frames
+        self.numbers: pa.ChunkedArray | None = None
+        self.resolved: locations.Resolved | None = None
         self._deferred: list[
             tuple[str, str, str, str, Callable[[str], str] | str, str, str | None]
         ] = []
@@ -329,21 +393,37 @@ class _Checker:
         self.check_decisions(kind)
         if not self.report.ok:
             return
+        self.find_split_scans()
         self.check_duplicates()
         if kind == "csv":
             self.check_scan_agreement()
             self.check_experiment_notes()
 
+    def find_split_scans(self) -> None:
+        """Table ``split_runs``: the runs of scans whose rows are not all in one run
+        (``first``: the scan's first run). Only those can disagree with themselves.
+        Scans are grouped by a hash of their names: a collision only adds runs to look at."""
+        names = "project_name, experiment_name, scan_name"
+        self.con.execute(
+            f"""CREATE TEMP TABLE split_runs AS
+                SELECT _run, _run = min(_run) OVER (PARTITION BY {names}) AS first
+                FROM runs WHERE hash({names}) IN (
+                    SELECT hash({names}) FROM runs GROUP BY 1 HAVING count(*) > 1)"""
+        )
+
     def check_required(self) -> None:
         for column in formats.REQUIRED_COLUMNS:
+            in_frames = column in FRAME_COLUMNS
+            if in_frames and not pc.any(pc.equal(self.frames.column(column), "")).as_py():
+                continue
             self.offending(
-                "frames" if column in FRAME_COLUMNS else "runs",
+                "frames" if in_frames else "runs",
                 column,
                 f"\"{column}\" = ''",
                 "required-value",
                 f"{column} is empty; it is required on every row",
                 expected="a value",
-                defer=True,
+                defer=not in_frames,
             )
 
     def check_names(self) -> None:
@@ -369,6 +449,8 @@ class _Checker:
             )
 
     def check_frame_numbers(self) -> None:
+        if _plain_numbers(self.frames.column("frame_number")):
+            return
         self.offending(
             "frames",
             "frame_number",
@@ -377,7 +459,6 @@ class _Checker:
             "frame-number",
             lambda v: f"frame_number must be a whole number >= 0 (0, 1, 2...); {v!r} was provided",
             expected="an integer >= 0",
-            defer=True,
         )
 
     def map_vocabulary(
@@ -550,20 +631,39 @@ class _Checker:
         """No frame number twice in a scan. A scan whose frames are all below 64 is
         cleared by a bit mask (one bit per frame number: as many bits as frames); only
         the others are grouped by frame number."""
-        self.con.execute(
-            """CREATE TEMP TABLE run_masks AS
-               SELECT _run, count(*) AS n, count(*) FILTER (WHERE frame_number::INTEGER >= 64) AS big,
-                      bit_or(1::UBIGINT << frame_number::INTEGER)
-                          FILTER (WHERE frame_number::INTEGER < 64) AS mask
-               FROM frames GROUP BY _run"""
-        )
-        self.con.execute(
-            """CREATE TEMP TABLE doubtful AS
-               SELECT unnest(list(r._run)) AS _run
-               FROM runs r JOIN run_masks m USING (_run)
-               GROUP BY r.project_name, r.experiment_name, r.scan_name
-               HAVING sum(m.big) > 0 OR bit_count(coalesce(bit_or(m.mask), 0::UBIGINT)) <> sum(m.n)"""
-        )
+        numbers = pc.cast(self.frames.column("frame_number"), pa.int64())
+        self.numbers = numbers
+        value = numbers.to_numpy()
+        run = self.frames.column("_run").to_numpy()
+        starts = np.flatnonzero(np.r_[True, run[1:] != run[:-1]])
+        small = value < 64
+        bits = np.where(
+            small, np.left_shift(np.uint64(1), np.where(small, value, 0).astype(np.uint64)), 0
+        ).astype(np.uint64)
+        n = np.diff(np.r_[starts, len(run)])
+        big = np.add.reduceat(~small, starts)
+        mask = np.bitwise_or.reduceat(bits, starts)
+        # A run with a frame number twice, or of 64 and more, is looked at closely; so
+        # is a scan split in several runs whose masks overlap.
+        doubtful = run[starts][(big > 0) | (np.bitwise_count(mask) != n)]
+        split = self.q("SELECT _run FROM split_runs")
+        if split:
+            at = np.searchsorted(run[starts], np.array([r for (r,) in split], dtype=np.int64))
+            self.con.register(
+                "run_masks",
+                pa.table({"_run": run[starts][at], "n": n[at], "big": big[at], "mask": mask[at]}),
+            )
+            more = self.q(
+                """SELECT unnest(list(r._run))
+                   FROM runs r JOIN run_masks m USING (_run)
+                   GROUP BY r.project_name, r.experiment_name, r.scan_name
+                   HAVING sum(m.big) > 0 OR bit_count(bit_or(m.mask)) <> sum(m.n)"""
+            )
+            self.con.unregister("run_masks")
+            doubtful = np.union1d(doubtful, np.array([r for (r,) in more], dtype=np.int64))
+        if not len(doubtful):
+            return
+        self.con.register("doubtful", pa.table({"_run": doubtful.astype(np.int64)}))
         rows = self.q(
             """SELECT project_name, experiment_name, scan_name, frame_number::BIGINT,
                       list(f._row ORDER BY f._row), list(f._path ORDER BY f._path), count(*)
@@ -572,6 +672,7 @@ class _Checker:
                ORDER BY min(f._row) NULLS LAST LIMIT ?""",
             MAX_LISTED,
         )
+        self.con.unregister("doubtful")
         for project, experiment, scan, number, row_list, paths, count in rows:
             where = (
                 f"rows {row_list[0]} and {row_list[1]}"
@@ -593,11 +694,15 @@ class _Checker:
             )
 
     def check_scan_agreement(self) -> None:
-        """Scan-level values must agree across a scan's rows (after canonical mapping)."""
+        """Scan-level values must agree across a scan's rows (after canonical mapping):
+        looked at in scans of several runs (a run's rows agree by construction)."""
+        if not one(self.con, "SELECT 1 FROM split_runs LIMIT 1"):
+            return
         self.con.execute(
             """CREATE TEMP VIEW scan_values AS
                SELECT r.*, coalesce(m.parsed, r.scan_type) AS canonical_type
-               FROM runs r LEFT JOIN scan_type_map m ON r.scan_type = m.value"""
+               FROM runs r SEMI JOIN split_runs USING (_run)
+               LEFT JOIN scan_type_map m ON r.scan_type = m.value"""
         )
         compare = {c: f'"{c}"' for c in SCAN_LEVEL} | {"scan_type": "canonical_type"}
         # min <> max finds disagreement as count(DISTINCT) > 1 would, at a fraction of the cost.
@@ -660,36 +765,31 @@ class _Checker:
             )
 
     def check_locations(self, path: str, roots: locations.DataRoots) -> None:
-        self.con.execute(
-            "CREATE TEMP TABLE location_values AS "
-            "SELECT DISTINCT file_location AS value FROM frames WHERE file_location <> ''"
-        )
-        locations.resolve(self.con, "location_values", path, roots)
-        bad = self.q(
-            f"""SELECT status, count(*) FROM location_resolved
-                WHERE status NOT IN ('{locations.OK}', '{locations.S3}') GROUP BY 1"""
-        )
-        for status, total in bad:
-            # The first rows with this problem, in file order (a top-N, not a full sort).
-            first = self.q(
-                """SELECT r.file_location, l.looked_at, r._row, r._path
-                   FROM frames r JOIN location_resolved l ON r.file_location = l.value
-                   WHERE l.status = ? ORDER BY r._row NULLS LAST, r._path LIMIT ?""",
-                status,
-                MAX_LISTED * 20,
-            )
+        values = self.frames.column("file_location")
+        resolved = locations.resolve(self.con, values, path, roots)
+        self.resolved = resolved
+        for status in resolved.statuses():
+            if status in (locations.OK, locations.S3, locations.EMPTY):
+                continue
+            rows = np.flatnonzero(resolved.is_(status))
+            # The first distinct values with this problem, in file order.
+            first = pa.array(rows[: MAX_LISTED * 20])
             listed: dict[str, tuple] = {}
-            for value, looked_at, row, jpath in first:
+            texts = values.take(first).to_pylist()
+            for value, looked_at, row, jpath in zip(
+                texts,
+                resolved.paths(texts, rows[: MAX_LISTED * 20]),
+                self.frames.column("_row").take(first).to_pylist(),
+                self.frames.column("_path").take(first).to_pylist(),
+                strict=True,
+            ):
                 if value not in listed and len(listed) < MAX_LISTED:
                     listed[value] = (looked_at, row, jpath)
-            self.con.register("listed_values", pd.DataFrame({"v": list(listed)}, dtype=object))
-            counts = dict(
-                self.q(
-                    "SELECT file_location, count(*) FROM frames "
-                    "WHERE file_location IN (SELECT v FROM listed_values) GROUP BY 1"
-                )
-            )
-            self.con.unregister("listed_values")
+            among = pc.is_in(values, value_set=pa.array(list(listed), pa.string()))
+            counts = {
+                c["values"].as_py(): c["counts"].as_py()
+                for c in pc.value_counts(values.filter(among))
+            }
             severity = "error" if status in locations.ERRORS else "warning"
             check = "missing-file" if status == locations.MISSING else f"location-{status}"
             for value, (looked_at, row, jpath) in listed.items():
@@ -703,15 +803,34 @@ class _Checker:
                     value=value,
                     count=counts.get(value, 1),
                 )
-            if total > len(listed):
+            more = len(rows) - sum(counts.values())
+            if more:
                 self.add(
                     severity,
                     check,
-                    f"{total - len(listed):,} more file locations have the same problem ({status})",
+                    f"{more:,} more rows have the same problem ({status})",
                     column="file_location",
-                    count=total - len(listed),
+                    count=more,
                 )
         self.report.problems.sort(key=_position)
+
+    def frames_table(self) -> pa.Table:
+        """``v_frames``: the frames in the catalog's layout (after a clean report)."""
+        assert self.numbers is not None and self.resolved is not None
+        names = self.con.sql(
+            "SELECT project_name, experiment_name, scan_name FROM runs ORDER BY _run"
+        ).to_arrow_table()
+        run = pa.array(self.frames.column("_run").to_numpy().astype(np.int32))
+        return pa.table(
+            {
+                "project": pa.DictionaryArray.from_arrays(run, names.column(0).combine_chunks()),
+                "experiment": pa.DictionaryArray.from_arrays(run, names.column(1).combine_chunks()),
+                "scan": pa.DictionaryArray.from_arrays(run, names.column(2).combine_chunks()),
+                "frame_number": pc.cast(self.numbers, pa.int32()),
+                "file_location": self.frames.column("file_location"),
+                **self.resolved.columns(),
+            }
+        )
 
 
 def _build_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -725,17 +844,10 @@ def _build_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         """CREATE TABLE v_scans AS
            SELECT project_name AS project, experiment_name AS experiment, scan_name AS name,
-                  any_value(m.parsed) AS type, nullif(any_value(subject_id), '') AS subject_id,
-                  nullif(any_value(session_id), '') AS session_id,
-                  nullif(any_value(scan_link), '') AS link
-           FROM runs r JOIN scan_type_map m ON r.scan_type = m.value GROUP BY 1, 2, 3"""
-    )
-    con.execute(
-        """CREATE TABLE v_frames AS
-           SELECT project_name AS project, experiment_name AS experiment, scan_name AS scan,
-                  frame_number::INTEGER AS frame_number, l.resolved AS location
-           FROM frames f JOIN runs r USING (_run)
-           JOIN location_resolved l ON f.file_location = l.value"""
+                  m.parsed AS type, nullif(subject_id, '') AS subject_id,
+                  nullif(session_id, '') AS session_id, nullif(scan_link, '') AS link
+           FROM runs r JOIN scan_type_map m ON r.scan_type = m.value
+           WHERE r._run NOT IN (SELECT _run FROM split_runs WHERE NOT first)"""
     )
     absent = "NULL::VARCHAR"
     con.execute(
@@ -756,15 +868,16 @@ def _build_tables(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def _counts(con: duckdb.DuckDBPyConnection, built: bool) -> dict[str, int]:
-    if not built:
+def _counts(con: duckdb.DuckDBPyConnection, frames: pa.Table | None) -> dict[str, int]:
+    if frames is None:
         (rows,) = one(con, "SELECT sum(_n)::BIGINT FROM runs") or (0,)
         return {"rows": rows}
     counts = {}
     counts["projects"] = one(con, "SELECT count(DISTINCT project) FROM v_scans")[0]  # type: ignore[index]
-    for level in ("experiments", "scans", "frames", "decisions"):
+    for level in ("experiments", "scans", "decisions"):
         counts[level] = one(con, f"SELECT count(*) FROM v_{level}")[0]  # type: ignore[index]
-    return counts
+    counts["frames"] = frames.num_rows
+    return {k: counts[k] for k in ("projects", "experiments", "scans", "frames", "decisions")}
 
 
 def _position(problem: Problem) -> tuple[int, int, str]:

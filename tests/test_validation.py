@@ -66,6 +66,59 @@ def test_scan_rows_disagreeing_name_both_rows(write_csv):
     assert "row 5" in problems["scan_type"].message  # t1 and T1 agree; T2 does not
 
 
+def test_a_scan_whose_rows_are_apart_is_one_scan(write_csv):
+    """Rows of a scan need not be together: they are checked as one scan."""
+    rows = [frame_row(frame=0), frame_row(scan="S2"), frame_row(frame=1)]
+    staged = validate(write_csv(rows))
+    assert staged.report.ok and staged.report.counts["scans"] == 2
+    frames = staged.con.execute("SELECT scan, frame_number FROM v_frames ORDER BY 1, 2")
+    assert frames.fetchall() == [("S1", 0), ("S1", 1), ("S2", 0)]
+
+    rows = [frame_row(frame=0), frame_row(scan="S2"), frame_row(frame="0"), frame_row(frame=70),
+            frame_row(scan="S2", frame=1), frame_row(frame=70, subject_id="x")]  # fmt: skip
+    staged = validate(write_csv(rows))
+    duplicates = sorted(p.message for p in _problems(staged, "duplicate-frame"))
+    assert len(duplicates) == 2
+    assert "frame 0 of scan 'S1'" in duplicates[0] and "rows 2 and 4" in duplicates[0]
+    assert "frame 70 of scan 'S1'" in duplicates[1] and "rows 5 and 7" in duplicates[1]
+    (conflict,) = _problems(staged, "scan-conflict")
+    assert conflict.column == "subject_id" and conflict.row == 7
+
+
+def test_locations_resolve_to_real_paths_inside_the_roots(tmp_path, write_csv):
+    folder = tmp_path / "imports"
+    (folder / "images").mkdir(parents=True)
+    (folder / "images" / "a.nii.gz").touch()
+    (folder / "flat.mgz").touch()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "b.nrrd").touch()
+    os.symlink(tmp_path / "data", folder / "linked")  # a symlink inside the roots is fine
+    os.symlink(folder / "images" / "a.nii.gz", folder / "images" / "alias.nii.gz")
+    given = {
+        "S1": "images/a.nii.gz",
+        "S2": "./images//a.nii.gz",
+        "S3": "flat.mgz",
+        "S4": str(folder / "images" / "a.nii.gz"),
+        "S5": "linked/b.nrrd",
+        "S6": "images/alias.nii.gz",
+        "S7": "images/../images/a.nii.gz",
+        "S8": "images/missing.nii",
+    }
+    rows = [frame_row(scan=scan, file_location=where) for scan, where in given.items()]
+    staged = validate(write_csv(rows, folder=folder, make_files=False), roots=[tmp_path])
+    assert staged.report.ok
+    assert [(p.check, p.value) for p in staged.report.problems] == [
+        ("missing-file", "images/missing.nii")
+    ]
+    located = dict(staged.con.execute("SELECT scan, location FROM v_frames").fetchall())
+    real = os.path.realpath(folder / "images" / "a.nii.gz")
+    assert located == {
+        "S1": real, "S2": real, "S3": os.path.realpath(folder / "flat.mgz"), "S4": real,
+        "S5": os.path.realpath(tmp_path / "data" / "b.nrrd"), "S6": real, "S7": real,
+        "S8": os.path.realpath(folder / "images") + "/missing.nii",
+    }  # fmt: skip
+
+
 def test_unknown_vocabulary_is_reported_with_rows(write_csv):
     decided = dict(last_decision="U", last_decision_creator="me")
     rows = [
