@@ -104,11 +104,14 @@ class _Folders:
         if len(parents) > 64:
             self._real.update(zip(parents, self.real_many(parents), strict=True))
         cache = self._real
-        return [
-            cache.get(f)
-            or self._step(f, (cache.get(p or "/") or self.real(p or "/")) if n else None, n)
-            for f, (p, _, n) in zip(folders, split, strict=True)
-        ]
+        found = []
+        for folder, (parent, _, name) in zip(folders, split, strict=True):
+            above = cache.get(parent or "/") or self.real(parent or "/")
+            if name and not above[1]:  # the common case of a big import: nothing to look at
+                found.append((above[0].rstrip("/") + "/" + name, False))
+            else:
+                found.append(self._step(folder, above if name else None, name))
+        return found
 
     def _step(self, folder: str, parent: tuple[str, bool] | None, name: str) -> tuple[str, bool]:
         """Folder ``name`` in a resolved ``parent`` (None for the root)."""
@@ -129,8 +132,13 @@ EMPTY = "empty"
 STATUSES = (OK, S3, MISSING, GRANDPARENT, SUFFIX, OUTSIDE, ESCAPES, SYMLINK, EMPTY)
 _CODE = {name: np.int8(code) for code, name in enumerate(STATUSES)}
 
-_SUFFIX_SQL = " OR ".join(f"ends_with(tail, '{s}')" for s in FRAME_SUFFIXES)
 _TAIL = max(len(s) for s in FRAME_SUFFIXES)
+#: Whether a location ends in a frame suffix, in any case. The exact test first: DuckDB
+#: evaluates the second (slower: it decodes the text) only where the first fails.
+_SUFFIX_SQL = "CASE WHEN {exact} THEN true ELSE {any_case} END".format(
+    exact=" OR ".join(f"ends_with(value, '{s}')" for s in FRAME_SUFFIXES),
+    any_case=" OR ".join(f"ends_with(lower(value[-{_TAIL}:]), '{s}')" for s in FRAME_SUFFIXES),
+)
 _DOTDOT = re.compile(r"(^|/)\.\.(/|$)")
 #: SQL giving a resolved location from the columns of :meth:`Resolved.columns`.
 PATH_SQL = "_prefix || {value}[_cut + 1:]"
@@ -197,14 +205,17 @@ def resolve(
     con.register("loc_values", pa.table({"value": values}))
     try:
         parts = con.sql(
-            f"""SELECT value = '' AS empty, lower(value[:5]) = 's3://' AS s3,
+            f"""SELECT value = '' AS empty,
+                       starts_with(value, 's3://') OR starts_with(value, 'S3://') AS s3,
                        ({_SUFFIX_SQL}) AND strpos(value, chr(0)) = 0 AS suffix_ok,
                        starts_with(value, '/') AS absolute,
                        starts_with(value, '.') OR contains(value, '/.') OR contains(value, '//')
                            AS odd,
-                       dir, length(dir)::INTEGER AS cut
-                FROM (SELECT value, lower(value[-{_TAIL}:]) AS tail,
-                             parse_dirpath(value, 'forward_slash') AS dir FROM loc_values)"""
+                       dir, length(folder)::INTEGER AS cut
+                FROM (SELECT value, folder, CASE WHEN starts_with(value, '/') AND folder = ''
+                                                 THEN '/' ELSE folder END AS dir
+                      FROM (SELECT value, parse_dirpath(value, 'forward_slash') AS folder
+                            FROM loc_values))"""
         ).to_arrow_table()
     finally:
         con.unregister("loc_values")
@@ -226,13 +237,9 @@ def resolve(
     # folder) or absolute ('/' for the root, where parse_dirpath gives '').
     absolute = flag["absolute"]
     plain = files & ~flag["odd"]
-    dirs = parts.column("dir")
-    keys = pc.if_else(
-        pa.array(absolute & pc.equal(dirs, "").to_numpy(zero_copy_only=False)), "/", dirs
-    )
-    encoded = pc.dictionary_encode(_chunked(keys))
+    encoded = pc.dictionary_encode(_chunked(parts.column("dir")))
     index = encoded.indices.to_numpy(zero_copy_only=False)
-    folder_keys = encoded.dictionary.to_pylist()
+    folder_keys = encoded.dictionary
 
     found = _lookup(con, folders, folder_keys, base, index, plain, values, resolved, roots)
     odd_rows = np.flatnonzero(files & flag["odd"])
@@ -279,7 +286,7 @@ class _Found:
 def _lookup(
     con: duckdb.DuckDBPyConnection,
     folders: _Folders,
-    keys: list[str],
+    keys: pa.Array,
     anchor: str,
     index: np.ndarray,
     rows: np.ndarray,
@@ -301,15 +308,18 @@ def _lookup(
     found = _Found(np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool))
     wanted = np.zeros(len(keys), dtype=bool)
     wanted[index[rows]] = True
-    picked = np.flatnonzero(wanted)
     if prune:
-        heads = {k.partition("/")[0] for k in (keys[i] for i in picked) if not k.startswith("/")}
-        gone = {h for h in heads if h and not os.path.lexists(os.path.join(anchor, h))}
-        picked = np.array(
-            [i for i in picked.tolist() if keys[i].partition("/")[0] not in gone], dtype=np.int64
-        )
+        heads = pc.list_element(pc.split_pattern(keys, "/", max_splits=1), 0)
+        gone = [
+            h
+            for h in pc.unique(heads.filter(pa.array(wanted))).to_pylist()
+            if h and not os.path.lexists(os.path.join(anchor, h))
+        ]
+        if gone:
+            wanted &= ~_isin(heads, gone)
+    picked = np.flatnonzero(wanted)
+    chosen = keys.take(pa.array(picked)).to_pylist()
     anchor = anchor.rstrip("/")
-    chosen = [keys[i] for i in picked.tolist()]
     real = folders.real_many(
         [k if k.startswith("/") else (f"{anchor}/{k}" if k else anchor or "/") for k in chosen]
     )
@@ -319,14 +329,13 @@ def _lookup(
         return found
     # A folder's prefix joins its real path to the rest of a location: '/name' after a
     # folder part, the name itself after none ('' key).
+    stripped = [r.rstrip("/") for r, _ in real]
     offset = len(resolved.prefixes)
-    resolved.prefixes.extend(
-        r.rstrip("/") + ("/" if not k else "") for (r, _), k in zip(real, chosen, strict=True)
-    )
+    resolved.prefixes.extend(f"{r}/" if not k else r for r, k in zip(stripped, chosen, strict=True))
     position = np.full(len(keys), -1, dtype=np.int32)
     position[picked] = np.arange(offset, offset + len(picked), dtype=np.int32)
     inside = np.zeros(len(keys), dtype=bool)
-    inside[picked] = [roots.contains(r) for r, _ in real]
+    inside[picked] = _inside(pa.array(stripped, pa.string()), roots)
     row_prefix = position[index]
     mine = rows & (row_prefix >= 0)
     resolved.prefix[mine] = row_prefix[mine]
@@ -419,6 +428,15 @@ def _path_table(
             "_cut": columns["_cut"].take(take),
         }
     )
+
+
+def _inside(paths: pa.Array, roots: DataRoots) -> np.ndarray:
+    """:meth:`DataRoots.contains` of many real paths (without a trailing '/')."""
+    inside = np.zeros(len(paths), dtype=bool)
+    for prefix in roots.prefixes:
+        inside |= pc.starts_with(paths, prefix).to_numpy(zero_copy_only=False)
+        inside |= pc.equal(paths, prefix[:-1]).to_numpy(zero_copy_only=False)
+    return inside
 
 
 def _isin(values: pa.Array | pa.ChunkedArray, among: list[str]) -> np.ndarray:

@@ -117,6 +117,9 @@ def test_locations_resolve_to_real_paths_inside_the_roots(tmp_path, write_csv):
         "S5": os.path.realpath(tmp_path / "data" / "b.nrrd"), "S6": real, "S7": real,
         "S8": os.path.realpath(folder / "images") + "/missing.nii",
     }  # fmt: skip
+    at_root = write_csv([frame_row(file_location="/miqa-nb-absent.nii.gz")], make_files=False)
+    (problem,) = validate(at_root, roots=["/"]).report.problems
+    assert problem.message == "file not found: /miqa-nb-absent.nii.gz"
 
 
 def test_unknown_vocabulary_is_reported_with_rows(write_csv):
