@@ -292,7 +292,6 @@ def _csv_batches(path: Path, columns: list[str], parsed: ParsedFile) -> Iterator
         if os.path.getsize(path) > STREAM_BYTES:
             stream: Iterable[pa.RecordBatch] = pa_csv.open_csv(path, **options(True))
         else:
-            # malloc's pool: the rows' memory goes back to the system once they are staged
             table = pa_csv.read_csv(path, **options(True))
             stream = table.to_batches()
             del table
