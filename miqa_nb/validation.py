@@ -77,10 +77,12 @@ class Staged:
     #: The frames, in Arrow (a million rows are not copied into the staging database):
     #: names as dictionaries over the runs, locations in parts (see :class:`locations.Resolved`).
     frames: pa.Table | None = None
+    #: The other levels (experiments, scans, decisions), in the catalog's layout.
+    tables: dict[str, pa.Table] = field(default_factory=dict)
 
     def table(self, level: str) -> pa.Table:
-        """A staged table ``v_<level>`` as Arrow (not frames: see :meth:`attach_frames`)."""
-        return self.con.sql(f"SELECT * FROM v_{level}").to_arrow_table()
+        """A staged level as Arrow (not frames: see :meth:`attach_frames`)."""
+        return self.tables[level]
 
     def attach_frames(self, con: duckdb.DuckDBPyConnection, name: str = "v_frames") -> None:
         """View ``name`` on ``con``: the frames in the catalog's layout (joined as read)."""
@@ -99,6 +101,7 @@ class Staged:
     def close(self) -> None:
         """Free the staging database."""
         self.frames = None
+        self.tables = {}
         self.con.close()
 
 
@@ -143,11 +146,10 @@ def validate(
         report.extend(parsed.problems)
         if runs is None or not report.ok:
             return staged
-        frames = _stage_rows(con, runs, frames, parsed)
-        del runs
+        runs, frames = _stage_rows(con, runs, frames, parsed)
         bar.update()
         bar.set_postfix_str(steps[1])
-        checker = _Checker(con, report, scan_types or ScanTypes(), frames)
+        checker = _Checker(con, report, scan_types or ScanTypes(), runs, frames)
         checker.run(parsed.kind, project)
         bar.update()
         bar.set_postfix_str(steps[2])
@@ -156,10 +158,10 @@ def validate(
         bar.update()
         bar.set_postfix_str(steps[3])
         if report.ok:
-            _build_tables(con)
+            staged.tables = _build_tables(con)
             staged.frames = checker.frames_table()
             staged.attach_frames(con)
-        report.counts = _counts(con, staged.frames)
+        report.counts = _counts(con, staged)
         staged.projects = [
             r[0]
             for r in con.execute("SELECT DISTINCT project_name FROM runs ORDER BY 1").fetchall()
@@ -221,20 +223,16 @@ def _split(batches: Iterable[pa.RecordBatch]) -> tuple[pa.Table | None, pa.Table
 
 def _stage_rows(
     con: duckdb.DuckDBPyConnection, runs: pa.Table, frames: pa.Table, parsed: formats.ParsedFile
-) -> pa.Table:
+) -> tuple[pa.Table, pa.Table]:
     """Table ``runs`` (trimmed, see :data:`formats.UNTRIMMED`), ``json_decisions`` (the
     decisions of a JSON file) and view ``frames`` over the frame rows, which stay in Arrow
-    (trimmed; ``_n`` = 1 so that checks count rows alike in both). Returns the frame rows."""
+    (trimmed; ``_n`` = 1 so that checks count rows alike in both). Returns the runs and
+    the frame rows as trimmed."""
+    runs = _trimmed(runs, [c for c in RUN_COLUMNS if c not in formats.UNTRIMMED])
     con.register("runs_in", runs)
-    trimmed = ", ".join(
-        f'"{c}"' if c in formats.UNTRIMMED else f'trim("{c}") AS "{c}"' for c in RUN_COLUMNS
-    )
-    con.execute(f"CREATE TABLE runs AS SELECT _run, {trimmed}, _row, _path, _n FROM runs_in")
+    con.execute("CREATE TABLE runs AS SELECT * FROM runs_in")
     con.unregister("runs_in")
-    for column in FRAME_COLUMNS:
-        frames = frames.set_column(
-            frames.schema.get_field_index(column), column, _trim(frames.column(column))
-        )
+    frames = _trimmed(frames, FRAME_COLUMNS)
     con.register("frames_in", frames)
     con.execute("CREATE TEMP VIEW frames AS SELECT *, 1 AS _n FROM frames_in")
     decisions = parsed.decisions
@@ -248,7 +246,14 @@ def _stage_rows(
     )
     con.execute(f"CREATE TABLE json_decisions AS SELECT {select}, _order, _path FROM decisions_in")
     con.unregister("decisions_in")
-    return frames
+    return runs, frames
+
+
+def _trimmed(table: pa.Table, columns: Iterable[str]) -> pa.Table:
+    for column in columns:
+        i = table.schema.get_field_index(column)
+        table = table.set_column(i, column, _trim(table.column(i)))
+    return table
 
 
 def _trim(column: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -257,9 +262,12 @@ def _trim(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.utf8_trim(column, " ") if pc.any(spaced).as_py() else column
 
 
-def _plain_numbers(column: pa.ChunkedArray) -> bool:
-    """True when every value is empty or 1-9 ASCII digits: the common case, checked on
-    the raw bytes (anything else is looked at closely, in SQL)."""
+def _bytes_pass(
+    column: pa.ChunkedArray, longest: int, bad: Callable[[np.ndarray], np.ndarray]
+) -> bool:
+    """True when no value of ``column`` is longer than ``longest`` bytes or holds a byte
+    that ``bad`` flags: a test of the common case on the raw bytes, without a copy (a
+    value that fails it is looked at closely, in SQL)."""
     for chunk in column.chunks:
         if chunk.null_count:
             return False
@@ -267,13 +275,23 @@ def _plain_numbers(column: pa.ChunkedArray) -> bool:
         offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[
             chunk.offset : chunk.offset + len(chunk) + 1
         ]
-        if len(offsets) > 1 and np.diff(offsets).max() > 9:
+        if len(offsets) > 1 and np.diff(offsets).max() > longest:
             return False
         if data_buffer is not None and offsets[-1] > offsets[0]:
             data = np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0] : offsets[-1]]
-            if ((data < ord("0")) | (data > ord("9"))).any():
+            if bad(data).any():
                 return False
     return True
+
+
+def _plain_numbers(column: pa.ChunkedArray) -> bool:
+    """Every value is empty or 1-9 ASCII digits."""
+    return _bytes_pass(column, 9, lambda b: (b < ord("0")) | (b > ord("9")))
+
+
+def _plain_names(column: pa.ChunkedArray) -> bool:
+    """No value holds a control character or is longer than :data:`MAX_TEXT` bytes."""
+    return _bytes_pass(column, MAX_TEXT, lambda b: (b < 0x20) | (b == 0x7F))
 
 
 class _Checker:
@@ -284,9 +302,12 @@ class _Checker:
         con: duckdb.DuckDBPyConnection,
         report: Report,
         scan_types: ScanTypes,
+        runs: pa.Table,
         frames: pa.Table,
     ):
         self.con = con
+        #: The runs as staged (Arrow, table ``runs`` in SQL), for vectorised tests.
+        self.runs = runs
         self.report = report
         self.scan_types = scan_types
         #: The frame rows (Arrow, view ``frames`` in SQL): checked with vectorised tests
@@ -390,10 +411,10 @@ class _Checker:
         )
         self.check_links()
         self.flush()
+        self.find_split_scans()
         self.check_decisions(kind)
         if not self.report.ok:
             return
-        self.find_split_scans()
         self.check_duplicates()
         if kind == "csv":
             self.check_scan_agreement()
@@ -428,6 +449,8 @@ class _Checker:
 
     def check_names(self) -> None:
         for column in (*NAME_COLUMNS, "subject_id", "session_id"):
+            if _plain_names(self.runs.column(column)):
+                continue
             self.offending(
                 "runs",
                 column,
@@ -534,13 +557,18 @@ class _Checker:
                 ),
                 expected="U, UE, Q? or UN",
             )
-            # One decision per scan; disagreement between rows is checked later.
+            # One decision per scan (a scan of several runs: each distinct one, so that
+            # every value is checked; disagreement between rows is reported later).
+            columns = ", ".join(f'"{c}"' for c in DECISION_COLUMNS)
             self.con.execute(
                 f"""CREATE TABLE decisions_in AS
-                SELECT project_name, experiment_name, scan_name,
-                       {", ".join(f'"{c}"' for c in DECISION_COLUMNS)},
-                       0 AS _order, min(_row) AS _row, NULL::VARCHAR AS _path, 1 AS _n
-                FROM runs WHERE last_decision <> ''
+                SELECT project_name, experiment_name, scan_name, {columns},
+                       0 AS _order, _row, NULL::VARCHAR AS _path, 1 AS _n
+                FROM runs WHERE last_decision <> '' AND _run NOT IN (SELECT _run FROM split_runs)
+                UNION ALL
+                SELECT project_name, experiment_name, scan_name, {columns},
+                       0, min(_row), NULL, 1
+                FROM runs SEMI JOIN split_runs USING (_run) WHERE last_decision <> ''
                 GROUP BY ALL"""
             )
         else:
@@ -833,26 +861,33 @@ class _Checker:
         )
 
 
-def _build_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """The validated tables, in the catalog's layout (empty text becomes NULL)."""
-    con.execute(
-        """CREATE TABLE v_experiments AS
-           SELECT project_name AS project, experiment_name AS name,
+def _build_tables(con: duckdb.DuckDBPyConnection) -> dict[str, pa.Table]:
+    """The validated tables, in the catalog's layout (empty text becomes NULL), as Arrow
+    (each registered on ``con`` as ``v_<level>``)."""
+    tables: dict[str, pa.Table] = {}
+
+    def build(level: str, select: str) -> None:
+        tables[level] = con.sql(select).to_arrow_table()
+        con.register(f"v_{level}", tables[level])
+
+    build(
+        "experiments",
+        """SELECT project_name AS project, experiment_name AS name,
                   nullif(max(experiment_notes), '') AS note
-           FROM runs GROUP BY 1, 2"""
+           FROM runs GROUP BY 1, 2""",
     )
-    con.execute(
-        """CREATE TABLE v_scans AS
-           SELECT project_name AS project, experiment_name AS experiment, scan_name AS name,
+    build(
+        "scans",
+        """SELECT project_name AS project, experiment_name AS experiment, scan_name AS name,
                   m.parsed AS type, nullif(subject_id, '') AS subject_id,
                   nullif(session_id, '') AS session_id, nullif(scan_link, '') AS link
            FROM runs r JOIN scan_type_map m ON r.scan_type = m.value
-           WHERE r._run NOT IN (SELECT _run FROM split_runs WHERE NOT first)"""
+           WHERE r._run NOT IN (SELECT _run FROM split_runs WHERE NOT first)""",
     )
     absent = "NULL::VARCHAR"
-    con.execute(
-        f"""CREATE TABLE v_decisions AS
-           SELECT project_name AS project, experiment_name AS experiment, scan_name AS scan,
+    build(
+        "decisions",
+        f"""SELECT project_name AS project, experiment_name AS experiment, scan_name AS scan,
                   -_order AS seq, dm.parsed AS decision,
                   nullif(last_decision_creator, '') AS creator,
                   nullif(last_decision_note, '') AS note,
@@ -864,20 +899,23 @@ def _build_tables(con: duckdb.DuckDBPyConnection) -> None:
            JOIN decision_map dm ON d.last_decision = dm.value
            LEFT JOIN artifact_map am ON d.identified_artifacts = am.value
            LEFT JOIN time_map t ON d.last_decision_created = t.value
-           LEFT JOIN location_map lm ON d.location_of_interest = lm.value"""
+           LEFT JOIN location_map lm ON d.location_of_interest = lm.value""",
     )
+    return tables
 
 
-def _counts(con: duckdb.DuckDBPyConnection, frames: pa.Table | None) -> dict[str, int]:
-    if frames is None:
+def _counts(con: duckdb.DuckDBPyConnection, staged: Staged) -> dict[str, int]:
+    if staged.frames is None:
         (rows,) = one(con, "SELECT sum(_n)::BIGINT FROM runs") or (0,)
         return {"rows": rows}
-    counts = {}
-    counts["projects"] = one(con, "SELECT count(DISTINCT project) FROM v_scans")[0]  # type: ignore[index]
-    for level in ("experiments", "scans", "decisions"):
-        counts[level] = one(con, f"SELECT count(*) FROM v_{level}")[0]  # type: ignore[index]
-    counts["frames"] = frames.num_rows
-    return {k: counts[k] for k in ("projects", "experiments", "scans", "frames", "decisions")}
+    scans = staged.tables["scans"]
+    return {
+        "projects": len(pc.unique(scans.column("project"))),
+        "experiments": staged.tables["experiments"].num_rows,
+        "scans": scans.num_rows,
+        "frames": staged.frames.num_rows,
+        "decisions": staged.tables["decisions"].num_rows,
+    }
 
 
 def _position(problem: Problem) -> tuple[int, int, str]:

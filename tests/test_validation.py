@@ -260,6 +260,13 @@ def test_names_must_be_one_line(write_csv):
     assert _problems(staged, "control-character")[0].column == "scan_name"
 
 
+def test_names_have_at_most_255_characters(write_csv):
+    """Characters, not bytes: 255 accented letters (510 bytes) are fine, 256 are not."""
+    rows = [frame_row(subject_id="é" * 255), frame_row(scan="S2", session_id="x" * 256)]
+    (problem,) = _problems(validate(write_csv(rows, make_files=False)), "too-long")
+    assert problem.column == "session_id" and problem.row == 3
+
+
 def test_links_that_are_not_web_addresses_warn(write_csv):
     staged = validate(write_csv([frame_row(scan_link="javascript:alert(1)")]))
     assert staged.report.ok
