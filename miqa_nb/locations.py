@@ -140,8 +140,9 @@ _SUFFIX_SQL = "CASE WHEN {exact} THEN true ELSE {any_case} END".format(
     any_case=" OR ".join(f"ends_with(lower(value[-{_TAIL}:]), '{s}')" for s in FRAME_SUFFIXES),
 )
 _DOTDOT = re.compile(r"(^|/)\.\.(/|$)")
-#: SQL giving a resolved location from the columns of :meth:`Resolved.columns`.
-PATH_SQL = "_prefix || {value}[_cut + 1:]"
+#: SQL giving a resolved location from the columns of :meth:`Resolved.columns` (most
+#: rows take the whole location: no slicing, which decodes the text).
+PATH_SQL = "CASE WHEN _cut = 0 THEN _prefix || {value} ELSE _prefix || {value}[_cut + 1:] END"
 
 
 @dataclass
@@ -328,26 +329,40 @@ def _lookup(
     if prune and not exists.any():
         return found
     # A folder's prefix joins its real path to the rest of a location: '/name' after a
-    # folder part, the name itself after none ('' key).
+    # folder part, the name itself after none ('' key). Most folders are where their
+    # names say (no symlink on the way): their files share one prefix (the anchor's real
+    # path, or none for absolute ones) before the whole location, which SQL joins faster.
     stripped = [r.rstrip("/") for r, _ in real]
+    real_anchor = folders.real(anchor or "/")[0].rstrip("/")
+    as_named = [
+        r == (k if k.startswith("/") else (f"{real_anchor}/{k}" if k else real_anchor))
+        for r, k in zip(stripped, chosen, strict=True)
+    ]
     offset = len(resolved.prefixes)
     resolved.prefixes.extend(f"{r}/" if not k else r for r, k in zip(stripped, chosen, strict=True))
+    resolved.prefixes.append(f"{real_anchor}/")
     position = np.full(len(keys), -1, dtype=np.int32)
     position[picked] = np.arange(offset, offset + len(picked), dtype=np.int32)
+    named = np.zeros(len(keys), dtype=bool)
+    named[picked] = as_named
+    absolute = np.zeros(len(keys), dtype=bool)
+    absolute[picked] = [k.startswith("/") for k in chosen]
+    position[named & absolute] = 0  # the empty prefix
+    position[named & ~absolute] = len(resolved.prefixes) - 1
     inside = np.zeros(len(keys), dtype=bool)
     inside[picked] = _inside(pa.array(stripped, pa.string()), roots)
     row_prefix = position[index]
     mine = rows & (row_prefix >= 0)
     resolved.prefix[mine] = row_prefix[mine]
+    resolved.cut[mine & named[index]] = 0
     found.inside[:] = inside[index] & mine
 
     listed: list[str] = []
     linked: list[str] = []
-    for i in np.flatnonzero(exists).tolist():
-        folder = resolved.prefixes[position[i]]
-        folder = folder if folder.endswith("/") else folder + "/"
-        for name, link in folders.listing(folder.rstrip("/") or "/").items():
-            (linked if link else listed).append(folder + name)
+    for i, folder in zip(picked.tolist(), stripped, strict=True):
+        if exists[i]:
+            for name, link in folders.listing(folder or "/").items():
+                (linked if link else listed).append(f"{folder}/{name}")
     check = np.flatnonzero(mine & exists[index])
     if not len(check):
         return found
