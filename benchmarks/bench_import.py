@@ -10,6 +10,8 @@ runs ``K`` times, every run in a fresh interpreter (see ``_common.py``), and the
 is printed with its ratio to a baseline measured in the same run:
 
 - ``pandas.read_csv`` of the file: the import baseline;
+- the floor of any import: pyarrow reads the file and its frame rows are inserted into
+  a fresh DuckDB file (names, number, location), with no check at all;
 - ``miqa_nb.validation.validate`` of the file;
 - ``Catalog.import_file`` (global import by a superuser) into a fresh catalog;
 - ``Catalog.export_file`` to CSV, against ``DataFrame.to_csv`` of the same rows (read
@@ -209,6 +211,49 @@ def stage_import(csv: str, root: str, catalog: str) -> dict[str, Any]:
     return {"seconds": seconds, **facts}
 
 
+def stage_floor(csv: str, catalog: str) -> dict[str, Any]:
+    """What any import must do, and nothing else: read every row, write every frame row
+    (names, number, an absolute path) into a fresh DuckDB file, commit. No checks."""
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pa_csv
+
+    for stale in (Path(catalog), Path(catalog + ".wal")):
+        stale.unlink(missing_ok=True)
+    con = duckdb.connect(catalog)
+    con.execute(
+        "CREATE TABLE frames (project VARCHAR, experiment VARCHAR, scan VARCHAR, "
+        "frame_number INTEGER, location VARCHAR)"
+    )
+
+    def work() -> None:
+        table = pa_csv.read_csv(
+            csv, convert_options=pa_csv.ConvertOptions(strings_can_be_null=False)
+        )
+        folder = os.path.dirname(os.path.abspath(csv)) + "/"
+        rows = pa.table(
+            {
+                "project": table["project_name"],
+                "experiment": table["experiment_name"],
+                "scan": table["scan_name"],
+                "frame_number": pc.cast(table["frame_number"], pa.int32()),
+                "location": table["file_location"],
+            }
+        )
+        con.register("rows", rows)
+        con.execute("BEGIN")
+        con.execute(
+            f"INSERT INTO frames SELECT project, experiment, scan, frame_number, "
+            f"'{folder}' || location FROM rows"
+        )
+        con.execute("COMMIT")
+        con.close()
+
+    seconds, _ = timed(work)
+    return {"seconds": seconds}
+
+
 def stage_export(catalog: str, out: str) -> dict[str, Any]:
     from miqa_nb.catalog import Catalog
 
@@ -235,6 +280,7 @@ def _report_facts(report: Any) -> dict[str, Any]:
 
 STAGES = {
     "read_csv": stage_read_csv,
+    "floor": stage_floor,
     "validate": stage_validate,
     "import": stage_import,
     "export": stage_export,
@@ -275,6 +321,8 @@ def main(argv: list[str]) -> int:
         k = args.repeat
         read = measure(SCRIPT, "pandas.read_csv (baseline)", "read_csv", k, csv=csv_s)
         val = measure(SCRIPT, "validate", "validate", k, csv=csv_s, root=root)
+        floor = measure(SCRIPT, "floor: read + write frames, no checks", "floor", k, csv=csv_s,
+                        catalog=str(folder / "floor.duckdb"))  # fmt: skip
         catalog = str(folder / "catalog-{i}.duckdb")
         imp = measure(SCRIPT, "import (global, superuser)", "import", k, csv=csv_s, root=root,
                       catalog=catalog)  # fmt: skip
@@ -288,6 +336,7 @@ def main(argv: list[str]) -> int:
 
         facts = imp.runs[-1]
         print(row(read))
+        print(row(floor, read))
         print(row(val, read))
         print(row(imp, read, IMPORT_RATIO))
         print(row(to_csv))
