@@ -301,26 +301,30 @@ def _lookup(
     (absolute, or relative to ``anchor``), after its first ``resolved.cut[i]``
     characters. Sets their paths in ``resolved`` (adding its prefixes).
 
-    With ``prune``, a relative folder whose first part is not in ``anchor`` is taken
-    as absent without resolving it (MIQA's fallback would otherwise walk every folder
-    of a big file for nothing); its files are then not present, and their paths unset.
+    A relative folder whose first part is not in ``anchor`` is absent, and so is all
+    below it: such folders are not walked one by one (a big import of files not there
+    yet, or MIQA's fallback, would otherwise walk every folder for nothing). With
+    ``prune`` they are skipped (their files not present, their paths unset).
     """
     n = len(index)
     found = _Found(np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool))
     wanted = np.zeros(len(keys), dtype=bool)
     wanted[index[rows]] = True
-    if prune:
-        heads = pc.list_element(pc.split_pattern(keys, "/", max_splits=1), 0)
-        gone = [
-            h
-            for h in pc.unique(heads.filter(pa.array(wanted))).to_pylist()
-            if h and not os.path.lexists(os.path.join(anchor, h))
-        ]
-        if gone:
-            wanted &= ~_isin(heads, gone)
-    picked = np.flatnonzero(wanted)
-    chosen = keys.take(pa.array(picked)).to_pylist()
     anchor = anchor.rstrip("/")
+    real_anchor = folders.real(anchor or "/")[0].rstrip("/")
+    relative = ~pc.starts_with(keys, "/").to_numpy(zero_copy_only=False)
+    heads = pc.list_element(pc.split_pattern(keys, "/", max_splits=1), 0)
+    gone = [
+        h
+        for h in pc.unique(heads.filter(pa.array(wanted & relative))).to_pylist()
+        if h and not os.path.lexists(os.path.join(anchor or "/", h))
+    ]
+    missing = wanted & relative & _isin(heads, gone) if gone else np.zeros(len(keys), bool)
+    if prune:
+        wanted &= ~missing
+        missing[:] = False
+    picked = np.flatnonzero(wanted & ~missing)
+    chosen = keys.take(pa.array(picked)).to_pylist()
     real = folders.real_many(
         [k if k.startswith("/") else (f"{anchor}/{k}" if k else anchor or "/") for k in chosen]
     )
@@ -330,10 +334,10 @@ def _lookup(
         return found
     # A folder's prefix joins its real path to the rest of a location: '/name' after a
     # folder part, the name itself after none ('' key). Most folders are where their
-    # names say (no symlink on the way): their files share one prefix (the anchor's real
-    # path, or none for absolute ones) before the whole location, which SQL joins faster.
+    # names say (no symlink on the way; all missing ones): their files share one prefix
+    # (the anchor's real path, or none for absolute ones) before the whole location,
+    # which SQL joins faster.
     stripped = [r.rstrip("/") for r, _ in real]
-    real_anchor = folders.real(anchor or "/")[0].rstrip("/")
     as_named = [
         r == (k if k.startswith("/") else (f"{real_anchor}/{k}" if k else real_anchor))
         for r, k in zip(stripped, chosen, strict=True)
@@ -343,14 +347,15 @@ def _lookup(
     resolved.prefixes.append(f"{real_anchor}/")
     position = np.full(len(keys), -1, dtype=np.int32)
     position[picked] = np.arange(offset, offset + len(picked), dtype=np.int32)
-    named = np.zeros(len(keys), dtype=bool)
+    named = missing.copy()
     named[picked] = as_named
-    absolute = np.zeros(len(keys), dtype=bool)
-    absolute[picked] = [k.startswith("/") for k in chosen]
-    position[named & absolute] = 0  # the empty prefix
-    position[named & ~absolute] = len(resolved.prefixes) - 1
+    position[named & ~relative] = 0  # the empty prefix
+    position[named & relative] = len(resolved.prefixes) - 1
     inside = np.zeros(len(keys), dtype=bool)
     inside[picked] = _inside(pa.array(stripped, pa.string()), roots)
+    if missing.any():
+        under = pc.binary_join_element_wise(real_anchor, keys.filter(pa.array(missing)), "/")
+        inside[missing] = _inside(under, roots)
     row_prefix = position[index]
     mine = rows & (row_prefix >= 0)
     resolved.prefix[mine] = row_prefix[mine]

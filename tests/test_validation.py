@@ -174,11 +174,16 @@ def test_every_problem_at_once(write_csv):
 
 def test_missing_files_are_counted_warnings(write_csv):
     rows = [frame_row(frame=n) for n in range(3)]
-    staged = validate(write_csv(rows, make_files=False))
+    path = write_csv(rows, make_files=False)
+    staged = validate(path)
     assert staged.report.ok
     warnings = staged.report.warnings
     assert [w.check for w in warnings] == ["missing-file"] * 3
-    assert [w.row for w in warnings] == [2, 3, 4] and "file not found" in warnings[0].message
+    assert [w.row for w in warnings] == [2, 3, 4]
+    expected = os.path.join(os.path.realpath(path.parent), "images", "E1", "S1", "f0.nii.gz")
+    assert warnings[0].message == f"file not found: {expected}"
+    (location,) = staged.con.execute("SELECT location FROM v_frames LIMIT 1").fetchone()
+    assert location == expected  # kept, so that the file can be added later
 
 
 def test_s3_locations_are_kept(samples):
