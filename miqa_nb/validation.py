@@ -25,7 +25,7 @@ When the report has no error, the staging database holds the validated tables
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -256,10 +256,37 @@ def _trimmed(table: pa.Table, columns: Iterable[str]) -> pa.Table:
     return table
 
 
+#: Unicode's space separators (category Zs): what DuckDB's ``trim`` removes.
+SPACES = " \u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u202f\u205f\u3000"
+#: The bytes these can start and end with in UTF-8 (a quick test for "none to trim").
+_SPACE_FIRST = np.isin(np.arange(256), [0x20, 0xC2, 0xE1, 0xE2, 0xE3])
+_SPACE_LAST = np.isin(np.arange(256), [0x20, 0xA0, 0x9F, 0xAF, *range(0x80, 0x8B)])
+
+
 def _trim(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """Values without surrounding spaces, as DuckDB's ``trim`` (a copy only when needed)."""
-    spaced = pc.or_(pc.starts_with(column, " "), pc.ends_with(column, " "))
-    return pc.utf8_trim(column, " ") if pc.any(spaced).as_py() else column
+    for offsets, data in _raw(column):
+        ends = offsets[1:][offsets[1:] > offsets[:-1]]  # non-empty values
+        starts = offsets[:-1][offsets[1:] > offsets[:-1]]
+        if data is None or _SPACE_FIRST[data[starts]].any() or _SPACE_LAST[data[ends - 1]].any():
+            return pc.utf8_trim(column, SPACES)
+    return column
+
+
+def _raw(column: pa.ChunkedArray) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """Per chunk: the value offsets, and the bytes they index (None: nulls, look closer)."""
+    for chunk in column.chunks:
+        _, offsets_buffer, data_buffer = chunk.buffers()
+        offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[
+            chunk.offset : chunk.offset + len(chunk) + 1
+        ]
+        if chunk.null_count or data_buffer is None:
+            yield (
+                offsets,
+                None if chunk.null_count or offsets[-1] > offsets[0] else np.empty(0, np.uint8),
+            )
+        else:
+            yield offsets, np.frombuffer(data_buffer, dtype=np.uint8)
 
 
 def _bytes_pass(
@@ -268,19 +295,13 @@ def _bytes_pass(
     """True when no value of ``column`` is longer than ``longest`` bytes or holds a byte
     that ``bad`` flags: a test of the common case on the raw bytes, without a copy (a
     value that fails it is looked at closely, in SQL)."""
-    for chunk in column.chunks:
-        if chunk.null_count:
+    for offsets, data in _raw(column):
+        if data is None:
             return False
-        _, offsets_buffer, data_buffer = chunk.buffers()
-        offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[
-            chunk.offset : chunk.offset + len(chunk) + 1
-        ]
         if len(offsets) > 1 and np.diff(offsets).max() > longest:
             return False
-        if data_buffer is not None and offsets[-1] > offsets[0]:
-            data = np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0] : offsets[-1]]
-            if bad(data).any():
-                return False
+        if offsets[-1] > offsets[0] and bad(data[offsets[0] : offsets[-1]]).any():
+            return False
     return True
 
 

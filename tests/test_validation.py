@@ -122,6 +122,22 @@ def test_locations_resolve_to_real_paths_inside_the_roots(tmp_path, write_csv):
     assert problem.message == "file not found: /miqa-nb-absent.nii.gz"
 
 
+def test_values_are_trimmed_of_spaces(write_csv):
+    """Spaces around values (also no-break and ideographic ones) are not part of them."""
+    rows = [
+        frame_row(frame=0),
+        frame_row(scan=" S1\u3000", frame="\u00a01", file_location=" images/E1/S1/f1.nii.gz "),
+    ]
+    path = write_csv(rows, make_files=False)
+    for frame in (0, 1):
+        (path.parent / "images" / "E1" / "S1").mkdir(parents=True, exist_ok=True)
+        (path.parent / "images" / "E1" / "S1" / f"f{frame}.nii.gz").touch()
+    staged = validate(path)
+    assert staged.report.ok and not staged.report.problems
+    frames = staged.con.execute("SELECT scan, frame_number FROM v_frames ORDER BY 2").fetchall()
+    assert frames == [("S1", 0), ("S1", 1)]
+
+
 def test_unknown_vocabulary_is_reported_with_rows(write_csv):
     decided = dict(last_decision="U", last_decision_creator="me")
     rows = [
