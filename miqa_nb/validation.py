@@ -179,33 +179,42 @@ def _split(batches: Iterable[pa.RecordBatch]) -> tuple[pa.Table | None, pa.Table
     with ``_run``, ``_row``, ``_path`` and the run's length ``_n``) and ``frames``
     (``_run``, the frame columns, ``_row``, ``_path``); None when there are no rows.
 
-    Works batch by batch, so a streamed file is never whole in memory; a run that spans
-    two batches becomes two runs, which changes no result.
+    Works batch by batch, so a streamed file is never whole in memory; a run that goes
+    on in the next batch stays one run.
     """
     runs: list[pa.RecordBatch] = []
     frames: list[pa.RecordBatch] = []
+    lengths: list[np.ndarray] = []
+    latest: tuple[int, int] | None = None  # where the length of the latest run is
+    last_row: list[Any] | None = None
     count = 0
     for batch in batches:
         n = batch.num_rows
+        if not n:
+            continue
         starts_run = np.zeros(n, dtype=bool)
-        starts_run[0] = True
+        starts_run[0] = last_row != [batch.column(c)[0].as_py() for c in RUN_COLUMNS]
         if n > 1:
             head, tail = batch.slice(0, n - 1), batch.slice(1)
             for column in RUN_COLUMNS:
                 differs = pc.not_equal(tail.column(column), head.column(column))
                 starts_run[1:] |= differs.to_numpy(zero_copy_only=False)
         starts = np.flatnonzero(starts_run)
-        first = pa.array(starts)
+        if latest is not None and not starts_run[0]:  # the latest run goes on
+            lengths[latest[0]][latest[1]] += starts[0] if len(starts) else n
+        first = pa.array(starts, pa.int64())
         runs.append(
             pa.RecordBatch.from_arrays(
                 [
                     pa.array(np.arange(count, count + len(starts), dtype=np.int64)),
                     *(batch.column(c).take(first) for c in (*RUN_COLUMNS, "_row", "_path")),
-                    pa.array(np.diff(np.append(starts, n))),
                 ],
-                names=["_run", *RUN_COLUMNS, "_row", "_path", "_n"],
+                names=["_run", *RUN_COLUMNS, "_row", "_path"],
             )
         )
+        lengths.append(np.diff(np.append(starts, n)))
+        if len(starts):
+            latest = (len(lengths) - 1, len(starts) - 1)
         frames.append(
             pa.RecordBatch.from_arrays(
                 [
@@ -216,9 +225,11 @@ def _split(batches: Iterable[pa.RecordBatch]) -> tuple[pa.Table | None, pa.Table
             )
         )
         count += len(starts)
+        last_row = [batch.column(c)[n - 1].as_py() for c in RUN_COLUMNS]
     if not runs:
         return None, None
-    return pa.Table.from_batches(runs), pa.Table.from_batches(frames)
+    table = pa.Table.from_batches(runs).append_column("_n", pa.array(np.concatenate(lengths)))
+    return table, pa.Table.from_batches(frames)
 
 
 def _stage_rows(
