@@ -238,7 +238,7 @@ def resolve(
     # folder) or absolute ('/' for the root, where parse_dirpath gives '').
     absolute = flag["absolute"]
     plain = files & ~flag["odd"]
-    encoded = pc.dictionary_encode(_chunked(parts.column("dir")))
+    encoded = pc.dictionary_encode(_whole(parts.column("dir")))
     index = encoded.indices.to_numpy(zero_copy_only=False)
     folder_keys = encoded.dictionary
 
@@ -463,7 +463,7 @@ def _isin(values: pa.Array | pa.ChunkedArray, among: list[str]) -> np.ndarray:
     return pc.is_in(values, value_set=pa.array(among, pa.string())).to_numpy(zero_copy_only=False)
 
 
-def _chunked(array: pa.Array | pa.ChunkedArray) -> pa.Array:
+def _whole(array: pa.Array | pa.ChunkedArray) -> pa.Array:
     return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
