@@ -238,11 +238,9 @@ def resolve(
     # folder) or absolute ('/' for the root, where parse_dirpath gives '').
     absolute = flag["absolute"]
     plain = files & ~flag["odd"]
-    encoded = pc.dictionary_encode(_whole(parts.column("dir")))
-    index = encoded.indices.to_numpy(zero_copy_only=False)
-    folder_keys = encoded.dictionary
+    folder_keys = _FolderKeys.of(parts.column("dir"))
 
-    found = _lookup(con, folders, folder_keys, base, index, plain, values, resolved, roots)
+    found = _lookup(con, folders, folder_keys, base, plain, values, resolved, roots)
     odd_rows = np.flatnonzero(files & flag["odd"])
     dotdot = np.zeros(n, dtype=bool)
     if len(odd_rows):
@@ -259,7 +257,7 @@ def resolve(
     if retry.any():
         also = DataRoots((*roots.folders, folders.real(grandparent)[0]))
         trial = Resolved(status, resolved.prefix.copy(), resolved.prefixes, resolved.cut.copy())
-        gp = _lookup(con, folders, folder_keys, grandparent, index, retry, values, trial, also,
+        gp = _lookup(con, folders, folder_keys, grandparent, retry, values, trial, also,
                      prune=True)  # fmt: skip
         moved = retry & gp.present & gp.inside
         if moved.any():
@@ -284,12 +282,32 @@ class _Found:
     is_link: np.ndarray
 
 
+@dataclass
+class _FolderKeys:
+    """The distinct folders of the locations, as written (relative or absolute)."""
+
+    keys: pa.Array
+    index: np.ndarray  # per row: its folder's position in keys
+    relative: np.ndarray
+    heads: pa.Array  # each folder's first part
+
+    @classmethod
+    def of(cls, folders: pa.Array | pa.ChunkedArray) -> _FolderKeys:
+        encoded = pc.dictionary_encode(_whole(folders))
+        keys = encoded.dictionary
+        return cls(
+            keys,
+            encoded.indices.to_numpy(zero_copy_only=False),
+            ~pc.starts_with(keys, "/").to_numpy(zero_copy_only=False),
+            pc.list_element(pc.split_pattern(keys, "/", max_splits=1), 0),
+        )
+
+
 def _lookup(
     con: duckdb.DuckDBPyConnection,
     folders: _Folders,
-    keys: pa.Array,
+    folder_keys: _FolderKeys,
     anchor: str,
-    index: np.ndarray,
     rows: np.ndarray,
     values: pa.Array | pa.ChunkedArray,
     resolved: Resolved,
@@ -297,8 +315,8 @@ def _lookup(
     *,
     prune: bool = False,
 ) -> _Found:
-    """Look up the files of ``rows``: file ``i`` is in folder ``keys[index[i]]``
-    (absolute, or relative to ``anchor``), after its first ``resolved.cut[i]``
+    """Look up the files of ``rows``: file ``i`` is in folder ``keys[index[i]]`` of
+    ``folder_keys`` (absolute, or relative to ``anchor``), after its first ``resolved.cut[i]``
     characters. Sets their paths in ``resolved`` (adding its prefixes).
 
     A relative folder whose first part is not in ``anchor`` is absent, and so is all
@@ -306,14 +324,14 @@ def _lookup(
     yet, or MIQA's fallback, would otherwise walk every folder for nothing). With
     ``prune`` they are skipped (their files not present, their paths unset).
     """
+    keys, index = folder_keys.keys, folder_keys.index
+    relative, heads = folder_keys.relative, folder_keys.heads
     n = len(index)
     found = _Found(np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool))
     wanted = np.zeros(len(keys), dtype=bool)
     wanted[index[rows]] = True
     anchor = anchor.rstrip("/")
     real_anchor = folders.real(anchor or "/")[0].rstrip("/")
-    relative = ~pc.starts_with(keys, "/").to_numpy(zero_copy_only=False)
-    heads = pc.list_element(pc.split_pattern(keys, "/", max_splits=1), 0)
     gone = [
         h
         for h in pc.unique(heads.filter(pa.array(wanted & relative))).to_pylist()
