@@ -322,7 +322,8 @@ class ReviewSession(ScanViewMixin, CatalogSyncMixin):
             return
         self.stop_auto_refresh()
         self.flush(timeout=None)  # accepted decisions are written before closing
-        self._closed = True
+        with self._lock:  # no job is queued once the pool is shut down
+            self._closed = True
         if self._jobs is not None:
             self._jobs.shutdown(wait=True)
         for experiment in list(self._mine):

@@ -89,12 +89,13 @@ class CatalogSyncMixin:
             except Exception as exc:
                 self._fail(exc)
 
-        if self._jobs is None or self._closed:
+        with self._lock:  # close() sets _closed under this lock, then shuts the pool down
+            jobs = None if self._closed else self._jobs
+            if jobs is not None:
+                self._futures = [f for f in self._futures if not f.done()]
+                self._futures.append(jobs.submit(run))
+        if jobs is None:
             run()
-            return
-        with self._lock:
-            self._futures = [f for f in self._futures if not f.done()]
-            self._futures.append(self._jobs.submit(run))
 
     def flush(self, timeout: float | None = 30.0) -> None:
         """Wait for the background catalog work and the prefetches started so far."""
@@ -120,7 +121,7 @@ class CatalogSyncMixin:
         stop = self._auto_stop = threading.Event()
 
         def loop() -> None:
-            while not stop.wait(seconds):
+            while not stop.wait(seconds) and not self._closed:
                 self._background(self._refresh_now)
 
         threading.Thread(target=loop, name="miqa-review-refresh", daemon=True).start()
