@@ -266,7 +266,7 @@ def _csv_batches(path: Path, columns: list[str], parsed: ParsedFile) -> Iterator
         invalid.append((row.number, row.text, row.expected_columns, row.actual_columns))
         return "skip"
 
-    def options(threads: bool) -> dict[str, Any]:
+    def options(threads: bool, newlines: bool = True) -> dict[str, Any]:
         return {
             "read_options": pa_csv.ReadOptions(
                 column_names=columns, skip_rows=1, use_threads=threads, block_size=BLOCK_BYTES
@@ -276,7 +276,7 @@ def _csv_batches(path: Path, columns: list[str], parsed: ParsedFile) -> Iterator
                 quote_char='"',
                 double_quote=True,
                 escape_char=False,
-                newlines_in_values=True,
+                newlines_in_values=newlines,
                 invalid_row_handler=skip_invalid,
             ),
             "convert_options": pa_csv.ConvertOptions(
@@ -292,7 +292,16 @@ def _csv_batches(path: Path, columns: list[str], parsed: ParsedFile) -> Iterator
         if os.path.getsize(path) > STREAM_BYTES:
             stream: Iterable[pa.RecordBatch] = pa_csv.open_csv(path, **options(True))
         else:
-            table = pa_csv.read_csv(path, **options(True))
+            try:
+                # A quarter faster: blocks are cut at any line end. A cut inside a quoted
+                # value (a note of several lines) leaves the parser "out of sync with the
+                # chunker", and pyarrow says so: then read again, cutting between rows only.
+                table = pa_csv.read_csv(path, **options(True, newlines=False))
+            except pa.ArrowInvalid as exc:
+                if "out of sync" not in str(exc):
+                    raise
+                invalid.clear()
+                table = pa_csv.read_csv(path, **options(True))
             stream = table.to_batches()
             del table
         for batch in stream:

@@ -103,6 +103,24 @@ def test_quoted_commas_quotes_and_newlines(tmp_path):
     assert rows.loc[0, "last_decision_note"] == "x;y"
 
 
+
+def test_notes_of_several_lines_across_read_blocks(tmp_path, monkeypatch):
+    # Small blocks, so that many cuts between blocks fall inside a quoted note.
+    monkeypatch.setattr(formats, "BLOCK_BYTES", 1 << 10)
+    path = tmp_path / "a.csv"
+    notes = [f'note {n}\n"line" two\nline three, end' for n in range(400)]
+    quoted = ['"' + note.replace('"', '""') + '"' for note in notes]
+    path.write_text(
+        ",".join(MIQA_COLUMNS)
+        + "\n"
+        + "".join(f"P,E,S{n},T1,0,a.nii,{quoted[n]},,,,,,,,,\n" for n in range(400))
+    )
+    parsed = formats.read_csv(path)
+    rows = _rows(parsed)
+    assert not parsed.problems
+    assert rows["experiment_notes"].tolist() == notes
+    assert rows["scan_name"].tolist() == [f"S{n}" for n in range(400)]
+
 def test_rows_keep_the_files_order(tmp_path):
     path = tmp_path / "a.csv"
     lines = [",".join(REQUIRED_COLUMNS)] + [f"P,E,S,T1,{n},f{n}.nii" for n in range(5000)]
