@@ -25,6 +25,7 @@ When the report has no error, the staging database holds the validated tables
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -150,11 +151,17 @@ def validate(
         bar.update()
         bar.set_postfix_str(steps[1])
         checker = _Checker(con, report, scan_types or ScanTypes(), runs, frames)
-        checker.run(parsed.kind, project)
-        bar.update()
-        bar.set_postfix_str(steps[2])
         roots_ = locations.DataRoots.from_setting(roots, os.path.dirname(os.path.abspath(path)))
-        checker.check_locations(path, roots_)
+        # The locations are resolved (in DuckDB, Arrow and the file system, which let go
+        # of the GIL) on a second connection while the values are checked.
+        with ThreadPoolExecutor(1) as pool, con.cursor() as second:
+            resolving = pool.submit(
+                locations.resolve, second, frames.column("file_location"), path, roots_
+            )
+            checker.run(parsed.kind, project)
+            bar.update()
+            bar.set_postfix_str(steps[2])
+            checker.check_locations(path, roots_, resolving.result())
         bar.update()
         bar.set_postfix_str(steps[3])
         if report.ok:
@@ -824,9 +831,11 @@ class _Checker:
                 expected=first,
             )
 
-    def check_locations(self, path: str, roots: locations.DataRoots) -> None:
+    def check_locations(
+        self, path: str, roots: locations.DataRoots, resolved: locations.Resolved
+    ) -> None:
+        """Report the file locations that :func:`locations.resolve` did not find fit."""
         values = self.frames.column("file_location")
-        resolved = locations.resolve(self.con, values, path, roots)
         self.resolved = resolved
         for status in resolved.statuses():
             if status in (locations.OK, locations.S3, locations.EMPTY):
