@@ -108,17 +108,19 @@ def diff(con: duckdb.DuckDBPyConnection, mode: str) -> pd.DataFrame:
         else:
             rows.append((level, added, removed, changed, unchanged, 0))
     fields = ", ".join(DECISION_FIELDS)
-    (file_only,) = one(
-        con,
-        f"SELECT count(*) FROM (SELECT {fields} FROM v_decisions EXCEPT ALL "
-        f"SELECT {fields} FROM decisions WHERE {_in_projects()})",
-    ) or (0,)
-    (catalog_only,) = one(
-        con,
-        f"SELECT count(*) FROM (SELECT {fields} FROM decisions WHERE {_in_projects()} "
-        f"EXCEPT ALL SELECT {fields} FROM v_decisions)",
-    ) or (0,)
     (in_file,) = one(con, "SELECT count(*) FROM v_decisions") or (0,)
+    file_only, catalog_only = in_file, 0  # when the catalog has none of these projects'
+    if one(con, f"SELECT 1 FROM decisions WHERE {_in_projects()} LIMIT 1"):
+        (file_only,) = one(
+            con,
+            f"SELECT count(*) FROM (SELECT {fields} FROM v_decisions EXCEPT ALL "
+            f"SELECT {fields} FROM decisions WHERE {_in_projects()})",
+        ) or (0,)
+        (catalog_only,) = one(
+            con,
+            f"SELECT count(*) FROM (SELECT {fields} FROM decisions WHERE {_in_projects()} "
+            f"EXCEPT ALL SELECT {fields} FROM v_decisions)",
+        ) or (0,)
     removed = catalog_only if mode == "replace" else 0
     rows.append(("decisions", file_only, removed, 0, in_file - file_only, 0))
     return pd.DataFrame(
