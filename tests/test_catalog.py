@@ -145,6 +145,15 @@ def test_dry_run_reports_and_writes_nothing(catalog, project, write_csv):
     assert _snapshot(catalog) == before
 
 
+def test_dry_run_counts_every_decision_when_the_catalog_has_none(catalog, project):
+    catalog.sql("DELETE FROM decisions")  # P keeps its scans, not their decisions
+    report = catalog.import_file(project, by="admin", dry_run=True)
+    changes = report.changes.set_index("level")
+    assert changes.loc["decisions", "added"] == 2 and changes.loc["decisions", "removed"] == 0
+    assert changes.loc["scans", "unchanged"] == 3 and changes.loc["frames", "added"] == 0
+    assert catalog.decisions().empty
+
+
 def test_append_adds_new_and_keeps_existing(catalog, project, write_csv):
     rows = [
         frame_row(frame=0, file_location="images/E1/S1/moved.nii.gz"),
