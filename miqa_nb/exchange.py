@@ -109,7 +109,7 @@ def diff(con: duckdb.DuckDBPyConnection, mode: str) -> pd.DataFrame:
             rows.append((level, added, removed, changed, unchanged, 0))
     fields = ", ".join(DECISION_FIELDS)
     (in_file,) = one(con, "SELECT count(*) FROM v_decisions") or (0,)
-    file_only, catalog_only = in_file, 0  # when the catalog has none of these projects'
+    file_only, catalog_only = in_file, 0  # all new: the catalog has none of theirs
     if one(con, f"SELECT 1 FROM decisions WHERE {_in_projects()} LIMIT 1"):
         (file_only,) = one(
             con,

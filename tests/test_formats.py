@@ -103,7 +103,6 @@ def test_quoted_commas_quotes_and_newlines(tmp_path):
     assert rows.loc[0, "last_decision_note"] == "x;y"
 
 
-
 def test_notes_of_several_lines_across_read_blocks(tmp_path, monkeypatch):
     # Small blocks, so that many cuts between blocks fall inside a quoted note.
     monkeypatch.setattr(formats, "BLOCK_BYTES", 1 << 10)
@@ -120,6 +119,7 @@ def test_notes_of_several_lines_across_read_blocks(tmp_path, monkeypatch):
     assert not parsed.problems
     assert rows["experiment_notes"].tolist() == notes
     assert rows["scan_name"].tolist() == [f"S{n}" for n in range(400)]
+
 
 def test_rows_keep_the_files_order(tmp_path):
     path = tmp_path / "a.csv"
