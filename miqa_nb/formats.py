@@ -205,7 +205,7 @@ def read_csv(path: str | os.PathLike[str]) -> ParsedFile:
             )
         )
         head = head[len(_BOM) :]
-    first_line = head.split(b"\n", 1)[0].rstrip(b"\r")
+    first_line = head.split(b"\n", 1)[0].split(b"\r", 1)[0]  # lines end in \n, \r\n or \r
     try:
         header_text = first_line.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -103,22 +103,20 @@ def test_quoted_commas_quotes_and_newlines(tmp_path):
     assert rows.loc[0, "last_decision_note"] == "x;y"
 
 
-def test_notes_of_several_lines_across_read_blocks(tmp_path, monkeypatch):
+@pytest.mark.parametrize("end", ["\n", "\r\n", "\r"], ids=["LF", "CRLF", "CR"])
+def test_notes_of_several_lines_across_read_blocks(tmp_path, monkeypatch, end):
     # Small blocks, so that many cuts between blocks fall inside a quoted note.
     monkeypatch.setattr(formats, "BLOCK_BYTES", 1 << 10)
     path = tmp_path / "a.csv"
-    notes = [f'note {n}\n"line" two\nline three, end' for n in range(400)]
+    notes = [f'note {n}{end}"line" two{end}line three, end' for n in range(400)]
     quoted = ['"' + note.replace('"', '""') + '"' for note in notes]
-    path.write_text(
-        ",".join(MIQA_COLUMNS)
-        + "\n"
-        + "".join(f"P,E,S{n},T1,0,a.nii,{quoted[n]},,,,,,,,,\n" for n in range(400))
-    )
+    rows = "".join(f"P,E,S{n},T1,0,a.nii,{quoted[n]},,,,,,,,,{end}" for n in range(400))
+    path.write_bytes((",".join(MIQA_COLUMNS) + end + rows).encode())
     parsed = formats.read_csv(path)
-    rows = _rows(parsed)
+    frame = _rows(parsed)
     assert not parsed.problems
-    assert rows["experiment_notes"].tolist() == notes
-    assert rows["scan_name"].tolist() == [f"S{n}" for n in range(400)]
+    assert frame["experiment_notes"].tolist() == notes
+    assert frame["scan_name"].tolist() == [f"S{n}" for n in range(400)]
 
 
 def test_rows_keep_the_files_order(tmp_path):
