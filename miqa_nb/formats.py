@@ -18,6 +18,7 @@ import csv
 import difflib
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -266,6 +267,23 @@ def _csv_batches(path: Path, columns: list[str], parsed: ParsedFile) -> Iterator
         invalid.append((row.number, row.text, row.expected_columns, row.actual_columns))
         return "skip"
 
+    @contextlib.contextmanager
+    def quiet() -> Iterator[None]:
+        """pyarrow decodes a bad row's text before it calls ``skip_invalid``: for a row
+        that is not UTF-8 that fails, pyarrow raises (and the encoding is reported
+        below), and Python would print "Exception ignored" to the user."""
+        previous = sys.unraisablehook
+
+        def hook(unraisable: Any) -> None:
+            if unraisable.object is not skip_invalid:
+                previous(unraisable)
+
+        sys.unraisablehook = hook
+        try:
+            yield
+        finally:
+            sys.unraisablehook = previous
+
     def options(threads: bool, newlines: bool = True) -> dict[str, Any]:
         return {
             "read_options": pa_csv.ReadOptions(
@@ -290,31 +308,43 @@ def _csv_batches(path: Path, columns: list[str], parsed: ParsedFile) -> Iterator
     yielded = False
     try:
         if os.path.getsize(path) > STREAM_BYTES:
-            stream: Iterable[pa.RecordBatch] = pa_csv.open_csv(path, **options(True))
+            with quiet():
+                stream: Iterator[pa.RecordBatch] = pa_csv.open_csv(path, **options(True))
         else:
-            try:
-                # A quarter faster: blocks are cut at any line end. A cut inside a quoted
-                # value (a note of several lines) leaves the parser "out of sync with the
-                # chunker", and pyarrow says so: then read again, cutting between rows only.
-                table = pa_csv.read_csv(path, **options(True, newlines=False))
-            except pa.ArrowInvalid as exc:
-                if "out of sync" not in str(exc):
-                    raise
-                invalid.clear()
-                table = pa_csv.read_csv(path, **options(True))
-            stream = table.to_batches()
+            with quiet():
+                try:
+                    # A quarter faster: blocks are cut at any line end. A cut inside a
+                    # quoted value (a note of several lines) leaves the parser "out of sync
+                    # with the chunker", and pyarrow says so: then read again, cutting
+                    # between rows only.
+                    table = pa_csv.read_csv(path, **options(True, newlines=False))
+                except pa.ArrowInvalid as exc:
+                    if "out of sync" not in str(exc):
+                        raise
+                    invalid.clear()
+                    table = pa_csv.read_csv(path, **options(True))
+            stream = iter(table.to_batches())
             del table
-        for batch in stream:
-            if invalid:
+        while True:
+            with quiet():
+                batch = next(stream, None)
+            if batch is None or invalid:
                 break
             if batch.num_rows == 0:
                 continue
             yield _complete(batch, first_row)
             yielded = True
             first_row += batch.num_rows
+        if any(number is None for number, *_ in invalid):  # threads do not count lines
+            invalid.clear()
+            with quiet():
+                pa_csv.read_csv(path, **options(False))
     except pa.ArrowInvalid as exc:
-        if "UTF8" in str(exc) or "UTF-8" in str(exc):
-            row, position, byte = _find_bad_utf8(path)
+        # Text that is not UTF-8 may also show as a parse error (in a row with too many
+        # or too few fields): it is the first thing to fix.
+        bad = _find_bad_utf8(path)
+        if bad:
+            row, position, byte = bad
             parsed.problems.append(
                 Problem(
                     "error",
@@ -338,10 +368,6 @@ def _csv_batches(path: Path, columns: list[str], parsed: ParsedFile) -> Iterator
             )
         return
     if invalid:
-        if any(number is None for number, *_ in invalid):  # threads do not count lines
-            invalid.clear()
-            for _ in pa_csv.read_csv(path, **options(False)).to_batches():
-                pass
         for number, text, expected, actual in invalid[:20]:
             parsed.problems.append(
                 Problem(
@@ -390,15 +416,15 @@ def _complete(batch: pa.RecordBatch, first_row: int) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, schema=BATCH_SCHEMA)
 
 
-def _find_bad_utf8(path: Path) -> tuple[int, int, str]:
-    """Return (line, column, byte) of the first byte that is not UTF-8."""
+def _find_bad_utf8(path: Path) -> tuple[int, int, str] | None:
+    """(line, column, byte) of the first byte that is not UTF-8; None if there is none."""
     with open(path, "rb") as handle:
         for number, line in enumerate(handle, start=1):
             try:
                 line.decode("utf-8")
             except UnicodeDecodeError as exc:
                 return number, exc.start + 1, f"0x{line[exc.start]:02x}"
-    return 0, 0, "?"  # pragma: no cover - pandas and Python disagree
+    return None
 
 
 # -------------------------------------------------------------------------- JSON

@@ -92,6 +92,19 @@ def test_latin1_bytes_name_the_line(tmp_path):
     assert "UTF-8" in problem.message
 
 
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+def test_latin1_bytes_in_a_row_of_too_few_fields_name_the_line(tmp_path):
+    # pyarrow cannot hand this row to the handler of bad rows (it cannot decode it):
+    # the encoding is what is reported, and nothing is printed as "Exception ignored".
+    path = tmp_path / "a.csv"
+    body = ",".join(REQUIRED_COLUMNS) + "\nP,E,S,T1,0,a.nii\nP,E,Sé,T1\n"
+    path.write_bytes(body.encode("latin-1"))
+    parsed = formats.read_csv(path)
+    parsed.frame()
+    (problem,) = parsed.problems
+    assert problem.check == "encoding" and problem.row == 3 and "0xe9" in problem.message
+
+
 def test_quoted_commas_quotes_and_newlines(tmp_path):
     path = tmp_path / "a.csv"
     path.write_text(
