@@ -18,6 +18,7 @@ from ipyevents import Event
 from miqa_nb.review import ReviewSession
 from miqa_nb.vocabulary import ARTIFACTS, ArtifactState, Decision
 from miqa_nb.widgets._base import css, safe, text
+from miqa_nb.widgets.note import NoteArea
 from miqa_nb.widgets.shortcuts import (
     DECISION_KEYS,
     artifact_key_label,
@@ -93,7 +94,7 @@ class DecisionPanel(w.VBox):
             rows.append(w.HBox([label, toggle]))
         self.checklist = css(w.VBox(rows), "miqa-artifacts")
         self.note = css(
-            w.Textarea(
+            NoteArea(
                 placeholder="note (needed for UE, Q? and UN unless an artifact is present)",
                 layout=w.Layout(width="100%", height="4em"),
             ),

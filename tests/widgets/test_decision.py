@@ -65,6 +65,42 @@ def test_choose_mark_note_and_submit(start, project):
     assert "miqa-selected" not in panel.buttons[Decision.UNUSABLE]._dom_classes
 
 
+def _typed_on_the_page(panel, text, generation=None):
+    """What the page sends as the reviewer types (see miqa_nb/widgets/note.py)."""
+    note = panel.note
+    note._handle_custom_msg(
+        {"value": text, "generation": note.generation if generation is None else generation}, []
+    )
+
+
+def test_a_note_typed_on_the_page_is_the_one_submitted(start, project):
+    session = start("t2")
+    panel = DecisionPanel(session)
+    panel.buttons[Decision.QUESTIONABLE].click()
+    _typed_on_the_page(panel, "ghost")
+    _typed_on_the_page(panel, "ghosting in the phase direction")
+    assert session.pending.note == "ghosting in the phase direction"
+    panel.submit.click()
+    assert project.decisions(PROJECT).iloc[0]["note"] == "ghosting in the phase direction"
+
+
+def test_typing_that_arrives_after_the_next_scan_opened_is_dropped(start, project):
+    # A page's typing and the Enter that submits are sent in order; what was typed
+    # for the previous scan but arrives after the kernel moved on must not become the
+    # next scan's note.
+    session = start("t2")
+    panel = DecisionPanel(session)
+    panel.buttons[Decision.QUESTIONABLE].click()
+    _typed_on_the_page(panel, "ghosting")
+    typed_in = panel.note.generation
+    panel.submit.click()
+    assert session.key == ("E1", "S2") and panel.note.value == ""
+    _typed_on_the_page(panel, "ghosting, late", generation=typed_in)
+    assert session.pending.note == "" and panel.note.value == ""
+    _typed_on_the_page(panel, "fine")  # typed for this scan
+    assert session.pending.note == "fine"
+
+
 def test_clicking_the_chosen_decision_again_clears_it(start):
     session = start("t2")
     panel = DecisionPanel(session)
