@@ -81,28 +81,20 @@ def test_bom_is_accepted_with_a_warning(tmp_path):
     assert [(p.severity, p.check) for p in parsed.problems] == [("warning", "byte-order-mark")]
 
 
-def test_latin1_bytes_name_the_line(tmp_path):
+# A row of too few fields cannot be handed to the handler of bad rows (pyarrow cannot
+# decode it): the encoding is what is reported, and nothing is printed as "Exception
+# ignored".
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("row", ["P,E,Sé,T1,1,b.nii", "P,E,Sé,T1"], ids=["fields", "too-few"])
+def test_latin1_bytes_name_the_line(tmp_path, row):
     path = tmp_path / "a.csv"
-    body = ",".join(REQUIRED_COLUMNS) + "\nP,E,S,T1,0,a.nii\nP,E,Sé,T1,1,b.nii\n"
+    body = ",".join(REQUIRED_COLUMNS) + f"\nP,E,S,T1,0,a.nii\n{row}\n"
     path.write_bytes(body.encode("latin-1"))
     parsed = formats.read_csv(path)
     parsed.frame()
     (problem,) = parsed.problems
     assert problem.check == "encoding" and problem.row == 3 and "0xe9" in problem.message
     assert "UTF-8" in problem.message
-
-
-@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
-def test_latin1_bytes_in_a_row_of_too_few_fields_name_the_line(tmp_path):
-    # pyarrow cannot hand this row to the handler of bad rows (it cannot decode it):
-    # the encoding is what is reported, and nothing is printed as "Exception ignored".
-    path = tmp_path / "a.csv"
-    body = ",".join(REQUIRED_COLUMNS) + "\nP,E,S,T1,0,a.nii\nP,E,Sé,T1\n"
-    path.write_bytes(body.encode("latin-1"))
-    parsed = formats.read_csv(path)
-    parsed.frame()
-    (problem,) = parsed.problems
-    assert problem.check == "encoding" and problem.row == 3 and "0xe9" in problem.message
 
 
 def test_quoted_commas_quotes_and_newlines(tmp_path):
