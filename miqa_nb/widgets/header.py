@@ -10,6 +10,7 @@ history moves the viewer there (:meth:`ReviewSession.go_to`).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import ipywidgets as w
@@ -45,7 +46,11 @@ class ScanHeader(w.VBox):
         # Fixed heights: the claim line appears a moment after a scan opens, and scans
         # have histories of different lengths; neither may move the planes below (a
         # reviewer's mouse rests on a plane while the keys work). Long histories scroll.
-        self.history = css(w.VBox(layout=w.Layout(height="60px", overflow="auto")), "miqa-history")
+        self.empty = css(w.HTML("<i>no decisions yet</i>"), "miqa-history-empty")
+        self.rows: list[_HistoryRow] = []
+        self.history = css(
+            w.VBox([self.empty], layout=w.Layout(height="60px", overflow="auto")), "miqa-history"
+        )
         claim_row = w.HBox([self.claim, self.take_over], layout=w.Layout(min_height="32px"))
         super().__init__([self.info, claim_row, self.history], **kwargs)
         css(self, "miqa-header")
@@ -118,47 +123,80 @@ class ScanHeader(w.VBox):
         )
 
     def show_history(self) -> None:
-        rows: list[w.Widget] = []
-        for old in self.history.children:
-            close_tree(old)
-        for record in self.session.history.to_dict("records"):
-            present = [a for a in ARTIFACTS if record.get(a) == "present"]
-            note = _cell(record.get("note"))
-            parts = [
-                f'<b class="miqa-history-decision">{text(record.get("decision"))}</b>',
-                f'by <span class="miqa-history-creator">{text(record.get("creator"))}</span>',
-                f"at {text(_cell(record.get('created')) or 'unknown time')}",
-            ]
-            if present:
-                parts.append(f"artifacts: {text(', '.join(present))}")
-            if note:
-                parts.append(f'note: <span class="miqa-history-note">{text(note)}</span>')
-            children: list[w.Widget] = [css(w.HTML(" ".join(parts)), "miqa-history-text")]
-            location = _cell(record.get("location"))
-            if location and all(_cell(record.get(a)) is not None for a in "ijk"):
-                target = Location(
-                    float(record["i"]), float(record["j"]), float(record["k"]), location
-                )
-                button = css(
-                    w.Button(
-                        description=f"go to {location}",
-                        tooltip="move the viewer there",
-                        layout=w.Layout(width="auto"),
-                    ),
-                    "miqa-history-location",
-                )
-                button.on_click(safe(lambda _b, at=target: self.session.go_to(at)))
-                children.append(button)
-            rows.append(css(w.HBox(children), "miqa-history-row"))
-        if not rows:
-            rows.append(css(w.HTML("<i>no decisions yet</i>"), "miqa-history-empty"))
-        self.history.children = rows
+        """The open scan's decisions, newest first. Rows are kept and filled in, never
+        taken away: a page still drawing rows that are replaced (two updates a few ms
+        apart, as when a scan opens and then its history arrives) sends messages to
+        them once they are gone, an error in the page."""
+        records = self.session.history.to_dict("records")
+        if len(self.rows) < len(records):
+            while len(self.rows) < len(records):
+                self.rows.append(_HistoryRow(self.session.go_to))
+            self.history.children = [self.empty, *self.rows]
+        for row, record in zip(self.rows, records, strict=False):
+            row.show(_describe(record), _target(record))
+        for row in self.rows[len(records) :]:
+            row.hide()
+        self.empty.layout.display = "none" if records else ""
+
+    def shown_rows(self) -> list[_HistoryRow]:
+        """The history rows in view (the others wait, hidden, for a longer history)."""
+        return [row for row in self.rows if row.layout.display != "none"]
 
     def close(self) -> None:
         self._unobserve()
         for child in self.history.children:
             close_tree(child)
         super().close()
+
+
+class _HistoryRow(w.HBox):
+    """One decision of the history, and a button to its location of interest, if any."""
+
+    def __init__(self, go_to: Callable[[Location], None]) -> None:
+        self.text = css(w.HTML(), "miqa-history-text")
+        self.go = css(
+            w.Button(tooltip="move the viewer there", layout=w.Layout(width="auto")),
+            "miqa-history-location",
+        )
+        self.target: Location | None = None
+        self.go.on_click(safe(lambda _b: go_to(self.target) if self.target else None))
+        super().__init__([self.text, self.go])
+        css(self, "miqa-history-row")
+
+    def show(self, description: str, target: Location | None) -> None:
+        self.text.value = description
+        self.target = target
+        self.go.description = "" if target is None else f"go to {target.text}"
+        self.go.layout.display = "none" if target is None else ""
+        self.layout.display = ""
+
+    def hide(self) -> None:
+        self.layout.display = "none"
+        self.target = None
+
+
+def _describe(record: Mapping[Any, Any]) -> str:
+    """A decision as HTML: code, creator, time, artifacts present and note (escaped)."""
+    present = [a for a in ARTIFACTS if record.get(a) == "present"]
+    note = _cell(record.get("note"))
+    parts = [
+        f'<b class="miqa-history-decision">{text(record.get("decision"))}</b>',
+        f'by <span class="miqa-history-creator">{text(record.get("creator"))}</span>',
+        f"at {text(_cell(record.get('created')) or 'unknown time')}",
+    ]
+    if present:
+        parts.append(f"artifacts: {text(', '.join(present))}")
+    if note:
+        parts.append(f'note: <span class="miqa-history-note">{text(note)}</span>')
+    return " ".join(parts)
+
+
+def _target(record: Mapping[Any, Any]) -> Location | None:
+    """The decision's location of interest, when it stored one."""
+    location = _cell(record.get("location"))
+    if not location or any(_cell(record.get(a)) is None for a in "ijk"):
+        return None
+    return Location(float(record["i"]), float(record["j"]), float(record["k"]), location)
 
 
 def _last(decision: str | None, creator: str | None) -> str | None:

@@ -36,7 +36,8 @@ def test_untrusted_text_is_escaped_and_only_web_links_are_links(start):
 def test_history_with_creators_times_notes_and_locations(start, project):
     session = start("t2", filter="all")
     header = ScanHeader(session)
-    assert "no decisions yet" in header.history.children[0].value
+    assert "no decisions yet" in header.empty.value and not header.shown_rows()
+    assert header.empty.layout.display != "none"
     project.record_decision(
         PROJECT,
         "E1",
@@ -49,18 +50,27 @@ def test_history_with_creators_times_notes_and_locations(start, project):
     )
     project.record_decision(PROJECT, "E1", "S1", "U", by="t2b")
     session.refresh()
-    rows = header.history.children
-    assert len(rows) == 2
-    newest, oldest = rows[0].children[0].value, rows[1].children[0].value
+    rows = header.shown_rows()
+    assert len(rows) == 2 and header.empty.layout.display == "none"
+    newest, oldest = rows[0].text.value, rows[1].text.value
     assert "U" in newest and "t2b" in newest
     assert "Q?" in oldest and "t1" in oldest and "lesions" in oldest
     assert "<img" not in oldest and "&lt;img" in oldest
     assert "miqa-history" in header.history._dom_classes
-    go = rows[1].children[1]
-    assert "miqa-history-location" in go._dom_classes
+    assert rows[0].go.layout.display == "none"  # no location stored
+    go = rows[1].go
+    assert "miqa-history-location" in go._dom_classes and go.description == "go to " + (
+        rows[1].target.text
+    )
     go.click()
     assert session.crosshair == (-10.0, 5.0, 4.0)
     assert "state: <b>complete</b>" in header.info.value
+    # Another scan, with no decision: the rows are hidden, not taken away (the page
+    # may still be drawing them).
+    kept = list(header.history.children)
+    session.open(("E1", "S2"))
+    assert not header.shown_rows() and header.empty.layout.display != "none"
+    assert list(header.history.children) == kept
 
 
 def test_claims_are_shown_and_superusers_may_take_over(start):
