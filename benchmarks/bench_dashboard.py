@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -44,21 +45,15 @@ from _common import build_review_catalog
 
 from miqa_nb.serve import Server, start
 
+# The browser tests' Chromium and flags (a benchmark is run from a checkout).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from browser.chromium import CHROMIUM, CHROMIUM_ARGS
+
 SIZE = 256
 DISTINCT = 5
 COMPRESSLEVEL = 3
 PROJECT = "Bench"
 USER = "rev"
-CHROMIUM = os.environ.get("MIQA_NB_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PLANES = ("axial", "coronal", "sagittal")
 REVIEW = ".miqa-review-area .miqa-review"
 TARGETS = {"first_cold": 3.0, "next_p50": 0.250, "slice_p50": 0.100}
@@ -205,25 +200,24 @@ def next_scans(page: Any, n: int, look: float) -> list[float]:
 def slice_keys(page: Any, n: int) -> list[float]:
     page.evaluate(WATCH_JS)
     hover_plane(page)
-    axial = [f"{REVIEW} img.miqa-plane-axial"]
-    times = []
-    for i in range(n):
-        page.wait_for_timeout(150)
-        times.append(key_to_pictures(page, "ArrowUp" if i % 2 == 0 else "ArrowDown", axial))
-    return times
+    return _alternating_keys(page, n, "ArrowUp", "ArrowDown")
 
 
 def slider_keys(page: Any, n: int) -> list[float]:
     """The axial slice slider moved with its own keyboard (ipywidgets' noUiSlider)."""
     page.evaluate(WATCH_JS)
     page.mouse.move(1, 1)  # off the planes: ipyevents would take the keys
-    handle = page.locator(f"{REVIEW} .miqa-slice-axial .noUi-handle")
-    handle.focus()
+    page.locator(f"{REVIEW} .miqa-slice-axial .noUi-handle").focus()
+    return _alternating_keys(page, n, "ArrowRight", "ArrowLeft")
+
+
+def _alternating_keys(page: Any, n: int, first: str, second: str) -> list[float]:
+    """``n`` presses, alternating two keys: each the time until the axial plane changes."""
     axial = [f"{REVIEW} img.miqa-plane-axial"]
     times = []
     for i in range(n):
         page.wait_for_timeout(150)
-        times.append(key_to_pictures(page, "ArrowRight" if i % 2 == 0 else "ArrowLeft", axial))
+        times.append(key_to_pictures(page, first if i % 2 == 0 else second, axial))
     return times
 
 
@@ -268,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         slices: list[float] = []
         sliders: list[float] = []
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             try:
                 for run in range(n_cold):
                     server, log = start_server(catalog, folder, run)

@@ -9,7 +9,6 @@ tests skip with that reason when it is missing. Screenshots go to
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -18,18 +17,9 @@ from pathlib import Path
 import pytest
 from widgets_dashboard.dashboard_catalog import DashboardCatalog, build
 
+from .chromium import CHROMIUM, CHROMIUM_ARGS
 from .review_site import add_review_project
 
-CHROMIUM = Path(os.environ.get("MIQA_NB_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 SCREENSHOTS = ARTIFACTS / "screenshots"
 #: Console messages that are expected offline (Voila asks a CDN for a font).
