@@ -34,6 +34,7 @@ import shutil
 import sys
 import tempfile
 import time
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -312,6 +313,8 @@ def main(argv: list[str]) -> int:
             f"medians"
         )
         print(f"file: {csv} ({mb(csv.stat().st_size)}, written in {seconds:.1f} s, seed {SEED})")
+        # The baseline depends on it: pandas 3 reads strings into Arrow, on several threads.
+        print(", ".join(f"{name} {version(name)}" for name in ("pandas", "pyarrow", "duckdb")))
         print(
             "note: the frame files do not exist; validation reports them as missing-file "
             "warnings and the import proceeds"
