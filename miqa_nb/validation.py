@@ -147,17 +147,18 @@ def validate(
         report.extend(parsed.problems)
         if runs is None or not report.ok:
             return staged
-        runs, frames = _stage_rows(con, runs, frames, parsed)
-        bar.update()
-        bar.set_postfix_str(steps[1])
-        checker = _Checker(con, report, scan_types or ScanTypes(), runs, frames)
+        frames = _trimmed(frames, FRAME_COLUMNS)
         roots_ = locations.DataRoots.from_setting(roots, os.path.dirname(os.path.abspath(path)))
         # The locations are resolved (in DuckDB, Arrow and the file system, which let go
-        # of the GIL) on a second connection while the values are checked.
+        # of the GIL) on a second connection while the rows are staged and checked.
         with ThreadPoolExecutor(1) as pool, con.cursor() as second:
             resolving = pool.submit(
                 locations.resolve, second, frames.column("file_location"), path, roots_
             )
+            runs = _stage_rows(con, runs, frames, parsed)
+            bar.update()
+            bar.set_postfix_str(steps[1])
+            checker = _Checker(con, report, scan_types or ScanTypes(), runs, frames)
             checker.run(parsed.kind, project)
             bar.update()
             bar.set_postfix_str(steps[2])
@@ -241,16 +242,15 @@ def _split(batches: Iterable[pa.RecordBatch]) -> tuple[pa.Table | None, pa.Table
 
 def _stage_rows(
     con: duckdb.DuckDBPyConnection, runs: pa.Table, frames: pa.Table, parsed: formats.ParsedFile
-) -> tuple[pa.Table, pa.Table]:
+) -> pa.Table:
     """Table ``runs`` (trimmed, see :data:`formats.UNTRIMMED`), ``json_decisions`` (the
-    decisions of a JSON file) and view ``frames`` over the frame rows, which stay in Arrow
-    (trimmed; ``_n`` = 1 so that checks count rows alike in both). Returns the runs and
-    the frame rows as trimmed."""
+    decisions of a JSON file) and view ``frames`` over the frame rows (trimmed already),
+    which stay in Arrow (``_n`` = 1 so that checks count rows alike in both). Returns the
+    runs as trimmed."""
     runs = _trimmed(runs, [c for c in RUN_COLUMNS if c not in formats.UNTRIMMED])
     con.register("runs_in", runs)
     con.execute("CREATE TABLE runs AS SELECT * FROM runs_in")
     con.unregister("runs_in")
-    frames = _trimmed(frames, FRAME_COLUMNS)
     con.register("frames_in", frames)
     con.execute("CREATE TEMP VIEW frames AS SELECT *, 1 AS _n FROM frames_in")
     decisions = parsed.decisions
@@ -264,7 +264,7 @@ def _stage_rows(
     )
     con.execute(f"CREATE TABLE json_decisions AS SELECT {select}, _order, _path FROM decisions_in")
     con.unregister("decisions_in")
-    return runs, frames
+    return runs
 
 
 def _trimmed(table: pa.Table, columns: Iterable[str]) -> pa.Table:
