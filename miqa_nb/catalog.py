@@ -323,13 +323,60 @@ class Catalog:
         )
 
     def add_scan_type(self, name: str, *, alias_of: str | None = None, by: str) -> None:
-        """Accept a new scan type, or a new alias of a type (superusers)."""
+        """Accept a new scan type, or another name for a type (superusers).
+
+        Names match case-insensitively, so a name that already means a type is refused
+        unless it means that same type (then nothing changes). Scans already imported
+        keep their types; later imports and validations accept the new name.
+        """
         name = _check_name(name, "scan type")
         with self.store.transaction() as con:
             permissions.require_superuser(self._standing(con, by), "add scan types")
-            if alias_of is not None:
-                alias_of = self.scan_types().parse(alias_of)
-            con.execute("INSERT OR REPLACE INTO scan_types VALUES (?, ?)", [name, alias_of])
+            known = self.scan_types()  # nested calls share the open connection
+            target = None if alias_of is None else known.parse(alias_of)
+            means = known.known(name)
+            if means is not None:
+                if (means == target) if target else (means.lower() == name.lower()):
+                    return  # already so
+                what = "the scan type" if means.lower() == name.lower() else "a name of"
+                raise MiqaError(
+                    f"{name!r} is already {what} {means!r} (names match in any case), and a "
+                    "name means one type only; choose another name"
+                )
+            con.execute("INSERT INTO scan_types VALUES (?, ?)", [name, target])
+
+    def remove_scan_type(self, name: str, *, by: str) -> list[str]:
+        """Remove a scan type or alias this catalog added (superusers); a type goes with
+        its aliases. MIQA's own types and names stay, and so does a type that scans have.
+        Returns the names removed."""
+        with self.store.transaction() as con:
+            permissions.require_superuser(self._standing(con, by), "remove scan types")
+            found = one(
+                con, "SELECT name, alias_of FROM scan_types WHERE lower(name) = lower(?)", [name]
+            )
+            if found is None:
+                builtin = self.scan_types().known(name) is not None
+                raise MiqaError(
+                    f"scan type {name!r} is one of MIQA's names; it cannot be removed"
+                    if builtin
+                    else f"scan type {name!r} is not one this catalog added (see its scan_types())"
+                )
+            stored, alias_of = found
+            if alias_of is None:
+                (used,) = one(con, "SELECT count(*) FROM scans WHERE type = ?", [stored]) or (0,)
+                if used:
+                    raise MiqaError(
+                        f"{used} scan(s) have type {stored!r}; import them with another type "
+                        "(or remove their projects) before removing it"
+                    )
+            removed = [
+                r[0]
+                for r in con.execute(
+                    "DELETE FROM scan_types WHERE name = ? OR alias_of = ? RETURNING name",
+                    [stored, stored],
+                ).fetchall()
+            ]
+        return sorted(removed, key=lambda n: (n != stored, n.lower()))
 
     # ----------------------------------------------------------- import, export
 

@@ -95,6 +95,16 @@ def _parser() -> argparse.ArgumentParser:
     p = roles.add_parser("list", help="list roles")
     p.add_argument("--project")
 
+    types = sub.add_parser("scan-types", help="list or extend the scan types").add_subparsers(
+        dest="action", required=True
+    )
+    types.add_parser("list", help="list the scan types and their other names")
+    p = types.add_parser("add", help="accept a new scan type, or another name for one")
+    p.add_argument("name")
+    p.add_argument("--alias-of", metavar="TYPE", help="make NAME another name of TYPE")
+    p = types.add_parser("remove", help="remove a scan type or name this catalog added")
+    p.add_argument("name")
+
     p = sub.add_parser("serve", help="serve the reviewer dashboard (Voila) on 127.0.0.1")
     p.add_argument("--port", type=int, default=None, help="port (default: a free one)")
     p.add_argument("--token", default=None, help="access token (default: a random one)")
@@ -185,7 +195,27 @@ def _run(args: argparse.Namespace) -> int:
         else:
             print(catalog.roles(args.project).to_string(index=False))
         return 0
+    if args.command == "scan-types":
+        return _scan_types(args, catalog, user)
     raise AssertionError(args.command)  # pragma: no cover - argparse rejects the rest
+
+
+def _scan_types(args: argparse.Namespace, catalog: Catalog, user: str) -> int:
+    if args.action == "add":
+        catalog.add_scan_type(args.name, alias_of=args.alias_of, by=user)
+        means = catalog.scan_types().parse(args.name)
+        print(f"{args.name!r} " + ("is a scan type" if means == args.name else f"means {means!r}"))
+    elif args.action == "remove":
+        print("removed " + ", ".join(map(repr, catalog.remove_scan_type(args.name, by=user))))
+    else:
+        types = catalog.scan_types()
+        own = set(types.extra)
+        width = max(map(len, types.names()))
+        for name in types.names():
+            aliases = ", ".join(types.aliases_of(name))
+            line = f"{name:<{width}}  {'(this catalog)' if name in own else '(MIQA)':<14}"
+            print(f"{line}  {'also: ' + aliases if aliases else ''}".rstrip())
+    return 0
 
 
 def _numbers(text: str, count: int, what: str) -> tuple[float, ...]:

@@ -134,9 +134,18 @@ class ScanTypes:
         table.update({k.lower(): v for k, v in self.aliases.items()})
         return table
 
+    def known(self, text: str) -> str | None:
+        """The canonical scan type ``text`` names, or None."""
+        return self._lookup().get(text.strip().lower())
+
+    def aliases_of(self, scan_type: str) -> tuple[str, ...]:
+        """The other names of a canonical type: MIQA's common ones, then the catalog's."""
+        builtin = tuple(k for k, v in SCAN_TYPE_ALIASES.items() if v == scan_type)
+        return builtin + tuple(k for k, v in self.aliases.items() if v == scan_type)
+
     def parse(self, text: str) -> str:
         """Return the canonical scan type for ``text``."""
-        found = self._lookup().get(text.strip().lower())
+        found = self.known(text)
         if found is None:
             raise VocabularyError(
                 f"scan type {text!r} is not known; use one of {', '.join(self.names())} "

@@ -331,3 +331,78 @@ def test_places_resume_review(catalog, project):
     assert catalog.place("P", by="admin") is None
     catalog.set_place("P", "E2", "S3", by="admin")
     assert catalog.place("P", by="admin") == ("E2", "S3")
+
+
+def test_a_catalog_learns_scan_types(catalog, write_csv, tmp_path):
+    path = write_csv(
+        [
+            frame_row(scan="S1", scan_type="FLAIR"),
+            frame_row(scan="S2", scan_type="flair3d"),
+            frame_row(scan="S3", scan_type="3D-T1"),
+        ]
+    )
+    with pytest.raises(ImportFileError) as info:
+        catalog.import_file(path, by="admin")
+    assert {p.value for p in info.value.report.errors} == {"FLAIR", "flair3d", "3D-T1"}
+
+    catalog.add_scan_type("FLAIR", by="admin")
+    catalog.add_scan_type("flair3d", alias_of="flair", by="admin")  # any case
+    catalog.add_scan_type("3D-T1", alias_of="t1w", by="admin")  # an alias leads to its type
+    catalog.add_scan_type("Flair", by="admin")  # already so: nothing changes
+    catalog.add_scan_type("mprage", alias_of="T1", by="admin")
+    assert catalog.sql(
+        "SELECT name, coalesce(alias_of, '') FROM scan_types ORDER BY 1"
+    ).values.tolist() == [
+        ["3D-T1", "T1"],
+        ["FLAIR", ""],
+        ["flair3d", "FLAIR"],
+    ]
+    catalog.import_file(path, by="admin")
+    assert catalog.scans()["type"].tolist() == ["FLAIR", "FLAIR", "T1"]
+    exported = pd.read_csv(catalog.export_file(tmp_path / "out.csv", by="admin"))
+    assert exported["scan_type"].tolist() == ["FLAIR", "FLAIR", "T1"]
+
+    again = Catalog(catalog.path)  # another process, later
+    assert again.scan_types().parse("FLAIR3D") == "FLAIR"
+    assert again.scan_types().aliases_of("FLAIR") == ("flair3d",)
+    assert again.scan_types().names()[-1] == "FLAIR"  # after MIQA's own
+
+
+def test_scan_type_refusals_change_nothing(catalog):
+    catalog.add_user("t1", by="admin")
+    catalog.add_scan_type("FLAIR", by="admin")
+    before = catalog.sql("SELECT * FROM scan_types ORDER BY 1")
+    with pytest.raises(PermissionDenied):
+        catalog.add_scan_type("SWI", by="t1")
+    with pytest.raises(MiqaError, match=r"'t1w' is already a name of 'T1'"):
+        catalog.add_scan_type("t1w", by="admin")  # MIQA's alias cannot become a type
+    with pytest.raises(MiqaError, match=r"'t2' is already the scan type 'T2'"):
+        catalog.add_scan_type("t2", alias_of="T1", by="admin")
+    with pytest.raises(MiqaError, match=r"'FLAIR' is already the scan type 'FLAIR'"):
+        catalog.add_scan_type("FLAIR", alias_of="T2", by="admin")
+    with pytest.raises(MiqaError, match="scan type 'T7' is not known"):
+        catalog.add_scan_type("SWI", alias_of="T7", by="admin")
+    with pytest.raises(MiqaError, match="one line"):
+        catalog.add_scan_type("SWI\nT1", by="admin")
+    with pytest.raises(MiqaError, match="one of MIQA's names"):
+        catalog.remove_scan_type("mprage", by="admin")
+    with pytest.raises(MiqaError, match="not one this catalog added"):
+        catalog.remove_scan_type("SWI", by="admin")
+    with pytest.raises(PermissionDenied):
+        catalog.remove_scan_type("FLAIR", by="t1")
+    pd.testing.assert_frame_equal(catalog.sql("SELECT * FROM scan_types ORDER BY 1"), before)
+
+
+def test_removing_a_scan_type(catalog, write_csv):
+    catalog.add_scan_type("FLAIR", by="admin")
+    catalog.add_scan_type("flair3d", alias_of="FLAIR", by="admin")
+    catalog.add_scan_type("3D-T1", alias_of="T1", by="admin")
+    catalog.import_file(write_csv([frame_row(scan_type="flair")]), by="admin")
+    with pytest.raises(MiqaError, match=r"1 scan\(s\) have type 'FLAIR'"):
+        catalog.remove_scan_type("flair", by="admin")
+    assert catalog.remove_scan_type("3d-t1", by="admin") == ["3D-T1"]
+    catalog.import_file(write_csv([frame_row(scan_type="T2")]), by="admin")  # replaces P
+    assert catalog.remove_scan_type("FLAIR", by="admin") == ["FLAIR", "flair3d"]
+    assert catalog.sql("SELECT count(*) AS n FROM scan_types").n[0] == 0
+    with pytest.raises(MiqaError, match="not known"):
+        catalog.scan_types().parse("flair3d")

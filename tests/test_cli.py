@@ -87,3 +87,19 @@ def test_render_writes_three_planes(tmp_path, samples, capsys):
     assert main(["render", str(tmp_path / "missing.nii.gz"), "--out", str(tmp_path)]) == 1
     assert "missing.nii.gz" in capsys.readouterr().err
     assert main(["render", str(image), "--out", str(tmp_path), "--at", "1,2"]) == 1
+
+
+def test_scan_types(cli, write_csv, capsys):
+    assert main(["scan-types", "add", "FLAIR"]) == 0
+    assert main(["scan-types", "add", "flair3d", "--alias-of", "flair"]) == 0
+    assert "'flair3d' means 'FLAIR'" in capsys.readouterr().out
+    assert main(["scan-types", "add", "bold", "--alias-of", "T1"]) == 1
+    assert "'bold' is already a name of 'FMRI'" in capsys.readouterr().err
+    assert main(["scan-types", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["T1", "(MIQA)", "also:", "t1w,", "t1-weighted,", "mprage"]
+    assert lines[-1].split() == ["FLAIR", "(this", "catalog)", "also:", "flair3d"]
+    assert main(["import", str(write_csv([frame_row(scan_type="FLAIR3D")]))]) == 0
+    assert Catalog(cli).scans()["type"].tolist() == ["FLAIR"]
+    assert main(["scan-types", "remove", "flair3d"]) == 0
+    assert "removed 'flair3d'" in capsys.readouterr().out
