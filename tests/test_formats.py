@@ -97,6 +97,21 @@ def test_latin1_bytes_name_the_line(tmp_path, row):
     assert "UTF-8" in problem.message
 
 
+def test_a_header_not_in_utf8(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_bytes(("projé_name," + ",".join(REQUIRED_COLUMNS[1:]) + "\n").encode("latin-1"))
+    (problem,) = formats.read_csv(path).problems
+    assert (problem.check, problem.row) == ("encoding", 1)
+    assert "b'\\xe9'" in problem.message and "save the file as UTF-8" in problem.message
+
+
+def test_a_column_twice(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text(",".join(REQUIRED_COLUMNS) + ",Scan_Name\nP,E,S,T1,0,a.nii,S\n")
+    (problem,) = formats.read_csv(path).problems
+    assert (problem.check, problem.column) == ("duplicate-column", "scan_name")
+
+
 def test_quoted_commas_quotes_and_newlines(tmp_path):
     path = tmp_path / "a.csv"
     path.write_text(
@@ -216,6 +231,32 @@ def test_json_with_decision_history(samples):
 def test_json_structure_problems_give_the_path(tmp_path, document, check, path):
     parsed = _json(tmp_path, document)
     assert any(p.check == check and p.path == path for p in parsed.problems), parsed.problems
+
+
+_SCAN = {"type": "T1", "frames": {"0": {"file_location": "a.nii"}}}
+
+
+@pytest.mark.parametrize(
+    ("scan", "experiment", "check", "path"),
+    [
+        ({**_SCAN, "decisions": {"decision": "U"}}, None, "json-structure", '["S"]["decisions"]'),
+        ({**_SCAN, "decisions": ["U"]}, None, "json-structure", '["S"]["decisions"][0]'),
+        (None, {"notes": "no scans"}, "empty-experiment", '["experiments"]["E"]'),
+    ],
+    ids=["decisions-not-a-list", "decision-not-an-object", "experiment-without-scans"],
+)
+def test_json_decisions_and_experiments_nested_wrongly(tmp_path, scan, experiment, check, path):
+    experiment = experiment or {"scans": {"S": scan}}
+    document = {"projects": {"P": {"experiments": {"E": experiment}}}}
+    problems = [p for p in _json(tmp_path, document).problems if p.check == check]
+    assert problems and problems[0].path.endswith(path), problems
+
+
+def test_json_not_in_utf8(tmp_path):
+    path = tmp_path / "a.json"
+    path.write_bytes('{"projects": {"Projé": {}}}'.encode("latin-1"))
+    (problem,) = formats.read_json(path).problems
+    assert problem.check == "encoding" and "save it as UTF-8" in problem.message
 
 
 def test_malformed_json(tmp_path):
