@@ -1,6 +1,7 @@
 """Several processes share one catalog file: no lost writes, locks retried, never held."""
 
 import multiprocessing as mp
+import re
 import subprocess
 import sys
 import time
@@ -9,7 +10,7 @@ import duckdb
 import pytest
 from support import frame_row
 
-from miqa_nb import Catalog, CatalogBusy
+from miqa_nb import Catalog, CatalogBusy, MiqaError
 
 
 def _review(path: str, user: str, scans: list[str], barrier) -> list[int]:
@@ -87,3 +88,19 @@ def test_catalog_busy_while_another_miqa_process_works(catalog):
     finally:
         os.close(fd)
     assert catalog.users()["name"].tolist() == ["admin"]
+
+
+def test_a_catalog_of_another_schema_version_is_refused(catalog):
+    con = duckdb.connect(str(catalog.path))
+    con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    con.close()
+    with pytest.raises(MiqaError, match=r"has catalog schema version 99.*upgrade miqa_nb"):
+        Catalog(catalog.path)
+
+
+def test_a_file_that_is_not_a_catalog_is_a_clear_error(tmp_path):
+    path = tmp_path / "notes.duckdb"
+    path.write_text("not a database")
+    with pytest.raises(MiqaError, match=re.escape(f"cannot open the catalog {path}")):
+        Catalog(path)
+    assert path.read_text() == "not a database"
