@@ -6,7 +6,7 @@ import pytest
 from support import frame_row
 
 from miqa_nb.formats import REQUIRED_COLUMNS
-from miqa_nb.validation import validate
+from miqa_nb.validation import MAX_LISTED, validate
 from miqa_nb.vocabulary import ScanTypes
 
 
@@ -64,6 +64,26 @@ def test_scan_rows_disagreeing_name_both_rows(write_csv):
     assert set(problems) == {"subject_id", "scan_type"}
     assert "row 2 has 'a', row 3 has 'b'" in problems["subject_id"].message
     assert "row 5" in problems["scan_type"].message  # t1 and T1 agree; T2 does not
+
+
+def test_an_experiments_notes_must_agree(write_csv):
+    rows = [
+        frame_row(scan="S1", experiment_notes="moved"),
+        frame_row(scan="S2", experiment_notes=""),  # given once is enough
+        frame_row(scan="S3", experiment_notes="moved, twice"),
+        frame_row(experiment="E2", scan="S4", experiment_notes="other"),
+    ]
+    (problem,) = _problems(validate(write_csv(rows)), "experiment-conflict")
+    assert (problem.row, problem.column, problem.value) == (4, "experiment_notes", "moved, twice")
+    assert "row 2 has 'moved', row 4 has 'moved, twice'" in problem.message
+
+
+def test_many_distinct_bad_values_are_listed_up_to_a_bound(write_csv):
+    rows = [frame_row(scan=f"S{n}", scan_type=f"T{n + 10}") for n in range(MAX_LISTED + 5)]
+    problems = _problems(validate(write_csv(rows, make_files=False)), "unknown-scan-type")
+    assert len(problems) == MAX_LISTED + 1
+    assert [p.value for p in problems[:2]] == ["T10", "T11"]  # in the file's order
+    assert "more distinct values fail this check in 'scan_type'" in problems[-1].message
 
 
 def test_a_scan_whose_rows_are_apart_is_one_scan(write_csv):
