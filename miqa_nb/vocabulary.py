@@ -149,7 +149,7 @@ class ScanTypes:
         if found is None:
             raise VocabularyError(
                 f"scan type {text!r} is not known; use one of {', '.join(self.names())} "
-                "(or add it to the catalog's scan types)"
+                "(or a superuser adds it to the catalog: miqa-nb scan-types add NAME)"
             )
         return found
 
