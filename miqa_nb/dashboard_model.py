@@ -371,6 +371,28 @@ class AdminActions:
         parsed = None if role in (None, "", "none") else Role.parse(str(role))
         self.catalog.set_role(project, member, parsed, by=self.user)
 
+    def scan_types(self) -> pd.DataFrame:
+        """The scan types this catalog added (``name``, ``type``: what it means)."""
+        types = self.catalog.scan_types()
+        rows = [(t, t) for t in types.extra] + sorted(types.aliases.items(), key=lambda a: a[1])
+        return pd.DataFrame(rows, columns=["name", "type"], dtype=object)
+
+    def scan_type_names(self) -> tuple[str, ...]:
+        """Every scan type the catalog accepts (MIQA's first)."""
+        return self.catalog.scan_types().names()
+
+    def add_scan_type(self, name: str, alias_of: str | None = None) -> str:
+        """Accept a new scan type, or another name for one (superusers); returns the
+        type the name means."""
+        self._require_global("add scan types")
+        self.catalog.add_scan_type(name, alias_of=alias_of or None, by=self.user)
+        return self.catalog.scan_types().parse(name)
+
+    def remove_scan_type(self, name: str) -> list[str]:
+        """Remove a scan type or name the catalog added (superusers); the names removed."""
+        self._require_global("remove scan types")
+        return self.catalog.remove_scan_type(name, by=self.user)
+
 
 def _none_if_missing(value: object) -> str | None:
     return None if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)

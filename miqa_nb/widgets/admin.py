@@ -12,7 +12,9 @@ only after a dry run of the same mode), ``miqa-import-report``; ``miqa-export``,
 ``miqa-global-import-path``, ``miqa-global-export-path``, ``miqa-save-global-paths``,
 ``miqa-global-dry-run``, ``miqa-global-import``, ``miqa-global-export``; users and
 roles: ``miqa-roles``, ``miqa-role-user``, ``miqa-role``, ``miqa-set-role``,
-``miqa-new-user``, ``miqa-new-superuser``, ``miqa-add-user``.
+``miqa-new-user``, ``miqa-new-superuser``, ``miqa-add-user``; scan types (superusers,
+``miqa-admin-scan-types``): ``miqa-scan-types``, ``miqa-scan-type-name``,
+``miqa-scan-type-of``, ``miqa-add-scan-type``, ``miqa-remove-scan-type``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from miqa_nb.vocabulary import Role
 from miqa_nb.widgets.status import StatusBar
 
 __all__ = ["AdminPanel", "report_html", "table_html"]
+
+#: The "means" of a name that is a new scan type (not another name for one).
+NEW_TYPE = "(a new type)"
 
 
 def table_html(frame: pd.DataFrame) -> str:
@@ -135,6 +140,7 @@ class AdminPanel:
         self.global_box: widgets.VBox | None = None
         if actions.global_allowed:
             sections.append(("Global import and export (superusers)", self._global_section()))
+            sections.append(("Scan types (superusers)", self._scan_types_section()))
         if upload is not None:
             sections.append(("Upload scans", upload))
         children: list[widgets.Widget] = [
@@ -289,3 +295,46 @@ class AdminPanel:
         self.new_user.value = ""
         self._refresh_roles()
         self.status.ok(f"Added user {name}.")
+
+    # --------------------------------------------------------------- scan types
+
+    def _scan_types_section(self) -> widgets.VBox:
+        guard = self.status.guard
+        self.scan_types = widgets.HTML()
+        self.scan_types.add_class("miqa-scan-types")
+        self.scan_type_name = widgets.Text(description="Name", placeholder="FLAIR")
+        self.scan_type_name.add_class("miqa-scan-type-name")
+        self.scan_type_of = widgets.Dropdown(description="Means", options=[])
+        self.scan_type_of.add_class("miqa-scan-type-of")
+        add = _button("Add", "miqa-add-scan-type")
+        add.on_click(guard(lambda _b: self._add_scan_type()))
+        remove = _button("Remove", "miqa-remove-scan-type")
+        remove.on_click(guard(lambda _b: self._remove_scan_type()))
+        self._refresh_scan_types()
+        box = widgets.VBox(
+            [self.scan_types, widgets.HBox([self.scan_type_name, self.scan_type_of, add, remove])]
+        )
+        box.add_class("miqa-admin-scan-types")
+        return box
+
+    def _refresh_scan_types(self) -> None:
+        own = self.actions.scan_types()
+        self.scan_types.value = (
+            table_html(own) if len(own) else "<p>This catalog accepts MIQA's scan types only.</p>"
+        )
+        names = self.actions.scan_type_names()
+        self.scan_type_of.options = [(NEW_TYPE, ""), *((n, n) for n in names)]
+        self.scan_type_of.value = ""
+
+    def _add_scan_type(self) -> None:
+        name = self.scan_type_name.value.strip()
+        means = self.actions.add_scan_type(name, self.scan_type_of.value)
+        self.scan_type_name.value = ""
+        self._refresh_scan_types()
+        self.status.ok(f"{name} is a scan type." if means == name else f"{name} means {means}.")
+
+    def _remove_scan_type(self) -> None:
+        removed = self.actions.remove_scan_type(self.scan_type_name.value.strip())
+        self.scan_type_name.value = ""
+        self._refresh_scan_types()
+        self.status.ok("Removed " + ", ".join(removed) + ".")

@@ -205,6 +205,33 @@ def test_admin_global_and_roles(dash: DashboardCatalog) -> None:
     assert "newbie" in panel.roles.value
 
 
+def test_admin_scan_types(dash: DashboardCatalog) -> None:
+    cat = dash.catalog()
+    status = StatusBar()
+    panel = AdminPanel(AdminActions(cat, ADMIN, PROJECT), status)
+    assert "MIQA's scan types only" in panel.scan_types.value
+    assert panel.scan_type_of.value == ""  # a new type
+    panel.scan_type_name.value = "<b>FLAIR</b>"
+    _find(panel.widget, "miqa-add-scan-type")[0].click()
+    assert status.level == "ok" and status.message == "<b>FLAIR</b> is a scan type."
+    assert html.escape("<b>FLAIR</b>") in panel.scan_types.value
+    assert "<b>FLAIR</b>" not in panel.scan_types.value
+    assert panel.scan_type_of.options[-1] == ("<b>FLAIR</b>", "<b>FLAIR</b>")
+    panel.scan_type_name.value = "3D-T1"
+    panel.scan_type_of.value = "T1"
+    _find(panel.widget, "miqa-add-scan-type")[0].click()
+    assert status.message == "3D-T1 means T1."
+    assert cat.scan_types().parse("3d-t1") == "T1"
+    panel.scan_type_name.value = "bold"  # MIQA's name of FMRI
+    _find(panel.widget, "miqa-add-scan-type")[0].click()
+    assert status.level == "error" and "'bold' is already a name of 'FMRI'" in status.message
+    assert panel.scan_type_name.value == "bold"  # kept, to be corrected
+    panel.scan_type_name.value = "3d-t1"
+    _find(panel.widget, "miqa-remove-scan-type")[0].click()
+    assert status.level == "ok" and status.message == "Removed 3D-T1."
+    assert "3D-T1" not in panel.scan_types.value
+
+
 def test_admin_refusal_is_readable(dash: DashboardCatalog) -> None:
     cat = dash.catalog()
     # make tina the creator (no superuser), so the panel is built for a non-superuser
@@ -212,7 +239,7 @@ def test_admin_refusal_is_readable(dash: DashboardCatalog) -> None:
     status = StatusBar()
     panel = AdminPanel(AdminActions(cat, TIER1, PROJECT), status)
     assert panel.global_box is None  # global transfer: superusers only
-    assert not hasattr(panel, "new_user")
+    assert not hasattr(panel, "new_user") and not hasattr(panel, "scan_types")
     cat.sql("UPDATE projects SET creator = ? WHERE name = ?", [ADMIN, PROJECT])
     panel.export.click()  # no longer the creator: refused, in words
     assert status.level == "error"
