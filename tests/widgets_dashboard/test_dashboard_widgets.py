@@ -214,6 +214,7 @@ def test_admin_scan_types(dash: DashboardCatalog) -> None:
     panel.scan_type_name.value = "<b>FLAIR</b>"
     _find(panel.widget, "miqa-add-scan-type")[0].click()
     assert status.level == "ok" and status.message == "<b>FLAIR</b> is a scan type."
+    assert "<b>" not in status.widget.value  # shown as text
     assert html.escape("<b>FLAIR</b>") in panel.scan_types.value
     assert "<b>FLAIR</b>" not in panel.scan_types.value
     assert panel.scan_type_of.options[-1] == ("<b>FLAIR</b>", "<b>FLAIR</b>")
