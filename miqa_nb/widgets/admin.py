@@ -89,10 +89,13 @@ class AdminPanel:
         *,
         on_change: Callable[[], None] | None = None,
         upload: widgets.Widget | None = None,
+        on_scan_types: Callable[[], None] | None = None,
     ) -> None:
         self.actions = actions
         self.status = status or StatusBar()
         self.on_change = on_change or (lambda: None)
+        #: Called after the scan types changed (the upload panel offers them).
+        self.on_scan_types = on_scan_types or (lambda: None)
         guard = self.status.guard
         paths = actions.paths()
 
@@ -331,10 +334,12 @@ class AdminPanel:
         means = self.actions.add_scan_type(name, self.scan_type_of.value)
         self.scan_type_name.value = ""
         self._refresh_scan_types()
+        self.on_scan_types()
         self.status.ok(f"{name} is a scan type." if means == name else f"{name} means {means}.")
 
     def _remove_scan_type(self) -> None:
         removed = self.actions.remove_scan_type(self.scan_type_name.value.strip())
         self.scan_type_name.value = ""
         self._refresh_scan_types()
+        self.on_scan_types()
         self.status.ok("Removed " + ", ".join(removed) + ".")

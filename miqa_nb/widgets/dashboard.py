@@ -263,7 +263,11 @@ class Dashboard:
             stager = UploadStager(self.catalog, self.user, self.upload_dir)
             self.upload = UploadPanel(stager, project, self.status, on_change=self.refresh)
             self.admin = AdminPanel(
-                actions, self.status, on_change=self.refresh, upload=self.upload.widget
+                actions,
+                self.status,
+                on_change=self.refresh,
+                upload=self.upload.widget,
+                on_scan_types=self.upload.refresh_scan_types,
             )
             children.append(self.admin.widget)
             titles.append("Administration")

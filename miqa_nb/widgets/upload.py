@@ -86,6 +86,13 @@ class UploadPanel:
         )
         self.widget.add_class("miqa-upload")
 
+    def refresh_scan_types(self) -> None:
+        """Offer the scan types the catalog accepts now (keeping the one chosen)."""
+        chosen = self.scan_type.value
+        names = list(self.stager.catalog.scan_types().names())
+        self.scan_type.options = names
+        self.scan_type.value = chosen if chosen in names else "T1"
+
     def _progress(self, done: int, total: int, message: str) -> None:
         self.progress.max = max(total, 1)
         self.progress.value = done

@@ -119,6 +119,25 @@ def test_dry_run_preview_before_a_replacing_import(page, server, shoot) -> None:
     shoot("dry-run")
 
 
+def test_a_superuser_adds_a_scan_type(page, server, site: DashboardCatalog, shoot) -> None:
+    open_as(page, server, ADMIN)
+    open_project(page)
+    page.get_by_text("Administration", exact=True).click()
+    page.locator(".miqa-admin-scan-types").wait_for()
+    page.fill(".miqa-scan-type-name input", "FLAIR")
+    page.click(".miqa-add-scan-type")
+    page.locator(".miqa-scan-types table", has_text="FLAIR").wait_for()
+    page.fill(".miqa-scan-type-name input", "flair3d")
+    page.locator(".miqa-scan-type-of select").select_option("FLAIR")
+    page.click(".miqa-add-scan-type")
+    page.locator(".miqa-scan-types table", has_text="flair3d").wait_for()
+    # the upload panel offers the new type at once
+    page.locator(".miqa-upload-type select").select_option("FLAIR")
+    shoot("scan-types")
+    assert site.catalog().scan_types().parse("FLAIR3D") == "FLAIR"
+    site.catalog().remove_scan_type("FLAIR", by=ADMIN)  # as the other tests expect
+
+
 @pytest.mark.parametrize(
     ("user", "expected"),
     [("mallory", "not in this catalog"), (None, "needs your user name")],

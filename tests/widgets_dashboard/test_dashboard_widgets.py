@@ -208,7 +208,10 @@ def test_admin_global_and_roles(dash: DashboardCatalog) -> None:
 def test_admin_scan_types(dash: DashboardCatalog) -> None:
     cat = dash.catalog()
     status = StatusBar()
-    panel = AdminPanel(AdminActions(cat, ADMIN, PROJECT), status)
+    offered: list[int] = []
+    panel = AdminPanel(
+        AdminActions(cat, ADMIN, PROJECT), status, on_scan_types=lambda: offered.append(1)
+    )
     assert "MIQA's scan types only" in panel.scan_types.value
     assert panel.scan_type_of.value == ""  # a new type
     panel.scan_type_name.value = "<b>FLAIR</b>"
@@ -231,6 +234,7 @@ def test_admin_scan_types(dash: DashboardCatalog) -> None:
     _find(panel.widget, "miqa-remove-scan-type")[0].click()
     assert status.level == "ok" and status.message == "Removed 3D-T1."
     assert "3D-T1" not in panel.scan_types.value
+    assert offered == [1, 1, 1]  # after each change, not after the refusal
 
 
 def test_admin_refusal_is_readable(dash: DashboardCatalog) -> None:
