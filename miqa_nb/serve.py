@@ -29,14 +29,16 @@ import argparse
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import webbrowser
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -327,6 +329,21 @@ def serve(
     project's review. Returns Voila's exit status (0 after Ctrl-C).
     """
     out = stream or sys.stdout
+    restore = _exit_on_termination()
+    try:
+        return _serve(catalog, port, token, open_browser, out, user)
+    finally:
+        restore()
+
+
+def _serve(
+    catalog: str | os.PathLike[str],
+    port: int | None,
+    token: str | None,
+    open_browser: bool,
+    out: IO[str],
+    user: str | None,
+) -> int:
     # two pre-heated kernels: the first two reviewers get one each
     server = start(catalog, port=port, token=token, pool_size=2)
     try:
@@ -353,6 +370,26 @@ def serve(
         return 0
     finally:
         server.stop()
+
+
+def _exit_on_termination() -> Callable[[], None]:
+    """Let SIGTERM and SIGHUP (a service manager's stop, a closed terminal) end this
+    process through its ``finally`` blocks, which stop Voila and its kernels; Python's
+    default ends it at once and leaves them running, holding the port. Returns the
+    function that puts the previous handlers back (a no-op off the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def leave(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGHUP)}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
 
 
 def _ready_link(server: Server, catalog: str | os.PathLike[str], user: str | None) -> str:

@@ -204,3 +204,59 @@ def test_serve_prints_a_ready_link_for_a_known_user(tmp_path: Path, monkeypatch)
     out = io.StringIO()
     serve_mod.serve(catalog, stream=out, user="stranger")
     assert "for you" not in out.getvalue()
+
+
+def _children(pid: int) -> list[int]:
+    found = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in found.read_text().split()] if found.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not Path("/proc/self/task").exists() or not any(Path("/proc/self/task").glob("*/children")),
+    reason="finds the server's child processes in /proc (Linux)",
+)
+def test_a_terminated_server_leaves_no_voila_or_kernel(tmp_path: Path) -> None:
+    """``kill PID`` (what a service manager sends) stops Voila and its kernels too,
+    and frees the port: not only Ctrl-C."""
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    catalog = tmp_path / "c.duckdb"
+    Catalog(catalog).add_user("ana")
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "miqa_nb.cli", "--catalog", str(catalog), "serve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert serve.stdout is not None
+        address = ""
+        while "token=" not in address:
+            address = serve.stdout.readline()
+            assert address, "serve ended before printing its address"
+        port = int(address.split(":")[2].split("/")[0])
+        (voila,) = _children(serve.pid)
+        kernels = _children(voila)
+        assert kernels  # pre-heated ones
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(30) == 128 + signal.SIGTERM
+        deadline = time.monotonic() + 20
+        while any(map(_alive, [voila, *kernels])) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [p for p in [voila, *kernels] if _alive(p)]
+        with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
+            pass
+    finally:
+        serve.kill()
+        serve.wait()
