@@ -322,8 +322,9 @@ class Catalog:
             aliases={n: a for n, a in rows if a is not None},
         )
 
-    def add_scan_type(self, name: str, *, alias_of: str | None = None, by: str) -> None:
-        """Accept a new scan type, or another name for a type (superusers).
+    def add_scan_type(self, name: str, *, alias_of: str | None = None, by: str) -> str:
+        """Accept a new scan type, or another name for a type (superusers); returns the
+        type the name means.
 
         Names match case-insensitively, so a name that already means a type is refused
         unless it means that same type (then nothing changes). Scans already imported
@@ -337,13 +338,14 @@ class Catalog:
             means = known.known(name)
             if means is not None:
                 if (means == target) if target else (means.lower() == name.lower()):
-                    return  # already so
+                    return means  # already so
                 what = "the scan type" if means.lower() == name.lower() else "a name of"
                 raise MiqaError(
                     f"{name!r} is already {what} {means!r} (names match in any case), and a "
                     "name means one type only; choose another name"
                 )
             con.execute("INSERT INTO scan_types VALUES (?, ?)", [name, target])
+        return target or name
 
     def remove_scan_type(self, name: str, *, by: str) -> list[str]:
         """Remove a scan type or alias this catalog added (superusers); a type goes with

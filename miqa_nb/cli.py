@@ -202,8 +202,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _scan_types(args: argparse.Namespace, catalog: Catalog, user: str) -> int:
     if args.action == "add":
-        catalog.add_scan_type(args.name, alias_of=args.alias_of, by=user)
-        means = catalog.scan_types().parse(args.name)
+        means = catalog.add_scan_type(args.name, alias_of=args.alias_of, by=user)
         print(f"{args.name!r} " + ("is a scan type" if means == args.name else f"means {means!r}"))
     elif args.action == "remove":
         print("removed " + ", ".join(map(repr, catalog.remove_scan_type(args.name, by=user))))

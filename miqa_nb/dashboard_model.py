@@ -385,8 +385,7 @@ class AdminActions:
         """Accept a new scan type, or another name for one (superusers); returns the
         type the name means."""
         self._require_global("add scan types")
-        self.catalog.add_scan_type(name, alias_of=alias_of or None, by=self.user)
-        return self.catalog.scan_types().parse(name)
+        return self.catalog.add_scan_type(name, alias_of=alias_of or None, by=self.user)
 
     def remove_scan_type(self, name: str) -> list[str]:
         """Remove a scan type or name the catalog added (superusers); the names removed."""

@@ -38,7 +38,8 @@ import threading
 import time
 import urllib.request
 import webbrowser
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -329,67 +330,55 @@ def serve(
     project's review. Returns Voila's exit status (0 after Ctrl-C).
     """
     out = stream or sys.stdout
-    restore = _exit_on_termination()
-    try:
-        return _serve(catalog, port, token, open_browser, out, user)
-    finally:
-        restore()
+    with _exit_on_termination():
+        # two pre-heated kernels: the first two reviewers get one each
+        server = start(catalog, port=port, token=token, pool_size=2)
+        try:
+            server.wait_ready()
+            server.warm_up()
+            hub = bool(os.environ.get("JUPYTERHUB_USER"))
+            print(f"miqa-nb dashboard for {Path(catalog).resolve()}", file=out)
+            if hub:
+                print(f"  {server.url}  (reviewer: {os.environ['JUPYTERHUB_USER']})", file=out)
+            else:
+                print(f"  {server.url}&user=NAME", file=out)
+                print(
+                    "  NAME is a user of the catalog (miqa-nb users list); add &project=P to",
+                    file=out,
+                )
+                print("  open project P's review where NAME left off", file=out)
+                link = _ready_link(server, catalog, user)
+                if link:
+                    print(f"  for you ({user}): {link}", file=out)
+            out.flush()
+            if open_browser:
+                webbrowser.open(server.url)
+            return server.process.wait()
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            server.stop()
 
 
-def _serve(
-    catalog: str | os.PathLike[str],
-    port: int | None,
-    token: str | None,
-    open_browser: bool,
-    out: IO[str],
-    user: str | None,
-) -> int:
-    # two pre-heated kernels: the first two reviewers get one each
-    server = start(catalog, port=port, token=token, pool_size=2)
-    try:
-        server.wait_ready()
-        server.warm_up()
-        hub = bool(os.environ.get("JUPYTERHUB_USER"))
-        print(f"miqa-nb dashboard for {Path(catalog).resolve()}", file=out)
-        if hub:
-            print(f"  {server.url}  (reviewer: {os.environ['JUPYTERHUB_USER']})", file=out)
-        else:
-            print(f"  {server.url}&user=NAME", file=out)
-            print(
-                "  NAME is a user of the catalog (miqa-nb users list); add &project=P to", file=out
-            )
-            print("  open project P's review where NAME left off", file=out)
-            link = _ready_link(server, catalog, user)
-            if link:
-                print(f"  for you ({user}): {link}", file=out)
-        out.flush()
-        if open_browser:
-            webbrowser.open(server.url)
-        return server.process.wait()
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        server.stop()
-
-
-def _exit_on_termination() -> Callable[[], None]:
-    """Let SIGTERM and SIGHUP (a service manager's stop, a closed terminal) end this
-    process through its ``finally`` blocks, which stop Voila and its kernels; Python's
-    default ends it at once and leaves them running, holding the port. Returns the
-    function that puts the previous handlers back (a no-op off the main thread)."""
+@contextmanager
+def _exit_on_termination() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP (a service manager's stop, a closed
+    terminal) end this process through its ``finally`` blocks, which stop Voila and its
+    kernels; Python's default ends it at once and leaves them running, holding the port.
+    (Signal handlers can only be set on the main thread; elsewhere this does nothing.)"""
     if threading.current_thread() is not threading.main_thread():
-        return lambda: None
+        yield
+        return
 
     def leave(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)
 
     previous = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGHUP)}
-
-    def restore() -> None:
+    try:
+        yield
+    finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-    return restore
 
 
 def _ready_link(server: Server, catalog: str | os.PathLike[str], user: str | None) -> str:

@@ -54,10 +54,9 @@ class UploadPanel:
             ensure_option=False,
         )
         self.experiment.add_class("miqa-upload-experiment")
-        self.scan_type = widgets.Dropdown(
-            options=list(catalog.scan_types().names()), value="T1", description="Scan type"
-        )
+        self.scan_type = widgets.Dropdown(description="Scan type")
         self.scan_type.add_class("miqa-upload-type")
+        self.refresh_scan_types()
         self.files = widgets.FileUpload(
             accept=",".join(sorted({*UPLOAD_SUFFIXES, ".gz"})),
             multiple=True,
