@@ -4,8 +4,8 @@ A benchmark script registers its stages (plain functions that do their set-up, t
 work with :func:`time.perf_counter` and return ``{"seconds": ...}`` plus anything worth
 printing) and calls :func:`stage_main` when started with ``--stage``. The parent runs
 each repeat of each stage with :func:`run_stage` in a fresh interpreter, so one stage's
-memory high-water mark (``ru_maxrss`` of that process) or warm caches never hide
-another's. Times are measured inside the child, around the work only (not interpreter
+memory high-water mark (``VmHWM`` of that process, see :func:`peak_rss`) or warm caches
+never hide another's. Times are measured inside the child, around the work only (not interpreter
 start-up or imports).
 
 These machines are noisy: figures are medians of the repeats, and each is compared with
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -40,8 +39,7 @@ def stage_main(stages: dict[str, Callable[..., dict[str, Any]]], argv: Sequence[
     args = parser.parse_args(argv)
     rss_start = current_rss()
     result = stages[args.stage](**json.loads(args.stage_args))
-    # ru_maxrss is in KiB on Linux: the high-water mark of this whole process.
-    result["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    result["peak_rss"] = peak_rss()
     result["rss_start"] = rss_start
     sys.stdout.write(MARKER + json.dumps(result) + "\n")
     sys.stdout.flush()
@@ -51,6 +49,20 @@ def current_rss() -> int:
     """Resident set size of this process now, in bytes."""
     with open("/proc/self/statm") as handle:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_rss() -> int:
+    """The resident set size's high-water mark of this process since it started, in bytes.
+
+    Read from ``VmHWM`` in ``/proc/self/status``, not from ``ru_maxrss``: Linux carries
+    ``ru_maxrss`` over from the parent at fork and keeps it across exec, so a child of a
+    parent holding 800 MB reports at least 800 MB whatever it does itself.
+    """
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # kB
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:

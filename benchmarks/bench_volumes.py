@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from pathlib import Path
 import nibabel as nib
 import nrrd
 import numpy as np
+from _common import peak_rss
 from PIL import Image
 
 from miqa_nb.volumes import VolumeCache, inflate, load_volume, plane_image, render_planes
@@ -142,7 +142,7 @@ def memory_child(folder: Path, scans: int) -> None:
             render_planes(cache.get(path))
             cache.prefetch(links[i + 1 : i + 3])
         stats = cache.stats()
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss() / 2**20
     print(f"{peak_mb:.0f} {stats.nbytes / 2**20:.0f} {stats.loads} {stats.evictions}")
 
 
