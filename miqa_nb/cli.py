@@ -16,8 +16,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
+
 from miqa_nb.catalog import Catalog, default_catalog_path
 from miqa_nb.errors import ImportFileError, MiqaError
+from miqa_nb.report import Report
+from miqa_nb.validation import validate
 from miqa_nb.vocabulary import Role
 
 USER_ENVS = ("MIQA_NB_USER", "JUPYTERHUB_USER")
@@ -142,8 +146,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _catalog(args: argparse.Namespace, path: Path | None = None) -> Catalog:
-    return Catalog(path or args.catalog or default_catalog_path(), data_roots=args.data_roots)
+def _catalog_path(args: argparse.Namespace) -> Path:
+    return Path(args.catalog or default_catalog_path())
+
+
+def _catalog(args: argparse.Namespace) -> Catalog:
+    """The catalog; only ``users add`` starts a new file (a mistyped path would otherwise
+    become an empty catalog, and every listing an empty one)."""
+    path = _catalog_path(args)
+    if not path.exists() and (args.command, getattr(args, "action", None)) != ("users", "add"):
+        raise MiqaError(
+            f"no catalog file at {path}; give the right --catalog (or MIQA_NB_CATALOG), or "
+            f"start one with `miqa-nb --catalog {path} users add NAME` (the first user is a "
+            "superuser) or `miqa-nb demo`"
+        )
+    return Catalog(path, data_roots=args.data_roots)
+
+
+def _validate(args: argparse.Namespace) -> Report:
+    """Check against the catalog's scan types; without a catalog, against MIQA's."""
+    if _catalog_path(args).exists():
+        return _catalog(args).validate(args.file, project=args.project, progress=True)
+    print(f"(no catalog at {_catalog_path(args)}: checked against MIQA's scan types)")
+    staged = validate(args.file, roots=args.data_roots, project=args.project, progress=True)
+    staged.close()
+    return staged.report
+
+
+def _table(df: pd.DataFrame, empty: str) -> str:
+    return empty if df.empty else df.to_string(index=False)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -156,11 +187,11 @@ def _run(args: argparse.Namespace) -> int:
     user = current_user(args.user)
     if args.command == "demo":
         return _demo(args, user)
-    catalog = _catalog(args)
     if args.command == "validate":
-        report = catalog.validate(args.file, project=args.project, progress=True)
+        report = _validate(args)
         print(report)
         return 0 if report.ok else 1
+    catalog = _catalog(args)
     if args.command == "import":
         report = catalog.import_file(
             args.file,
@@ -178,14 +209,14 @@ def _run(args: argparse.Namespace) -> int:
         print(f"wrote {path}")
         return 0
     if args.command == "projects":
-        print(catalog.projects().to_string(index=False))
+        print(_table(catalog.projects(), "no projects yet; import a file: `miqa-nb import FILE`"))
         return 0
     if args.command == "users":
         if args.action == "add":
             catalog.add_user(args.name, superuser=args.superuser, by=user)
             print(f"added user {args.name!r}")
         else:
-            print(catalog.users().to_string(index=False))
+            print(_table(catalog.users(), "no users yet; `miqa-nb users add NAME`"))
         return 0
     if args.command == "roles":
         if args.action == "set":
@@ -193,7 +224,13 @@ def _run(args: argparse.Namespace) -> int:
             catalog.set_role(args.project, args.member, role, by=user)
             print(f"{args.member} is now {role or 'without a role'} in {args.project}")
         else:
-            print(catalog.roles(args.project).to_string(index=False))
+            where = f" in project {args.project!r}" if args.project else ""
+            print(
+                _table(
+                    catalog.roles(args.project),
+                    f"no roles{where} yet; `miqa-nb roles set PROJECT USER ROLE`",
+                )
+            )
         return 0
     if args.command == "scan-types":
         return _scan_types(args, catalog, user)

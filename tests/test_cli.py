@@ -103,3 +103,36 @@ def test_scan_types(cli, write_csv, capsys):
     assert Catalog(cli).scans()["type"].tolist() == ["FLAIR"]
     assert main(["scan-types", "remove", "flair3d"]) == 0
     assert "removed 'flair3d'" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["projects"], ["users", "list"], ["roles", "list"], ["export", "out.csv"], ["import", "in.csv"],
+     ["scan-types", "list"], ["roles", "set", "P", "bob", "tier1"]],
+)  # fmt: skip
+def test_a_mistyped_catalog_is_an_error_not_a_new_catalog(tmp_path, monkeypatch, capsys, command):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MIQA_NB_USER", "admin")
+    assert main(["--catalog", "lab.duckbd", *command]) == 1
+    err = capsys.readouterr().err
+    assert "no catalog file at lab.duckbd" in err and "users add NAME" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_validate_needs_no_catalog_and_starts_none(tmp_path, write_csv, monkeypatch, capsys):
+    path = write_csv([frame_row(), frame_row(frame=1)])
+    monkeypatch.chdir(tmp_path)
+    before = set(tmp_path.iterdir())
+    assert main(["--catalog", "none.duckdb", "validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "checked against MIQA's scan types" in out and "0 error(s)" in out
+    assert set(tmp_path.iterdir()) == before
+
+
+def test_empty_listings_say_what_to_do(cli, capsys):
+    assert main(["projects"]) == 0
+    assert "no projects yet; import a file" in capsys.readouterr().out
+    assert main(["roles", "list", "--project", "P"]) == 0
+    assert "no roles in project 'P' yet; `miqa-nb roles set PROJECT USER ROLE`" in (
+        capsys.readouterr().out
+    )
