@@ -13,6 +13,7 @@ from miqa_nb.errors import (
     PermissionDenied,
     VocabularyError,
     VolumeError,
+    WriteError,
 )
 from miqa_nb.report import Problem, Report
 from miqa_nb.vocabulary import ArtifactState, Decision, Location, Role, ScanState
@@ -35,5 +36,6 @@ __all__ = [
     "ScanState",
     "VocabularyError",
     "VolumeError",
+    "WriteError",
     "read_export",
 ]

@@ -44,5 +44,10 @@ class CatalogBusy(MiqaError, TimeoutError):
     """The catalog stayed locked by other processes for longer than the retry bound."""
 
 
+class WriteError(MiqaError, OSError):
+    """A file (an export, a backup) cannot be written; the message names it and why.
+    Nothing was written in its place."""
+
+
 class VolumeError(MiqaError, OSError):
     """An image file cannot be loaded or shown; the message names the file and why."""

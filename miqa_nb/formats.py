@@ -31,6 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
+from miqa_nb.errors import WriteError
 from miqa_nb.report import Problem
 
 #: The 16 columns MIQA writes, in its order (the specification's 15 plus experiment_notes).
@@ -623,19 +624,40 @@ def _preview(value: Any) -> str:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path``."""
+    """Yield a temporary path beside ``path``; on success it replaces ``path``.
+
+    A path that cannot be written raises :class:`WriteError` naming it, and leaves
+    nothing behind (an earlier file at ``path`` stays as it was)."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    if target.is_dir():
+        raise WriteError(
+            f"cannot write {target}: it is a folder; give a file path (.csv, or .json for JSON)"
+        )
+    existing = next((p for p in target.parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise WriteError(f"cannot write {target}: {existing} is a file, not a folder")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise _write_error(target, exc) from exc
     os.close(fd)
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
+    except OSError as exc:
+        raise _write_error(target, exc) from exc
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def _write_error(target: Path, exc: OSError) -> WriteError:
+    return WriteError(
+        f"cannot write {target}: {exc.strerror or exc}; give a path in a folder you can write to"
+    )
 
 
 def write_csv(copy_to: Callable[[Path], None], path: str | os.PathLike[str]) -> Path:

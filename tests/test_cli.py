@@ -136,3 +136,8 @@ def test_empty_listings_say_what_to_do(cli, capsys):
     assert "no roles in project 'P' yet; `miqa-nb roles set PROJECT USER ROLE`" in (
         capsys.readouterr().out
     )
+
+
+def test_an_export_to_a_folder_is_a_message(cli, tmp_path, capsys):
+    assert main(["export", str(tmp_path)]) == 1
+    assert f"cannot write {tmp_path}: it is a folder" in capsys.readouterr().err

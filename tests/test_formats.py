@@ -5,6 +5,7 @@ import json
 import pytest
 
 from miqa_nb import formats
+from miqa_nb.errors import WriteError
 from miqa_nb.formats import MIQA_COLUMNS, REQUIRED_COLUMNS
 
 
@@ -278,3 +279,25 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
         formats.write_csv(fail, target)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+
+
+def test_a_path_that_cannot_be_written_is_a_clear_error(tmp_path):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "a-file").write_text("old")
+
+    def write(tmp):
+        tmp.write_text("rows")
+
+    with pytest.raises(WriteError, match=r"folder: it is a folder; give a file path"):
+        formats.write_csv(write, tmp_path / "folder")
+    with pytest.raises(WriteError, match=r"a-file is a file, not a folder"):
+        formats.write_csv(write, tmp_path / "a-file" / "sub" / "out.csv")
+
+    def no_space(tmp):
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(WriteError, match=r"a-file: No space left on device"):
+        formats.write_csv(no_space, tmp_path / "a-file")
+    assert (tmp_path / "a-file").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "folder"]
+    assert list((tmp_path / "folder").iterdir()) == []
