@@ -5,8 +5,8 @@ work with :func:`time.perf_counter` and return ``{"seconds": ...}`` plus anythin
 printing) and calls :func:`stage_main` when started with ``--stage``. The parent runs
 each repeat of each stage with :func:`run_stage` in a fresh interpreter, so one stage's
 memory high-water mark (``VmHWM`` of that process, see :func:`peak_rss`) or warm caches
-never hide another's. Times are measured inside the child, around the work only (not interpreter
-start-up or imports).
+never hide another's. Times are measured inside the child, around the work only (not
+interpreter start-up or imports).
 
 These machines are noisy: figures are medians of the repeats, and each is compared with
 a baseline measured in the same run.
