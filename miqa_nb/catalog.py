@@ -31,7 +31,7 @@ from miqa_nb.errors import ImportFileError, MiqaError, NotFound, PermissionDenie
 from miqa_nb.permissions import Standing
 from miqa_nb.report import Report
 from miqa_nb.store import CATALOG_ENV, Store
-from miqa_nb.validation import validate
+from miqa_nb.validation import check, validate
 from miqa_nb.vocabulary import (
     ARTIFACTS,
     CONVENTIONS,
@@ -386,15 +386,13 @@ class Catalog:
         self, path: str | os.PathLike[str], *, project: str | None = None, progress: bool = False
     ) -> Report:
         """Check an import file against this catalog's vocabulary; write nothing."""
-        staged = validate(
+        return check(
             path,
             roots=self.data_roots,
             scan_types=self.scan_types(),
             project=project,
             progress=progress,
         )
-        staged.close()
-        return staged.report
 
     def import_file(
         self,

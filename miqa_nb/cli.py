@@ -21,7 +21,7 @@ import pandas as pd
 from miqa_nb.catalog import Catalog, default_catalog_path
 from miqa_nb.errors import ImportFileError, MiqaError
 from miqa_nb.report import Report
-from miqa_nb.validation import validate
+from miqa_nb.validation import check
 from miqa_nb.vocabulary import Role
 
 USER_ENVS = ("MIQA_NB_USER", "JUPYTERHUB_USER")
@@ -165,12 +165,11 @@ def _catalog(args: argparse.Namespace) -> Catalog:
 
 def _validate(args: argparse.Namespace) -> Report:
     """Check against the catalog's scan types; without a catalog, against MIQA's."""
-    if _catalog_path(args).exists():
+    path = _catalog_path(args)
+    if path.exists():
         return _catalog(args).validate(args.file, project=args.project, progress=True)
-    print(f"(no catalog at {_catalog_path(args)}: checked against MIQA's scan types)")
-    staged = validate(args.file, roots=args.data_roots, project=args.project, progress=True)
-    staged.close()
-    return staged.report
+    print(f"(no catalog at {path}: checked against MIQA's scan types)")
+    return check(args.file, roots=args.data_roots, project=args.project, progress=True)
 
 
 def _table(df: pd.DataFrame, empty: str) -> str:

@@ -182,6 +182,13 @@ def validate(
     return staged
 
 
+def check(path: str | os.PathLike[str], **options: Any) -> Report:
+    """:func:`validate` for its report only (the staging database is freed at once)."""
+    staged = validate(path, **options)
+    staged.close()
+    return staged.report
+
+
 def _split(batches: Iterable[pa.RecordBatch]) -> tuple[pa.Table | None, pa.Table | None]:
     """Split rows into ``runs`` (each first row of a run of equal :data:`RUN_COLUMNS`,
     with ``_run``, ``_row``, ``_path`` and the run's length ``_n``) and ``frames``

@@ -332,14 +332,16 @@ class AdminPanel:
     def _add_scan_type(self) -> None:
         name = self.scan_type_name.value.strip()
         means = self.actions.add_scan_type(name, self.scan_type_of.value)
-        self.scan_type_name.value = ""
-        self._refresh_scan_types()
-        self.on_scan_types()
-        self.status.ok(f"{name} is a scan type." if means == name else f"{name} means {means}.")
+        self._scan_types_changed(
+            f"{name} is a scan type." if means == name else f"{name} means {means}."
+        )
 
     def _remove_scan_type(self) -> None:
         removed = self.actions.remove_scan_type(self.scan_type_name.value.strip())
+        self._scan_types_changed("Removed " + ", ".join(removed) + ".")
+
+    def _scan_types_changed(self, message: str) -> None:
         self.scan_type_name.value = ""
         self._refresh_scan_types()
         self.on_scan_types()
-        self.status.ok("Removed " + ", ".join(removed) + ".")
+        self.status.ok(message)
