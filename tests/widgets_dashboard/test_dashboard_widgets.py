@@ -20,6 +20,7 @@ from widgets_dashboard.dashboard_catalog import (
     tiny_volume,
 )
 
+from miqa_nb.catalog import Catalog
 from miqa_nb.dashboard_model import AdminActions, UploadFile, UploadStager
 from miqa_nb.errors import MiqaError
 from miqa_nb.widgets.admin import AdminPanel
@@ -136,13 +137,16 @@ def test_overview_pages_and_survives_a_broken_image(
 # ----------------------------------------------------------------------- admin
 
 
-def test_admin_dry_run_then_replace_import(dash: DashboardCatalog) -> None:
+def _admin(dash: DashboardCatalog, **callbacks) -> tuple[Catalog, StatusBar, AdminPanel]:
+    """The catalog, a status bar and the admin panel of the superuser on PROJECT."""
     cat = dash.catalog()
     status = StatusBar()
+    return cat, status, AdminPanel(AdminActions(cat, ADMIN, PROJECT), status, **callbacks)
+
+
+def test_admin_dry_run_then_replace_import(dash: DashboardCatalog) -> None:
     changed: list[int] = []
-    panel = AdminPanel(
-        AdminActions(cat, ADMIN, PROJECT), status, on_change=lambda: changed.append(1)
-    )
+    cat, status, panel = _admin(dash, on_change=lambda: changed.append(1))
     assert panel.run_import.disabled
     panel.run_import.click()
     assert status.level == "info" and "Preview" in status.message
@@ -162,9 +166,7 @@ def test_admin_dry_run_then_replace_import(dash: DashboardCatalog) -> None:
 
 
 def test_admin_export_and_paths(dash: DashboardCatalog) -> None:
-    cat = dash.catalog()
-    status = StatusBar()
-    panel = AdminPanel(AdminActions(cat, ADMIN, PROJECT), status)
+    _, status, panel = _admin(dash)
     assert panel.export_path.value == str(dash.export_csv)
     panel.export.click()
     assert dash.export_csv.exists() and status.level == "ok"
@@ -180,9 +182,7 @@ def test_admin_export_and_paths(dash: DashboardCatalog) -> None:
 
 
 def test_admin_global_and_roles(dash: DashboardCatalog) -> None:
-    cat = dash.catalog()
-    status = StatusBar()
-    panel = AdminPanel(AdminActions(cat, ADMIN, PROJECT), status)
+    cat, status, panel = _admin(dash)
     assert panel.global_box is not None
     target = dash.root / "out" / "all.json"
     panel.global_export_path.value = str(target)
@@ -206,12 +206,8 @@ def test_admin_global_and_roles(dash: DashboardCatalog) -> None:
 
 
 def test_admin_scan_types(dash: DashboardCatalog) -> None:
-    cat = dash.catalog()
-    status = StatusBar()
     offered: list[int] = []
-    panel = AdminPanel(
-        AdminActions(cat, ADMIN, PROJECT), status, on_scan_types=lambda: offered.append(1)
-    )
+    cat, status, panel = _admin(dash, on_scan_types=lambda: offered.append(1))
     assert "MIQA's scan types only" in panel.scan_types.value
     assert panel.scan_type_of.value == ""  # a new type
     panel.scan_type_name.value = "<b>FLAIR</b>"
