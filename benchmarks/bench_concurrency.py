@@ -44,7 +44,7 @@ def make_project(folder: Path) -> Path:
     """Write a tiny import CSV whose frame files exist (empty ``.nii.gz`` files)."""
     import pandas as pd
 
-    from miqa_nb.formats import MIQA_COLUMNS
+    from miqa_nb.exchange.formats import MIQA_COLUMNS
 
     rows = []
     for experiment, scans in EXPERIMENTS.items():

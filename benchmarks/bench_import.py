@@ -12,7 +12,7 @@ is printed with its ratio to a baseline measured in the same run:
 - ``pandas.read_csv`` of the file: the import baseline;
 - the floor of any import: pyarrow reads the file and its frame rows are inserted into
   a fresh DuckDB file (names, number, location), with no check at all;
-- ``miqa_nb.validation.validate`` of the file;
+- ``miqa_nb.exchange.validation.validate`` of the file;
 - ``Catalog.import_file`` (global import by a superuser) into a fresh catalog;
 - ``Catalog.export_file`` to CSV, against ``DataFrame.to_csv`` of the same rows (read
   once from the exported CSV, untimed): the export baseline;
@@ -95,7 +95,7 @@ ARTIFACT_SETS = np.array(
 
 def make_table(n_rows: int, seed: int = SEED) -> pd.DataFrame:
     """A realistic MIQA import table of ``n_rows`` frames (10 per scan), seeded."""
-    from miqa_nb.formats import MIQA_COLUMNS
+    from miqa_nb.exchange.formats import MIQA_COLUMNS
 
     rng = np.random.default_rng(seed)
     n_scans = max(1, n_rows // FRAMES_PER_SCAN)
@@ -188,7 +188,7 @@ def stage_read_csv(csv: str) -> dict[str, Any]:
 
 
 def stage_validate(csv: str, root: str) -> dict[str, Any]:
-    from miqa_nb.validation import validate
+    from miqa_nb.exchange.validation import validate
 
     def work() -> Any:
         staged = validate(csv, roots=[root])

@@ -1,6 +1,6 @@
 """Review speed: from "submit" to the next scan's three planes ready (PNG bytes).
 
-Server side, no browser: a tier-2 reviewer's :class:`~miqa_nb.review.ReviewSession`
+Server side, no browser: a tier-2 reviewer's :class:`~miqa_nb.review.session.ReviewSession`
 goes through N synthetic 256^3 int16 .nii.gz scans (10 experiments) imported into a
 catalog in a temporary folder. For each scan it renders the planes, waits for the
 background work a reviewer's looking time would cover (prefetch, claims, resume place),
@@ -31,7 +31,7 @@ import numpy as np
 from _common import build_review_catalog
 
 from miqa_nb.catalog import Catalog
-from miqa_nb.review import ReviewSession
+from miqa_nb.review.session import ReviewSession
 from miqa_nb.volumes import VolumeCache, inflate, load_volume
 
 SIZE = 256

@@ -3,9 +3,8 @@
 A MIQA-compatible catalog (:class:`Catalog`), review panels and a Voila dashboard.
 """
 
-from miqa_nb.analysis import read_export
 from miqa_nb.catalog import Catalog
-from miqa_nb.errors import (
+from miqa_nb.core.errors import (
     CatalogBusy,
     ImportFileError,
     MiqaError,
@@ -15,8 +14,9 @@ from miqa_nb.errors import (
     VolumeError,
     WriteError,
 )
-from miqa_nb.report import Problem, Report
-from miqa_nb.vocabulary import ArtifactState, Decision, Location, Role, ScanState
+from miqa_nb.core.report import Problem, Report
+from miqa_nb.core.vocabulary import ArtifactState, Decision, Location, Role, ScanState
+from miqa_nb.exchange.analysis import read_export
 
 __version__ = "0.1.0"
 

@@ -8,7 +8,7 @@ data out as typed pandas DataFrames (:meth:`Catalog.frames`, :meth:`Catalog.scan
 :meth:`Catalog.decisions`) or DuckDB SQL (:meth:`Catalog.sql`).
 
 Decisions are an append-only log; the last decision and a scan's state are derived
-(MIQA's rules, :func:`miqa_nb.vocabulary.scan_state`).
+(MIQA's rules, :func:`miqa_nb.core.vocabulary.scan_state`).
 """
 
 from __future__ import annotations
@@ -25,14 +25,12 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from miqa_nb import exchange, permissions
-from miqa_nb.duck import one
-from miqa_nb.errors import ImportFileError, MiqaError, NotFound, PermissionDenied
-from miqa_nb.permissions import Standing
-from miqa_nb.report import Report
-from miqa_nb.store import CATALOG_ENV, Store
-from miqa_nb.validation import check, validate
-from miqa_nb.vocabulary import (
+from miqa_nb.core import permissions
+from miqa_nb.core.duck import one
+from miqa_nb.core.errors import ImportFileError, MiqaError, NotFound, PermissionDenied
+from miqa_nb.core.permissions import Standing
+from miqa_nb.core.report import Report
+from miqa_nb.core.vocabulary import (
     ARTIFACTS,
     CONVENTIONS,
     ArtifactState,
@@ -45,6 +43,9 @@ from miqa_nb.vocabulary import (
     format_artifacts,
     parse_artifact,
 )
+from miqa_nb.exchange import apply as exchange
+from miqa_nb.exchange.validation import check, validate
+from miqa_nb.store.database import CATALOG_ENV, Store
 
 BACKUPS_KEPT = 20
 #: How long opening a scan keeps its experiment claimed (renewed while reviewing).

@@ -19,10 +19,10 @@ from pathlib import Path
 import pandas as pd
 
 from miqa_nb.catalog import Catalog, default_catalog_path
-from miqa_nb.errors import ImportFileError, MiqaError
-from miqa_nb.report import Report
-from miqa_nb.validation import check
-from miqa_nb.vocabulary import Role
+from miqa_nb.core.errors import ImportFileError, MiqaError
+from miqa_nb.core.report import Report
+from miqa_nb.core.vocabulary import Role
+from miqa_nb.exchange.validation import check
 
 USER_ENVS = ("MIQA_NB_USER", "JUPYTERHUB_USER")
 
@@ -289,7 +289,7 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace, user: str) -> int:
-    from miqa_nb.demo_setup import DEMO_USERS, build_demo
+    from miqa_nb.demo.setup import DEMO_USERS, build_demo
 
     folder = args.dir.resolve()
     catalog_path = args.catalog or folder / "demo.duckdb"

@@ -1,7 +1,7 @@
 """``miqa-nb serve``: the reviewer dashboard, served by Voila.
 
 This module owns how the dashboard is served; what it shows is
-``voila_app/dashboard.ipynb`` (which calls :mod:`miqa_nb.widgets.dashboard`).
+``voila_app/dashboard.ipynb`` (which calls :mod:`miqa_nb.dashboard.app`).
 
 Contract
 --------
@@ -10,7 +10,7 @@ Contract
   readable messages and logs tracebacks to this process's stderr), and pre-heated
   kernels. Settings that do not depend on the run are in ``voila_app/voila.json``.
 - Every page gets its own kernel; all kernels share one catalog file, which
-  serialises access across processes (:mod:`miqa_nb.store`).
+  serialises access across processes (:mod:`miqa_nb.store.database`).
 - Kernels learn the catalog from ``MIQA_NB_CATALOG`` and how to find their user from
   ``MIQA_NB_IDENTITY``: ``hub`` under JupyterHub (``JUPYTERHUB_USER``; the query string
   is ignored), else ``query``: the page URL carries ``?token=...&user=NAME`` and the
@@ -46,9 +46,9 @@ from typing import IO
 from urllib.parse import quote, urlsplit
 
 from miqa_nb.catalog import default_catalog_path
-from miqa_nb.dashboard_model import IDENTITY_ENV, UPLOAD_DIR_ENV
-from miqa_nb.errors import MiqaError
-from miqa_nb.store import CATALOG_ENV
+from miqa_nb.core.errors import MiqaError
+from miqa_nb.dashboard.model import IDENTITY_ENV, UPLOAD_DIR_ENV
+from miqa_nb.store.database import CATALOG_ENV
 
 __all__ = [
     "APP_DIR",

@@ -11,7 +11,7 @@ import pytest
 from support import frame_row  # noqa: F401  (re-exported for older imports)
 
 from miqa_nb.catalog import Catalog
-from miqa_nb.formats import MIQA_COLUMNS
+from miqa_nb.exchange.formats import MIQA_COLUMNS
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SAMPLES = Path(os.environ.get("MIQA_NB_SAMPLES", SHARED / "data" / "miqa-samples"))

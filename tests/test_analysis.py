@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 from support import frame_row
 
-from miqa_nb.analysis import read_export
-from miqa_nb.errors import ImportFileError
+from miqa_nb.core.errors import ImportFileError
+from miqa_nb.exchange.analysis import read_export
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Tests of miqa_nb.artifacts: the simulated acquisition artifacts, on arrays in memory.
+"""Tests of miqa_nb.demo.artifacts: the simulated acquisition artifacts, on arrays in memory.
 
 The physics checks run on the real MNI ICBM152 2009a T1 that nilearn ships (read with
 nibabel, no download); the contract checks (seeded, dtype kept, clipped, input left
@@ -14,7 +14,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from miqa_nb.artifacts import (
+from miqa_nb.demo.artifacts import (
     PHASE_AXIS,
     SLICE_AXIS,
     ghosting,

@@ -8,7 +8,7 @@ import pytest
 from support import frame_row
 
 from miqa_nb import Catalog, Decision, ImportFileError, MiqaError, NotFound, PermissionDenied
-from miqa_nb.vocabulary import ScanState
+from miqa_nb.core.vocabulary import ScanState
 
 
 def _snapshot(cat):
@@ -83,7 +83,7 @@ def test_errors_change_nothing(catalog, project, write_csv):
 
 
 def test_failure_half_way_rolls_back(catalog, project, write_csv, monkeypatch):
-    from miqa_nb import exchange
+    from miqa_nb.exchange import apply as exchange
 
     before = _snapshot(catalog)
     real_apply = exchange.apply

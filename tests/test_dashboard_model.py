@@ -19,7 +19,9 @@ from widgets_dashboard.dashboard_catalog import (
     tiny_volume,
 )
 
-from miqa_nb.dashboard_model import (
+from miqa_nb.core.errors import ImportFileError, MiqaError, PermissionDenied
+from miqa_nb.core.report import Report
+from miqa_nb.dashboard.model import (
     AdminActions,
     UploadFile,
     UploadStager,
@@ -32,8 +34,6 @@ from miqa_nb.dashboard_model import (
     resolve_user,
     visible_projects,
 )
-from miqa_nb.errors import ImportFileError, MiqaError, PermissionDenied
-from miqa_nb.report import Report
 
 
 @pytest.fixture

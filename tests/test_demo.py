@@ -1,4 +1,4 @@
-"""Tests of miqa_nb.demo: the demo project's images and import CSV."""
+"""Tests of miqa_nb.demo.files: the demo project's images and import CSV."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from miqa_nb import formats
-from miqa_nb.artifacts import PHASE_AXIS, partial_coverage, wraparound
-from miqa_nb.demo import CSV_NAME, build_demo_files
+from miqa_nb.demo.artifacts import PHASE_AXIS, partial_coverage, wraparound
+from miqa_nb.demo.files import CSV_NAME, build_demo_files
+from miqa_nb.exchange import formats
 
 # MIQA's header, written out on purpose: the demo must match the specification, not
-# just whatever miqa_nb.formats says.
+# just whatever miqa_nb.exchange.formats says.
 MIQA_COLUMNS = [
     "project_name",
     "experiment_name",

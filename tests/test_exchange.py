@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from support import frame_row
 
 from miqa_nb import Catalog
-from miqa_nb.formats import MIQA_COLUMNS
-from miqa_nb.vocabulary import ARTIFACTS, SCAN_TYPES
+from miqa_nb.core.vocabulary import ARTIFACTS, SCAN_TYPES
+from miqa_nb.exchange.formats import MIQA_COLUMNS
 
 
 def test_csv_export_is_miqas_16_columns(catalog, write_csv, tmp_path):

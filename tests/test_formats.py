@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from miqa_nb import formats
-from miqa_nb.errors import WriteError
-from miqa_nb.formats import MIQA_COLUMNS, REQUIRED_COLUMNS
+from miqa_nb.core.errors import WriteError
+from miqa_nb.exchange import formats
+from miqa_nb.exchange.formats import MIQA_COLUMNS, REQUIRED_COLUMNS
 
 
 def _rows(parsed):

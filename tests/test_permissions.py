@@ -1,8 +1,13 @@
 import pytest
 
-from miqa_nb.errors import PermissionDenied
-from miqa_nb.permissions import Standing, require_decision, require_project_admin, require_transfer
-from miqa_nb.vocabulary import Decision, Role
+from miqa_nb.core.errors import PermissionDenied
+from miqa_nb.core.permissions import (
+    Standing,
+    require_decision,
+    require_project_admin,
+    require_transfer,
+)
+from miqa_nb.core.vocabulary import Decision, Role
 
 
 def test_allowed_decisions_by_role():

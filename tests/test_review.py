@@ -14,9 +14,9 @@ import pytest
 from test_review_support import BROKEN, PROJECT, build_template, copy_catalog, phantom
 
 from miqa_nb.catalog import Catalog
-from miqa_nb.errors import MiqaError, PermissionDenied, VolumeError
-from miqa_nb.review import ReviewSession, resolve_user
-from miqa_nb.vocabulary import Decision, ScanState
+from miqa_nb.core.errors import MiqaError, PermissionDenied, VolumeError
+from miqa_nb.core.vocabulary import Decision, ScanState
+from miqa_nb.review.session import ReviewSession, resolve_user
 from miqa_nb.volumes import VolumeCache
 
 ALL = [
@@ -490,7 +490,7 @@ def test_a_4d_file_gives_one_frame_per_volume(catalog, tmp_path, cache):
 
 
 def test_location_of_interest_moves_the_crosshair(start):
-    from miqa_nb.vocabulary import Location
+    from miqa_nb.core.vocabulary import Location
 
     session = start("t2", filter="all")
     session.go_to(Location.parse("i=-10;j=5;k=4"))

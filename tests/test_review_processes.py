@@ -22,7 +22,7 @@ N = 4
 
 def _review(path: str, user: str, start, done, results) -> None:  # runs in a child process
     from miqa_nb.catalog import Catalog
-    from miqa_nb.review import ReviewSession
+    from miqa_nb.review.session import ReviewSession
     from miqa_nb.volumes import VolumeCache
 
     catalog = Catalog(path, retry_seconds=60)

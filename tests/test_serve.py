@@ -14,7 +14,7 @@ import pytest
 
 from miqa_nb import serve as serve_mod
 from miqa_nb.catalog import Catalog
-from miqa_nb.errors import MiqaError
+from miqa_nb.core.errors import MiqaError
 from miqa_nb.serve import (
     APP_DIR,
     NOTEBOOK,

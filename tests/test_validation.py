@@ -5,9 +5,9 @@ import os
 import pytest
 from support import frame_row
 
-from miqa_nb.formats import REQUIRED_COLUMNS
-from miqa_nb.validation import MAX_LISTED, validate
-from miqa_nb.vocabulary import ScanTypes
+from miqa_nb.core.vocabulary import ScanTypes
+from miqa_nb.exchange.formats import REQUIRED_COLUMNS
+from miqa_nb.exchange.validation import MAX_LISTED, validate
 
 
 def _problems(staged, check):
@@ -324,7 +324,7 @@ def test_header_problems_stop_before_rows(write_csv, tmp_path):
 def test_a_streamed_file_gives_the_same_result(write_csv, monkeypatch):
     """Past formats.STREAM_BYTES the file is read block by block; scans that straddle
     blocks, and a scan whose rows are far apart, are still one scan each."""
-    from miqa_nb import formats
+    from miqa_nb.exchange import formats
 
     rows = [
         frame_row(scan=f"S{s}", frame=f, subject_id=f"sub-{s}", last_decision="U")

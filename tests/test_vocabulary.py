@@ -2,8 +2,8 @@ from datetime import datetime
 
 import pytest
 
-from miqa_nb.errors import VocabularyError
-from miqa_nb.vocabulary import (
+from miqa_nb.core.errors import VocabularyError
+from miqa_nb.core.vocabulary import (
     ARTIFACTS,
     Decision,
     Location,

@@ -1,6 +1,6 @@
 """The volumes layer: load, orient, slice, window, encode and cache scan images.
 
-A low layer: it imports no other miqa_nb module except :mod:`miqa_nb.errors`; a
+A low layer: it imports no other miqa_nb module except :mod:`miqa_nb.core.errors`; a
 review session sits on top of it. Modules, one concept each:
 
 - :mod:`~miqa_nb.volumes.io` -- read .nii/.nii.gz/.mgz/.mgh/.nrrd/.nhdr into a

@@ -14,7 +14,7 @@ This module owns the memory budget of the viewer and the decoding threads:
 - Entries are keyed by absolute path and checked against the file's mtime and size
   on every hit: a file replaced on disk is decoded again.
 
-Errors are not cached: a failed decode raises :class:`~miqa_nb.errors.VolumeError`
+Errors are not cached: a failed decode raises :class:`~miqa_nb.core.errors.VolumeError`
 to every thread waiting for it, and the next request tries again.
 """
 

@@ -12,7 +12,7 @@ voxels. Contract:
 - Uncompressed files are memory-mapped (opening costs nothing; pages load on use).
 - The result is reoriented to RAS+ with flips/transposes (a view, no copy) and made
   read-only. Scaled NIfTI data (``scl_slope``/``scl_inter``) become float32 values.
-- Every failure is a :class:`~miqa_nb.errors.VolumeError` (an ``OSError``) whose
+- Every failure is a :class:`~miqa_nb.core.errors.VolumeError` (an ``OSError``) whose
   message names the file and the reason, so a review can go on to the next scan.
 """
 
@@ -34,7 +34,7 @@ from nibabel.nifti1 import Nifti1Header
 from nibabel.nifti2 import Nifti2Header
 from nibabel.spatialimages import HeaderDataError
 
-from miqa_nb.errors import VolumeError
+from miqa_nb.core.errors import VolumeError
 from miqa_nb.volumes.orientation import axis_codes, reorient_to_ras
 from miqa_nb.volumes.volume import Volume
 

@@ -1,5 +1,5 @@
 """Review panels for notebooks and the Voila dashboard: thin ipywidgets views over a
-:class:`~miqa_nb.review.ReviewSession`.
+:class:`~miqa_nb.review.session.ReviewSession`.
 
 - :class:`ViewerPanel` -- three planes, crosshair, sliders, window/level, frames, 3D.
 - :class:`DecisionPanel` -- decisions, artifacts, note, location, submit, shortcuts.

@@ -1,6 +1,6 @@
 """The decision panel: decision buttons, artifact checklist, note, location, submit.
 
-A thin view of :class:`~miqa_nb.review.ReviewSession`'s pending decision: buttons and
+A thin view of :class:`~miqa_nb.review.session.ReviewSession`'s pending decision: buttons and
 fields call ``set_decision``, ``set_artifact``, ``set_note``, ``set_store_location`` and
 ``submit``; the panel shows the session's state again on ``'pending'`` and ``'scan'``.
 Decisions the user's role may not record are disabled (the session refuses them too),
@@ -15,8 +15,8 @@ from typing import Any
 import ipywidgets as w
 from ipyevents import Event
 
-from miqa_nb.review import ReviewSession
-from miqa_nb.vocabulary import ARTIFACTS, ArtifactState, Decision
+from miqa_nb.core.vocabulary import ARTIFACTS, ArtifactState, Decision
+from miqa_nb.review.session import ReviewSession
 from miqa_nb.widgets._base import css, safe, text
 from miqa_nb.widgets.note import NoteArea
 from miqa_nb.widgets.shortcuts import (

@@ -16,8 +16,8 @@ from typing import Any
 import ipywidgets as w
 import pandas as pd
 
-from miqa_nb.review import ReviewSession
-from miqa_nb.vocabulary import ARTIFACTS, Location
+from miqa_nb.core.vocabulary import ARTIFACTS, Location
+from miqa_nb.review.session import ReviewSession
 from miqa_nb.widgets._base import close_tree, css, link, safe, text
 
 __all__ = ["ScanHeader"]

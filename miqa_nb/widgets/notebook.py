@@ -2,7 +2,7 @@
 
 :func:`notebook_catalog` opens the catalog named by ``MIQA_NB_CATALOG`` (or a path);
 only when none is given does it build the small demo project (``miqa-nb demo``) in a
-folder, once. :func:`open_review` makes a :class:`~miqa_nb.review.ReviewSession` for
+folder, once. :func:`open_review` makes a :class:`~miqa_nb.review.session.ReviewSession` for
 the user named by the environment and returns its :class:`ReviewPanel`.
 """
 
@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from miqa_nb.catalog import Catalog
-from miqa_nb.demo_setup import build_demo
-from miqa_nb.review import ReviewSession, resolve_user
-from miqa_nb.store import CATALOG_ENV
+from miqa_nb.demo.setup import build_demo
+from miqa_nb.review.session import ReviewSession, resolve_user
+from miqa_nb.store.database import CATALOG_ENV
 from miqa_nb.widgets.panel import ReviewPanel
 
 __all__ = ["notebook_catalog", "open_review"]
@@ -54,7 +54,7 @@ def open_review(
 ) -> ReviewPanel:
     """A review panel for ``user`` (default from the environment) on ``project``.
 
-    ``options`` go to :class:`~miqa_nb.review.ReviewSession` (``filter``,
+    ``options`` go to :class:`~miqa_nb.review.session.ReviewSession` (``filter``,
     ``scan_type``, ``prefetch``, ...).
     """
     catalog = catalog if catalog is not None else notebook_catalog(user=user)

@@ -13,8 +13,8 @@ from typing import Any
 
 import ipywidgets as w
 
-from miqa_nb.review import ReviewSession
-from miqa_nb.review_queue import FILTERS
+from miqa_nb.review.queue import FILTERS
+from miqa_nb.review.session import ReviewSession
 from miqa_nb.widgets._base import close_tree, css, safe, text
 from miqa_nb.widgets.decision import DecisionPanel
 from miqa_nb.widgets.header import ScanHeader

@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from miqa_nb.review import ReviewSession
-from miqa_nb.vocabulary import ARTIFACTS, ArtifactState, Decision
+from miqa_nb.core.vocabulary import ARTIFACTS, ArtifactState, Decision
+from miqa_nb.review.session import ReviewSession
 from miqa_nb.volumes import Plane
 
 __all__ = [

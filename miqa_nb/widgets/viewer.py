@@ -1,6 +1,6 @@
 """The viewer panel: three orthogonal planes with a shared crosshair, over a session.
 
-A thin view of :class:`~miqa_nb.review.ReviewSession`: every control calls a session
+A thin view of :class:`~miqa_nb.review.session.ReviewSession`: every control calls a session
 method and every picture comes from :meth:`ReviewSession.plane_images`; the panel
 redraws when the session announces ``'scan'`` or ``'view'``.
 
@@ -25,7 +25,7 @@ import ipywidgets as w
 import numpy as np
 from ipyevents import Event
 
-from miqa_nb.review import PLANES_AXIS, ReviewSession
+from miqa_nb.review.session import PLANES_AXIS, ReviewSession
 from miqa_nb.volumes import PLANES, PRESETS, Plane, plane_labels
 from miqa_nb.widgets._base import css, safe, text
 from miqa_nb.widgets.shortcuts import PANEL_ACTIONS, handle_key

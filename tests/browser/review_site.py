@@ -36,7 +36,7 @@ from widgets_dashboard.dashboard_catalog import (
 )
 
 from miqa_nb.catalog import Catalog
-from miqa_nb.formats import MIQA_COLUMNS
+from miqa_nb.exchange.formats import MIQA_COLUMNS
 
 REVIEW_PROJECT = "Gamma"
 CREATOR = "cleo"

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from miqa_nb.errors import VolumeError
+from miqa_nb.core.errors import VolumeError
 from miqa_nb.volumes import Volume, VolumeCache, load_volume
 
 

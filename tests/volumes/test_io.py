@@ -24,7 +24,7 @@ from conftest import (
     write_image,
 )
 
-from miqa_nb.errors import MiqaError, VolumeError
+from miqa_nb.core.errors import MiqaError, VolumeError
 from miqa_nb.volumes import inflate, load_volume
 
 

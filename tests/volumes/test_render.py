@@ -10,7 +10,7 @@ import pytest
 from conftest import SHAPE
 from PIL import Image
 
-from miqa_nb.errors import VolumeError
+from miqa_nb.core.errors import VolumeError
 from miqa_nb.volumes import (
     PLANES,
     SliceIndex,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from miqa_nb.errors import VolumeError
+from miqa_nb.core.errors import VolumeError
 from miqa_nb.volumes import PLANES, load_volume, plane_images, thumbnail
 from miqa_nb.volumes.thumbnails import thumbnail_pixels
 

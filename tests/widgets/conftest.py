@@ -2,7 +2,7 @@
 
 ``_fail_on_widget_errors`` (autouse) fails any test during which a widget callback
 raised: ipywidgets only logs "Exception in callback" (on the ``traitlets`` logger)
-and our panels log errors on ``miqa_nb.widgets`` / ``miqa_nb.review`` instead of
+and our panels log errors on ``miqa_nb.widgets`` / ``miqa_nb.review.session`` instead of
 raising. Every widget is closed after each test.
 """
 
@@ -17,7 +17,7 @@ import pytest
 from test_review_support import PROJECT, build_template, copy_catalog
 
 from miqa_nb.catalog import Catalog
-from miqa_nb.review import ReviewSession
+from miqa_nb.review.session import ReviewSession
 from miqa_nb.volumes import VolumeCache
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from miqa_nb.vocabulary import ARTIFACTS, Decision
+from miqa_nb.core.vocabulary import ARTIFACTS, Decision
 from miqa_nb.widgets import DecisionPanel
 from miqa_nb.widgets.decision import decision_class
 

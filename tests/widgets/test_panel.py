@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from miqa_nb.vocabulary import Decision
+from miqa_nb.core.vocabulary import Decision
 from miqa_nb.widgets import ReviewPanel
 
 PROJECT = "P"

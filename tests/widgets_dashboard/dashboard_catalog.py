@@ -14,7 +14,7 @@ import nibabel as nib
 import numpy as np
 
 from miqa_nb.catalog import Catalog
-from miqa_nb.formats import MIQA_COLUMNS
+from miqa_nb.exchange.formats import MIQA_COLUMNS
 
 ADMIN, TIER1, TIER2, COLLABORATOR = "admin", "tina", "tom", "cora"
 PROJECT = "Alpha"

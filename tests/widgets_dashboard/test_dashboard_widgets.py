@@ -21,15 +21,15 @@ from widgets_dashboard.dashboard_catalog import (
 )
 
 from miqa_nb.catalog import Catalog
-from miqa_nb.dashboard_model import AdminActions, UploadFile, UploadStager
-from miqa_nb.errors import MiqaError
-from miqa_nb.widgets.admin import AdminPanel
-from miqa_nb.widgets.dashboard import REVIEW_TAB, Dashboard, review_placeholder, review_view
-from miqa_nb.widgets.overview import Overview
+from miqa_nb.core.errors import MiqaError
+from miqa_nb.dashboard.admin import AdminPanel
+from miqa_nb.dashboard.app import REVIEW_TAB, Dashboard, review_placeholder, review_view
+from miqa_nb.dashboard.model import AdminActions, UploadFile, UploadStager
+from miqa_nb.dashboard.overview import Overview
+from miqa_nb.dashboard.projects import ProjectList
+from miqa_nb.dashboard.status import StatusBar
+from miqa_nb.dashboard.upload import UploadPanel, uploaded_files
 from miqa_nb.widgets.panel import ReviewPanel
-from miqa_nb.widgets.projects import ProjectList
-from miqa_nb.widgets.status import StatusBar
-from miqa_nb.widgets.upload import UploadPanel, uploaded_files
 
 
 def _classes(widget: widgets.Widget) -> list[str]:

@@ -1,8 +1,8 @@
 """Who may do what: MIQA's roles, as pure functions.
 
 A user is a superuser or not; in each project a user may be its creator and may hold
-one :class:`~miqa_nb.vocabulary.Role`. Each ``require_*`` function raises
-:class:`~miqa_nb.errors.PermissionDenied` with a sentence saying who may do it.
+one :class:`~miqa_nb.core.vocabulary.Role`. Each ``require_*`` function raises
+:class:`~miqa_nb.core.errors.PermissionDenied` with a sentence saying who may do it.
 The catalog calls them before it changes anything.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from miqa_nb.errors import PermissionDenied
-from miqa_nb.vocabulary import Decision, Role
+from miqa_nb.core.errors import PermissionDenied
+from miqa_nb.core.vocabulary import Decision, Role
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Upload scans from the reviewer's computer into an experiment (MIQA's "Add Scans").
 
-A thin view over :class:`~miqa_nb.dashboard_model.UploadStager`, which checks names,
+A thin view over :class:`~miqa_nb.dashboard.model.UploadStager`, which checks names,
 writes only inside the upload folder and imports with ``mode='append'``.
 
 Stable classes: ``miqa-upload`` (the panel), ``miqa-upload-experiment``,
@@ -19,8 +19,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from miqa_nb.dashboard_model import UPLOAD_SUFFIXES, UploadFile, UploadStager
-from miqa_nb.widgets.status import StatusBar
+from miqa_nb.dashboard.model import UPLOAD_SUFFIXES, UploadFile, UploadStager
+from miqa_nb.dashboard.status import StatusBar
 
 __all__ = ["UploadPanel", "uploaded_files"]
 

@@ -1,7 +1,7 @@
 """The overview of one project: its scans with thumbnail, state and last decision.
 
-A thin view over :func:`~miqa_nb.dashboard_model.overview_table` and
-:func:`~miqa_nb.dashboard_model.filter_overview`. Filters: ``miqa-filter-state``,
+A thin view over :func:`~miqa_nb.dashboard.model.overview_table` and
+:func:`~miqa_nb.dashboard.model.filter_overview`. Filters: ``miqa-filter-state``,
 ``miqa-filter-type`` (dropdowns) and ``miqa-filter-experiment`` (text). Each shown
 scan is a ``miqa-overview-row`` whose button ``miqa-overview-open`` calls
 ``on_open_scan(project, experiment, scan)``. Rows are shown ``page_size`` at a time
@@ -24,9 +24,9 @@ import ipywidgets as widgets
 import pandas as pd
 
 from miqa_nb.catalog import Catalog
-from miqa_nb.dashboard_model import ALL, filter_overview, overview_table, state_options
+from miqa_nb.dashboard.model import ALL, filter_overview, overview_table, state_options
+from miqa_nb.dashboard.status import StatusBar
 from miqa_nb.volumes import thumbnail
-from miqa_nb.widgets.status import StatusBar
 
 __all__ = ["Overview"]
 

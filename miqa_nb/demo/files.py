@@ -16,7 +16,7 @@ Contract
   columns are empty (nothing is reviewed yet).
 - Images keep the world coordinates of their source: the three formats of the clean
   T1 hold the same voxels under the same RAS affine (NRRD stores it as LPS).
-- The artifact scans are made by the pure simulations of :mod:`miqa_nb.artifacts`,
+- The artifact scans are made by the pure simulations of :mod:`miqa_nb.demo.artifacts`,
   each from its own seeded random stream; this module only chooses their parameters
   and writes the results.
 """
@@ -39,7 +39,8 @@ import numpy.typing as npt
 import pandas as pd
 from tqdm.auto import tqdm
 
-from miqa_nb.artifacts import (
+from miqa_nb.core.errors import VolumeError
+from miqa_nb.demo.artifacts import (
     PHASE_AXIS,
     ghosting,
     inhomogeneity,
@@ -47,8 +48,7 @@ from miqa_nb.artifacts import (
     rician_noise,
     wraparound,
 )
-from miqa_nb.errors import VolumeError
-from miqa_nb.formats import DECISION_COLUMNS, MIQA_COLUMNS
+from miqa_nb.exchange.formats import DECISION_COLUMNS, MIQA_COLUMNS
 
 __all__ = ["CSV_NAME", "build_demo_files"]
 

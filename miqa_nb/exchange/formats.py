@@ -31,8 +31,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from miqa_nb.errors import WriteError
-from miqa_nb.report import Problem
+from miqa_nb.core.errors import WriteError
+from miqa_nb.core.report import Problem
 
 #: The 16 columns MIQA writes, in its order (the specification's 15 plus experiment_notes).
 MIQA_COLUMNS: tuple[str, ...] = (

@@ -4,7 +4,7 @@
 into one typed DataFrame: a row per frame with its scan's last decision, times as
 datetimes, one boolean column per artifact, and the location of interest as ``i``,
 ``j``, ``k`` floats (mm). It is forgiving (a value it cannot read becomes missing):
-to *check* a file, use :func:`miqa_nb.validation.validate`.
+to *check* a file, use :func:`miqa_nb.exchange.validation.validate`.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from miqa_nb import formats
-from miqa_nb.errors import ImportFileError, VocabularyError
-from miqa_nb.report import Report
-from miqa_nb.vocabulary import ARTIFACTS, Decision, Location, Timestamp, parse_artifacts
+from miqa_nb.core.errors import ImportFileError, VocabularyError
+from miqa_nb.core.report import Report
+from miqa_nb.core.vocabulary import ARTIFACTS, Decision, Location, Timestamp, parse_artifacts
+from miqa_nb.exchange import formats
 
 
 def read_export(path: str | os.PathLike[str]) -> pd.DataFrame:

@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from miqa_nb.vocabulary import FRAME_SUFFIXES
+from miqa_nb.core.vocabulary import FRAME_SUFFIXES
 
 ROOTS_ENV = "MIQA_NB_DATA_ROOTS"
 

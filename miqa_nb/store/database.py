@@ -4,7 +4,7 @@ DuckDB lets one process at a time hold a database file (see ``stack-facts.md``),
 no process keeps the file open between operations: :meth:`Store.connect` opens it,
 the caller does one unit of work, and the file is closed again. When another process
 holds it, opening is retried with jittered exponential back-off for up to
-``retry_seconds``; only then does :class:`~miqa_nb.errors.CatalogBusy` reach the caller.
+``retry_seconds``; only then does :class:`~miqa_nb.core.errors.CatalogBusy` reach the caller.
 
 This module also owns the schema. Text columns hold ``NULL`` for "not given".
 """
@@ -23,8 +23,8 @@ from typing import TypeVar
 
 import duckdb
 
-from miqa_nb.duck import one
-from miqa_nb.errors import CatalogBusy, MiqaError
+from miqa_nb.core.duck import one
+from miqa_nb.core.errors import CatalogBusy, MiqaError
 
 SCHEMA_VERSION = "1"
 CATALOG_ENV = "MIQA_NB_CATALOG"

@@ -2,7 +2,7 @@
 
 Everything here is pure (no I/O): small enums and frozen dataclasses, and parsers that
 turn the text found in import files into them. A parser either returns the canonical
-value or raises :class:`~miqa_nb.errors.VocabularyError` whose message names the value
+value or raises :class:`~miqa_nb.core.errors.VocabularyError` whose message names the value
 and what would be accepted; nothing is silently dropped or matched by substring.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 
-from miqa_nb.errors import VocabularyError
+from miqa_nb.core.errors import VocabularyError
 
 
 class Decision(StrEnum):

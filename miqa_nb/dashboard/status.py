@@ -2,8 +2,8 @@
 
 Panels run their actions through :meth:`StatusBar.guard`, so an exception never
 escapes into ipywidgets (which would only log it): the bar shows
-:func:`~miqa_nb.dashboard_model.readable_error` and the traceback of anything that is
-not a :class:`~miqa_nb.errors.MiqaError` goes to the ``miqa_nb`` logger (the server
+:func:`~miqa_nb.dashboard.model.readable_error` and the traceback of anything that is
+not a :class:`~miqa_nb.core.errors.MiqaError` goes to the ``miqa_nb`` logger (the server
 log under Voila), never to the page.
 """
 
@@ -16,8 +16,8 @@ from typing import Any, Literal, TypeVar
 
 import ipywidgets as widgets
 
-from miqa_nb.dashboard_model import readable_error
-from miqa_nb.errors import MiqaError
+from miqa_nb.core.errors import MiqaError
+from miqa_nb.dashboard.model import readable_error
 
 __all__ = ["StatusBar"]
 

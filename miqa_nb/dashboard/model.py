@@ -1,6 +1,6 @@
 """What the Voila dashboard shows and does, without widgets.
 
-The dashboard's panels (:mod:`miqa_nb.widgets.dashboard` and its siblings) are thin
+The dashboard's panels (:mod:`miqa_nb.dashboard.app` and its siblings) are thin
 views over the plain objects here, which tests drive directly:
 
 - :func:`resolve_user` -- who the page belongs to: ``JUPYTERHUB_USER`` under
@@ -39,12 +39,12 @@ from urllib.parse import parse_qs
 import pandas as pd
 
 from miqa_nb.catalog import Catalog
-from miqa_nb.errors import ImportFileError, MiqaError, NotFound, PermissionDenied
-from miqa_nb.formats import MIQA_COLUMNS
-from miqa_nb.locations import ROOTS_ENV
-from miqa_nb.permissions import Standing
-from miqa_nb.report import Report
-from miqa_nb.vocabulary import Role, ScanState
+from miqa_nb.core.errors import ImportFileError, MiqaError, NotFound, PermissionDenied
+from miqa_nb.core.permissions import Standing
+from miqa_nb.core.report import Report
+from miqa_nb.core.vocabulary import Role, ScanState
+from miqa_nb.exchange.formats import MIQA_COLUMNS
+from miqa_nb.exchange.locations import ROOTS_ENV
 
 __all__ = [
     "IDENTITY_ENV",

@@ -1,6 +1,6 @@
 """Validate an import file: one report of every problem, and the clean tables.
 
-:func:`validate` reads a file (:mod:`miqa_nb.formats`) as Arrow record batches and
+:func:`validate` reads a file (:mod:`miqa_nb.exchange.formats`) as Arrow record batches and
 splits its rows into two tables:
 
 - ``runs``: one row per *run* of consecutive rows with the same names and scan-level
@@ -12,7 +12,7 @@ splits its rows into two tables:
 
 ``runs`` is staged in an in-memory DuckDB database and checked there with SQL.
 Vocabulary (scan types, decisions, artifacts, times, locations) is checked on
-*distinct* values with :mod:`miqa_nb.vocabulary`, so a million rows cost a few thousand
+*distinct* values with :mod:`miqa_nb.core.vocabulary`, so a million rows cost a few thousand
 parses. Cross-row rules (duplicate frames, scan-level values that disagree) are SQL.
 ``frames`` stays in Arrow: vectorised tests (NumPy, Arrow compute) clear the common
 case, and SQL over a view of it describes the problems they find.
@@ -37,18 +37,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
-from miqa_nb import formats, locations
-from miqa_nb.duck import one, typed_table
-from miqa_nb.errors import VocabularyError
-from miqa_nb.formats import DECISION_COLUMNS
-from miqa_nb.report import Problem, Report
-from miqa_nb.vocabulary import (
+from miqa_nb.core.duck import one, typed_table
+from miqa_nb.core.errors import VocabularyError
+from miqa_nb.core.report import Problem, Report
+from miqa_nb.core.vocabulary import (
     Decision,
     Location,
     ScanTypes,
     Timestamp,
     parse_artifacts,
 )
+from miqa_nb.exchange import formats, locations
+from miqa_nb.exchange.formats import DECISION_COLUMNS
 
 #: At most this many distinct offending values are listed per check (the rest are counted).
 MAX_LISTED = 200
@@ -59,7 +59,7 @@ RUN_COLUMNS = (*NAME_COLUMNS, "experiment_notes", *SCAN_LEVEL)
 FRAME_COLUMNS = ("frame_number", "file_location")
 MAX_TEXT = 255
 #: Decision times and locations as MIQA writes them, parsed by DuckDB; any other spelling
-#: goes through :mod:`miqa_nb.vocabulary`, which gives the same values for these.
+#: goes through :mod:`miqa_nb.core.vocabulary`, which gives the same values for these.
 _PLAIN_TIME = "%Y-%m-%d %H:%M:%S"
 _PLAIN_TIME_RE = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
 _DECIMAL = r"(-?[0-9]{1,15}(?:\.[0-9]{1,15})?)"

@@ -21,9 +21,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from miqa_nb import formats
-from miqa_nb.duck import one
-from miqa_nb.validation import Staged
+from miqa_nb.core.duck import one
+from miqa_nb.exchange import formats
+from miqa_nb.exchange.validation import Staged
 
 MODES = ("replace", "append")
 
@@ -198,7 +198,7 @@ def _insert(con: duckdb.DuckDBPyConnection, level: str, select: str) -> None:
 
 # ----------------------------------------------------------------------- exports
 
-#: SQL rendering a decision time as :class:`~miqa_nb.vocabulary.Timestamp` does.
+#: SQL rendering a decision time as :class:`~miqa_nb.core.vocabulary.Timestamp` does.
 CREATED_TEXT = """CASE WHEN {t}.created IS NULL THEN NULL ELSE
     strftime({t}.created, '%Y-%m-%d %H:%M:%S')
     || CASE WHEN microsecond({t}.created) % 1000000 = 0 THEN ''

@@ -1,7 +1,7 @@
 """The view part of a review session: the open scan's volume, frame, crosshair, window
 and pictures.
 
-:class:`ScanViewMixin` is mixed into :class:`~miqa_nb.review.ReviewSession` (one
+:class:`ScanViewMixin` is mixed into :class:`~miqa_nb.review.session.ReviewSession` (one
 concept per module: this one owns what the reviewer *sees*). It loads frames through
 the session's :class:`~miqa_nb.volumes.VolumeCache` (``s3://`` frames are reported,
 not fetched), keeps the crosshair in world millimetres snapped to a voxel centre,
@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from miqa_nb.errors import MiqaError, VolumeError
-from miqa_nb.review_queue import ScanKey, ScanQueue
-from miqa_nb.vocabulary import Location
+from miqa_nb.core.errors import MiqaError, VolumeError
+from miqa_nb.core.vocabulary import Location
+from miqa_nb.review.queue import ScanKey, ScanQueue
 from miqa_nb.volumes import (
     PRESETS,
     Convention,
@@ -151,7 +151,7 @@ class ScanViewMixin:
     def set_crosshair(self, xyz: Any) -> None:
         """Move the crosshair to a world point (mm), snapped to the nearest voxel.
 
-        ``xyz`` may be ``(x, y, z)``, a :class:`miqa_nb.vocabulary.Location` or a
+        ``xyz`` may be ``(x, y, z)``, a :class:`miqa_nb.core.vocabulary.Location` or a
         volumes ``Location``.
         """
         if isinstance(xyz, Location | VolumeLocation):

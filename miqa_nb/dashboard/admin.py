@@ -1,6 +1,6 @@
 """The administration panel of one project (``miqa-admin``).
 
-A thin view over :class:`~miqa_nb.dashboard_model.AdminActions`: every button calls
+A thin view over :class:`~miqa_nb.dashboard.model.AdminActions`: every button calls
 one of its methods, which refuse anyone but superusers and the project's creator
 (and the catalog checks again). The dashboard builds this panel only for them; a
 refusal that still happens shows in the status bar.
@@ -25,10 +25,10 @@ from collections.abc import Callable
 import ipywidgets as widgets
 import pandas as pd
 
-from miqa_nb.dashboard_model import AdminActions
-from miqa_nb.report import Report
-from miqa_nb.vocabulary import Role
-from miqa_nb.widgets.status import StatusBar
+from miqa_nb.core.report import Report
+from miqa_nb.core.vocabulary import Role
+from miqa_nb.dashboard.model import AdminActions
+from miqa_nb.dashboard.status import StatusBar
 
 __all__ = ["AdminPanel", "report_html", "table_html"]
 

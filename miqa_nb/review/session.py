@@ -4,7 +4,7 @@
 stay thin views (:mod:`miqa_nb.widgets`) and the same logic runs in tests, notebooks,
 a Voila dashboard or a script:
 
-- the queue (:class:`~miqa_nb.review_queue.ScanQueue`, MIQA's order, state and type
+- the queue (:class:`~miqa_nb.review.queue.ScanQueue`, MIQA's order, state and type
   filters), the current scan, next/previous, resuming where the user left off, and
   progress (every reviewer's, refreshed from the catalog with :meth:`refresh`);
 - the view: current frame, crosshair (world mm), slices, window/level, and the three
@@ -20,9 +20,9 @@ a Voila dashboard or a script:
   :attr:`last_error` (readable text) and announced to observers (``'error'``).
 
 The session is split by concept: this module (queue, navigation, pending decision,
-submit, observers), :mod:`miqa_nb.review_view` (volume, frames, crosshair, window,
-pictures), :mod:`miqa_nb.review_sync` (background catalog work, refresh, claims) and
-:mod:`miqa_nb.review_queue` (the pure queue).
+submit, observers), :mod:`miqa_nb.review.view` (volume, frames, crosshair, window,
+pictures), :mod:`miqa_nb.review.sync` (background catalog work, refresh, claims) and
+:mod:`miqa_nb.review.queue` (the pure queue).
 
 Observers (:meth:`observe`) are called with an event name: ``'scan'`` (another scan
 is open), ``'view'`` (frame, crosshair, slices or window), ``'pending'``,
@@ -54,13 +54,10 @@ from typing import Any
 
 import pandas as pd
 
-from miqa_nb import permissions
 from miqa_nb.catalog import CLAIM_MINUTES, Catalog, Claim
-from miqa_nb.errors import MiqaError, PermissionDenied
-from miqa_nb.review_queue import FILTERS, Progress, ScanInfo, ScanKey, ScanQueue
-from miqa_nb.review_sync import CatalogSyncMixin
-from miqa_nb.review_view import PLANES_AXIS, ScanViewMixin
-from miqa_nb.vocabulary import (
+from miqa_nb.core import permissions
+from miqa_nb.core.errors import MiqaError, PermissionDenied
+from miqa_nb.core.vocabulary import (
     ARTIFACTS,
     ArtifactState,
     Decision,
@@ -68,6 +65,9 @@ from miqa_nb.vocabulary import (
     parse_artifact,
     scan_state,
 )
+from miqa_nb.review.queue import FILTERS, Progress, ScanInfo, ScanKey, ScanQueue
+from miqa_nb.review.sync import CatalogSyncMixin
+from miqa_nb.review.view import PLANES_AXIS, ScanViewMixin
 from miqa_nb.volumes import (
     PRESETS,
     Convention,

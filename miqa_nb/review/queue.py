@@ -1,7 +1,7 @@
 """The review queue: which scans a reviewer goes through, in which order, and progress.
 
 This module is pure (pandas in, plain values out; no I/O, no threads). A
-:class:`~miqa_nb.review.ReviewSession` builds a :class:`ScanQueue` from the catalog's
+:class:`~miqa_nb.review.session.ReviewSession` builds a :class:`ScanQueue` from the catalog's
 ``scans()`` and ``frames()`` DataFrames and asks it where to go next.
 
 Contract
@@ -28,8 +28,8 @@ from typing import Any, NamedTuple, cast
 
 import pandas as pd
 
-from miqa_nb.errors import MiqaError
-from miqa_nb.vocabulary import ScanState
+from miqa_nb.core.errors import MiqaError
+from miqa_nb.core.vocabulary import ScanState
 
 __all__ = ["FILTERS", "Progress", "ScanInfo", "ScanKey", "ScanQueue"]
 

@@ -1,6 +1,6 @@
 """The catalog side of a review session: background work, refreshing, claims.
 
-:class:`CatalogSyncMixin` is mixed into :class:`~miqa_nb.review.ReviewSession`. It
+:class:`CatalogSyncMixin` is mixed into :class:`~miqa_nb.review.session.ReviewSession`. It
 owns how the session talks to the shared catalog file while the reviewer works:
 
 - one background thread per session runs catalog work in order (writing accepted
@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from miqa_nb import permissions
 from miqa_nb.catalog import Catalog, Claim
-from miqa_nb.errors import MiqaError
-from miqa_nb.permissions import Standing
-from miqa_nb.review_queue import Progress, ScanKey, ScanQueue
+from miqa_nb.core import permissions
+from miqa_nb.core.errors import MiqaError
+from miqa_nb.core.permissions import Standing
+from miqa_nb.review.queue import Progress, ScanKey, ScanQueue
 from miqa_nb.volumes import VolumeCache
 
 __all__ = ["CatalogSyncMixin"]

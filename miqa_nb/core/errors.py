@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
-    from miqa_nb.report import Report
+    from miqa_nb.core.report import Report
 
 
 class MiqaError(Exception):
@@ -20,7 +20,7 @@ class MiqaError(Exception):
 class ImportFileError(MiqaError, ValueError):
     """An import file has errors; nothing was written.
 
-    ``report`` holds every problem found (a :class:`~miqa_nb.report.Report`).
+    ``report`` holds every problem found (a :class:`~miqa_nb.core.report.Report`).
     """
 
     def __init__(self, message: str, report: Report | None = None) -> None:

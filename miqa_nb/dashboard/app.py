@@ -1,11 +1,11 @@
 """The reviewer dashboard that ``miqa-nb serve`` shows (``voila_app/dashboard.ipynb``).
 
 It puts the panels together: a header naming the user, the status bar
-(:mod:`~miqa_nb.widgets.status`), the project list (:mod:`~miqa_nb.widgets.projects`)
-and, for the open project, tabs: the scans overview (:mod:`~miqa_nb.widgets.overview`),
+(:mod:`~miqa_nb.dashboard.status`), the project list (:mod:`~miqa_nb.dashboard.projects`)
+and, for the open project, tabs: the scans overview (:mod:`~miqa_nb.dashboard.overview`),
 the review view, and -- for superusers and the project's creator only -- the
-administration panel (:mod:`~miqa_nb.widgets.admin`) with the upload panel
-(:mod:`~miqa_nb.widgets.upload`).
+administration panel (:mod:`~miqa_nb.dashboard.admin`) with the upload panel
+(:mod:`~miqa_nb.dashboard.upload`).
 
 The review view is built by :func:`review_view`, the one place where the review
 panel plugs in: the dashboard calls :meth:`Dashboard.open_review` when a scan is
@@ -16,7 +16,7 @@ shows the decisions just made.
 
 :meth:`Dashboard.from_environment` is the notebook's entry point: it reads the
 catalog from ``MIQA_NB_CATALOG`` and the user as
-:func:`~miqa_nb.dashboard_model.resolve_user` says, and shows a readable refusal
+:func:`~miqa_nb.dashboard.model.resolve_user` says, and shows a readable refusal
 instead of the dashboard when the user is unknown.
 """
 
@@ -32,20 +32,20 @@ from urllib.parse import parse_qs
 
 import ipywidgets as widgets
 
-from miqa_nb import permissions
 from miqa_nb.catalog import Catalog, default_catalog_path
-from miqa_nb.dashboard_model import (
+from miqa_nb.core import permissions
+from miqa_nb.dashboard.admin import AdminPanel
+from miqa_nb.dashboard.model import (
     AdminActions,
     UploadStager,
     default_thumbnail_dir,
     default_upload_dir,
     resolve_user,
 )
-from miqa_nb.widgets.admin import AdminPanel
-from miqa_nb.widgets.overview import Overview
-from miqa_nb.widgets.projects import ProjectList
-from miqa_nb.widgets.status import StatusBar
-from miqa_nb.widgets.upload import UploadPanel
+from miqa_nb.dashboard.overview import Overview
+from miqa_nb.dashboard.projects import ProjectList
+from miqa_nb.dashboard.status import StatusBar
+from miqa_nb.dashboard.upload import UploadPanel
 
 __all__ = ["Dashboard", "ReviewFactory", "review_view"]
 
@@ -83,7 +83,7 @@ def review_view(
     and the traceback goes to the log.
     """
     try:
-        from miqa_nb.review import ReviewSession
+        from miqa_nb.review.session import ReviewSession
         from miqa_nb.widgets.panel import ReviewPanel
 
         resume = experiment is None or scan is None
@@ -138,7 +138,7 @@ class Dashboard:
     refusal : str
         Why there is no dashboard (``miqa-refusal``).
     thumbnail_dir, upload_dir : path-like, optional
-        Default beside the catalog (see :mod:`miqa_nb.dashboard_model`).
+        Default beside the catalog (see :mod:`miqa_nb.dashboard.model`).
     review_factory : callable, optional
         Builds the review view; default :func:`review_view`.
     background : bool
@@ -216,7 +216,7 @@ class Dashboard:
             identity = resolve_user(catalog, env, query_string)
         except Exception as exc:  # e.g. an unreadable catalog: say so on the page
             log.exception("cannot resolve the dashboard's user")
-            from miqa_nb.dashboard_model import readable_error
+            from miqa_nb.dashboard.model import readable_error
 
             return cls(catalog, None, refusal=readable_error(exc))
         if identity.user is None:

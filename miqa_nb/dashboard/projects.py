@@ -1,6 +1,6 @@
 """The project list: one row per project the user may see, with review progress.
 
-A thin view over :func:`~miqa_nb.dashboard_model.visible_projects`. Each row is
+A thin view over :func:`~miqa_nb.dashboard.model.visible_projects`. Each row is
 ``miqa-project-row`` holding a button ``miqa-project`` + ``miqa-project-<n>`` (n counts
 rows from 0) that opens the project, a progress bar ``miqa-project-progress`` and a
 label. Names are shown as text (button descriptions and labels are not HTML).
@@ -14,8 +14,8 @@ import ipywidgets as widgets
 import pandas as pd
 
 from miqa_nb.catalog import Catalog
-from miqa_nb.dashboard_model import visible_projects
-from miqa_nb.widgets.status import StatusBar
+from miqa_nb.dashboard.model import visible_projects
+from miqa_nb.dashboard.status import StatusBar
 
 __all__ = ["ProjectList"]
 

@@ -1,0 +1,5 @@
+"""The words every layer shares: errors, vocabulary, reports of problems, and MIQA's rules.
+
+Nothing here does I/O; every other package may import from here, and this package
+imports from none of them.
+"""

@@ -1,0 +1,1 @@
+"""The reviewer dashboard served by Voila: its model (no widgets) and its widgets."""
