@@ -8,7 +8,7 @@ data out as typed pandas DataFrames (:meth:`Catalog.frames`, :meth:`Catalog.scan
 :meth:`Catalog.decisions`) or DuckDB SQL (:meth:`Catalog.sql`).
 
 Decisions are an append-only log; the last decision and a scan's state are derived
-(MIQA's rules, :func:`miqa_nb.core.vocabulary.scan_state`).
+(MIQA's rules, :mod:`miqa_nb.core.rules`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from miqa_nb.core.duck import one
 from miqa_nb.core.errors import ImportFileError, MiqaError, NotFound, PermissionDenied
 from miqa_nb.core.permissions import Standing
 from miqa_nb.core.report import Report
+from miqa_nb.core.rules import require_note_or_artifact, scan_state_sql
 from miqa_nb.core.vocabulary import (
     ARTIFACTS,
     CONVENTIONS,
@@ -78,10 +79,7 @@ SELECT s.project, s.experiment, s.name AS scan, s.type, s.subject_id, s.session_
        coalesce(n.n_frames, 0) AS n_frames, coalesce(l.n_decisions, 0) AS n_decisions,
        l.decision AS last_decision, l.creator AS last_decision_creator,
        l.created AS last_decision_created,
-       CASE WHEN l.decision IS NULL THEN '{ScanState.UNREVIEWED.value}'
-            WHEN l.decision = '{Decision.USABLE.value}' OR t.user_name IS NOT NULL
-                 THEN '{ScanState.COMPLETE.value}'
-            ELSE '{ScanState.NEEDS_TIER2.value}' END AS state
+       {scan_state_sql("l.decision", "t.user_name IS NOT NULL")} AS state
 FROM scans s
 LEFT JOIN nframes n ON n.project = s.project AND n.experiment = s.experiment AND n.scan = s.name
 LEFT JOIN last l ON l.project = s.project AND l.experiment = s.experiment AND l.scan = s.name
@@ -610,10 +608,7 @@ class Catalog:
         states = _artifact_states(artifacts)
         present = [a for a, s in states.items() if s == ArtifactState.PRESENT]
         absent = [a for a, s in states.items() if s == ArtifactState.ABSENT]
-        if code != Decision.USABLE and not note.strip() and not present:
-            raise MiqaError(
-                f"a {code.value!r} decision needs a note or at least one artifact marked present"
-            )
+        require_note_or_artifact(code, note, present)
         if location is not None and not isinstance(location, Location):
             location = Location.from_mm(*location)
         when = Timestamp.from_datetime(self.clock().replace(microsecond=0))

@@ -8,12 +8,10 @@ from miqa_nb.core.vocabulary import (
     Decision,
     Location,
     Role,
-    ScanState,
     ScanTypes,
     Timestamp,
     format_artifacts,
     parse_artifacts,
-    scan_state,
 )
 
 
@@ -112,10 +110,3 @@ def test_roles_parse():
     assert Role.parse("tier_2") is Role.TIER2
     with pytest.raises(VocabularyError):
         Role.parse("boss")
-
-
-def test_scan_state_follows_miqa():
-    assert scan_state(None, False) is ScanState.UNREVIEWED
-    assert scan_state("U", False) is ScanState.COMPLETE
-    assert scan_state("Q?", False) is ScanState.NEEDS_TIER2
-    assert scan_state("UN", True) is ScanState.COMPLETE

@@ -310,13 +310,3 @@ FRAME_SUFFIXES: tuple[str, ...] = (".nii", ".nii.gz", ".mgz", ".nrrd", ".nhdr")
 
 #: Display conventions (MIQA's ``anatomy_orientation``).
 CONVENTIONS: tuple[str, ...] = ("neurological", "radiological")
-
-
-def scan_state(last_decision: str | None, made_by_tier2: bool) -> ScanState:
-    """MIQA's rule: unreviewed without a decision; complete when the newest decision is
-    ``U`` or was made by a tier-2 reviewer; otherwise it needs a tier-2 review."""
-    if not last_decision:
-        return ScanState.UNREVIEWED
-    if last_decision == Decision.USABLE or made_by_tier2:
-        return ScanState.COMPLETE
-    return ScanState.NEEDS_TIER2

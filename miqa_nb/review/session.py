@@ -57,13 +57,13 @@ import pandas as pd
 from miqa_nb.catalog import CLAIM_MINUTES, Catalog, Claim
 from miqa_nb.core import permissions
 from miqa_nb.core.errors import MiqaError, PermissionDenied
+from miqa_nb.core.rules import require_note_or_artifact, scan_state
 from miqa_nb.core.vocabulary import (
     ARTIFACTS,
     ArtifactState,
     Decision,
     Location,
     parse_artifact,
-    scan_state,
 )
 from miqa_nb.review.queue import FILTERS, Progress, ScanInfo, ScanKey, ScanQueue
 from miqa_nb.review.sync import CatalogSyncMixin
@@ -556,11 +556,7 @@ class ReviewSession(ScanViewMixin, CatalogSyncMixin):
         if pending.decision is None:
             raise MiqaError("choose a decision first (U, UE, Q? or UN)")
         permissions.require_decision(self.standing, pending.decision)
-        if pending.decision != Decision.USABLE and not pending.note.strip() and not pending.present:
-            raise MiqaError(
-                f"a {pending.decision.value!r} decision needs a note or at least one "
-                "artifact marked present"
-            )
+        require_note_or_artifact(pending.decision, pending.note, pending.present)
         holder = self.held_by
         if holder is not None:
             raise PermissionDenied(
