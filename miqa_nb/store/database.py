@@ -6,7 +6,8 @@ the caller does one unit of work, and the file is closed again. When another pro
 holds it, opening is retried with jittered exponential back-off for up to
 ``retry_seconds``; only then does :class:`~miqa_nb.core.errors.CatalogBusy` reach the caller.
 
-This module also owns the schema. Text columns hold ``NULL`` for "not given".
+:meth:`Store.transaction` runs a block in one transaction: every change to the catalog
+is made in one. Opening a file creates or checks its schema (:mod:`miqa_nb.store.schema`).
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from typing import TypeVar
 
 import duckdb
 
-from miqa_nb.core.duck import one
 from miqa_nb.core.errors import CatalogBusy, MiqaError
+from miqa_nb.store.schema import open_schema
 
-SCHEMA_VERSION = "1"
+__all__ = ["CATALOG_ENV", "MAX_BACKOFF", "ROW_GROUP_SIZE", "Store"]
+
 CATALOG_ENV = "MIQA_NB_CATALOG"
 #: Longest wait between two attempts at a held lock: short, so that no waiter starves
 #: while others, retrying sooner, keep winning (a unit of work takes 20-60 ms).
@@ -36,66 +38,6 @@ MAX_BACKOFF = 0.005
 #: thread. With smaller groups an import's 100,000 scans are written while inserted
 #: (0.13 s less per million frames, ``benchmarks/bench_import.py``).
 ROW_GROUP_SIZE = 16_384
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
-CREATE TABLE IF NOT EXISTS users (
-    name VARCHAR PRIMARY KEY,
-    superuser BOOLEAN NOT NULL DEFAULT false,
-    created_utc TIMESTAMP NOT NULL DEFAULT timezone('UTC', current_timestamp)
-);
-CREATE TABLE IF NOT EXISTS projects (
-    name VARCHAR PRIMARY KEY,
-    creator VARCHAR,
-    import_path VARCHAR,
-    export_path VARCHAR,
-    anatomy_orientation VARCHAR NOT NULL DEFAULT 'neurological',
-    created_utc TIMESTAMP NOT NULL DEFAULT timezone('UTC', current_timestamp)
-);
-CREATE TABLE IF NOT EXISTS roles (
-    project VARCHAR NOT NULL,
-    user_name VARCHAR NOT NULL,
-    role VARCHAR NOT NULL,
-    PRIMARY KEY (project, user_name)
-);
-CREATE TABLE IF NOT EXISTS scan_types (name VARCHAR PRIMARY KEY, alias_of VARCHAR);
-CREATE TABLE IF NOT EXISTS experiments (project VARCHAR, name VARCHAR, note VARCHAR);
-CREATE TABLE IF NOT EXISTS scans (
-    project VARCHAR, experiment VARCHAR, name VARCHAR, type VARCHAR,
-    subject_id VARCHAR, session_id VARCHAR, link VARCHAR
-);
-CREATE TABLE IF NOT EXISTS frames (
-    project VARCHAR, experiment VARCHAR, scan VARCHAR, frame_number INTEGER, location VARCHAR
-);
-CREATE TABLE IF NOT EXISTS decisions (
-    id BIGINT NOT NULL,  -- assigned max + 1 under the file lock: the log's order
-    project VARCHAR, experiment VARCHAR, scan VARCHAR,
-    decision VARCHAR NOT NULL,
-    creator VARCHAR,
-    note VARCHAR,
-    created TIMESTAMP,
-    created_utcoffset INTEGER,
-    artifacts_present VARCHAR,
-    artifacts_absent VARCHAR,
-    location VARCHAR,
-    loc_i DOUBLE, loc_j DOUBLE, loc_k DOUBLE
-);
-CREATE TABLE IF NOT EXISTS claims (
-    project VARCHAR NOT NULL,
-    experiment VARCHAR NOT NULL,
-    user_name VARCHAR NOT NULL,
-    expires_utc TIMESTAMP NOT NULL,
-    PRIMARY KEY (project, experiment)
-);
-CREATE TABLE IF NOT EXISTS positions (
-    user_name VARCHAR NOT NULL,
-    project VARCHAR NOT NULL,
-    experiment VARCHAR NOT NULL,
-    scan VARCHAR NOT NULL,
-    updated_utc TIMESTAMP NOT NULL,
-    PRIMARY KEY (user_name, project)
-);
-"""
 
 
 T = TypeVar("T")
@@ -123,15 +65,7 @@ class Store:
         if not self.path.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.connect() as con:
-            con.execute(SCHEMA)
-            found = one(con, "SELECT value FROM meta WHERE key = 'schema_version'")
-            if found is None:
-                con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
-            elif found[0] != SCHEMA_VERSION:
-                raise MiqaError(
-                    f"{self.path} has catalog schema version {found[0]}; this miqa_nb "
-                    f"reads version {SCHEMA_VERSION}: upgrade miqa_nb"
-                )
+            open_schema(con, self.path)
 
     @property
     def lock_path(self) -> Path:

@@ -1,0 +1,98 @@
+"""Projects and the import/export paths (each project's, and the global ones).
+
+Functions over an open catalog connection, called by :class:`~miqa_nb.catalog.Catalog`
+inside its transactions; permissions are checked by the caller, before.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from miqa_nb.core.duck import one
+from miqa_nb.core.errors import MiqaError, NotFound
+from miqa_nb.store.names import absolute_path
+
+__all__ = [
+    "PATHS",
+    "create_project",
+    "global_paths",
+    "project_exists",
+    "project_path",
+    "require_project",
+    "set_global_paths",
+    "set_project_paths",
+]
+
+#: The two paths a project (and the catalog, globally) may have.
+PATHS = ("import_path", "export_path")
+
+
+def require_project(con: duckdb.DuckDBPyConnection, project: str) -> None:
+    """Raise :class:`NotFound` (naming the projects there are) unless ``project`` exists."""
+    if not one(con, "SELECT 1 FROM projects WHERE name = ?", [project]):
+        known = [r[0] for r in con.execute("SELECT name FROM projects ORDER BY 1").fetchall()]
+        raise NotFound(f"no project {project!r} in the catalog; projects: {known}")
+
+
+def project_exists(con: duckdb.DuckDBPyConnection, project: str) -> bool:
+    """True when the catalog holds ``project``."""
+    return one(con, "SELECT 1 FROM projects WHERE name = ?", [project]) is not None
+
+
+def create_project(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    *,
+    creator: str,
+    import_path: str | None,
+    export_path: str | None,
+    anatomy_orientation: str,
+) -> None:
+    """Add an empty project; a name taken already is refused."""
+    if project_exists(con, name):
+        raise MiqaError(f"project {name!r} exists already")
+    con.execute(
+        "INSERT INTO projects (name, creator, import_path, export_path, anatomy_orientation) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [name, creator, import_path, export_path, anatomy_orientation],
+    )
+
+
+def set_project_paths(
+    con: duckdb.DuckDBPyConnection, project: str, paths: dict[str, str | None]
+) -> None:
+    """Change a project's paths (absolute ones only); a path given as None stays."""
+    for column in PATHS:
+        value = paths.get(column)
+        if value is not None:
+            con.execute(
+                f"UPDATE projects SET {column} = ? WHERE name = ?",
+                [absolute_path(value, column), project],
+            )
+
+
+def project_path(con: duckdb.DuckDBPyConnection, project: str, column: str) -> str:
+    """A project's import or export path; raises when the project or the path is missing."""
+    found = con.execute(f"SELECT {column} FROM projects WHERE name = ?", [project]).fetchall()
+    if not found:
+        raise NotFound(f"no project {project!r} in the catalog")
+    if not found[0][0]:
+        raise MiqaError(f"project {project!r} has no {column}; its creator or a superuser sets it")
+    return str(found[0][0])
+
+
+def global_paths(con: duckdb.DuckDBPyConnection) -> dict[str, str | None]:
+    """The global import and export paths."""
+    found = dict(con.execute("SELECT key, value FROM meta WHERE key LIKE 'global_%'").fetchall())
+    return {k: found.get(f"global_{k}") for k in PATHS}
+
+
+def set_global_paths(con: duckdb.DuckDBPyConnection, paths: dict[str, str | None]) -> None:
+    """Change the global paths (absolute ones only); a path given as None stays."""
+    for key in PATHS:
+        value = paths.get(key)
+        if value is not None:
+            con.execute(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                [f"global_{key}", absolute_path(value, key)],
+            )
