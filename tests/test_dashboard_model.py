@@ -134,6 +134,18 @@ def test_admin_actions_refuse_non_admins(dash: DashboardCatalog) -> None:
     assert not dash.export_csv.exists()
 
 
+def test_admin_actions_refuse_with_the_permissions_sentence(dash: DashboardCatalog) -> None:
+    actions = AdminActions(dash.catalog(), TIER2, PROJECT)
+    with pytest.raises(
+        PermissionDenied,
+        match=rf"user '{TIER2}' may not change roles of project '{PROJECT}': "
+        "only the project's creator and superusers may",
+    ):
+        actions.set_role(TIER1, "tier2")
+    with pytest.raises(PermissionDenied, match="may not add users: only superusers may"):
+        actions.add_user("x")
+
+
 def test_admin_actions_for_a_creator(dash: DashboardCatalog) -> None:
     cat = dash.catalog()
     cat.sql("UPDATE projects SET creator = ? WHERE name = ?", [TIER1, PROJECT])

@@ -26,3 +26,22 @@ def test_refusals_say_who_may():
     with pytest.raises(PermissionDenied, match="user 'c' may not import of project 'P'"):
         require_transfer(Standing("c", project="P", role=Role.COLLABORATOR), "import")
     require_project_admin(Standing("c", project="P", creator=True), "change the paths")
+
+
+@pytest.mark.parametrize(
+    ("standing", "admin", "transfer", "read"),
+    [
+        (Standing("s", superuser=True, project="P"), True, True, True),
+        (Standing("c", project="P", creator=True), True, True, True),
+        (Standing("t2", project="P", role=Role.TIER2), False, True, True),
+        (Standing("t1", project="P", role=Role.TIER1), False, True, True),
+        (Standing("co", project="P", role=Role.COLLABORATOR), False, False, True),
+        (Standing("x", project="P"), False, False, False),
+    ],
+)
+def test_what_each_standing_allows(standing, admin, transfer, read):
+    assert (standing.project_admin, standing.can_transfer, standing.can_read) == (
+        admin,
+        transfer,
+        read,
+    )

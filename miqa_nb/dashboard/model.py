@@ -39,6 +39,7 @@ from urllib.parse import parse_qs
 import pandas as pd
 
 from miqa_nb.catalog import Catalog
+from miqa_nb.core import permissions
 from miqa_nb.core.errors import ImportFileError, MiqaError, NotFound, PermissionDenied
 from miqa_nb.core.permissions import Standing
 from miqa_nb.core.report import Report
@@ -257,10 +258,10 @@ def state_options() -> list[str]:
 class AdminActions:
     """Administration of one project (and global, for superusers) on behalf of ``user``.
 
-    Every method first checks that ``user`` is a superuser or the project's creator
-    (``PermissionDenied`` otherwise) -- the dashboard hides its panel from others,
-    and this refuses them even if a panel is reached -- and then calls the catalog,
-    which checks again.
+    Every method first asks :mod:`miqa_nb.core.permissions` whether ``user`` may (a
+    superuser, or the project's creator; ``PermissionDenied`` otherwise) -- the
+    dashboard hides its panel from others, and this refuses them even if a panel is
+    reached -- and then calls the catalog, which checks again.
     """
 
     catalog: Catalog
@@ -274,8 +275,7 @@ class AdminActions:
     @property
     def allowed(self) -> bool:
         """True when the user may administer the project."""
-        standing = self.standing()
-        return standing.superuser or standing.creator
+        return self.standing().project_admin
 
     @property
     def global_allowed(self) -> bool:
@@ -285,16 +285,11 @@ class AdminActions:
     def _require(self, action: str) -> str:
         if self.project is None:
             raise MiqaError(f"open a project first to {action}")
-        if not self.allowed:
-            raise PermissionDenied(
-                f"user {self.user!r} may not {action} of project {self.project!r}: "
-                "only its creator and superusers may"
-            )
+        permissions.require_project_admin(self.standing(), action)
         return self.project
 
     def _require_global(self, action: str) -> None:
-        if not self.global_allowed:
-            raise PermissionDenied(f"user {self.user!r} may not {action}: only superusers may")
+        permissions.require_superuser(self.catalog.standing(self.user), action)
 
     def paths(self) -> dict[str, str | None]:
         """The project's import and export paths."""
