@@ -31,10 +31,10 @@ from miqa_nb.volumes import (
     Volume,
     VolumeCache,
     Window,
+    WorldPoint,
     frame_window,
     plane_images,
 )
-from miqa_nb.volumes import Location as VolumeLocation
 
 __all__ = ["PLANES_AXIS", "ScanViewMixin"]
 
@@ -152,9 +152,9 @@ class ScanViewMixin:
         """Move the crosshair to a world point (mm), snapped to the nearest voxel.
 
         ``xyz`` may be ``(x, y, z)``, a :class:`miqa_nb.core.vocabulary.Location` or a
-        volumes ``Location``.
+        :class:`~miqa_nb.volumes.WorldPoint`.
         """
-        if isinstance(xyz, Location | VolumeLocation):
+        if isinstance(xyz, Location | WorldPoint):
             xyz = (xyz.i, xyz.j, xyz.k)
         volume = self._volume
         if volume is None:

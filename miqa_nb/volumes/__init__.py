@@ -7,7 +7,7 @@ review session sits on top of it. Modules, one concept each:
   :class:`Volume` (isal inflation, memory maps, RAS+ reorientation).
 - :mod:`~miqa_nb.volumes.volume` -- the :class:`Volume` record and its coordinates.
 - :mod:`~miqa_nb.volumes.orientation` -- planes, edge labels, display conventions,
-  voxel <-> world mm, MIQA's location of interest.
+  voxel <-> world mm, a point in world mm (:class:`WorldPoint`).
 - :mod:`~miqa_nb.volumes.window` -- window/level presets and robust auto window.
 - :mod:`~miqa_nb.volumes.render` -- plane pictures (aspect, crosshair, PNG/JPEG),
   :func:`write_planes` for the command line.
@@ -21,9 +21,9 @@ from miqa_nb.volumes.orientation import (
     CONVENTIONS,
     PLANES,
     Convention,
-    Location,
     Plane,
     SliceIndex,
+    WorldPoint,
     extract_plane,
     plane_labels,
     reorient_to_ras,
@@ -49,13 +49,13 @@ __all__ = [
     "SUFFIXES",
     "CacheStats",
     "Convention",
-    "Location",
     "Plane",
     "PlaneImage",
     "SliceIndex",
     "Volume",
     "VolumeCache",
     "Window",
+    "WorldPoint",
     "auto_window",
     "encode_image",
     "extract_plane",

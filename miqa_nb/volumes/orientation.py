@@ -14,8 +14,9 @@ This module owns the geometry of what a reviewer sees, independent of file forma
   The *convention* (MIQA's ``anatomy_orientation``) decides the horizontal
   direction of axial and coronal planes: ``"neurological"`` puts the patient's
   left on the screen's left, ``"radiological"`` on the screen's right.
-- Pixel <-> voxel <-> world conversions, and MIQA's location of interest
-  (:class:`Location`, world mm: ``i`` sagittal, ``j`` coronal, ``k`` axial).
+- Pixel <-> voxel <-> world conversions, and a point in world mm
+  (:class:`WorldPoint`: ``i`` sagittal, ``j`` coronal, ``k`` axial, as MIQA's location
+  of interest, :class:`miqa_nb.core.vocabulary.Location`, names them).
 
 Contract: voxel coordinates here are indices of the RAS+ array (continuous, voxel
 centres at integers); world coordinates are RAS+ millimetres (NIfTI scanner space).
@@ -34,10 +35,10 @@ __all__ = [
     "CONVENTIONS",
     "PLANES",
     "Convention",
-    "Location",
     "Plane",
     "PlaneAxes",
     "SliceIndex",
+    "WorldPoint",
     "axis_codes",
     "check_convention",
     "check_plane",
@@ -89,8 +90,9 @@ class SliceIndex(NamedTuple):
 
 
 @dataclass(frozen=True)
-class Location:
-    """MIQA's location of interest: a point in world millimetres (RAS+).
+class WorldPoint:
+    """A point in world millimetres (RAS+), such as the crosshair. MIQA's location of
+    interest (:class:`miqa_nb.core.vocabulary.Location`) is such a point with its text.
 
     ``i`` is the sagittal position (x, towards the patient's right), ``j`` the
     coronal position (y, anterior), ``k`` the axial position (z, superior).
@@ -106,8 +108,8 @@ class Location:
         return (self.i, self.j, self.k)
 
     @classmethod
-    def from_xyz(cls, xyz: npt.ArrayLike) -> Location:
-        """Build a location from world ``(x, y, z)`` mm."""
+    def from_xyz(cls, xyz: npt.ArrayLike) -> WorldPoint:
+        """Build a point from world ``(x, y, z)`` mm."""
         x, y, z = (float(v) for v in np.asarray(xyz, dtype=float).reshape(3))
         return cls(x, y, z)
 

@@ -38,9 +38,9 @@ from miqa_nb.volumes.io import load_volume
 from miqa_nb.volumes.orientation import (
     PLANES,
     Convention,
-    Location,
     Plane,
     SliceIndex,
+    WorldPoint,
     check_convention,
     extract_plane,
     plane_axes,
@@ -72,7 +72,7 @@ PLANE_COLORS: dict[Plane, tuple[int, int, int]] = {
     "coronal": (60, 200, 90),
     "axial": (80, 140, 255),
 }
-At = tuple[float, float, float] | Location | SliceIndex | None
+At = tuple[float, float, float] | WorldPoint | SliceIndex | None
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,7 +145,7 @@ def display_shape(
 
 
 def slices_for(volume: Volume, at: At = None) -> SliceIndex:
-    """Slice numbers through ``at``: world ``(x, y, z)`` mm, a Location, or slices.
+    """Slice numbers through ``at``: world ``(x, y, z)`` mm, a WorldPoint, or slices.
 
     ``None`` means the middle of the volume; points outside it are clipped to the
     nearest voxel inside.
@@ -253,7 +253,7 @@ def plane_images(
     Parameters
     ----------
     volume : Volume
-    at : (x, y, z) mm, Location or SliceIndex, optional
+    at : (x, y, z) mm, WorldPoint or SliceIndex, optional
         The point; default the middle of the volume.
     frame, window, convention, max_size
         As in :func:`plane_image`.

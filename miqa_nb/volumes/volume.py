@@ -27,9 +27,9 @@ import numpy.typing as npt
 
 from miqa_nb.volumes.orientation import (
     Convention,
-    Location,
     Plane,
     SliceIndex,
+    WorldPoint,
     plane_axes,
     plane_pixel_to_voxel,
     voxel_to_plane_pixel,
@@ -121,22 +121,22 @@ class Volume:
         """Continuous RAS+ voxel coordinates of world point ``xyz`` (mm)."""
         return world_to_voxel(self.affine, xyz)
 
-    def slices_at(self, xyz: npt.ArrayLike | Location) -> SliceIndex:
+    def slices_at(self, xyz: npt.ArrayLike | WorldPoint) -> SliceIndex:
         """Slice numbers of the voxel nearest to a world point, clipped to the volume.
 
         Parameters
         ----------
-        xyz : array_like of 3 floats or Location
+        xyz : array_like of 3 floats or WorldPoint
             World RAS+ mm, e.g. MIQA's location of interest.
         """
-        point = xyz.xyz if isinstance(xyz, Location) else xyz
+        point = xyz.xyz if isinstance(xyz, WorldPoint) else xyz
         ijk = np.rint(self.world_to_voxel(point)).astype(int)
         ijk = np.clip(ijk, 0, np.asarray(self.shape) - 1)
         return SliceIndex(int(ijk[0]), int(ijk[1]), int(ijk[2]))
 
-    def location_of(self, slices: SliceIndex) -> Location:
+    def location_of(self, slices: SliceIndex) -> WorldPoint:
         """MIQA location of interest (world mm) of the voxel at ``slices``."""
-        return Location.from_xyz(
+        return WorldPoint.from_xyz(
             self.voxel_to_world([slices.sagittal, slices.coronal, slices.axial])
         )
 

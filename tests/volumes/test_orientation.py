@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from miqa_nb.volumes import (
     CONVENTIONS,
     PLANES,
-    Location,
     SliceIndex,
+    WorldPoint,
     extract_plane,
     load_volume,
     plane_image,
@@ -220,7 +220,7 @@ def test_location_of_interest_brings_back_the_same_slices(ixi_paths):
     volume = load_volume(ixi_paths[0])
     for slices in [SliceIndex(10, 100, 3), SliceIndex(64, 64, 28), SliceIndex(127, 0, 55)]:
         location = volume.location_of(slices)
-        assert isinstance(location, Location)
+        assert isinstance(location, WorldPoint)
         assert volume.slices_at(location) == slices
         # A location stored as plain mm (MIQA's i, j, k) works as well.
         assert volume.slices_at((location.i, location.j, location.k)) == slices
@@ -228,7 +228,7 @@ def test_location_of_interest_brings_back_the_same_slices(ixi_paths):
 
 def test_location_is_world_mm_independent_of_storage(mni_variants):
     original, variants = mni_variants
-    location = Location(-30.0, 12.0, 40.0)
+    location = WorldPoint(-30.0, 12.0, 40.0)
     reference = load_volume(original)
     ref_slices = reference.slices_at(location)
     for path in variants.values():
