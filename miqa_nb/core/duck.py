@@ -7,10 +7,15 @@ from typing import Any
 
 import duckdb
 
+__all__ = [
+    "one",
+    "typed_table",
+]
+
 
 def one(
     con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None
-) -> tuple | None:
+) -> tuple[Any, ...] | None:
     """The first row of a query, or None (fetching every row: DuckDB 2 refuses other work
     on a connection while a result is unfinished)."""
     rows = con.execute(sql, params).fetchall()

@@ -12,6 +12,17 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover
     from miqa_nb.core.report import Report
 
+__all__ = [
+    "CatalogBusy",
+    "ImportFileError",
+    "MiqaError",
+    "NotFound",
+    "PermissionDenied",
+    "VocabularyError",
+    "VolumeError",
+    "WriteError",
+]
+
 
 class MiqaError(Exception):
     """Base class of every error raised by miqa_nb."""

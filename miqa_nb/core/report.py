@@ -17,6 +17,14 @@ from typing import Literal
 
 import pandas as pd
 
+__all__ = [
+    "COLUMNS",
+    "SHOWN_PER_CHECK",
+    "Problem",
+    "Report",
+    "Severity",
+]
+
 Severity = Literal["error", "warning"]
 
 #: How many rows of one kind of problem ``str(report)`` shows before summarising.

@@ -17,6 +17,25 @@ from enum import StrEnum
 
 from miqa_nb.core.errors import VocabularyError
 
+__all__ = [
+    "ARTIFACTS",
+    "ARTIFACT_ALIASES",
+    "CONVENTIONS",
+    "FRAME_SUFFIXES",
+    "SCAN_TYPES",
+    "SCAN_TYPE_ALIASES",
+    "ArtifactState",
+    "Decision",
+    "Location",
+    "Role",
+    "ScanState",
+    "ScanTypes",
+    "Timestamp",
+    "format_artifacts",
+    "parse_artifact",
+    "parse_artifacts",
+]
+
 
 class Decision(StrEnum):
     """A reviewer's verdict on a scan (MIQA's codes)."""
@@ -33,7 +52,17 @@ class Decision(StrEnum):
 
     @classmethod
     def parse(cls, text: str) -> Decision:
-        """Return the decision for a code (``'U'``, ``'UE'``, ``'Q?'``, ``'UN'``)."""
+        """Return the decision for a code (``'U'``, ``'UE'``, ``'Q?'``, ``'UN'``).
+
+        Examples
+        --------
+        >>> Decision.parse(" q? ")
+        <Decision.QUESTIONABLE: 'Q?'>
+        >>> Decision.parse("usable")
+        Traceback (most recent call last):
+        ...
+        miqa_nb.core.errors.VocabularyError: decision must be one of U, UE, Q?, UN; 'usable' was provided
+        """
         try:
             return cls(text.strip().upper())
         except ValueError:
@@ -59,7 +88,13 @@ class Role(StrEnum):
 
     @classmethod
     def parse(cls, text: str) -> Role:
-        """Return the role for a name (``tier1``, ``tier-1``, ``tier_2``, ``collaborator``)."""
+        """Return the role for a name (``tier1``, ``tier-1``, ``tier_2``, ``collaborator``).
+
+        Examples
+        --------
+        >>> Role.parse("Tier-2")
+        <Role.TIER2: 'tier2'>
+        """
         key = re.sub(r"[\s_-]", "", text.strip().lower())
         for role in cls:
             if role.value == key:
@@ -144,7 +179,18 @@ class ScanTypes:
         return builtin + tuple(k for k, v in self.aliases.items() if v == scan_type)
 
     def parse(self, text: str) -> str:
-        """Return the canonical scan type for ``text``."""
+        """Return the canonical scan type for ``text``.
+
+        Examples
+        --------
+        >>> types = ScanTypes(extra=("3D-T1",), aliases={"flair": "T2"})
+        >>> types.parse("t1w"), types.parse("FLAIR"), types.parse("3d-t1")
+        ('T1', 'T2', '3D-T1')
+        >>> types.parse("T1w-ish")
+        Traceback (most recent call last):
+        ...
+        miqa_nb.core.errors.VocabularyError: scan type 'T1w-ish' is not known; use one of T1, T2, FMRI, MRA, PD, DTI, DWI, ncanda-t1spgr-v1, ncanda-mprage-v1, ncanda-t2fse-v1, ncanda-dti6b500pepolar-v1, ncanda-dti30b400-v1, ncanda-dti60b1000-v1, ncanda-grefieldmap-v1, ncanda-rsfmri-v1, PET, CT, 3D-T1 (or a superuser adds it to the catalog: miqa-nb scan-types add NAME)
+        """
         found = self.known(text)
         if found is None:
             raise VocabularyError(
@@ -191,7 +237,13 @@ class ArtifactState(StrEnum):
 
 
 def parse_artifact(text: str) -> str:
-    """Return the canonical artifact name for ``text`` (case-insensitive, aliases)."""
+    """Return the canonical artifact name for ``text`` (case-insensitive, aliases).
+
+    Examples
+    --------
+    >>> parse_artifact("Ghosting"), parse_artifact("partial brain coverage")
+    ('ghosting_motion', 'partial_brain_coverage')
+    """
     key = text.strip().lower().replace("-", "_").replace(" ", "_")
     if key in ARTIFACTS:
         return key
@@ -201,13 +253,25 @@ def parse_artifact(text: str) -> str:
 
 
 def parse_artifacts(text: str) -> tuple[str, ...]:
-    """Return the canonical names in a ``;``-separated list, in display order."""
+    """Return the canonical names in a ``;``-separated list, in display order.
+
+    Examples
+    --------
+    >>> parse_artifacts("motion;lesion;")
+    ('lesions', 'ghosting_motion')
+    """
     names = {parse_artifact(part) for part in text.split(";") if part.strip()}
     return tuple(a for a in ARTIFACTS if a in names)
 
 
 def format_artifacts(names: Iterable[str]) -> str:
-    """Join artifact names as MIQA writes them (``;``, display order)."""
+    """Join artifact names as MIQA writes them (``;``, display order).
+
+    Examples
+    --------
+    >>> format_artifacts(["flow_artifact", "lesions"])
+    'lesions;flow_artifact'
+    """
     wanted = set(names)
     return ";".join(a for a in ARTIFACTS if a in wanted)
 
@@ -230,7 +294,13 @@ class Location:
 
     @classmethod
     def parse(cls, text: str) -> Location:
-        """Parse ``'i=-45.5;j=-20.4;k=15.50'``; the text is kept to be written back unchanged."""
+        """Parse ``'i=-45.5;j=-20.4;k=15.50'``; the text is kept to be written back unchanged.
+
+        Examples
+        --------
+        >>> Location.parse("i=-45.5;j=-20.4;k=15.50")
+        Location(i=-45.5, j=-20.4, k=15.5, text='i=-45.5;j=-20.4;k=15.50')
+        """
         match = _LOCATION.match(text)
         if match is None:
             raise VocabularyError(
@@ -242,7 +312,13 @@ class Location:
 
     @classmethod
     def from_mm(cls, i: float, j: float, k: float) -> Location:
-        """Make a location from world coordinates in mm (written to 3 decimals)."""
+        """Make a location from world coordinates in mm (written to 3 decimals).
+
+        Examples
+        --------
+        >>> str(Location.from_mm(-45.5, 0.0, 15.12345))
+        'i=-45.5;j=0;k=15.123'
+        """
         if not all(math.isfinite(v) for v in (i, j, k)):
             raise VocabularyError(f"location must be finite numbers; ({i}, {j}, {k}) was provided")
         parts = [f"{name}={_short(v)}" for name, v in zip("ijk", (i, j, k), strict=True)]
@@ -266,7 +342,16 @@ class Timestamp:
 
     @classmethod
     def parse(cls, text: str) -> Timestamp:
-        """Parse ``YYYY-MM-DD HH:MM[:SS[.ffffff]][Z|±HH:MM]`` (or with a ``T``)."""
+        """Parse ``YYYY-MM-DD HH:MM[:SS[.ffffff]][Z|±HH:MM]`` (or with a ``T``).
+
+        Examples
+        --------
+        >>> when = Timestamp.parse("2022-01-01T13:44:34+02:00")
+        >>> when.utcoffset_minutes, str(when)
+        (120, '2022-01-01 13:44:34+02:00')
+        >>> str(Timestamp.parse("2022-01-01 13:44"))
+        '2022-01-01 13:44:00'
+        """
         raw = text.strip()
         try:
             if not re.match(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d", raw):

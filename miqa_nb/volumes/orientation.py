@@ -25,7 +25,7 @@ centres at integers); world coordinates are RAS+ millimetres (NIfTI scanner spac
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, NamedTuple, cast, get_args
+from typing import Literal, NamedTuple, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -118,14 +118,14 @@ def check_plane(plane: str) -> Plane:
     """Return ``plane`` if it names a plane, else raise ``ValueError``."""
     if plane not in PLANES:
         raise ValueError(f"'plane' must be one of {PLANES}; {plane!r} was provided")
-    return cast(Plane, plane)
+    return plane
 
 
 def check_convention(convention: str) -> Convention:
     """Return ``convention`` if it is a display convention, else raise ``ValueError``."""
     if convention not in CONVENTIONS:
         raise ValueError(f"'convention' must be one of {CONVENTIONS}; {convention!r} was provided")
-    return cast(Convention, convention)
+    return convention
 
 
 def axis_codes(affine: npt.ArrayLike) -> tuple[str, str, str]:

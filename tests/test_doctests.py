@@ -1,0 +1,23 @@
+"""The examples in the docstrings of the pure modules run, and hold."""
+
+import doctest
+import importlib
+
+import pytest
+
+#: Modules whose examples are pure (no files, no catalog): every one must have some.
+MODULES = [
+    "miqa_nb.core.permissions",
+    "miqa_nb.core.rules",
+    "miqa_nb.core.vocabulary",
+    "miqa_nb.store.decisions",
+    "miqa_nb.store.names",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples_hold(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, report=True)
+    assert result.attempted > 0, f"{name} has no examples"
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples of {name} failed"
