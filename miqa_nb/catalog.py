@@ -316,11 +316,11 @@ class Catalog:
             raise MiqaError(f"mode must be one of {exchange.MODES}; {mode!r} was provided")
         with self.store.connect() as con:  # fail fast on permissions, before reading
             self._require_import(con, by, project)
-            scan_types = self.scan_types()  # nested calls share the open connection
+            known_types = scan_types.scan_types(con)
         staged = validate(
             path,
             roots=self.data_roots,
-            scan_types=scan_types,
+            scan_types=known_types,
             project=project,
             progress=progress,
         )
