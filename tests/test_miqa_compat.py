@@ -14,6 +14,7 @@ import pytest
 from support import frame_row
 
 from miqa_nb import Catalog
+from miqa_nb.cli import main
 from miqa_nb.exchange.formats import read_json
 
 
@@ -233,3 +234,19 @@ def test_miqas_csv_samples_round_trip(tmp_path, samples, sample):
     assert _empty_as_null(miqa_reader.read(out)) == _empty_as_null(miqa_reader.read(original))
     if sample.endswith(("demo_project.csv", "optional_columns.csv")):  # all 16 columns
         assert miqa_reader.read(out) == miqa_reader.read(original)
+
+
+def test_the_command_line_writes_relative_paths_when_asked(tmp_path, write_csv, monkeypatch):
+    data = tmp_path / "study"
+    monkeypatch.setenv("MIQA_NB_CATALOG", str(tmp_path / "cli.duckdb"))
+    monkeypatch.setenv("MIQA_NB_USER", "admin")
+    monkeypatch.setenv("MIQA_NB_DATA_ROOTS", str(tmp_path))
+    assert main(["users", "add", "admin", "--superuser"]) == 0
+    assert main(["import", str(write_csv([frame_row()], folder=data))]) == 0
+    for flags, expected in (
+        ([], str(data / "images/E1/S1/f0.nii.gz")),
+        (["--relative-paths"], "study/images/E1/S1/f0.nii.gz"),
+    ):
+        assert main(["export", str(data / "e.csv"), *flags]) == 0
+        with open(data / "e.csv", newline="") as handle:
+            assert next(csv.DictReader(handle))["file_location"] == expected
