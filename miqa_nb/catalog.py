@@ -42,6 +42,7 @@ from miqa_nb.core.vocabulary import (
     Timestamp,
 )
 from miqa_nb.exchange import apply as exchange
+from miqa_nb.exchange import export
 from miqa_nb.exchange.validation import check, validate
 from miqa_nb.store import claims, decisions, projects, queries, scan_types, users
 from miqa_nb.store.claims import CLAIM_MINUTES, Claim
@@ -381,11 +382,14 @@ class Catalog:
         *,
         by: str,
         project: str | None = None,
+        relative_paths: bool = False,
     ) -> Path:
         """Export one project (its reviewers, creator, superusers) or all (superusers).
 
         ``.json`` writes JSON with every decision; anything else MIQA's 16-column CSV.
-        The file is written atomically.
+        The file is written atomically. File locations are absolute; with
+        ``relative_paths`` those under the file's grandparent folder are written
+        relative to it, as MIQA resolves them (see :mod:`miqa_nb.exchange.export`).
         """
         with self.store.connect() as con:
             if project is None:
@@ -393,15 +397,18 @@ class Catalog:
             else:
                 projects.require_project(con, project)
                 permissions.require_transfer(self._standing(con, by, project), "export")
-            return self._export(con, path, None if project is None else [project])
+            return self._export(con, path, None if project is None else [project], relative_paths)
 
     @staticmethod
     def _export(
-        con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str], projects: Sequence[str] | None
+        con: duckdb.DuckDBPyConnection,
+        path: str | os.PathLike[str],
+        projects: Sequence[str] | None,
+        relative_paths: bool = False,
     ) -> Path:
         if str(path).lower().endswith(".json"):
-            return exchange.export_json(con, path, projects)
-        return exchange.export_csv(con, path, projects)
+            return export.export_json(con, path, projects, relative_paths=relative_paths)
+        return export.export_csv(con, path, projects, relative_paths=relative_paths)
 
     def import_project(
         self, project: str, *, by: str, mode: str = "replace", dry_run: bool = False
@@ -448,7 +455,7 @@ class Catalog:
         stamp = self.clock().strftime("%Y%m%dT%H%M%S%fZ")
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", "+".join(existing))[:80]
         target = self.backup_dir / f"{stamp}-{slug}.json"
-        exchange.export_json(con, target, existing)
+        export.export_json(con, target, existing)
         kept = sorted(self.backup_dir.glob("*.json"))
         for old in kept[: max(0, len(kept) - self.backups_kept)]:
             old.unlink()

@@ -78,6 +78,12 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export to a MIQA CSV (or .json) file")
     p.add_argument("file", type=Path)
     p.add_argument("--project", help="export this project only (default: every project)")
+    p.add_argument(
+        "--relative-paths",
+        action="store_true",
+        help="write file locations under the folder above the export file's folder "
+        "relative to that folder, where MIQA resolves them (default: absolute paths)",
+    )
 
     sub.add_parser("projects", help="list projects and their review progress")
 
@@ -204,7 +210,9 @@ def _run(args: argparse.Namespace) -> int:
         print("dry run: nothing was written" if args.dry_run else catalog.summary())
         return 0
     if args.command == "export":
-        path = catalog.export_file(args.file, by=user, project=args.project)
+        path = catalog.export_file(
+            args.file, by=user, project=args.project, relative_paths=args.relative_paths
+        )
         print(f"wrote {path}")
         return 0
     if args.command == "projects":

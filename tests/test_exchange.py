@@ -33,7 +33,8 @@ def test_csv_export_is_miqas_16_columns(catalog, write_csv, tmp_path):
     with open(out, newline="") as handle:
         table = list(csv.reader(handle))
     assert table[0] == list(MIQA_COLUMNS)
-    assert table[1][4:6] == ["0", "images/E1/S1/f0.nii.gz"]  # relative to the export's folder
+    # Absolute: MIQA and miqa_nb read the same file wherever the export is moved.
+    assert table[1][4:6] == ["0", str(tmp_path / "images/E1/S1/f0.nii.gz")]
     assert table[1][10:] == [
         "UN",
         "a@b.org",

@@ -301,3 +301,18 @@ def test_a_path_that_cannot_be_written_is_a_clear_error(tmp_path):
     assert (tmp_path / "a-file").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "folder"]
     assert list((tmp_path / "folder").iterdir()) == []
+
+
+def test_every_line_of_the_wrong_width_is_named(tmp_path):
+    path = tmp_path / "a.csv"
+    good = [f"P,E,S,T1,{n},f{n}.nii" for n in range(10)]
+    bad = [f"P,E,S,T1,{n},f{n}.nii,extra" for n in range(10, 35)]
+    path.write_text("\n".join([",".join(REQUIRED_COLUMNS), *good, *bad]) + "\n")
+    parsed = formats.read_csv(path)
+    parsed.frame()
+    problems = parsed.problems
+    assert [p.row for p in problems[:20]] == list(range(12, 32))
+    assert {p.check for p in problems} == {"malformed-csv"}
+    assert problems[0].value == "P,E,S,T1,10,f10.nii,extra" and problems[0].expected == "6 fields"
+    assert (problems[20].count, problems[20].message) == (5, "5 more lines cannot be parsed")
+    assert len(problems) == 21

@@ -135,7 +135,7 @@ def test_locations_resolve_to_real_paths_inside_the_roots(tmp_path, write_csv):
     assert located == {
         "S1": real, "S2": real, "S3": os.path.realpath(folder / "flat.mgz"), "S4": real,
         "S5": os.path.realpath(tmp_path / "data" / "b.nrrd"), "S6": real, "S7": real,
-        "S8": os.path.realpath(folder / "images") + "/missing.nii",
+        "S8": os.path.realpath(tmp_path) + "/images/missing.nii",  # where MIQA looks
     }  # fmt: skip
     at_root = write_csv([frame_row(file_location="/miqa-nb-absent.nii.gz")], make_files=False)
     (problem,) = validate(at_root, roots=["/"]).report.problems
@@ -216,8 +216,14 @@ def test_missing_files_are_counted_warnings(write_csv):
     warnings = staged.report.warnings
     assert [w.check for w in warnings] == ["missing-file"] * 3
     assert [w.row for w in warnings] == [2, 3, 4]
-    expected = os.path.join(os.path.realpath(path.parent), "images", "E1", "S1", "f0.nii.gz")
-    assert warnings[0].message == f"file not found: {expected}"
+    # Found in neither the file's folder nor the one above: recorded where MIQA records
+    # it (under the folder above), so that both name the same file once it is added.
+    expected = os.path.join(os.path.realpath(path.parent.parent), "images", "E1", "S1", "f0.nii.gz")
+    assert warnings[0].message == (
+        f"file not found: {expected} (a relative location found neither under "
+        f"{os.path.realpath(path.parent)} nor under {os.path.realpath(path.parent.parent)} "
+        "is recorded under the latter, where MIQA looks for it)"
+    )
     (location,) = staged.con.execute("SELECT location FROM v_frames LIMIT 1").fetchone()
     assert location == expected  # kept, so that the file can be added later
 

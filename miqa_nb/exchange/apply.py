@@ -1,4 +1,4 @@
-"""Move validated imports into the catalog, and the catalog out to export files.
+"""Move validated imports into the catalog.
 
 Everything here works on an open catalog connection inside the caller's transaction;
 permissions and backups are the :class:`~miqa_nb.catalog.Catalog`'s business.
@@ -8,21 +8,16 @@ permissions and backups are the :class:`~miqa_nb.catalog.Catalog`'s business.
 - :func:`diff` says, per level, what an import would add, remove and change.
 - :func:`apply` writes it: ``replace`` gives the file's projects exactly the file's
   state; ``append`` adds what is new and keeps what exists.
-- :func:`export_csv` and :func:`export_json` write the MIQA formats; file locations
-  inside the export file's folder are written relative to it.
+
+Exports are :mod:`miqa_nb.exchange.export`'s business.
 """
 
 from __future__ import annotations
-
-import os
-from collections.abc import Sequence
-from pathlib import Path
 
 import duckdb
 import pandas as pd
 
 from miqa_nb.core.duck import one
-from miqa_nb.exchange import formats
 from miqa_nb.exchange.validation import Staged
 
 MODES = ("replace", "append")
@@ -194,117 +189,3 @@ def _insert(con: duckdb.DuckDBPyConnection, level: str, select: str) -> None:
         con.execute(f"INSERT INTO frames {select}")
     finally:
         con.execute("RESET preserve_insertion_order")
-
-
-# ----------------------------------------------------------------------- exports
-
-#: SQL rendering a decision time as :class:`~miqa_nb.core.vocabulary.Timestamp` does.
-CREATED_TEXT = """CASE WHEN {t}.created IS NULL THEN NULL ELSE
-    strftime({t}.created, '%Y-%m-%d %H:%M:%S')
-    || CASE WHEN microsecond({t}.created) % 1000000 = 0 THEN ''
-            ELSE '.' || lpad(CAST(microsecond({t}.created) % 1000000 AS VARCHAR), 6, '0') END
-    || CASE WHEN {t}.created_utcoffset IS NULL THEN ''
-            ELSE (CASE WHEN {t}.created_utcoffset < 0 THEN '-' ELSE '+' END)
-                 || lpad(CAST(abs({t}.created_utcoffset) // 60 AS VARCHAR), 2, '0') || ':'
-                 || lpad(CAST(abs({t}.created_utcoffset) % 60 AS VARCHAR), 2, '0') END
-END"""
-
-
-def _relative(column: str, folder: str) -> str:
-    prefix = folder.rstrip("/") + "/"
-    quoted = "'" + prefix.replace("'", "''") + "'"
-    return (
-        f"CASE WHEN starts_with({column}, {quoted}) "
-        f"THEN substr({column}, {len(prefix) + 1}) ELSE {column} END"
-    )
-
-
-def _where(projects: Sequence[str] | None, alias: str) -> tuple[str, list[str]]:
-    if projects is None:
-        return "TRUE", []
-    marks = ", ".join("?" for _ in projects)
-    return f"{alias}.project IN ({marks})", list(projects)
-
-
-def export_csv(
-    con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str], projects: Sequence[str] | None
-) -> Path:
-    """Write MIQA's 16-column CSV (one row per frame, the last decision of its scan)."""
-    folder = os.path.dirname(os.path.realpath(path))
-    where, params = _where(projects, "f")
-    query = f"""
-        WITH last AS (
-            SELECT * FROM decisions
-            QUALIFY row_number() OVER (PARTITION BY project, experiment, scan ORDER BY id DESC) = 1)
-        SELECT f.project AS project_name, f.experiment AS experiment_name,
-               f.scan AS scan_name, s.type AS scan_type, f.frame_number,
-               {_relative("f.location", folder)} AS file_location,
-               e.note AS experiment_notes, s.subject_id, s.session_id, s.link AS scan_link,
-               d.decision AS last_decision, d.creator AS last_decision_creator,
-               d.note AS last_decision_note, {CREATED_TEXT.format(t="d")} AS last_decision_created,
-               d.artifacts_present AS identified_artifacts,
-               d.location AS location_of_interest
-        FROM frames f
-        JOIN scans s ON s.project = f.project AND s.experiment = f.experiment AND s.name = f.scan
-        JOIN experiments e ON e.project = f.project AND e.name = f.experiment
-        LEFT JOIN last d ON d.project = f.project AND d.experiment = f.experiment AND d.scan = f.scan
-        WHERE {where}
-        ORDER BY f.project, f.experiment, f.scan, f.frame_number"""
-
-    def copy(tmp: Path) -> None:
-        con.execute(
-            f"COPY ({query}) TO '{_sql_path(tmp)}' "
-            "(FORMAT csv, HEADER true, DELIMITER ',', QUOTE '\"', ESCAPE '\"', NULLSTR '')",
-            params,
-        )
-
-    return formats.write_csv(copy, path)
-
-
-def export_json(
-    con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str], projects: Sequence[str] | None
-) -> Path:
-    """Write the nested JSON export with every decision (newest first)."""
-    folder = os.path.dirname(os.path.realpath(path))
-    where, params = _where(projects, "s")
-    created = CREATED_TEXT.format(t="d")
-    scans = con.execute(
-        f"""
-        WITH fr AS (
-            SELECT project, experiment, scan,
-                   '{{' || string_agg(to_json(CAST(frame_number AS VARCHAR)) || ': '
-                        || json_object('file_location', {_relative("location", folder)}),
-                        ', ' ORDER BY frame_number) || '}}' AS body
-            FROM frames GROUP BY ALL),
-        de AS (
-            SELECT project, experiment, scan,
-                   '[' || string_agg(json_object('decision', decision, 'creator', creator,
-                        'note', note, 'created', {created},
-                        'user_identified_artifacts', artifacts_present, 'location', location),
-                        ', ' ORDER BY id DESC) || ']' AS body
-            FROM decisions d GROUP BY ALL)
-        SELECT s.project, s.experiment, s.name AS scan,
-               json_object('type', s.type, 'subject_id', s.subject_id,
-                           'session_id', s.session_id, 'scan_link', s.link,
-                           'frames', CAST(coalesce(fr.body, '{{}}') AS JSON),
-                           'decisions', CAST(coalesce(de.body, '[]') AS JSON)) AS body
-        FROM scans s
-        LEFT JOIN fr ON fr.project = s.project AND fr.experiment = s.experiment AND fr.scan = s.name
-        LEFT JOIN de ON de.project = s.project AND de.experiment = s.experiment AND de.scan = s.name
-        WHERE {where}
-        ORDER BY s.project, s.experiment, s.name""",
-        params,
-    ).df()
-    where_e, params_e = _where(projects, "e")
-    experiments = con.execute(
-        f"SELECT project, name AS experiment, note AS notes FROM experiments e WHERE {where_e}",
-        params_e,
-    ).df()
-    experiments["notes"] = (
-        experiments["notes"].astype(object).where(experiments["notes"].notna(), None)
-    )
-    return formats.write_json(scans, experiments, path)
-
-
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")

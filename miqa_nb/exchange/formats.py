@@ -18,12 +18,12 @@ import csv
 import difflib
 import json
 import os
-import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import duckdb
 import numpy as np
@@ -31,8 +31,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from miqa_nb.core.errors import WriteError
+from miqa_nb.core.errors import VocabularyError, WriteError
 from miqa_nb.core.report import Problem
+from miqa_nb.core.vocabulary import Timestamp
 
 #: The 16 columns MIQA writes, in its order (the specification's 15 plus experiment_notes).
 MIQA_COLUMNS: tuple[str, ...] = (
@@ -259,140 +260,62 @@ def read_csv(path: str | os.PathLike[str]) -> ParsedFile:
     return parsed
 
 
+def _csv_options(columns: list[str], newlines: bool) -> dict[str, Any]:
+    """pyarrow's options for an import CSV: every column as text, nothing as null.
+
+    No handler of bad rows: pyarrow decodes a bad row's text before it calls one, so a
+    row that is not UTF-8 could not be handed over (Python would print "Exception
+    ignored" to the user). A bad row stops the read instead; :func:`_diagnose` then
+    names every bad line."""
+    return {
+        "read_options": pa_csv.ReadOptions(
+            column_names=columns, skip_rows=1, block_size=BLOCK_BYTES
+        ),
+        "parse_options": pa_csv.ParseOptions(
+            delimiter=",",
+            quote_char='"',
+            double_quote=True,
+            escape_char=False,
+            newlines_in_values=newlines,
+        ),
+        "convert_options": pa_csv.ConvertOptions(
+            column_types=dict.fromkeys(columns, pa.string()),
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    }
+
+
 def _csv_batches(path: Path, columns: list[str], parsed: ParsedFile) -> Iterator[pa.RecordBatch]:
     """Read the rows with pyarrow (every column as text); see :meth:`ParsedFile.batches`."""
-    name = str(path)
-    invalid: list[tuple[int | None, str, int, int]] = []
-
-    def skip_invalid(row: Any) -> str:
-        invalid.append((row.number, row.text, row.expected_columns, row.actual_columns))
-        return "skip"
-
-    @contextlib.contextmanager
-    def quiet() -> Iterator[None]:
-        """pyarrow decodes a bad row's text before it calls ``skip_invalid``: for a row
-        that is not UTF-8 that fails, pyarrow raises (and the encoding is reported
-        below), and Python would print "Exception ignored" to the user."""
-        previous = sys.unraisablehook
-
-        def hook(unraisable: Any) -> None:
-            if unraisable.object is not skip_invalid:
-                previous(unraisable)
-
-        sys.unraisablehook = hook
-        try:
-            yield
-        finally:
-            sys.unraisablehook = previous
-
-    def options(threads: bool, newlines: bool = True) -> dict[str, Any]:
-        return {
-            "read_options": pa_csv.ReadOptions(
-                column_names=columns, skip_rows=1, use_threads=threads, block_size=BLOCK_BYTES
-            ),
-            "parse_options": pa_csv.ParseOptions(
-                delimiter=",",
-                quote_char='"',
-                double_quote=True,
-                escape_char=False,
-                newlines_in_values=newlines,
-                invalid_row_handler=skip_invalid,
-            ),
-            "convert_options": pa_csv.ConvertOptions(
-                column_types=dict.fromkeys(columns, pa.string()),
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        }
-
     first_row = 2
     yielded = False
     try:
         if os.path.getsize(path) > STREAM_BYTES:
-            with quiet():
-                stream: Iterator[pa.RecordBatch] = pa_csv.open_csv(path, **options(True))
+            stream: Iterator[pa.RecordBatch] = pa_csv.open_csv(
+                path, **_csv_options(columns, newlines=True)
+            )
         else:
-            with quiet():
-                try:
-                    # A quarter faster: blocks are cut at any line end. A cut inside a
-                    # quoted value (a note of several lines) leaves the parser "out of sync
-                    # with the chunker", and pyarrow says so: then read again, cutting
-                    # between rows only.
-                    table = pa_csv.read_csv(path, **options(True, newlines=False))
-                except pa.ArrowInvalid as exc:
-                    if "out of sync" not in str(exc):
-                        raise
-                    invalid.clear()
-                    table = pa_csv.read_csv(path, **options(True))
+            try:
+                # A quarter faster: blocks are cut at any line end. A cut inside a quoted
+                # value (a note of several lines) leaves the parser out of step with the
+                # blocks, and pyarrow raises ArrowInvalid: then read again, cutting
+                # between rows only. pyarrow raises that one type for every problem (its
+                # message alone tells them apart), so any of them is read again: a file
+                # that is really broken fails the second read too, and only it pays.
+                table = pa_csv.read_csv(path, **_csv_options(columns, newlines=False))
+            except pa.ArrowInvalid:
+                table = pa_csv.read_csv(path, **_csv_options(columns, newlines=True))
             stream = iter(table.to_batches())
             del table
-        while True:
-            with quiet():
-                batch = next(stream, None)
-            if batch is None or invalid:
-                break
+        for batch in stream:
             if batch.num_rows == 0:
                 continue
             yield _complete(batch, first_row)
             yielded = True
             first_row += batch.num_rows
-        if any(number is None for number, *_ in invalid):  # threads do not count lines
-            invalid.clear()
-            with quiet():
-                pa_csv.read_csv(path, **options(False))
     except pa.ArrowInvalid as exc:
-        # Text that is not UTF-8 may also show as a parse error (in a row with too many
-        # or too few fields): it is the first thing to fix.
-        bad = _find_bad_utf8(path)
-        if bad:
-            row, position, byte = bad
-            parsed.problems.append(
-                Problem(
-                    "error",
-                    "encoding",
-                    f"line {row} is not UTF-8 (byte {byte} at character {position}; Latin-1 "
-                    "or Windows-1252 text?); save the file as UTF-8",
-                    file=name,
-                    row=row,
-                    value=byte,
-                    expected="UTF-8 text",
-                )
-            )
-        else:
-            parsed.problems.append(
-                Problem(
-                    "error",
-                    "malformed-csv",
-                    f"the CSV cannot be parsed: {exc}; check quoting and the number of commas",
-                    file=name,
-                )
-            )
-        return
-    if invalid:
-        for number, text, expected, actual in invalid[:20]:
-            parsed.problems.append(
-                Problem(
-                    "error",
-                    "malformed-csv",
-                    f"the CSV cannot be parsed at line {number}: {actual} fields where the "
-                    f"header has {expected} ({text[:60]!r}); check quoting and the number "
-                    "of commas",
-                    file=name,
-                    row=number,
-                    value=text[:200],
-                    expected=f"{expected} fields",
-                )
-            )
-        if len(invalid) > 20:
-            parsed.problems.append(
-                Problem(
-                    "error",
-                    "malformed-csv",
-                    f"{len(invalid) - 20} more lines cannot be parsed",
-                    file=name,
-                    count=len(invalid) - 20,
-                )
-            )
+        parsed.problems.extend(_diagnose(path, len(columns), exc))
         return
     if not yielded:
         parsed.problems.append(
@@ -400,10 +323,85 @@ def _csv_batches(path: Path, columns: list[str], parsed: ParsedFile) -> Iterator
                 "error",
                 "no-rows",
                 "the file has a header but no rows; add one row per frame",
-                file=name,
+                file=str(path),
                 row=2,
             )
         )
+
+
+#: How many bad lines of a CSV file are listed one by one (the rest are counted).
+LISTED_BAD_LINES = 20
+
+
+def _diagnose(path: Path, expected: int, exc: pa.ArrowInvalid) -> list[Problem]:
+    """The problems of a CSV file pyarrow could not read: its first byte that is not
+    UTF-8 (the first thing to fix: such text also shows as a parse error), else every
+    line whose number of fields is not the header's, else pyarrow's own message.
+
+    Only a broken file comes here; it is read again with Python's ``csv`` module,
+    which splits rows as pyarrow's options do (``"`` quotes, doubled inside)."""
+    name = str(path)
+    bad = _find_bad_utf8(path)
+    if bad:
+        row, position, byte = bad
+        return [
+            Problem(
+                "error",
+                "encoding",
+                f"line {row} is not UTF-8 (byte {byte} at character {position}; Latin-1 "
+                "or Windows-1252 text?); save the file as UTF-8",
+                file=name,
+                row=row,
+                value=byte,
+                expected="UTF-8 text",
+            )
+        ]
+    problems: list[Problem] = []
+    more = 0
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
+        start = reader.line_num + 1
+        for fields in reader:
+            if fields and len(fields) != expected:
+                if len(problems) < LISTED_BAD_LINES:
+                    text = ",".join(fields)
+                    problems.append(
+                        Problem(
+                            "error",
+                            "malformed-csv",
+                            f"the CSV cannot be parsed at line {start}: {len(fields)} fields "
+                            f"where the header has {expected} ({text[:60]!r}); check quoting "
+                            "and the number of commas",
+                            file=name,
+                            row=start,
+                            value=text[:200],
+                            expected=f"{expected} fields",
+                        )
+                    )
+                else:
+                    more += 1
+            start = reader.line_num + 1
+    if more:
+        problems.append(
+            Problem(
+                "error",
+                "malformed-csv",
+                f"{more} more lines cannot be parsed",
+                file=name,
+                count=more,
+            )
+        )
+    if not problems:
+        problems.append(
+            Problem(
+                "error",
+                "malformed-csv",
+                f"the CSV cannot be parsed: {exc}; check quoting and the number of commas",
+                file=name,
+            )
+        )
+    return problems
 
 
 def _complete(batch: pa.RecordBatch, first_row: int) -> pa.RecordBatch:
@@ -450,62 +448,141 @@ def read_json(path: str | os.PathLike[str]) -> ParsedFile:
     """Read a JSON import file: ``projects -> experiments -> scans -> frames``.
 
     A scan carries ``last_decision`` (the specification) or ``decisions`` (MIQA: every
-    decision, newest first); an experiment may carry ``notes``. Unknown keys and wrongly
-    nested values are reported with their JSON path.
+    decision); an experiment may carry ``notes``. Unknown keys and wrongly nested values
+    are reported with their JSON path. A scan's decisions are ordered as MIQA orders
+    them (:func:`decision_order`). What MIQA's own importer would refuse or read
+    otherwise (``"notes": null``; ``decisions`` beside ``last_decision``) is a warning.
     """
     name = str(path)
     parsed = ParsedFile(name, "json")
-
-    def problem(check: str, message: str, where: str, **more: Any) -> None:
-        parsed.problems.append(Problem("error", check, message, file=name, path=where, **more))
-
     try:
         with open(path, encoding="utf-8-sig") as handle:
             document = json.load(handle)
     except UnicodeDecodeError as exc:
-        problem("encoding", f"the file is not UTF-8 ({exc.reason}); save it as UTF-8", "$")
+        parsed.problems.append(
+            _json_problem(
+                name, "encoding", f"the file is not UTF-8 ({exc.reason}); save it as UTF-8", "$"
+            )
+        )
         return parsed
     except json.JSONDecodeError as exc:
-        problem(
-            "malformed-json",
-            f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
-            "$",
-            row=exc.lineno,
+        parsed.problems.append(
+            _json_problem(
+                name,
+                "malformed-json",
+                f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
+                "$",
+                row=exc.lineno,
+            )
         )
         return parsed
     except OSError as exc:
-        problem("unreadable", f"cannot read the file: {exc.strerror or exc}", "$")
+        parsed.problems.append(
+            _json_problem(name, "unreadable", f"cannot read the file: {exc.strerror or exc}", "$")
+        )
         return parsed
+    reader = _JsonReader(name)
+    reader.read(document)
+    parsed.problems.extend(reader.problems)
+    if not reader.rows and not parsed.problems:
+        parsed.problems.append(
+            _json_problem(
+                name,
+                "no-rows",
+                "the file holds no frames; add projects, experiments, scans and frames",
+                "$",
+            )
+        )
+    parsed.decisions = pd.DataFrame(reader.decisions, columns=list(DECISIONS_TABLE))
+    frame = pd.DataFrame(reader.rows, columns=[*MIQA_COLUMNS, "_path"], dtype=object)
+    parsed._batches = lambda: _frame_batches(frame)
+    return parsed
 
-    rows: list[dict[str, Any]] = []
-    decisions: list[dict[str, Any]] = []
 
-    def mapping(value: Any, where: str, what: str, keys: tuple[str, ...] | None) -> dict:
+def _json_problem(
+    file: str,
+    check: str,
+    message: str,
+    where: str,
+    severity: Literal["error", "warning"] = "error",
+    **more: Any,
+) -> Problem:
+    return Problem(severity, check, message, file=file, path=where, **more)
+
+
+def _frame_batches(frame: pd.DataFrame) -> Iterator[pa.RecordBatch]:
+    """The rows of a JSON file as record batches of :data:`BATCH_SCHEMA`."""
+    table = pa.Table.from_pandas(frame.assign(_row=None)[list(BATCH_COLUMNS)], schema=BATCH_SCHEMA)
+    yield from table.to_batches()
+
+
+def decision_order(created: list[str]) -> list[int]:
+    """Each decision's place in its scan's history (0 the newest), given their
+    ``created`` texts in the order a file lists them (newest first).
+
+    As MIQA orders them (``docs/miqa-rules.md``, rule D1): by ``created``, newest first,
+    a decision without a (readable) time before any with one (PostgreSQL sorts nulls
+    first in MIQA's ``-created`` order); times compare as written, wall clock, whatever
+    their UTC offsets (MIQA drops the offset); ties keep the list's order.
+
+    >>> decision_order(["2022-01-01 10:00:00", "2022-01-02 09:00:00", "", "2022-01-02 09:00"])
+    [3, 1, 0, 2]
+    """
+    keys = []
+    for position, text in enumerate(created):
+        try:
+            wall = Timestamp.parse(text).wall if text.strip() else None
+        except VocabularyError:
+            wall = None
+        since = 0 if wall is None else (wall - datetime.min) // timedelta(microseconds=1)
+        keys.append((wall is not None, -since, position))
+    ranked = sorted(range(len(created)), key=keys.__getitem__)
+    order = [0] * len(created)
+    for place, index in enumerate(ranked):
+        order[index] = place
+    return order
+
+
+class _JsonReader:
+    """Walks a parsed JSON document into frame rows and decisions, noting problems."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.problems: list[Problem] = []
+        self.rows: list[dict[str, Any]] = []
+        self.decisions: list[dict[str, Any]] = []
+
+    def problem(self, check: str, message: str, where: str, **more: Any) -> None:
+        self.problems.append(_json_problem(self.file, check, message, where, **more))
+
+    def mapping(self, value: Any, where: str, what: str, keys: tuple[str, ...] | None) -> dict:
+        """``value`` if it is an object (its unknown keys reported), else ``{}``."""
         if not isinstance(value, dict):
-            problem(
+            self.problem(
                 "json-structure",
                 f"{what} must be a JSON object; found {type(value).__name__}",
                 where,
                 value=_preview(value),
             )
             return {}
-        if keys is not None:
-            for key in value:
-                if key not in keys:
-                    problem(
-                        "unknown-key",
-                        f"unknown key {key!r} in {what}; allowed keys are {', '.join(keys)}",
-                        where + f"[{json.dumps(key, ensure_ascii=False)}]",
-                        column=key,
-                        value=key,
-                        expected=", ".join(keys),
-                    )
+        allowed = () if keys is None else keys
+        for key in value if keys is not None else ():
+            if key not in allowed:
+                self.problem(
+                    "unknown-key",
+                    f"unknown key {key!r} in {what}; allowed keys are {', '.join(allowed)}",
+                    where + f"[{json.dumps(key, ensure_ascii=False)}]",
+                    column=key,
+                    value=key,
+                    expected=", ".join(allowed),
+                )
         return value
 
-    def text(container: dict, key: str, where: str) -> str:
+    def text(self, container: dict, key: str, where: str) -> str:
+        """A scalar value as text (``''`` for null or absent)."""
         found = _scalar(container.get(key))
         if found is None:
-            problem(
+            self.problem(
                 "json-structure",
                 f"{key!r} must be a string or null, not a nested value",
                 where + f"[{json.dumps(key)}]",
@@ -515,103 +592,111 @@ def read_json(path: str | os.PathLike[str]) -> ParsedFile:
             return ""
         return found
 
-    top = mapping(document, "$", "the document", ("projects",))
-    if isinstance(document, dict) and "projects" not in document:
-        problem("json-structure", "the document needs a top-level 'projects' object", "$")
-    projects = mapping(top.get("projects", {}), _jpath("projects"), "'projects'", None)
-    for project, pvalue in projects.items():
-        pwhere = _jpath("projects", project)
-        pdict = mapping(pvalue, pwhere, f"project {project!r}", ("experiments",))
-        experiments = mapping(
-            pdict.get("experiments", {}), pwhere + '["experiments"]', "'experiments'", None
-        )
-        for experiment, evalue in experiments.items():
-            ewhere = _jpath("projects", project, "experiments", experiment)
-            edict = mapping(evalue, ewhere, f"experiment {experiment!r}", ("scans", "notes"))
-            notes = text(edict, "notes", ewhere)
-            scans = mapping(edict.get("scans", {}), ewhere + '["scans"]', "'scans'", None)
-            if not scans and isinstance(evalue, dict):
-                problem(
-                    "empty-experiment",
-                    f"experiment {experiment!r} has no scans; add scans or remove it",
-                    ewhere,
-                )
-            for scan, svalue in scans.items():
-                swhere = ewhere + _jpath("scans", scan)[1:]
-                sdict = mapping(
-                    svalue,
+    def read(self, document: Any) -> None:
+        top = self.mapping(document, "$", "the document", ("projects",))
+        if isinstance(document, dict) and "projects" not in document:
+            self.problem("json-structure", "the document needs a top-level 'projects' object", "$")
+        projects = self.mapping(top.get("projects", {}), _jpath("projects"), "'projects'", None)
+        for project, pvalue in projects.items():
+            pwhere = _jpath("projects", project)
+            pdict = self.mapping(pvalue, pwhere, f"project {project!r}", ("experiments",))
+            experiments = self.mapping(
+                pdict.get("experiments", {}), pwhere + '["experiments"]', "'experiments'", None
+            )
+            for experiment, evalue in experiments.items():
+                self.experiment(project, experiment, evalue)
+
+    def experiment(self, project: str, experiment: str, evalue: Any) -> None:
+        ewhere = _jpath("projects", project, "experiments", experiment)
+        edict = self.mapping(evalue, ewhere, f"experiment {experiment!r}", ("scans", "notes"))
+        if "notes" in edict and edict["notes"] is None:
+            self.problem(
+                "miqa-refuses",
+                f'experiment {experiment!r} has "notes": null, which MIQA refuses (it '
+                'writes "" for no notes); read here as no notes',
+                ewhere + '["notes"]',
+                severity="warning",
+                column="notes",
+                expected='a string ("" for none)',
+            )
+        notes = self.text(edict, "notes", ewhere)
+        scans = self.mapping(edict.get("scans", {}), ewhere + '["scans"]', "'scans'", None)
+        if not scans and isinstance(evalue, dict):
+            self.problem(
+                "empty-experiment",
+                f"experiment {experiment!r} has no scans; add scans or remove it",
+                ewhere,
+            )
+        for scan, svalue in scans.items():
+            swhere = ewhere + _jpath("scans", scan)[1:]
+            sdict = self.mapping(
+                svalue,
+                swhere,
+                f"scan {scan!r}",
+                (*SCAN_KEYS, "frames", "last_decision", "decisions"),
+            )
+            base = {
+                **dict.fromkeys(MIQA_COLUMNS, ""),
+                "project_name": project,
+                "experiment_name": experiment,
+                "scan_name": scan,
+                "experiment_notes": notes,
+                **{col: self.text(sdict, key, swhere) for key, col in SCAN_KEYS.items()},
+            }
+            frames = self.mapping(sdict.get("frames", {}), swhere + '["frames"]', "'frames'", None)
+            if not frames and isinstance(svalue, dict):
+                self.problem(
+                    "empty-scan",
+                    f"scan {scan!r} has no frames; add at least one frame or remove it",
                     swhere,
-                    f"scan {scan!r}",
-                    (*SCAN_KEYS, "frames", "last_decision", "decisions"),
                 )
-                scan_values = {col: text(sdict, key, swhere) for key, col in SCAN_KEYS.items()}
-                base = {
-                    **dict.fromkeys(MIQA_COLUMNS, ""),
+            for number, fvalue in frames.items():
+                fwhere = swhere + _jpath("frames", number)[1:]
+                fdict = self.mapping(fvalue, fwhere, f"frame {number!r}", ("file_location",))
+                self.rows.append(
+                    {
+                        **base,
+                        "frame_number": number,
+                        "file_location": self.text(fdict, "file_location", fwhere),
+                        "_path": fwhere,
+                    }
+                )
+            self.history(project, experiment, scan, sdict, swhere)
+
+    def history(self, project: str, experiment: str, scan: str, sdict: dict, swhere: str) -> None:
+        """A scan's decisions: ``last_decision`` and the ``decisions`` list, in MIQA's order."""
+        listed: list[tuple[Any, str]] = []
+        if sdict.get("last_decision") is not None:
+            listed.append((sdict["last_decision"], swhere + '["last_decision"]'))
+        given = sdict.get("decisions")
+        if given is not None and not isinstance(given, list):
+            self.problem("json-structure", "'decisions' must be a list", swhere + '["decisions"]')
+        elif given is not None:
+            if listed and given:
+                self.problem(
+                    "miqa-differs",
+                    f"scan {scan!r} has both 'last_decision' and 'decisions'; MIQA would keep "
+                    "only 'last_decision', here both are kept",
+                    swhere,
+                    severity="warning",
+                )
+            listed.extend((d, swhere + f'["decisions"][{n}]') for n, d in enumerate(given))
+        found: list[dict[str, Any]] = []
+        for dvalue, dwhere in listed:
+            ddict = self.mapping(dvalue, dwhere, "a decision", tuple(DECISION_KEYS))
+            found.append(
+                {
                     "project_name": project,
                     "experiment_name": experiment,
                     "scan_name": scan,
-                    "experiment_notes": notes,
-                    **scan_values,
+                    **{col: self.text(ddict, key, dwhere) for key, col in DECISION_KEYS.items()},
+                    "_path": dwhere,
                 }
-                frames = mapping(sdict.get("frames", {}), swhere + '["frames"]', "'frames'", None)
-                if not frames and isinstance(svalue, dict):
-                    problem(
-                        "empty-scan",
-                        f"scan {scan!r} has no frames; add at least one frame or remove it",
-                        swhere,
-                    )
-                for number, fvalue in frames.items():
-                    fwhere = swhere + _jpath("frames", number)[1:]
-                    fdict = mapping(fvalue, fwhere, f"frame {number!r}", ("file_location",))
-                    rows.append(
-                        {
-                            **base,
-                            "frame_number": number,
-                            "file_location": text(fdict, "file_location", fwhere),
-                            "_path": fwhere,
-                        }
-                    )
-                history: list[tuple[Any, str]] = []
-                if sdict.get("last_decision") is not None:
-                    history.append((sdict["last_decision"], swhere + '["last_decision"]'))
-                listed = sdict.get("decisions")
-                if listed is not None:
-                    if not isinstance(listed, list):
-                        problem(
-                            "json-structure",
-                            "'decisions' must be a list (newest first)",
-                            swhere + '["decisions"]',
-                        )
-                    else:
-                        history.extend(
-                            (d, swhere + f'["decisions"][{n}]') for n, d in enumerate(listed)
-                        )
-                for order, (dvalue, dwhere) in enumerate(history):
-                    ddict = mapping(dvalue, dwhere, "a decision", tuple(DECISION_KEYS))
-                    decisions.append(
-                        {
-                            "project_name": project,
-                            "experiment_name": experiment,
-                            "scan_name": scan,
-                            **{col: text(ddict, key, dwhere) for key, col in DECISION_KEYS.items()},
-                            "_order": order,
-                            "_path": dwhere,
-                        }
-                    )
-    if not rows and not parsed.problems:
-        problem(
-            "no-rows", "the file holds no frames; add projects, experiments, scans and frames", "$"
-        )
-    frame = pd.DataFrame(rows, columns=[*MIQA_COLUMNS, "_path"], dtype=object)
-    parsed.decisions = pd.DataFrame(decisions, columns=list(DECISIONS_TABLE))
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        frame["_row"] = None
-        table = pa.Table.from_pandas(frame[list(BATCH_COLUMNS)], schema=BATCH_SCHEMA)
-        yield from table.to_batches()
-
-    parsed._batches = batches
-    return parsed
+            )
+        order = decision_order([d["last_decision_created"] for d in found])
+        for decision, place in zip(found, order, strict=True):
+            decision["_order"] = place
+        self.decisions.extend(found)
 
 
 def _preview(value: Any) -> str:

@@ -9,7 +9,9 @@ The rules (``docs/design.md`` says why):
 - After resolving ``..`` and symlinks, every file must lie inside the data roots
   (``MIQA_NB_DATA_ROOTS``, a list of folders separated by ``os.pathsep``; by default the
   import file's folder). Anything else is an error, whatever the path looked like.
-- ``s3://`` locations are kept as given. A missing file is a warning.
+- ``s3://`` locations are kept as given. A missing file is a warning. A relative
+  location (without ``..``) found under neither folder is recorded under the folder
+  above, as MIQA records it, so that both name the same file once it is there.
 
 Resolution works on distinct folders, not files (one ``realpath`` and one directory
 listing per folder), and on Arrow arrays, not Python strings, so a million frames in a
@@ -266,11 +268,38 @@ def resolve(
             resolved.cut[moved] = trial.cut[moved]
     rest = files & ~parent_ok & ~moved
     status[rest & found.inside] = _CODE[MISSING]
+    _miqa_missing(folders, rest & found.inside & ~absolute & ~dotdot, plain, grandparent,
+                  values, resolved)  # fmt: skip
     outside = rest & ~found.inside
     status[outside & found.is_link] = _CODE[SYMLINK]
     status[outside & ~found.is_link & ~absolute] = _CODE[ESCAPES]
     status[outside & ~found.is_link & absolute] = _CODE[OUTSIDE]
     return resolved
+
+
+def _miqa_missing(
+    folders: _Folders,
+    rows: np.ndarray,
+    plain: np.ndarray,
+    grandparent: str,
+    values: pa.Array | pa.ChunkedArray,
+    resolved: Resolved,
+) -> None:
+    """Record relative locations found in neither folder where MIQA records them: under
+    the import file's grandparent (``docs/miqa-rules.md``, rule L2; as a real path, like
+    every location here), normalised as MIQA's ``pathlib`` does (``./`` and ``//``)."""
+    if not rows.any():
+        return
+    real_grandparent = folders.real(grandparent or "/")[0].rstrip("/")
+    simple = rows & plain
+    resolved.prefixes.append(f"{real_grandparent}/")
+    resolved.prefix[simple] = len(resolved.prefixes) - 1
+    resolved.cut[simple] = 0
+    odd = np.flatnonzero(rows & ~plain)
+    if len(odd):
+        texts = values.take(pa.array(odd)).to_pylist()
+        paths = [os.path.normpath(f"{real_grandparent}/{t}") for t in texts]
+        _set_paths(resolved, odd, paths, texts)
 
 
 @dataclass
@@ -497,8 +526,22 @@ def describe(
             f"not found under {base}, but found under {os.path.dirname(base)} (where MIQA "
             "resolves relative paths); write paths relative to the import file's folder"
         ),
-        MISSING: f"file not found: {looked_at}",
+        MISSING: f"file not found: {looked_at}" + _miqa_note(looked_at, base),
         SYMLINK: f"a symlink that leads to {looked_at}, outside {allowed}",
         ESCAPES: f"'..' or a symlinked folder leads to {looked_at}, outside {allowed}",
         OUTSIDE: f"{looked_at} is outside {allowed}",
     }.get(status, "")
+
+
+def _miqa_note(looked_at: str | None, base: str) -> str:
+    """For a path recorded under the import file's grandparent folder: why there."""
+    real_base = os.path.realpath(base)
+    above = os.path.dirname(real_base)
+    if looked_at is None or looked_at.startswith(real_base + "/"):
+        return ""
+    if not looked_at.startswith(above.rstrip("/") + "/"):
+        return ""
+    return (
+        f" (a relative location found neither under {real_base} nor under {above} is "
+        "recorded under the latter, where MIQA looks for it)"
+    )
