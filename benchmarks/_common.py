@@ -44,18 +44,10 @@ def stage_main(stages: dict[str, Callable[..., dict[str, Any]]], argv: Sequence[
     parser.add_argument("--stage", required=True, choices=sorted(stages))
     parser.add_argument("--stage-args", default="{}")
     args = parser.parse_args(argv)
-    rss_start = current_rss()
     result = stages[args.stage](**json.loads(args.stage_args))
     result["peak_rss"] = peak_rss()
-    result["rss_start"] = rss_start
     sys.stdout.write(MARKER + json.dumps(result) + "\n")
     sys.stdout.flush()
-
-
-def current_rss() -> int:
-    """Resident set size of this process now, in bytes."""
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def peak_rss() -> int:
@@ -101,10 +93,6 @@ class Figure:
     def peak_rss(self) -> int:
         """Highest high-water mark over the repeats, in bytes."""
         return max(r["peak_rss"] for r in self.runs)
-
-    @property
-    def rss_start(self) -> int:
-        return statistics.median(r["rss_start"] for r in self.runs)
 
 
 def run_stage(script: str, stage: str, **kwargs: Any) -> dict[str, Any]:
@@ -173,7 +161,6 @@ def run_process(process: Process, run: int = 0) -> dict[str, Any]:
             f"{process.name!r} failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
         )
     facts: dict[str, Any] = json.loads(lines[-1][len(MARKER) :])
-    facts["rss_start"] = 0
     return {**facts, "seconds": seconds}
 
 
