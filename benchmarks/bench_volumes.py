@@ -2,7 +2,8 @@
 
 Run ``.venv/bin/python benchmarks/bench_volumes.py`` (``--quick`` for 128^3 volumes
 and fewer runs). Every figure is the median of several runs and is printed with its
-ratio to baselines measured in the same run, and its target:
+ratio to baselines measured in the same run (the contenders called in turn), and its
+target:
 
 - notebook: what a notebook user writes today, ``nibabel.load(p).get_fdata()``
   (``nrrd.read`` then ``astype(float64)`` for NRRD), then the three middle slices saved
@@ -149,13 +150,23 @@ def ours(path: Path) -> dict[str, bytes]:
 
 
 def median_ms(fn: Callable[[], object], runs: int) -> float:
-    fn()  # warm the page cache and imports
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
+    """Median milliseconds of ``runs`` calls (after one untimed call)."""
+    return alternating_ms({"fn": fn}, runs)["fn"]
+
+
+def alternating_ms(fns: dict[str, Callable[[], object]], runs: int) -> dict[str, float]:
+    """Median milliseconds of each of ``fns``, called in turn (A B C A B C ...), so that a
+    change in the machine's load falls on all of them alike; one untimed call each first
+    (the page cache, imports)."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
+    for _ in range(runs):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: 1000 * statistics.median(values) for name, values in times.items()}
 
 
 # -- memory (in a fresh process, so the peak is this phase's own) -------------------------
@@ -203,10 +214,17 @@ def main() -> None:
             for suffix in FORMATS:
                 path = folder / f"{dtype}{suffix}"
                 write(path, data)
-                note = median_ms(lambda p=path: notebook(p), runs)
-                base = fair_ms[path.name] = median_ms(lambda p=path: fair(p), runs)
-                lim = median_ms(lambda p=path: limit(p), runs)
-                our = median_ms(lambda p=path: ours(p), runs)
+                ms = alternating_ms(
+                    {
+                        "notebook": lambda p=path: notebook(p),
+                        "fair": lambda p=path: fair(p),
+                        "limit": lambda p=path: limit(p),
+                        "ours": lambda p=path: ours(p),
+                    },
+                    runs,
+                )
+                note, base, lim, our = ms["notebook"], ms["fair"], ms["limit"], ms["ours"]
+                fair_ms[path.name] = base
                 print(
                     f"{path.name:<16}{path.stat().st_size / 2**20:>5.1f}{note:>8.0f}ms"
                     f"{base:>6.0f}ms{lim:>6.0f}ms{our:>6.0f}ms"
