@@ -19,7 +19,8 @@ target:
 - warm: a new slice of a cached volume (target <= 5 ms); the three planes of a
   prefetched scan (target <= 10 ms), each file also against its own fair baseline;
 - memory: paging through 50 scans with a 1 GiB cache and prefetch of the next two,
-  peak RSS of a fresh process (target: within 1.25x of the cache's bound).
+  peak RSS of a fresh process, and its ratio to the cache's bound (information: the
+  issue sets no target for it).
 
 Volumes are synthetic, smooth and anatomy-like (head, skull, folded cortex,
 ventricles, noise), written in a temporary folder (gzip level 1 for every format).
@@ -58,7 +59,6 @@ except ImportError:
 FORMATS = (".nii.gz", ".mgz", ".nrrd")
 SPEEDUP = 3.0  # ours against the notebook way, at least
 LIMIT_RATIO = 1.3  # ours against read + inflate, at most
-MEMORY_RATIO = 1.25  # peak RSS against the cache's bound, at most
 
 
 # -- data ------------------------------------------------------------------------------
@@ -228,8 +228,8 @@ def main() -> None:
                 print(
                     f"{path.name:<16}{path.stat().st_size / 2**20:>5.1f}{note:>8.0f}ms"
                     f"{base:>6.0f}ms{lim:>6.0f}ms{our:>6.0f}ms"
-                    f"{note / our:>7.1f}x {_verdict(note / our, SPEEDUP, at_least=True)}"
-                    f"{base / our:>7.1f}x {_verdict(base / our, 1.0, at_least=True)}"
+                    f"{note / our:>7.2f}x {_verdict(note / our, SPEEDUP, at_least=True)}"
+                    f"{base / our:>7.2f}x {_verdict(base / our, 1.0, at_least=True)}"
                     f"{our / lim:>9.2f}x {_verdict(our / lim, LIMIT_RATIO)}"
                 )
         print()
@@ -275,8 +275,7 @@ def main() -> None:
             f"peak RSS {peak:.0f} MB; cache held {kept:.0f} MB at the end, "
             f"{loads:.0f} decodes, {evictions:.0f} evictions"
         )
-        print(f"      peak RSS / the cache's bound: {peak / 1024:.2f}   "
-              f"{against(peak / 1024, MEMORY_RATIO)}")  # fmt: skip
+        print(f"      peak RSS / the cache's bound: {peak / 1024:.2f} (information)")
         print(f"load at the end: {machine()}")
 
 
