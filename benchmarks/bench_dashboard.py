@@ -234,7 +234,7 @@ def pct(values: list[float], q: float) -> float:
 
 def line(label: str, seconds: float, target: float | None = None) -> str:
     goal = "" if target is None else f"  {against(seconds * 1000, target * 1000, ' ms')}"
-    return f"  {label:<44} {seconds * 1000:8.0f} ms{goal}"
+    return f"  {label:<52} {seconds * 1000:8.0f} ms{goal}"
 
 
 #: The two ways to the first scan, timed on fresh servers alternately.
