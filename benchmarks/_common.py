@@ -1,15 +1,22 @@
-"""Helpers shared by the benchmark scripts: stages in fresh subprocesses, medians, ratios.
+"""Helpers shared by the benchmark scripts: stages in fresh subprocesses, whole-process
+timings, medians, ratios, targets.
 
-A benchmark script registers its stages (plain functions that do their set-up, time the
-work with :func:`time.perf_counter` and return ``{"seconds": ...}`` plus anything worth
-printing) and calls :func:`stage_main` when started with ``--stage``. The parent runs
-each repeat of each stage with :func:`run_stage` in a fresh interpreter, so one stage's
-memory high-water mark (``VmHWM`` of that process, see :func:`peak_rss`) or warm caches
-never hide another's. Times are measured inside the child, around the work only (not
-interpreter start-up or imports).
+Two ways to time a piece of work in a fresh interpreter:
+
+- **stages**: a benchmark script registers its stages (plain functions that do their
+  set-up, time the work with :func:`time.perf_counter` and return ``{"seconds": ...}``
+  plus anything worth printing) and calls :func:`stage_main` when started with
+  ``--stage``; :func:`measure` runs each repeat with :func:`run_stage`. Times are
+  measured inside the child, around the work only (not interpreter start-up or imports).
+- **whole processes**: :func:`measure_processes` runs short ``python -c`` programs
+  (:class:`Process`) one after the other, alternating, and times each from spawn to
+  exit, interpreter start and imports included: what a person waits for.
+
+Either way each child reports its memory high-water mark (``VmHWM``, see
+:func:`peak_rss`), so one stage's peak or warm caches never hide another's.
 
 These machines are noisy: figures are medians of the repeats, and each is compared with
-a baseline measured in the same run.
+a baseline measured in the same run; :func:`machine` says how loaded the machine was.
 """
 
 from __future__ import annotations
@@ -37,18 +44,10 @@ def stage_main(stages: dict[str, Callable[..., dict[str, Any]]], argv: Sequence[
     parser.add_argument("--stage", required=True, choices=sorted(stages))
     parser.add_argument("--stage-args", default="{}")
     args = parser.parse_args(argv)
-    rss_start = current_rss()
     result = stages[args.stage](**json.loads(args.stage_args))
     result["peak_rss"] = peak_rss()
-    result["rss_start"] = rss_start
     sys.stdout.write(MARKER + json.dumps(result) + "\n")
     sys.stdout.flush()
-
-
-def current_rss() -> int:
-    """Resident set size of this process now, in bytes."""
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def peak_rss() -> int:
@@ -95,10 +94,6 @@ class Figure:
         """Highest high-water mark over the repeats, in bytes."""
         return max(r["peak_rss"] for r in self.runs)
 
-    @property
-    def rss_start(self) -> int:
-        return statistics.median(r["rss_start"] for r in self.runs)
-
 
 def run_stage(script: str, stage: str, **kwargs: Any) -> dict[str, Any]:
     """Run ``script --stage stage`` in a fresh interpreter and return its result."""
@@ -126,6 +121,80 @@ def measure(script: str, name: str, stage: str, repeat: int, **kwargs: Any) -> F
     return figure
 
 
+# ------------------------------------------------------------ whole processes
+
+#: Run before a :class:`Process`'s code: its arguments, and the facts it reports.
+PROLOGUE = "import json, sys\nARGS = json.loads(sys.argv[1])\nFACTS = {}\n"
+#: Run after it: report the facts and the process's memory high-water mark.
+EPILOGUE = f"""
+for _line in open("/proc/self/status"):
+    if _line.startswith("VmHWM:"):
+        FACTS["peak_rss"] = int(_line.split()[1]) * 1024
+sys.stdout.write({MARKER!r} + json.dumps(FACTS) + "\\n")
+"""
+
+
+@dataclass
+class Process:
+    """A program timed as a whole process: ``python -c`` of ``code``, which reads its
+    arguments from ``ARGS`` and may add facts to ``FACTS``; ``prepare`` runs (untimed, in
+    the parent) before each run, with the run's arguments."""
+
+    name: str
+    code: str
+    args: dict[str, Any] = field(default_factory=dict)
+    prepare: Callable[[dict[str, Any]], None] | None = None
+
+
+def run_process(process: Process, run: int = 0) -> dict[str, Any]:
+    """Run ``process`` once; return its facts with ``seconds`` from spawn to exit."""
+    args = {k: (v.format(i=run) if isinstance(v, str) else v) for k, v in process.args.items()}
+    if process.prepare is not None:
+        process.prepare(args)
+    cmd = [sys.executable, "-c", PROLOGUE + process.code + EPILOGUE, json.dumps(args)]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(MARKER)]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"{process.name!r} failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
+    facts: dict[str, Any] = json.loads(lines[-1][len(MARKER) :])
+    return {**facts, "seconds": seconds}
+
+
+def measure_processes(processes: Sequence[Process], repeat: int) -> list[Figure]:
+    """Run each process ``repeat`` times, alternating (A B C A B C ...), so that a change
+    in the machine's load falls on all of them alike; one :class:`Figure` per process."""
+    figures = [Figure(p.name) for p in processes]
+    for i in range(repeat):
+        for process, figure in zip(processes, figures, strict=True):
+            figure.runs.append(run_process(process, i))
+            print(
+                f"  .. {process.name} run {i + 1}/{repeat}: {figure.runs[-1]['seconds']:.2f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+    return figures
+
+
+# ------------------------------------------------------------------- printing
+
+
+def machine() -> str:
+    """Cores and load average now: how much the machine was shared during a run."""
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return f"{os.cpu_count()} cores, load average {load} (1, 5, 15 min)"
+
+
+def against(value: float, target: float, unit: str = "", *, at_least: bool = False) -> str:
+    """``target <= 30 ms: PASS`` (``>=`` with ``at_least``) for ``value`` in ``unit``."""
+    ok = value >= target if at_least else value <= target
+    sign = ">=" if at_least else "<="
+    return f"target {sign} {target:g}{unit}: {verdict(ok)}"
+
+
 def mb(n_bytes: float) -> str:
     """Bytes as MB (10^6) or GB (10^9), for a person."""
     return f"{n_bytes / 1e9:.2f} GB" if n_bytes >= 1e9 else f"{n_bytes / 1e6:.0f} MB"
@@ -140,15 +209,16 @@ def row(
     baseline: Figure | None = None,
     target_ratio: float | None = None,
 ) -> str:
-    """One line: median, the repeats, the ratio to ``baseline`` and a target verdict."""
+    """One line: median, the repeats, the ratio to ``baseline`` (named by its name up to
+    `` (``) and the target's verdict, the peak memory."""
     runs = " ".join(f"{s:.2f}" for s in figure.seconds)
-    line = f"{figure.name:<34} {figure.median:8.2f} s   [{runs}]"
+    line = f"{figure.name:<40} {figure.median:7.2f} s  [{runs}]"
     if baseline is not None:
         ratio = figure.median / baseline.median
-        line += f"   {ratio:5.2f}x {baseline.name.split(' ')[0]}"
+        line += f"  {ratio:5.2f}x {baseline.name.split(' (')[0]}"
         if target_ratio is not None:
-            line += f"   target <= {target_ratio:g}x: {verdict(ratio <= target_ratio)}"
-    line += f"   peak RSS {mb(figure.peak_rss)}"
+            line += f"  {against(ratio, target_ratio, 'x')}"
+    line += f"  peak RSS {mb(figure.peak_rss)}"
     return line
 
 
