@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,8 +17,9 @@ from test_review_support import BROKEN, PROJECT, build_template, copy_catalog, p
 
 from miqa_nb.catalog import Catalog
 from miqa_nb.core.errors import MiqaError, PermissionDenied, VolumeError
+from miqa_nb.core.identity import current_user
 from miqa_nb.core.vocabulary import Decision, ScanState
-from miqa_nb.review.session import ReviewSession, resolve_user
+from miqa_nb.review.session import ReviewSession
 from miqa_nb.volumes import VolumeCache
 
 ALL = [
@@ -185,12 +188,12 @@ def test_users_must_exist_and_have_a_role(project, cache):
 
 def test_user_comes_from_the_environment(monkeypatch, start):
     monkeypatch.setenv("JUPYTERHUB_USER", "t1")
-    assert resolve_user() == "t1"
+    assert current_user() == "t1"
     assert start(None).user == "t1"
     monkeypatch.setenv("MIQA_NB_USER", "t2")
-    assert resolve_user() == "t2"
-    assert resolve_user("col") == "col"
-    assert resolve_user(environ={}) != ""
+    assert current_user() == "t2"
+    assert current_user("col") == "col"
+    assert current_user(environ={}) != ""
 
 
 # ------------------------------------------------------------ decision rules
@@ -373,14 +376,17 @@ def test_background_bookkeeping(project, cache):
 def test_auto_refresh_runs_in_the_background(project, cache):
     session = ReviewSession(project, PROJECT, "t2", cache=cache, background=True)
     seen = []
-    session.observe(seen.append, events={"queue"})
+    session.observe(lambda event: seen.append((event, threading.get_ident())), events={"queue"})
     try:
         project.record_decision(PROJECT, "E3", "S7", "U", by="t1")
         session.start_auto_refresh(0.05)
         deadline = datetime.now() + timedelta(seconds=5)
         while session.progress.reviewed == 0 and datetime.now() < deadline:
             time.sleep(0.05)
-        assert session.progress.reviewed == 1 and seen
+        assert session.progress.reviewed == 1
+        assert seen == []  # no loop runs here: the event waits for this thread
+        assert session.deliver() >= 1
+        assert seen == [("queue", threading.get_ident())]  # waiting events are not repeated
     finally:
         session.close()
 
@@ -528,6 +534,72 @@ def test_observers_get_events_and_their_bugs_are_contained(start, caplog):
     stop()
     session.next()
     assert events.count("scan") == 1
+
+
+def test_observers_run_on_the_owning_thread_when_a_background_write_completes(project, cache):
+    owner = threading.get_ident()
+    session = ReviewSession(project, PROJECT, "t2", cache=cache, background=True)
+    seen: list[tuple[str, int]] = []
+    session.observe(lambda event: seen.append((event, threading.get_ident())))
+    try:
+        session.flush()
+        seen.clear()
+        writer: list[int] = []
+        session.sync.run(lambda: writer.append(threading.get_ident()))
+        assert decide(session, "U")  # accepted at once; written on the session's thread
+        session.sync.wait()
+        assert writer and writer[0] != owner  # catalog work runs on another thread
+        session.flush()  # no loop runs here: events wait for the owner to call in
+        assert ("stored", owner) in seen
+        assert {thread for _, thread in seen} == {owner}
+        assert project.decisions(PROJECT)["decision"].tolist() == ["U"]
+    finally:
+        session.close()
+
+
+def test_observers_run_on_the_owning_thread_when_a_background_write_fails(project, cache):
+    owner = threading.get_ident()
+    session = ReviewSession(project, PROJECT, "t2", cache=cache, background=True)
+    errors: list[tuple[str, int]] = []
+    session.observe(
+        lambda _event: errors.append((session.last_error or "", threading.get_ident())),
+        events={"error"},
+    )
+    try:
+        session.flush()
+        project.set_role(PROJECT, "t2", "tier1", by="admin")  # demoted meanwhile
+        assert decide(session, "UN", note="motion")  # accepted by what the session knew
+        session.sync.wait()
+        assert "NOT stored" in (session.last_error or "")  # failed on the writer thread
+        session.flush()  # no loop runs here: events wait for the owner to call in
+        assert len(errors) == 1
+        text, thread = errors[0]
+        assert thread == owner and "NOT stored" in text and "tier-2" in text
+    finally:
+        session.close()
+
+
+def test_observers_are_scheduled_on_the_owners_running_loop(project, cache):
+    """As in a kernel: a loop runs in the owning thread; nobody calls flush()."""
+    owner = threading.get_ident()
+    seen: list[tuple[str, int]] = []
+
+    async def review() -> list[tuple[str, int]]:
+        session = ReviewSession(project, PROJECT, "t2", cache=cache, background=True)
+        try:
+            session.observe(
+                lambda event: seen.append((event, threading.get_ident())),
+                events={"stored"},
+            )
+            assert decide(session, "U")
+            deadline = time.monotonic() + 20
+            while not seen and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)  # the kernel is idle: the loop delivers
+            return list(seen)  # before close(), which would deliver them itself
+        finally:
+            session.close()
+
+    assert asyncio.run(review()) == [("stored", owner)]
 
 
 def test_real_ixi_dti_frames(catalog, samples, tmp_path, cache):
