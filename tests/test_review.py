@@ -457,7 +457,10 @@ def test_views_crosshair_slices_frames_and_window(start):
     assert session.plane_images()["axial"].image_shape == (50, 32)  # square 1 mm pixels
     session.click("axial", 0, 0)  # top-left corner of the axial picture
     assert session.slices.axial == 20
-    assert session.slices.sagittal in (0, 31) and session.slices.coronal == 39  # anterior at top
+    assert session.convention == "neurological"
+    # neurological: the patient's left (x = -16 mm, sagittal slice 0) on the left, anterior at top
+    assert (session.slices.sagittal, session.slices.coronal) == (0, 39)
+    assert session.crosshair[:2] == pytest.approx((-16.0, 23.75))
     session.set_window("brain")
     assert session.window_spec == "brain"
     session.set_window((100, 200))
@@ -530,11 +533,14 @@ def test_observers_get_events_and_their_bugs_are_contained(start, caplog):
         session.next()
         session.set_slice("axial", 2)
         session.set_decision("U")
-    assert events[:1] == ["scan"] and "view" in events and "pending" in events
-    assert any("observer bug" in r.getMessage() or r.exc_info for r in caplog.records)
+    # next(): the scan, then (inline background work) its claim, states and history
+    assert events == ["scan", "claim", "queue", "history", "view", "pending"]
+    [failure] = [r for r in caplog.records if r.name == "miqa_nb.review.session"]
+    assert failure.getMessage().endswith("failed on 'view'")
+    assert failure.exc_info[0] is RuntimeError and str(failure.exc_info[1]) == "observer bug"
     stop()
     session.next()
-    assert events.count("scan") == 1
+    assert events == ["scan", "claim", "queue", "history", "view", "pending"]  # no more
 
 
 def test_observers_run_on_the_owning_thread_when_a_background_write_completes(project, cache):
