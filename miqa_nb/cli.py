@@ -3,63 +3,104 @@
 Thin: each command parses its arguments, calls the library, prints what a person reads,
 and exits non-zero with the report or a clear message on errors (no tracebacks for
 expected failures). The user is ``--user``, else ``MIQA_NB_USER``, else
-``JUPYTERHUB_USER``, else the login name; the catalog is ``--catalog``, else
-``MIQA_NB_CATALOG``, else ``./miqa.duckdb``.
+``JUPYTERHUB_USER``, else the login name (:func:`miqa_nb.core.identity.current_user`);
+the catalog is ``--catalog``, else ``MIQA_NB_CATALOG``, else ``./miqa.duckdb``.
+
+The global options (:data:`GLOBAL_OPTIONS`: ``--catalog``, ``--user``, ``--data-root``)
+may come before the command or anywhere after it (``miqa-nb demo --dir D --catalog C``
+is ``miqa-nb --catalog C demo --dir D``); given twice, the last one wins, and every
+``--data-root`` counts.
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from miqa_nb.catalog import Catalog, default_catalog_path
 from miqa_nb.core.errors import ImportFileError, MiqaError
+from miqa_nb.core.identity import current_user
 from miqa_nb.core.report import Report
 from miqa_nb.core.vocabulary import Role
 from miqa_nb.exchange.validation import check
 
-USER_ENVS = ("MIQA_NB_USER", "JUPYTERHUB_USER")
+__all__ = ["GLOBAL_OPTIONS", "main"]
+
+#: Prefix of the names a command's parser stores global options under.
+_LATE = "_global_"
+#: Options of every command, accepted before the command or anywhere after it:
+#: ``(flag, dest, argparse options)``.
+GLOBAL_OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    (
+        "--catalog",
+        "catalog",
+        {"type": Path, "help": "catalog file (default: $MIQA_NB_CATALOG or ./miqa.duckdb)"},
+    ),
+    (
+        "--user",
+        "user",
+        {"help": "act as this user (default: $MIQA_NB_USER, $JUPYTERHUB_USER or the login name)"},
+    ),
+    (
+        "--data-root",
+        "data_roots",
+        {
+            "action": "append",
+            "help": "a folder frame files may live in (repeatable; default "
+            "$MIQA_NB_DATA_ROOTS or the import file's folder)",
+        },
+    ),
+)
 
 
-def current_user(explicit: str | None = None) -> str:
-    """The user running miqa_nb: explicit, then the environment, then the login name."""
-    if explicit:
-        return explicit
-    for name in USER_ENVS:
-        if os.environ.get(name):
-            return os.environ[name]
-    return getpass.getuser()
+def _add_global_options(parser: argparse.ArgumentParser, depth: int) -> None:
+    """Give ``parser`` the global options. At the top (``depth`` 0) they fill their own
+    names; a command's parser writes them under names of its depth, which
+    :func:`_merge_global_options` folds in (argparse would otherwise let a command's
+    defaults overwrite what was given before the command)."""
+    title = "options" if depth == 0 else "global options (also before the command)"
+    group = parser.add_argument_group(title) if depth else parser
+    for flag, dest, options in GLOBAL_OPTIONS:
+        if depth == 0:
+            group.add_argument(flag, dest=dest, default=None, **options)
+        else:
+            group.add_argument(
+                flag,
+                dest=_at_depth(dest, depth),
+                metavar=dest.upper(),
+                default=argparse.SUPPRESS,
+                **options,
+            )
+
+
+def _at_depth(dest: str, depth: int) -> str:
+    return f"{_LATE}{depth}_{dest}"
+
+
+def _merge_global_options(args: argparse.Namespace) -> argparse.Namespace:
+    """Fold global options given after a command into their own names, outer commands
+    first: a repeatable option collects every value in command-line order; another
+    takes the last one given."""
+    found = vars(args)
+    repeatable = {dest for _, dest, options in GLOBAL_OPTIONS if options.get("action") == "append"}
+    late = [key for key in found if key.startswith(_LATE)]
+    for key in sorted(late, key=lambda k: int(k[len(_LATE) :].split("_", 1)[0])):
+        dest = key[len(_LATE) :].split("_", 1)[1]
+        value = found.pop(key)
+        found[dest] = [*(found[dest] or []), *value] if dest in repeatable else value
+    return args
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="miqa-nb", description="Review the quality of MRI scans: catalog, imports, exports."
     )
-    parser.add_argument(
-        "--catalog",
-        type=Path,
-        default=None,
-        help="catalog file (default: $MIQA_NB_CATALOG or ./miqa.duckdb)",
-    )
-    parser.add_argument(
-        "--user",
-        default=None,
-        help="act as this user (default: $MIQA_NB_USER, $JUPYTERHUB_USER or the login name)",
-    )
-    parser.add_argument(
-        "--data-root",
-        action="append",
-        dest="data_roots",
-        default=None,
-        help="a folder frame files may live in (repeatable; default "
-        "$MIQA_NB_DATA_ROOTS or the import file's folder)",
-    )
+    _add_global_options(parser, 0)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("validate", help="check an import file; write nothing")
@@ -133,12 +174,17 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="build the demo project from images that packages ship, and import it"
     )
     p.add_argument("--dir", type=Path, default=Path("demo"), help="where to write it (./demo)")
+    for command in sub.choices.values():  # global options after the command, too
+        _add_global_options(command, 1)
+    for group in (users, roles, types):
+        for action in group.choices.values():
+            _add_global_options(action, 2)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
-    args = _parser().parse_args(argv)
+    args = _merge_global_options(_parser().parse_args(argv))
     try:
         return _run(args)
     except ImportFileError as exc:

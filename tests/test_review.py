@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,8 +17,9 @@ from test_review_support import BROKEN, PROJECT, build_template, copy_catalog, p
 
 from miqa_nb.catalog import Catalog
 from miqa_nb.core.errors import MiqaError, PermissionDenied, VolumeError
+from miqa_nb.core.identity import current_user
 from miqa_nb.core.vocabulary import Decision, ScanState
-from miqa_nb.review.session import ReviewSession, resolve_user
+from miqa_nb.review.session import ReviewSession
 from miqa_nb.volumes import VolumeCache
 
 ALL = [
@@ -185,12 +188,13 @@ def test_users_must_exist_and_have_a_role(project, cache):
 
 def test_user_comes_from_the_environment(monkeypatch, start):
     monkeypatch.setenv("JUPYTERHUB_USER", "t1")
-    assert resolve_user() == "t1"
+    assert current_user() == "t1"
     assert start(None).user == "t1"
     monkeypatch.setenv("MIQA_NB_USER", "t2")
-    assert resolve_user() == "t2"
-    assert resolve_user("col") == "col"
-    assert resolve_user(environ={}) != ""
+    assert current_user() == "t2"
+    assert current_user("col") == "col"
+    monkeypatch.setenv("LOGNAME", "login-name")  # what getpass reads first
+    assert current_user(environ={}) == "login-name"  # the environment given, then the login
 
 
 # ------------------------------------------------------------ decision rules
@@ -373,14 +377,17 @@ def test_background_bookkeeping(project, cache):
 def test_auto_refresh_runs_in_the_background(project, cache):
     session = ReviewSession(project, PROJECT, "t2", cache=cache, background=True)
     seen = []
-    session.observe(seen.append, events={"queue"})
+    session.observe(lambda event: seen.append((event, threading.get_ident())), events={"queue"})
     try:
         project.record_decision(PROJECT, "E3", "S7", "U", by="t1")
         session.start_auto_refresh(0.05)
         deadline = datetime.now() + timedelta(seconds=5)
         while session.progress.reviewed == 0 and datetime.now() < deadline:
             time.sleep(0.05)
-        assert session.progress.reviewed == 1 and seen
+        assert session.progress.reviewed == 1
+        assert seen == []  # no loop runs here: the event waits for this thread
+        assert session.deliver() >= 1
+        assert seen == [("queue", threading.get_ident())]  # waiting events are not repeated
     finally:
         session.close()
 
@@ -450,7 +457,10 @@ def test_views_crosshair_slices_frames_and_window(start):
     assert session.plane_images()["axial"].image_shape == (50, 32)  # square 1 mm pixels
     session.click("axial", 0, 0)  # top-left corner of the axial picture
     assert session.slices.axial == 20
-    assert session.slices.sagittal in (0, 31) and session.slices.coronal == 39  # anterior at top
+    assert session.convention == "neurological"
+    # neurological: the patient's left (x = -16 mm, sagittal slice 0) on the left, anterior at top
+    assert (session.slices.sagittal, session.slices.coronal) == (0, 39)
+    assert session.crosshair[:2] == pytest.approx((-16.0, 23.75))
     session.set_window("brain")
     assert session.window_spec == "brain"
     session.set_window((100, 200))
@@ -523,11 +533,93 @@ def test_observers_get_events_and_their_bugs_are_contained(start, caplog):
         session.next()
         session.set_slice("axial", 2)
         session.set_decision("U")
-    assert events[:1] == ["scan"] and "view" in events and "pending" in events
-    assert any("observer bug" in r.getMessage() or r.exc_info for r in caplog.records)
+    # next(): the scan, then (inline background work) its claim, states and history
+    assert events == ["scan", "claim", "queue", "history", "view", "pending"]
+    [failure] = [r for r in caplog.records if r.name == "miqa_nb.review.session"]
+    assert failure.getMessage().endswith("failed on 'view'")
+    assert failure.exc_info[0] is RuntimeError and str(failure.exc_info[1]) == "observer bug"
     stop()
     session.next()
-    assert events.count("scan") == 1
+    assert events == ["scan", "claim", "queue", "history", "view", "pending"]  # no more
+
+
+def test_observers_run_on_the_owning_thread_when_a_background_write_completes(project, cache):
+    owner = threading.get_ident()
+    session = ReviewSession(project, PROJECT, "t2", cache=cache, background=True)
+    seen: list[tuple[str, int]] = []
+    session.observe(lambda event: seen.append((event, threading.get_ident())))
+    try:
+        session.flush()
+        seen.clear()
+        writer: list[int] = []
+        session.sync.run(lambda: writer.append(threading.get_ident()))
+        assert decide(session, "U")  # accepted at once; written on the session's thread
+        session.sync.wait()
+        assert writer and writer[0] != owner  # catalog work runs on another thread
+        session.flush()  # no loop runs here: events wait for the owner to call in
+        assert ("stored", owner) in seen
+        assert {thread for _, thread in seen} == {owner}
+        assert project.decisions(PROJECT)["decision"].tolist() == ["U"]
+    finally:
+        session.close()
+
+
+def test_observers_run_on_the_owning_thread_when_a_background_write_fails(project, cache):
+    owner = threading.get_ident()
+    session = ReviewSession(project, PROJECT, "t2", cache=cache, background=True)
+    errors: list[tuple[str, int]] = []
+    session.observe(
+        lambda _event: errors.append((session.last_error or "", threading.get_ident())),
+        events={"error"},
+    )
+    try:
+        session.flush()
+        project.set_role(PROJECT, "t2", "tier1", by="admin")  # demoted meanwhile
+        assert decide(session, "UN", note="motion")  # accepted by what the session knew
+        session.sync.wait()
+        assert "NOT stored" in (session.last_error or "")  # failed on the writer thread
+        session.flush()  # no loop runs here: events wait for the owner to call in
+        assert len(errors) == 1
+        text, thread = errors[0]
+        assert thread == owner and "NOT stored" in text and "tier-2" in text
+    finally:
+        session.close()
+
+
+def test_observers_are_scheduled_on_the_owners_running_loop(project, cache):
+    """As in a kernel: a loop runs in the owning thread; nobody calls flush(). (The
+    owner is a thread of its own: other tests may leave a loop marked running here.)"""
+    seen: list[tuple[str, int]] = []
+
+    async def review() -> list[tuple[str, int]]:
+        session = ReviewSession(project, PROJECT, "t2", cache=cache, background=True)
+        try:
+            session.observe(
+                lambda event: seen.append((event, threading.get_ident())),
+                events={"stored"},
+            )
+            assert decide(session, "U")
+            deadline = time.monotonic() + 20
+            while not seen and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)  # the kernel is idle: the loop delivers
+            return list(seen)  # before close(), which would deliver them itself
+        finally:
+            session.close()
+
+    outcome: dict[str, object] = {}
+
+    def owner() -> None:
+        outcome["owner"] = threading.get_ident()
+        try:
+            outcome["seen"] = asyncio.run(review())
+        except BaseException as exc:  # reported below, on the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=owner)
+    thread.start()
+    thread.join(60)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["seen"] == [("stored", outcome["owner"])]
 
 
 def test_real_ixi_dti_frames(catalog, samples, tmp_path, cache):

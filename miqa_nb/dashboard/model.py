@@ -5,7 +5,8 @@ views over the plain objects here, which tests drive directly:
 
 - :func:`resolve_user` -- who the page belongs to: ``JUPYTERHUB_USER`` under
   JupyterHub, else the ``?user=NAME`` query parameter that :mod:`miqa_nb.serve` asks
-  the page URL to carry; the user must exist in the catalog.
+  the page URL to carry (in a plain notebook, :func:`miqa_nb.core.identity.named_user`
+  first); the user must exist in the catalog.
 - :func:`readable_error` -- the sentence a status bar shows for an exception (never a
   traceback: those go to the server log).
 - :func:`visible_projects` -- the projects a user may see, with review progress.
@@ -41,6 +42,7 @@ import pandas as pd
 from miqa_nb.catalog import Catalog
 from miqa_nb.core import permissions
 from miqa_nb.core.errors import ImportFileError, MiqaError, NotFound, PermissionDenied
+from miqa_nb.core.identity import named_user
 from miqa_nb.core.permissions import Standing
 from miqa_nb.core.report import Report
 from miqa_nb.core.vocabulary import Role, ScanState
@@ -103,8 +105,10 @@ def resolve_user(
         The kernel's environment. ``MIQA_NB_IDENTITY=hub`` takes ``JUPYTERHUB_USER``
         and ignores the query string (the hub authenticated the user);
         ``MIQA_NB_IDENTITY=query`` takes ``user`` from the query string only. Unset (a
-        notebook outside :mod:`miqa_nb.serve`): ``MIQA_NB_USER``, then
-        ``JUPYTERHUB_USER``, then the query string.
+        notebook outside :mod:`miqa_nb.serve`): the user the environment names
+        (:func:`miqa_nb.core.identity.named_user`: ``MIQA_NB_USER``, then
+        ``JUPYTERHUB_USER``), then the query string -- never the login name, which on
+        a server is the server's account.
     query_string : str or None
         The page URL's query string (``token=...&user=ana``).
 
@@ -127,7 +131,7 @@ def resolve_user(
                 "(the name a superuser gave you in the catalog)."
             )
     else:
-        name = environ.get("MIQA_NB_USER") or environ.get("JUPYTERHUB_USER") or from_query
+        name = named_user(None, environ) or from_query
         if not name:
             return Identity(refusal="No user given: set MIQA_NB_USER or open with ?user=NAME.")
     try:

@@ -2,6 +2,6 @@
 background work that keeps it in step with the shared catalog.
 """
 
-from miqa_nb.review.session import ReviewSession, resolve_user
+from miqa_nb.review.session import ReviewSession
 
-__all__ = ["ReviewSession", "resolve_user"]
+__all__ = ["ReviewSession"]

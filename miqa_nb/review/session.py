@@ -19,15 +19,25 @@ a Voila dashboard or a script:
 - errors: a failed action never raises to the caller of a UI action; it is kept as
   :attr:`last_error` (readable text) and announced to observers (``'error'``).
 
-The session is split by concept: this module (queue, navigation, pending decision,
-submit, observers), :mod:`miqa_nb.review.view` (volume, frames, crosshair, window,
-pictures), :mod:`miqa_nb.review.sync` (background catalog work, refresh, claims) and
-:mod:`miqa_nb.review.queue` (the pure queue).
+The session is composed of parts that are given what they need and know nothing of
+it: :class:`~miqa_nb.review.view.ScanView` (:attr:`view`: volume, frames,
+crosshair, window, pictures), :class:`~miqa_nb.review.sync.CatalogSync`
+(:attr:`sync`: background catalog work, refresh, claims),
+:class:`~miqa_nb.review.queue.ScanQueue` (:attr:`queue`, pure) and
+:class:`~miqa_nb.review.events.Observers`. This module holds navigation, the pending
+decision, submit and errors, and forwards the view's and the claims' methods, so the
+session's API is one surface.
 
 Observers (:meth:`observe`) are called with an event name: ``'scan'`` (another scan
 is open), ``'view'`` (frame, crosshair, slices or window), ``'pending'``,
-``'submitted'`` (accepted), ``'stored'`` (written), ``'queue'`` (states/progress), ``'claim'``, ``'history'``,
-``'error'``, ``'message'``.
+``'submitted'`` (accepted), ``'stored'`` (written), ``'queue'`` (states/progress),
+``'claim'``, ``'history'``, ``'error'``, ``'message'``. They are always called on the
+thread that built the session, also for events of background work (a write that
+failed or was stored, claims, auto-refresh): in a kernel or a Voila page the event is
+scheduled on the owner's running asyncio loop and delivered as soon as the kernel is
+idle; without a running loop (a script, a test) it waits until the owner calls
+:meth:`deliver`, :meth:`flush` or :meth:`close`, or raises an event of its own (see
+:mod:`miqa_nb.review.events`).
 
 Speed: volumes come from a process-wide :class:`~miqa_nb.volumes.VolumeCache`
 (:func:`default_cache`); opening a scan prefetches the next ones, and :meth:`submit`
@@ -42,21 +52,21 @@ session, in order; :meth:`flush` waits for it and :meth:`close` calls it. With
 from __future__ import annotations
 
 import contextlib
-import getpass
 import logging
 import os
 import threading
 from collections.abc import Callable, Collection, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from miqa_nb.catalog import CLAIM_MINUTES, Catalog, Claim
 from miqa_nb.core import permissions
 from miqa_nb.core.errors import MiqaError, PermissionDenied
+from miqa_nb.core.identity import current_user
 from miqa_nb.core.rules import require_note_or_artifact, scan_state
 from miqa_nb.core.vocabulary import (
     ARTIFACTS,
@@ -65,30 +75,30 @@ from miqa_nb.core.vocabulary import (
     Location,
     parse_artifact,
 )
+from miqa_nb.review.events import Observers
 from miqa_nb.review.queue import FILTERS, Progress, ScanInfo, ScanKey, ScanQueue
-from miqa_nb.review.sync import CatalogSyncMixin
-from miqa_nb.review.view import PLANES_AXIS, ScanViewMixin
+from miqa_nb.review.sync import CatalogSync
+from miqa_nb.review.view import PLANES_AXIS, ScanView
 from miqa_nb.volumes import (
-    PRESETS,
     Convention,
+    Plane,
+    PlaneImage,
+    SliceIndex,
     Volume,
     VolumeCache,
+    Window,
 )
 
 __all__ = [
     "EVENTS",
     "PLANES_AXIS",
-    "USER_ENVS",
     "PendingDecision",
     "ReviewSession",
     "default_cache",
-    "resolve_user",
 ]
 
 _log = logging.getLogger(__name__)
 
-#: Environment variables naming the reviewer, first found wins (JupyterHub sets the second).
-USER_ENVS = ("MIQA_NB_USER", "JUPYTERHUB_USER")
 #: Events observers receive.
 EVENTS = (
     "scan",
@@ -116,17 +126,6 @@ def default_cache() -> VolumeCache:
         return _CACHE
 
 
-def resolve_user(user: str | None = None, environ: Mapping[str, str] | None = None) -> str:
-    """The reviewer: ``user`` if given, else ``MIQA_NB_USER``, ``JUPYTERHUB_USER``, login."""
-    if user:
-        return user
-    env = os.environ if environ is None else environ
-    for name in USER_ENVS:
-        if env.get(name):
-            return env[name]
-    return getpass.getuser()
-
-
 @dataclass(frozen=True)
 class PendingDecision:
     """The decision being prepared for the current scan."""
@@ -147,7 +146,7 @@ class PendingDecision:
         return tuple(a for a in ARTIFACTS if self.artifact(a) == ArtifactState.PRESENT)
 
 
-class ReviewSession(ScanViewMixin, CatalogSyncMixin):
+class ReviewSession:
     """One reviewer reviewing one project of a catalog.
 
     Parameters
@@ -156,7 +155,8 @@ class ReviewSession(ScanViewMixin, CatalogSyncMixin):
     project : str, optional
         Default ``MIQA_NB_PROJECT``, else the first project the user may see.
     user : str, optional
-        Default from the environment (:func:`resolve_user`); must exist in the catalog.
+        Default from the environment (:func:`miqa_nb.core.identity.current_user`);
+        must exist in the catalog.
     filter : {'unreviewed', 'needs tier-2', 'all'}
         Which scans the queue holds.
     scan_type, experiment : str, optional
@@ -200,7 +200,7 @@ class ReviewSession(ScanViewMixin, CatalogSyncMixin):
         if filter not in FILTERS:
             raise MiqaError(f"'filter' must be one of {tuple(FILTERS)}; {filter!r} was provided")
         self.catalog = catalog
-        self.user = resolve_user(user)
+        self.user = current_user(user)
         self.project = project or os.environ.get("MIQA_NB_PROJECT") or self._first_project()
         self.standing = catalog.standing(self.user, self.project)  # unknown user: PermissionDenied
         permissions.require_read(self.standing)
@@ -209,12 +209,11 @@ class ReviewSession(ScanViewMixin, CatalogSyncMixin):
         self.advance_after_submit = advance_after_submit
         self.clock = clock or (lambda: datetime.now(UTC))
         self.claim_minutes = claim_minutes
-        self.max_size = max_size
         projects = catalog.projects()
         found = projects.loc[projects["project"] == self.project, "anatomy_orientation"]
         if found.empty:
             raise MiqaError(f"no project {self.project!r} in {catalog!r}")
-        self.convention: Convention = (
+        convention: Convention = (
             "radiological" if found.iloc[0] == "radiological" else "neurological"
         )
 
@@ -224,40 +223,50 @@ class ReviewSession(ScanViewMixin, CatalogSyncMixin):
         self.last_submitted: tuple[ScanKey, int] | None = None
         #: Decisions accepted but not stored (scan, decision, why), newest last.
         self.unsaved: list[tuple[ScanKey, PendingDecision, str]] = []
-        self._observers: list[tuple[Callable[[str], Any], frozenset[str] | None]] = []
-        self._lock = threading.RLock()
+        self._observers = Observers()
+        self._lock = threading.RLock()  # guards the queue against a refresh's update
         self._key: ScanKey | None = None
         self._pending = PendingDecision()
-        self._volume: Volume | None = None
-        self._sources: list[tuple[str, int]] = []
-        self._frame = 0
-        self._crosshair: tuple[float, float, float] | None = None
-        self._window: str | tuple[float, float] = "auto"
-        self._image_shapes: dict[str, tuple[int, int]] = {}
-        self._claims: dict[str, tuple[str, datetime]] = {}  # experiment -> holder, expiry
-        self._mine: dict[str, Claim] = {}
-        self._decisions = pd.DataFrame()
-        self._jobs: ThreadPoolExecutor | None = (
-            ThreadPoolExecutor(1, "miqa-review") if background else None
+        #: What the reviewer sees of the open scan.
+        self.view = ScanView(
+            self.cache,
+            convention=convention,
+            max_size=max_size,
+            notify=self._notify,
+            fail=self._fail,
         )
-        self._futures: list[Future[Any]] = []
-        self._auto_stop: threading.Event | None = None
+        #: Background catalog work, refreshes and claims.
+        self.sync = CatalogSync(
+            catalog,
+            self.project,
+            self.user,
+            standing=self.standing,
+            clock=self.clock,
+            claim_minutes=claim_minutes,
+            background=background,
+            current=lambda: self._key,
+            on_scans=self._take_scans,
+            notify=self._notify,
+            fail=self._fail,
+            say=self._say,
+        )
         self._closed = False
 
         with catalog.store.connect():  # one opening of the catalog file for all reads
             scans = catalog.scans(self.project)
             self._frames_df = catalog.frames(self.project)
-            self._read_shared()
+            self.sync.read_shared()
             place = catalog.place(self.project, by=self.user) if resume else None
         self.queue = ScanQueue(
             scans, self._frames_df, filter=filter, scan_type=scan_type, experiment=experiment
         )
         self._scans_df = scans
+        others = self.sync.others()
         start = place if place is not None and self.queue.in_scope(place) else None
         if start is not None and not self.queue.matches(start):
-            start = self.queue.find_next(start, held_by_others=self._others())
+            start = self.queue.find_next(start, held_by_others=others)
         if start is None:
-            start = self.queue.find_next(None, held_by_others=self._others())
+            start = self.queue.find_next(None, held_by_others=others)
         if start is None:
             self._say(f"nothing to review: no scan matches the filter {filter!r}")
         else:
@@ -276,27 +285,32 @@ class ReviewSession(ScanViewMixin, CatalogSyncMixin):
     def __repr__(self) -> str:
         return f"ReviewSession({self.project!r}, user={self.user!r}, at={self._key})"
 
-    # ---------------------------------------------------------------- observers
+    # ------------------------------------------------------ observers, errors
     def observe(
         self, callback: Callable[[str], Any], events: Collection[str] | None = None
     ) -> Callable[[], None]:
-        """Call ``callback(event)`` on events (all, or those named); returns an unsubscriber."""
-        entry = (callback, None if events is None else frozenset(events))
-        self._observers.append(entry)
+        """Call ``callback(event)`` on events (all, or those named); returns an unsubscriber.
 
-        def unobserve() -> None:
-            if entry in self._observers:
-                self._observers.remove(entry)
+        Callbacks run on the thread that built the session, whichever thread raised
+        the event (see the module docstring).
+        """
+        return self._observers.observe(callback, events)
 
-        return unobserve
+    def deliver(self) -> int:
+        """Call the observers of events background work raised since the last delivery.
+
+        Only the thread that built the session delivers (elsewhere this does nothing);
+        in a kernel this happens by itself, on its event loop.
+
+        Returns
+        -------
+        int
+            How many events were delivered.
+        """
+        return self._observers.deliver()
 
     def _notify(self, event: str) -> None:
-        for callback, wanted in list(self._observers):
-            if wanted is None or event in wanted:
-                try:
-                    callback(event)
-                except Exception:  # an observer's bug must not break the session
-                    _log.exception("observer %r failed on %r", callback, event)
+        self._observers.notify(event)
 
     def _fail(self, exc: BaseException) -> None:
         self.last_exception = exc
@@ -322,16 +336,9 @@ class ReviewSession(ScanViewMixin, CatalogSyncMixin):
             return
         self.stop_auto_refresh()
         self.flush(timeout=None)  # accepted decisions are written before closing
-        with self._lock:  # no job is queued once the pool is shut down
-            self._closed = True
-        if self._jobs is not None:
-            self._jobs.shutdown(wait=True)
-        for experiment in list(self._mine):
-            try:
-                self.catalog.release(self.project, experiment, by=self.user)
-            except MiqaError as exc:
-                _log.warning("could not release the claim on %s: %s", experiment, exc)
-        self._mine.clear()
+        self.sync.shutdown()
+        self._closed = True
+        self.deliver()
 
     def __enter__(self) -> ReviewSession:
         return self
@@ -349,6 +356,16 @@ class ReviewSession(ScanViewMixin, CatalogSyncMixin):
     def read_only(self) -> bool:
         """True for users who may not record decisions (collaborators)."""
         return not self.allowed_decisions
+
+    @property
+    def convention(self) -> Convention:
+        """Display convention of the project (``'neurological'`` or ``'radiological'``)."""
+        return self.view.convention
+
+    @property
+    def max_size(self) -> int:
+        """Longest side of a plane picture in pixels."""
+        return self.view.max_size
 
     @property
     def key(self) -> ScanKey | None:
@@ -382,7 +399,7 @@ class ReviewSession(ScanViewMixin, CatalogSyncMixin):
     @property
     def history(self) -> pd.DataFrame:
         """Decisions of the open scan, newest first."""
-        df = self._decisions
+        df = self.sync.decisions
         if self._key is None or df.empty:
             return df.iloc[0:0]
         mask = (df["experiment"] == self._key[0]) & (df["scan"] == self._key[1])
@@ -391,22 +408,16 @@ class ReviewSession(ScanViewMixin, CatalogSyncMixin):
     @property
     def held_by(self) -> str | None:
         """Who else holds the open scan's experiment (None: nobody, or this user)."""
-        if self._key is None:
-            return None
-        held = self._claims.get(self._key[0])
-        if held is None or held[0] == self.user or held[1] <= self._now():
-            return None
-        return held[0]
+        return None if self._key is None else self.sync.held_by(self._key[0])
 
     @property
     def claim(self) -> Claim | None:
         """This user's claim on the open scan's experiment, if held."""
-        return None if self._key is None else self._mine.get(self._key[0])
+        return None if self._key is None else self.sync.mine(self._key[0])
 
     def claims(self) -> dict[str, tuple[str, datetime]]:
         """Live claims: experiment -> (user, expiry UTC), as of the last read."""
-        now = self._now()
-        return {e: v for e, v in self._claims.items() if v[1] > now}
+        return self.sync.live_claims()
 
     # ----------------------------------------------------------- navigation
     def open(self, target: ScanKey | int | ScanInfo) -> bool:
@@ -423,17 +434,12 @@ class ReviewSession(ScanViewMixin, CatalogSyncMixin):
         self._pending = PendingDecision(store_location=self._pending.store_location)
         self.last_error = None
         self.last_exception = None
-        self._frame = 0
-        info = self.queue.info(key)
-        self._sources = [(path, 0) for path in info.frames]
-        if self._window not in PRESETS:
-            self._window = "auto"
-        loaded = self._load(0, recentre=True)
+        loaded = self.view.show(f"{key[0]}/{key[1]}", self.queue.info(key).frames)
         self._notify("scan")
         if not loaded:
             self._notify("error")
         self._start_prefetch()
-        self._background(lambda: self._after_open(key, previous))
+        self.sync.run(lambda: self.sync.after_open(key, previous))
         return loaded
 
     def _target(self, target: ScanKey | int | ScanInfo) -> ScanKey:
@@ -452,7 +458,7 @@ class ReviewSession(ScanViewMixin, CatalogSyncMixin):
 
     def next(self) -> bool:
         """Go to the next scan to review (unclaimed first); False at the end of the queue."""
-        key = self.queue.find_next(self._key, held_by_others=self._others())
+        key = self._next_key()
         if key is None:
             self._say("no more scans to review in this queue")
             return False
@@ -467,7 +473,7 @@ class ReviewSession(ScanViewMixin, CatalogSyncMixin):
         return self.open(pos - 1)
 
     def _next_key(self) -> ScanKey | None:
-        return self.queue.find_next(self._key, held_by_others=self._others())
+        return self.queue.find_next(self._key, held_by_others=self.sync.others())
 
     def set_filter(
         self,
@@ -494,11 +500,11 @@ class ReviewSession(ScanViewMixin, CatalogSyncMixin):
         if self._key is None or not queue.in_scope(self._key) or not queue.matches(self._key):
             key = queue.find_next(
                 self._key if self._key and queue.in_scope(self._key) else None,
-                held_by_others=self._others(),
+                held_by_others=self.sync.others(),
             )
             if key is None:
                 self._key = None
-                self._volume = None
+                self.view.clear()
                 self._notify("scan")
                 self._say("nothing to review with these filters")
             else:
@@ -585,7 +591,8 @@ class ReviewSession(ScanViewMixin, CatalogSyncMixin):
             ``'error'``, kept in :attr:`unsaved`, and the scan returns to the queue.
         """
         try:
-            self._ensure_claim()
+            if self._key is not None:
+                self.sync.ensure_claim(self._key[0])
             decision = self.check()
         except MiqaError as exc:
             self._fail(exc)
@@ -593,8 +600,9 @@ class ReviewSession(ScanViewMixin, CatalogSyncMixin):
         assert self._key is not None
         key, pending = self._key, self._pending
         location = None
-        if pending.store_location and self._crosshair is not None and self._volume is not None:
-            location = Location.from_mm(*self._crosshair)
+        crosshair = self.view.crosshair
+        if pending.store_location and crosshair is not None and self.view.volume is not None:
+            location = Location.from_mm(*crosshair)
         following = self._next_key() if self.advance_after_submit else None
         if following is not None:  # decode the next scan while the decision is written
             paths = self.queue.info(following).frames[:1]
@@ -628,17 +636,17 @@ class ReviewSession(ScanViewMixin, CatalogSyncMixin):
             self._notify("stored")
             return True
 
-        if self._jobs is None or self._closed:
+        if self.sync.inline:
             if not write():
                 return False
         else:
-            self._background(write)
+            self.sync.run(write)
         with self._lock:
             self.queue.record(
                 key,
                 decision.value,
                 self.user,
-                self._now().strftime("%Y-%m-%d %H:%M:%S"),
+                self.sync.now().strftime("%Y-%m-%d %H:%M:%S"),
                 scan_state(decision.value, self.standing.tier2),
             )
         self.last_error = None
@@ -650,5 +658,170 @@ class ReviewSession(ScanViewMixin, CatalogSyncMixin):
             self.clear_pending()
             if self.advance_after_submit:
                 self._say("decision stored; no more scans to review in this queue")
-            self._background(self._refresh_now)
+            self.sync.run(self.sync.refresh)
         return True
+
+    # ------------------------------------------------------- catalog, claims
+    def _take_scans(self, scans: pd.DataFrame) -> None:
+        """New scan states read from the catalog (any thread): into the queue."""
+        with self._lock:
+            self.queue.update(scans)
+            self._scans_df = scans
+
+    def flush(self, timeout: float | None = 30.0) -> None:
+        """Wait for the background catalog work and the prefetches started so far, then
+        deliver the events that work raised (on the thread that built the session)."""
+        self.sync.wait(timeout)
+        try:
+            prefetching = self.cache.prefetch(self._prefetch_paths())
+        except RuntimeError:  # a closed cache
+            prefetching = []
+        for future in prefetching:
+            try:
+                future.result(timeout)
+            except Exception as exc:  # a broken file is reported when it is opened
+                _log.debug("prefetch failed: %s", exc)
+        self.deliver()
+
+    def refresh(self) -> Progress:
+        """Re-read scan states, decisions and claims from the catalog (others' progress)."""
+        try:
+            self.sync.refresh()
+        except MiqaError as exc:
+            self._fail(exc)
+        return self.progress
+
+    def start_auto_refresh(self, seconds: float = 5.0) -> None:
+        """Re-read others' progress and claims every ``seconds`` (background thread)."""
+        self.sync.start_auto_refresh(seconds)
+
+    def stop_auto_refresh(self) -> None:
+        """Stop :meth:`start_auto_refresh`."""
+        self.sync.stop_auto_refresh()
+
+    @property
+    def auto_refreshing(self) -> bool:
+        """Whether :meth:`start_auto_refresh` is running."""
+        return self.sync.auto_refreshing
+
+    def renew(self) -> None:
+        """Claim or renew the open scan's experiment now (when older than half its life)."""
+        if self._key is not None:
+            try:
+                self.sync.claim(self._key[0])
+            except MiqaError as exc:
+                self._fail(exc)
+            self._notify("claim")
+
+    def take_over(self) -> bool:
+        """Take the open scan's experiment from its holder (superusers)."""
+        if self._key is None:
+            return False
+        try:
+            permissions.require_superuser(self.standing, "take over another reviewer's claim")
+            self.sync.claim(self._key[0], take_over=True)
+        except MiqaError as exc:
+            self._fail(exc)
+            return False
+        self.last_error = None
+        self._notify("claim")
+        return True
+
+    def _prefetch_paths(self) -> list[str]:
+        if self.prefetch <= 0 or self._key is None:
+            return []
+        upcoming = self.queue.upcoming(self._key, self.prefetch, self.sync.others())
+        paths = [self.queue.info(k).frames[0] for k in upcoming if self.queue.info(k).frames]
+        paths += self.view.other_frames()
+        return [p for p in dict.fromkeys(paths) if not p.startswith("s3://")]
+
+    def _start_prefetch(self) -> None:
+        paths = self._prefetch_paths()
+        if paths:
+            try:
+                self.cache.prefetch(paths)
+            except RuntimeError as exc:  # a closed cache: prefetch is only a speed-up
+                _log.debug("prefetch skipped: %s", exc)
+
+    # ------------------------------------------------------------------ view
+    # What the reviewer sees lives in :attr:`view`; these forward to it.
+    @property
+    def volume(self) -> Volume | None:
+        """The decoded volume of the current frame (None when it could not be loaded)."""
+        return self.view.volume
+
+    @property
+    def n_frames(self) -> int:
+        """Frames of the open scan."""
+        return self.view.n_frames
+
+    @property
+    def frame(self) -> int:
+        """The frame shown (0-based)."""
+        return self.view.frame
+
+    def set_frame(self, frame: int) -> None:
+        """Show another frame of a multi-frame scan (the crosshair stays in place)."""
+        self.view.set_frame(frame)
+
+    @property
+    def crosshair(self) -> tuple[float, float, float] | None:
+        """The crosshair in world mm (RAS+), at a voxel centre."""
+        return self.view.crosshair
+
+    @property
+    def slices(self) -> SliceIndex | None:
+        """Slice numbers through the crosshair."""
+        return self.view.slices
+
+    def set_crosshair(self, xyz: Any) -> None:
+        """Move the crosshair to a world point (mm), snapped to the nearest voxel
+        (see :meth:`ScanView.set_crosshair <miqa_nb.review.view.ScanView.set_crosshair>`)."""
+        self.view.set_crosshair(xyz)
+
+    go_to = set_crosshair
+
+    def set_slice(self, plane: Plane, index: int) -> None:
+        """Show slice ``index`` of ``plane`` (clipped to the volume)."""
+        self.view.set_slice(plane, index)
+
+    def move_slice(self, plane: Plane, delta: int) -> None:
+        """Scroll ``plane`` by ``delta`` slices."""
+        self.view.move_slice(plane, delta)
+
+    def click(self, plane: Plane, row: float, col: float) -> None:
+        """Move the crosshair to a pixel of the last picture of ``plane``."""
+        self.view.click(plane, row, col)
+
+    @property
+    def window_spec(self) -> str | tuple[float, float]:
+        """A preset name or manual ``(low, high)``."""
+        return self.view.window_spec
+
+    @property
+    def window(self) -> Window | None:
+        """The window shown (None without a volume)."""
+        return self.view.window
+
+    def window_limits(self) -> tuple[float, float] | None:
+        """Bounds for a manual window control (None without a volume)."""
+        return self.view.window_limits()
+
+    def set_window(self, spec: str | tuple[float, float] | Window) -> None:
+        """Window/level: a preset (:data:`~miqa_nb.volumes.PRESETS`) or ``(low, high)``."""
+        self.view.set_window(spec)
+
+    def plane_images(self) -> dict[Plane, PlaneImage]:
+        """The three planes through the crosshair, with the crosshair drawn."""
+        return self.view.plane_images()
+
+    def render(self, fmt: str = "png") -> dict[Plane, bytes]:
+        """The three planes as encoded pictures (``{}`` without a volume)."""
+        return self.view.render(fmt)
+
+    def volume_preview(
+        self, max_side: int = 96
+    ) -> tuple[np.ndarray, list[tuple[float, float]]] | None:
+        """The shown frame for a 3D rendering (see :meth:`ScanView.volume_preview
+        <miqa_nb.review.view.ScanView.volume_preview>`); None without a volume."""
+        return self.view.volume_preview(max_side)

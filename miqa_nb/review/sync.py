@@ -1,16 +1,26 @@
 """The catalog side of a review session: background work, refreshing, claims.
 
-:class:`CatalogSyncMixin` is mixed into :class:`~miqa_nb.review.session.ReviewSession`. It
-owns how the session talks to the shared catalog file while the reviewer works:
+:class:`CatalogSync` owns how a session talks to the shared catalog file while the
+reviewer works; a :class:`~miqa_nb.review.session.ReviewSession` holds one and is its
+only user. It is given everything it needs in its constructor -- the catalog,
+project, user and their standing, a clock, how long a claim lasts, and callbacks of
+its owner: which scan is open (``current()``), what to do with newly read scan
+states (``on_scans(df)``), and how to report (``notify(event)``, ``fail(exc)``,
+``say(text)``). It knows nothing of the queue, the view or the session.
 
-- one background thread per session runs catalog work in order (writing accepted
-  decisions, claims, the resume place, refreshing); :meth:`flush` waits for it;
-  ``background=False`` runs it inline instead;
+- One background thread runs catalog work in order (writing accepted decisions,
+  claims, the resume place, refreshing): :meth:`run` queues a job, :meth:`wait` waits
+  for them; ``background=False`` runs each job inline instead.
 - :meth:`refresh` re-reads scan states, decisions and claims in one opening of the
-  file (others' progress); :meth:`start_auto_refresh` does so every few seconds;
-- claims replace MIQA's experiment lock: opening a scan claims its experiment (renewed
-  past half its life, given up when the reviewer moves to another experiment); a
-  decision needs this user's live claim; superusers may :meth:`take_over`.
+  file (others' progress); :meth:`start_auto_refresh` does so every few seconds.
+- Claims replace MIQA's experiment lock: :meth:`after_open` claims the open scan's
+  experiment (renewed past half its life, given up when the reviewer moves to another
+  experiment); a decision needs this user's live claim (:meth:`ensure_claim`);
+  superusers may take a claim over (:meth:`claim` with ``take_over``).
+
+Events (through ``notify``, from whichever thread did the work; the session's
+observers deliver them on the owner's thread): ``'queue'``, ``'history'`` and
+``'claim'`` after a read.
 """
 
 from __future__ import annotations
@@ -21,99 +31,125 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
 from miqa_nb.catalog import Catalog, Claim
-from miqa_nb.core import permissions
 from miqa_nb.core.errors import MiqaError
 from miqa_nb.core.permissions import Standing
-from miqa_nb.review.queue import Progress, ScanKey, ScanQueue
-from miqa_nb.volumes import VolumeCache
+from miqa_nb.review.queue import ScanKey
 
-__all__ = ["CatalogSyncMixin"]
+__all__ = ["CatalogSync"]
 
 _log = logging.getLogger("miqa_nb.review")
 
 
-class CatalogSyncMixin:
-    """Background catalog work, refreshes and claims (mixed into ReviewSession)."""
+class CatalogSync:
+    """Background catalog work, refreshes and claims of one reviewer in one project.
 
-    # provided by the session
-    catalog: Catalog
-    project: str
-    user: str
-    standing: Standing
-    cache: VolumeCache
-    queue: ScanQueue
-    clock: Callable[[], datetime]
-    claim_minutes: float
-    last_error: str | None
-    _key: ScanKey | None
-    _lock: threading.RLock
-    # owned here
-    _jobs: ThreadPoolExecutor | None
-    _futures: list[Future[Any]]
-    _auto_stop: threading.Event | None
-    _closed: bool
-    _claims: dict[str, tuple[str, datetime]]
-    _mine: dict[str, Claim]
-    _decisions: pd.DataFrame
-    _scans_df: pd.DataFrame
+    Parameters
+    ----------
+    catalog : Catalog
+    project, user : str
+    standing : Standing
+        The user's standing in the project (read-only users hold no claims).
+    clock : callable
+        Returns the current aware datetime.
+    claim_minutes : float
+        How long a claim lasts.
+    background : bool
+        Run jobs on a background thread (False: inline, before :meth:`run` returns).
+    current : callable
+        ``current()``: the open scan's ``(experiment, scan)``, or None.
+    on_scans : callable
+        ``on_scans(scans)``: takes the scan states just read (``Catalog.scans``).
+    notify, fail, say : callable
+        Report an event, a failure, a message to the owner.
+    """
 
-    if TYPE_CHECKING:  # provided by the other parts of ReviewSession
-
-        def _fail(self, exc: BaseException) -> None: ...
-
-        def _notify(self, event: str) -> None: ...
-
-        def _say(self, text: str) -> None: ...
-
-        def _prefetch_paths(self) -> list[str]: ...
-
-        @property
-        def read_only(self) -> bool: ...
-
-        @property
-        def progress(self) -> Progress: ...
-
-        @property
-        def held_by(self) -> str | None: ...
+    def __init__(
+        self,
+        catalog: Catalog,
+        project: str,
+        user: str,
+        *,
+        standing: Standing,
+        clock: Callable[[], datetime],
+        claim_minutes: float,
+        background: bool,
+        current: Callable[[], ScanKey | None],
+        on_scans: Callable[[pd.DataFrame], None],
+        notify: Callable[[str], None],
+        fail: Callable[[BaseException], None],
+        say: Callable[[str], None],
+    ) -> None:
+        self.catalog = catalog
+        self.project = project
+        self.user = user
+        self.standing = standing
+        self.clock = clock
+        self.claim_minutes = claim_minutes
+        self._current = current
+        self._on_scans = on_scans
+        self._notify = notify
+        self._fail = fail
+        self._say = say
+        self._lock = threading.RLock()
+        self._jobs: ThreadPoolExecutor | None = (
+            ThreadPoolExecutor(1, "miqa-review") if background else None
+        )
+        self._futures: list[Future[Any]] = []
+        self._auto_stop: threading.Event | None = None
+        self.closed = False
+        self._claims: dict[str, tuple[str, datetime]] = {}  # experiment -> holder, expiry
+        self._mine: dict[str, Claim] = {}
+        self.decisions = pd.DataFrame()
 
     # ------------------------------------------------------------- background
-    def _background(self, job: Callable[[], Any]) -> None:
-        def run() -> None:
+    @property
+    def inline(self) -> bool:
+        """Whether jobs run inline (no background thread, or closed)."""
+        return self._jobs is None or self.closed
+
+    def run(self, job: Callable[[], Any]) -> None:
+        """Run ``job`` on the background thread, after the jobs before it (inline when
+        there is none); what it raises is reported through ``fail``."""
+
+        def guarded() -> None:
             try:
                 job()
             except Exception as exc:
                 self._fail(exc)
 
-        with self._lock:  # close() sets _closed under this lock, then shuts the pool down
-            jobs = None if self._closed else self._jobs
+        with self._lock:  # shutdown() sets closed under this lock, then stops the pool
+            jobs = None if self.closed else self._jobs
             if jobs is not None:
                 self._futures = [f for f in self._futures if not f.done()]
-                self._futures.append(jobs.submit(run))
+                self._futures.append(jobs.submit(guarded))
         if jobs is None:
-            run()
+            guarded()
 
-    def flush(self, timeout: float | None = 30.0) -> None:
-        """Wait for the background catalog work and the prefetches started so far."""
-        self._wait_jobs(timeout)
-        try:
-            prefetching = self.cache.prefetch(self._prefetch_paths())
-        except RuntimeError:  # a closed cache
-            prefetching = []
-        for future in prefetching:
-            try:
-                future.result(timeout)
-            except Exception as exc:  # a broken file is reported when it is opened
-                _log.debug("prefetch failed: %s", exc)
-
-    def _wait_jobs(self, timeout: float | None = 30.0) -> None:
+    def wait(self, timeout: float | None = 30.0) -> None:
+        """Wait for the jobs queued so far."""
         with self._lock:
             futures = list(self._futures)
         wait_futures(futures, timeout=timeout)
+
+    def shutdown(self) -> None:
+        """Stop auto-refresh, finish the queued jobs, give up this user's claims."""
+        self.stop_auto_refresh()
+        self.wait(timeout=None)
+        with self._lock:  # no job is queued once the pool is shut down
+            self.closed = True
+        if self._jobs is not None:
+            self._jobs.shutdown(wait=True)
+        for experiment in list(self._mine):
+            try:
+                self.catalog.release(self.project, experiment, by=self.user)
+            except MiqaError as exc:
+                _log.warning("could not release the claim on %s: %s", experiment, exc)
+        self._mine.clear()
 
     def start_auto_refresh(self, seconds: float = 5.0) -> None:
         """Re-read others' progress and claims every ``seconds`` (background thread)."""
@@ -121,8 +157,8 @@ class CatalogSyncMixin:
         stop = self._auto_stop = threading.Event()
 
         def loop() -> None:
-            while not stop.wait(seconds) and not self._closed:
-                self._background(self._refresh_now)
+            while not stop.wait(seconds) and not self.closed:
+                self.run(self.refresh)
 
         threading.Thread(target=loop, name="miqa-review-refresh", daemon=True).start()
 
@@ -132,9 +168,14 @@ class CatalogSyncMixin:
             self._auto_stop.set()
             self._auto_stop = None
 
+    @property
+    def auto_refreshing(self) -> bool:
+        """Whether :meth:`start_auto_refresh` is running."""
+        return self._auto_stop is not None
+
     # ------------------------------------------------------- catalog reading
-    def _read_shared(self) -> None:
-        """Claims and decisions (call with the catalog open, or not)."""
+    def read_shared(self) -> None:
+        """Read claims and decisions (call with the catalog open, or not)."""
         claims = self.catalog.claims(self.project)
         decisions = self.catalog.decisions(self.project)
         with self._lock:
@@ -142,80 +183,89 @@ class CatalogSyncMixin:
                 str(r.experiment): (str(r.user), _naive_utc(r.expires_utc))
                 for r in claims.itertuples()
             }
-            self._decisions = decisions
+            self.decisions = decisions
             for experiment in list(self._mine):
                 holder = self._claims.get(experiment)
                 if holder is None or holder[0] != self.user:
                     del self._mine[experiment]  # expired, or taken over
 
-    def refresh(self) -> Progress:
-        """Re-read scan states, decisions and claims from the catalog (others' progress)."""
-        try:
-            self._refresh_now()
-        except MiqaError as exc:
-            self._fail(exc)
-        return self.progress
-
-    def _refresh_now(self) -> None:
+    def refresh(self) -> None:
+        """Renew the open scan's claim if due, re-read scan states, decisions and
+        claims in one opening of the file, hand the states to ``on_scans``."""
+        key = self._current()
         with self.catalog.store.connect():
-            if self._key is not None and not self._closed:
-                self._claim(self._key[0])  # renews a claim past half its life
+            if key is not None and not self.closed:
+                self.claim(key[0])  # renews a claim past half its life
             scans = self.catalog.scans(self.project)
-            self._read_shared()
-        with self._lock:
-            self.queue.update(scans)
-            self._scans_df = scans
-        self._notify("queue")
-        self._notify("history")
-        self._notify("claim")
+            self.read_shared()
+        self._on_scans(scans)
+        for event in ("queue", "history", "claim"):
+            self._notify(event)
 
-    def _others(self) -> set[str]:
-        """Experiments held by someone else now."""
-        now = self._now()
-        return {e for e, (u, exp) in self._claims.items() if u != self.user and exp > now}
-
-    def _now(self) -> datetime:
-        return self.clock().astimezone(UTC).replace(tzinfo=None)
-
-    # --------------------------------------------------------------- claims
-    def _after_open(self, key: ScanKey, previous: ScanKey | None) -> None:
+    def after_open(self, key: ScanKey, previous: ScanKey | None) -> None:
         """Catalog work after opening a scan, in one opening of the file: give up the
         previous experiment, claim (or renew) this one, remember the place, and re-read
         states, decisions and claims (so the header and the queue are current)."""
-        if self._closed:
+        if self.closed:
             return
         with self.catalog.store.connect():
             if previous is not None and previous[0] != key[0] and previous[0] in self._mine:
                 self.catalog.release(self.project, previous[0], by=self.user)
                 self._mine.pop(previous[0], None)
-            self._claim(key[0])
+            self.claim(key[0])
             self.catalog.set_place(self.project, key[0], key[1], by=self.user)
             scans = self.catalog.scans(self.project)
-            self._read_shared()
-        with self._lock:
-            self.queue.update(scans)
-            self._scans_df = scans
+            self.read_shared()
+        self._on_scans(scans)
         for event in ("claim", "queue", "history"):
             self._notify(event)
 
+    # --------------------------------------------------------------- claims
+    def now(self) -> datetime:
+        """The clock's time, as naive UTC (how claims are compared)."""
+        return self.clock().astimezone(UTC).replace(tzinfo=None)
+
+    def live_claims(self) -> dict[str, tuple[str, datetime]]:
+        """Live claims: experiment -> (user, expiry UTC), as of the last read."""
+        now = self.now()
+        return {e: v for e, v in self._claims.items() if v[1] > now}
+
+    def others(self) -> set[str]:
+        """Experiments held by someone else now."""
+        now = self.now()
+        return {e for e, (u, exp) in self._claims.items() if u != self.user and exp > now}
+
+    def held_by(self, experiment: str) -> str | None:
+        """Who else holds ``experiment`` now (None: nobody, or this user)."""
+        held = self._claims.get(experiment)
+        if held is None or held[0] == self.user or held[1] <= self.now():
+            return None
+        return held[0]
+
+    def mine(self, experiment: str) -> Claim | None:
+        """This user's claim on ``experiment``, if held (as of the last read)."""
+        return self._mine.get(experiment)
+
     def _claim_is_mine(self, experiment: str) -> bool:
         mine = self._mine.get(experiment)
-        return mine is not None and mine.expires_utc > self._now()
+        return mine is not None and mine.expires_utc > self.now()
 
-    def _ensure_claim(self) -> None:
-        """Before a decision: this user must hold the experiment (MIQA's lock)."""
-        if self.read_only or self._key is None or self._claim_is_mine(self._key[0]):
+    def ensure_claim(self, experiment: str) -> None:
+        """Before a decision: this user must hold ``experiment`` (MIQA's lock)."""
+        if not self.standing.allowed_decisions() or self._claim_is_mine(experiment):
             return
-        self._wait_jobs()  # the claim made when the scan was opened may be underway
-        if not self._claim_is_mine(self._key[0]) and self.held_by is None:
-            self._claim(self._key[0])
+        self.wait()  # the claim made when the scan was opened may be underway
+        if not self._claim_is_mine(experiment) and self.held_by(experiment) is None:
+            self.claim(experiment)
 
-    def _claim(self, experiment: str, *, take_over: bool = False) -> None:
-        if self.read_only:
+    def claim(self, experiment: str, *, take_over: bool = False) -> None:
+        """Claim or renew ``experiment`` (only when older than half its life, unless
+        ``take_over``); a claim someone else holds is announced with ``say``."""
+        if not self.standing.allowed_decisions():
             return  # collaborators look; they do not hold experiments
         mine = self._mine.get(experiment)
         half = timedelta(minutes=self.claim_minutes / 2)
-        if mine is not None and not take_over and mine.expires_utc - half > self._now():
+        if mine is not None and not take_over and mine.expires_utc - half > self.now():
             return
         claim = self.catalog.claim(
             self.project, experiment, by=self.user, minutes=self.claim_minutes, take_over=take_over
@@ -231,29 +281,6 @@ class CatalogSyncMixin:
                 f"experiment {experiment!r} is being reviewed by {claim.user!r} until "
                 f"{claim.expires_utc:%H:%M} UTC"
             )
-
-    def renew(self) -> None:
-        """Claim or renew the open scan's experiment now (when older than half its life)."""
-        if self._key is not None:
-            try:
-                self._claim(self._key[0])
-            except MiqaError as exc:
-                self._fail(exc)
-            self._notify("claim")
-
-    def take_over(self) -> bool:
-        """Take the open scan's experiment from its holder (superusers)."""
-        if self._key is None:
-            return False
-        try:
-            permissions.require_superuser(self.standing, "take over another reviewer's claim")
-            self._claim(self._key[0], take_over=True)
-        except MiqaError as exc:
-            self._fail(exc)
-            return False
-        self.last_error = None
-        self._notify("claim")
-        return True
 
 
 def _naive_utc(value: Any) -> datetime:

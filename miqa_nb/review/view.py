@@ -1,13 +1,16 @@
 """The view part of a review session: the open scan's volume, frame, crosshair, window
 and pictures.
 
-:class:`ScanViewMixin` is mixed into :class:`~miqa_nb.review.session.ReviewSession` (one
-concept per module: this one owns what the reviewer *sees*). It loads frames through
-the session's :class:`~miqa_nb.volumes.VolumeCache` (``s3://`` frames are reported,
-not fetched), keeps the crosshair in world millimetres snapped to a voxel centre,
-turns clicks on a picture into world points, and renders the three planes through
-:mod:`miqa_nb.volumes`. Failures become the session's ``last_error``; changes are
-announced as ``'view'``.
+:class:`ScanView` owns what the reviewer *sees* of the open scan; a
+:class:`~miqa_nb.review.session.ReviewSession` holds one and forwards its view methods
+to it. It is given what it needs: the :class:`~miqa_nb.volumes.VolumeCache` frames
+are loaded through (``s3://`` frames are reported, not fetched), the display
+convention, the picture size, and two callbacks of its owner -- ``notify(event)``
+(changes are announced as ``'view'``) and ``fail(exc)`` (a failure becomes the
+session's ``last_error``). It keeps the crosshair in world millimetres snapped to a
+voxel centre, turns clicks on a picture into world points, and renders the three
+planes through :mod:`miqa_nb.volumes`. It knows nothing of the queue, the catalog or
+the session.
 
 A scan's frames are one file per frame (MIQA's layout) or the volumes of one 4D file.
 """
@@ -15,13 +18,13 @@ A scan's frames are one file per frame (MIQA's layout) or the volumes of one 4D 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from miqa_nb.core.errors import MiqaError, VolumeError
 from miqa_nb.core.vocabulary import Location
-from miqa_nb.review.queue import ScanKey, ScanQueue
 from miqa_nb.volumes import (
     PRESETS,
     Convention,
@@ -36,7 +39,7 @@ from miqa_nb.volumes import (
     plane_images,
 )
 
-__all__ = ["PLANES_AXIS", "ScanViewMixin"]
+__all__ = ["PLANES_AXIS", "ScanView"]
 
 _log = logging.getLogger("miqa_nb.review")
 
@@ -44,37 +47,76 @@ _log = logging.getLogger("miqa_nb.review")
 PLANES_AXIS: dict[str, int] = {"sagittal": 0, "coronal": 1, "axial": 2}
 
 
-class ScanViewMixin:
-    """What the reviewer sees of the open scan (mixed into ReviewSession)."""
+class ScanView:
+    """What the reviewer sees of the open scan.
 
-    # provided by the session
-    cache: VolumeCache
-    convention: Convention
-    max_size: int
-    prefetch: int
-    queue: ScanQueue
-    _key: ScanKey | None
-    # owned here
-    _volume: Volume | None
-    _sources: list[tuple[str, int]]
-    _frame: int
-    _crosshair: tuple[float, float, float] | None
-    _window: str | tuple[float, float]
-    _image_shapes: dict[str, tuple[int, int]]
+    Parameters
+    ----------
+    cache : VolumeCache
+        Where frames are decoded (and kept).
+    convention : {'neurological', 'radiological'}
+        Display convention of the pictures.
+    max_size : int
+        Longest side of a plane picture in pixels.
+    notify : callable
+        ``notify(event)``: announces ``'view'`` changes to the owner's observers.
+    fail : callable
+        ``fail(exc)``: reports a failure (loading, a wrong window) to the owner.
+    """
 
-    if TYPE_CHECKING:  # provided by the other parts of ReviewSession
+    def __init__(
+        self,
+        cache: VolumeCache,
+        *,
+        convention: Convention,
+        max_size: int,
+        notify: Callable[[str], None],
+        fail: Callable[[BaseException], None],
+    ) -> None:
+        self.cache = cache
+        self.convention: Convention = convention
+        self.max_size = max_size
+        self._notify = notify
+        self._fail = fail
+        self._name = ""
+        self._volume: Volume | None = None
+        self._sources: list[tuple[str, int]] = []
+        self._frame = 0
+        self._crosshair: tuple[float, float, float] | None = None
+        self._window: str | tuple[float, float] = "auto"
+        self._image_shapes: dict[str, tuple[int, int]] = {}
 
-        def _fail(self, exc: BaseException) -> None: ...
+    def show(self, name: str, frames: Sequence[str]) -> bool:
+        """Show another scan: its first frame, crosshair in the middle; a preset window
+        is kept, a manual one goes back to ``'auto'``. False if it could not be loaded.
 
-        def _notify(self, event: str) -> None: ...
+        Parameters
+        ----------
+        name : str
+            The scan, as named in error messages.
+        frames : sequence of str
+            One file location per frame (or one 4D file).
+        """
+        self._name = name
+        self._frame = 0
+        self._sources = [(path, 0) for path in frames]
+        if self._window not in PRESETS:
+            self._window = "auto"
+        return self._load(0, recentre=True)
 
-        def _others(self) -> set[str]: ...
+    def clear(self) -> None:
+        """Show nothing (no scan is open)."""
+        self._volume = None
+
+    def other_frames(self, n: int = 4) -> list[str]:
+        """Files of the next ``n`` frames of this scan (to decode ahead)."""
+        return [path for path, _ in self._sources[1 : 1 + n]]
 
     def _load(self, frame: int, *, recentre: bool) -> bool:
         """Load the volume of ``frame``; on failure keep the error and no volume."""
         self._volume = None
         if not self._sources:
-            self._fail(VolumeError(f"scan {self._key} has no frame files in the catalog"))
+            self._fail(VolumeError(f"scan {self._name} has no frame files in the catalog"))
             return False
         path, _ = self._sources[min(frame, len(self._sources) - 1)]
         try:
@@ -93,22 +135,6 @@ class ScanViewMixin:
         if recentre or self._crosshair is None:
             self._crosshair = volume.location_of(volume.center()).xyz
         return True
-
-    def _prefetch_paths(self) -> list[str]:
-        if self.prefetch <= 0 or self._key is None:
-            return []
-        upcoming = self.queue.upcoming(self._key, self.prefetch, self._others())
-        paths = [self.queue.info(k).frames[0] for k in upcoming if self.queue.info(k).frames]
-        paths += [p for p, _ in self._sources[1:5]]
-        return [p for p in dict.fromkeys(paths) if not p.startswith("s3://")]
-
-    def _start_prefetch(self) -> None:
-        paths = self._prefetch_paths()
-        if paths:
-            try:
-                self.cache.prefetch(paths)
-            except RuntimeError as exc:  # a closed cache: prefetch is only a speed-up
-                _log.debug("prefetch skipped: %s", exc)
 
     @property
     def volume(self) -> Volume | None:

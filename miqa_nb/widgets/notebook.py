@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from miqa_nb.catalog import Catalog
+from miqa_nb.core.identity import current_user
 from miqa_nb.demo.setup import build_demo
-from miqa_nb.review.session import ReviewSession, resolve_user
+from miqa_nb.review.session import ReviewSession
 from miqa_nb.store.database import CATALOG_ENV
 from miqa_nb.widgets.panel import ReviewPanel
 
@@ -40,7 +41,7 @@ def notebook_catalog(
     folder = Path(demo_dir or DEMO_DIR)
     catalog_path = folder / "catalog.duckdb"
     if not catalog_path.exists():
-        build_demo(folder, catalog_path, admin=resolve_user(user))
+        build_demo(folder, catalog_path, admin=current_user(user))
     return Catalog(catalog_path)
 
 

@@ -53,8 +53,16 @@ def test_history_with_creators_times_notes_and_locations(start, project):
     rows = header.shown_rows()
     assert len(rows) == 2 and header.empty.layout.display == "none"
     newest, oldest = rows[0].text.value, rows[1].text.value
-    assert "U" in newest and "t2b" in newest
-    assert "Q?" in oldest and "t1" in oldest and "lesions" in oldest
+    created = project.decisions(PROJECT).sort_values("id")["created"].astype(str).tolist()
+    assert newest == (
+        '<b class="miqa-history-decision">U</b> by '
+        f'<span class="miqa-history-creator">t2b</span> at {created[1]}'
+    )
+    assert oldest == (
+        '<b class="miqa-history-decision">Q?</b> by '
+        f'<span class="miqa-history-creator">t1</span> at {created[0]} artifacts: lesions '
+        'note: <span class="miqa-history-note">&lt;img src=x onerror=alert(1)&gt;</span>'
+    )
     assert "<img" not in oldest and "&lt;img" in oldest
     assert "miqa-history" in header.history._dom_classes
     assert rows[0].go.layout.display == "none"  # no location stored

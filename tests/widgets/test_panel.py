@@ -114,9 +114,9 @@ def test_broken_scan_error_is_readable(start):
 def test_auto_refresh_is_started_and_stopped(start):
     session = start("t2")
     panel = ReviewPanel(session, auto_refresh=30)
-    assert session._auto_stop is not None
+    assert session.auto_refreshing
     panel.close()
-    assert session._auto_stop is None
+    assert not session.auto_refreshing
 
 
 def test_a_raising_callback_is_caught_by_the_fixture(start, widget_errors, monkeypatch):
