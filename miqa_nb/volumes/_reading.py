@@ -77,9 +77,7 @@ def open_regular(path: str | os.PathLike[str]) -> io.FileIO:
         if stat.S_ISDIR(mode):
             raise Unreadable("is a folder, not an image file")
         if not stat.S_ISREG(mode):
-            raise Unreadable(
-                f"is a {_kind(mode)}, not a regular file; only regular files are read"
-            )
+            raise Unreadable(f"is a {_kind(mode)}, not a regular file; only regular files are read")
         return io.FileIO(fd, "rb", closefd=True)
     except BaseException:
         os.close(fd)

@@ -44,6 +44,7 @@ from nibabel.freesurfer.mghformat import MGHError, MGHHeader
 from nibabel.nifti1 import Nifti1Header
 from nibabel.nifti2 import Nifti2Header
 from nibabel.spatialimages import HeaderDataError
+from nibabel.wrapstruct import WrapStructError
 
 from miqa_nb.core.errors import VolumeError
 from miqa_nb.volumes._nrrd import read_nrrd
@@ -152,6 +153,7 @@ def load_volume(
         HeaderDataError,
         ImageFileError,
         MGHError,
+        WrapStructError,
         nrrd.NRRDError,
         ValueError,
         KeyError,
@@ -307,7 +309,10 @@ def _declared_end(hdr: Any, *, mgh: bool, max_bytes: int) -> int:
     if offset < 0:
         raise Unreadable(f"corrupt header: negative data offset {offset}")
     check_size(offset, max_bytes, "header and extensions before the voxels")
-    return offset + nbytes + (MGHHeader._ftrdtype.itemsize if mgh else 0)
+    if mgh:
+        return offset + nbytes + MGHHeader._ftrdtype.itemsize
+    # The whole header too, however small the offset it declares.
+    return max(offset + nbytes, hdr.template_dtype.itemsize + 4)
 
 
 def _nibabel_header(fh: IO[bytes], *, mgh: bool, head: bool = False) -> tuple[Any, str]:
