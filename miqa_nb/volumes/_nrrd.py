@@ -173,14 +173,12 @@ def _data(header: dict[str, Any], fh: io.FileIO, max_bytes: int) -> np.ndarray:
             f"not {header['encoding']!r}"
         )
     if encoding in ("gzip", "gz", "bzip2", "bz2"):
-        check_size(file_size - fh.tell(), max_bytes, f"{encoding} data")
-        compressed = fh.read()
         codec = "gzip" if encoding.startswith("gz") else "bzip2"
         try:
-            buf = inflate_prefix(compressed, byte_skip + nbytes, codec=codec)
+            buf, have = inflate_prefix(fh, byte_skip + nbytes, codec=codec)
         except INFLATE_ERRORS as exc:
             raise Unreadable(f"truncated or corrupt {encoding} data ({exc})") from exc
-        return voxels(None, buf, dtype, sizes, byte_skip, len(buf))
+        return voxels(None, buf, dtype, sizes, byte_skip, have)
     if encoding in ("ascii", "text", "txt"):
         check_size(file_size - fh.tell(), max_bytes, "text data")
         fh.seek(byte_skip, os.SEEK_CUR)

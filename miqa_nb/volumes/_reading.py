@@ -7,10 +7,10 @@ every read here is bounded in what it may touch, in memory and in time:
   anything that is not a regular file *on the opened descriptor* (``fstat``), so a
   FIFO, a device such as ``/dev/zero`` or a socket never hangs a render, whatever
   the path was swapped to between a check and the open.
-- :func:`inflate_prefix` inflates gzip or bzip2 data (one or more members) up to a
-  number of bytes the caller knows from the header, and no further: a small file
-  that would inflate to gigabytes (a "bomb") costs what its header declares, never
-  what its stream would produce.
+- :func:`inflate_prefix` inflates gzip or bzip2 data (one or more members), read a
+  few MiB at a time, into one buffer of the size the caller knows from the header,
+  and no further: a small file that would inflate to gigabytes (a "bomb") costs what
+  its header declares, never what its stream would produce.
 - :func:`confine` resolves a detached data file (``..`` and symlinks) and refuses
   it unless it lies in its header's folder or below it, and inside the data roots
   when those are given.
@@ -22,11 +22,12 @@ Reasons become :class:`Unreadable`; :mod:`miqa_nb.volumes.io` turns them into a
 from __future__ import annotations
 
 import bz2
+import functools
 import io
 import math
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -49,10 +50,12 @@ _ISAL_ERROR = cast(type[Exception], igzip_lib.IsalError)
 #: What :func:`inflate_prefix` raises for truncated or corrupt data.
 INFLATE_ERRORS: tuple[type[Exception], ...] = (EOFError, OSError, ValueError, _ISAL_ERROR)
 
-#: Default bound on the voxel bytes one file may hold (512 MiB): a render of any file
-#: then stays well under 700 MB of memory. A larger genuine file needs a larger
-#: ``max_bytes`` (``MIQA_NB_MAX_VOLUME_BYTES`` where the application builds its cache).
-MAX_VOLUME_BYTES = 512 << 20
+#: Default bound on the voxel bytes one file may hold (448 MiB, 470 MB): a render of
+#: any file then stays under 700 MB of memory (a process that imported the volumes
+#: layer holds about 185 MB before it reads a file). A larger genuine file needs a
+#: larger ``max_bytes`` (``MIQA_NB_MAX_VOLUME_BYTES`` where the application builds
+#: its cache).
+MAX_VOLUME_BYTES = 448 << 20
 
 
 class Unreadable(Exception):
@@ -112,21 +115,30 @@ def check_size(nbytes: int, max_bytes: int, what: str = "voxel data") -> None:
 
 
 def inflate_prefix(
-    compressed: bytes | memoryview, size: int | None, *, codec: str = "gzip"
-) -> bytes:
-    """The first ``size`` bytes that ``compressed`` inflates to, inflating no further.
+    source: bytes | memoryview | io.RawIOBase, size: int, *, codec: str = "gzip"
+) -> tuple[np.ndarray, int]:
+    """The first ``size`` bytes that ``source`` inflates to, inflating no further.
 
-    Concatenated members (streams) follow one another; zero bytes after the last one
-    are allowed. When the data inflate to fewer than ``size`` bytes, all of them are
-    returned (the caller reports what is missing).
+    The output buffer is allocated once, ``size`` bytes; the compressed data are fed
+    a few MiB at a time (read from the file, or sliced from memory) and inflated in
+    pieces of at most :data:`_PIECE` bytes copied into it. Memory is therefore
+    ``size`` plus a few MiB, whatever the data would inflate to, and however large
+    the compressed file is. Concatenated members (streams) follow one another; zero
+    bytes after a member are allowed.
 
     Parameters
     ----------
-    compressed : bytes or memoryview
-        gzip or bzip2 data.
-    size : int or None
-        The most bytes wanted (the output never holds more); None for all of them.
+    source : bytes, memoryview or binary file
+        gzip or bzip2 data (a file is read from its current position).
+    size : int
+        The most bytes wanted.
     codec : {'gzip', 'bzip2'}
+
+    Returns
+    -------
+    (ndarray of uint8, int)
+        The buffer (``size`` bytes) and how many of them were inflated: fewer than
+        ``size`` when the data hold fewer (the caller reports what is missing).
 
     Raises
     ------
@@ -135,26 +147,60 @@ def inflate_prefix(
     OSError, ValueError, isal's IsalError
         If the data are not valid for ``codec`` (all in :data:`INFLATE_ERRORS`).
     """
-    parts: list[bytes] = []
+    chunks = _chunks(source)
+    out = np.empty(size, dtype=np.uint8)
     have = 0
-    rest: bytes | memoryview = compressed
-    while size is None or have < size:
-        inflater = (
-            igzip_lib.IgzipDecompressor(igzip_lib.DECOMP_GZIP)
-            if codec == "gzip"
-            else bz2.BZ2Decompressor()
-        )
-        out = inflater.decompress(rest, -1 if size is None else size - have)
-        parts.append(out)
-        have += len(out)
-        if size is not None and have >= size:
-            break
-        if not inflater.eof:
-            raise EOFError("the data end before the end-of-stream marker: the file is truncated")
-        rest = inflater.unused_data
-        if not rest or not bytes(rest).strip(b"\x00"):  # trailing zero padding is allowed
-            break
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+    pending: bytes | memoryview = b""
+    inflater = _inflater(codec)
+    fed = False  # whether the current member has been given any input
+    while have < size:
+        if inflater.eof:
+            pending = _skip_zeros(inflater.unused_data, chunks)
+            if not pending:
+                break  # the last member ended
+            inflater, fed = _inflater(codec), False
+        data: bytes | memoryview = b""
+        if inflater.needs_input:
+            data, pending = pending or next(chunks, b""), b""
+            if not data:
+                if fed:
+                    raise EOFError(
+                        "the data end before the end-of-stream marker: the file is truncated"
+                    )
+                break
+            fed = True
+        piece = inflater.decompress(data, min(size - have, _PIECE))
+        out[have : have + len(piece)] = np.frombuffer(piece, dtype=np.uint8)
+        have += len(piece)
+    return out, have
+
+
+_CHUNK = 256 << 10  # compressed bytes fed at a time (faster than bigger ones)
+_PIECE = 16 << 20  # the most inflated bytes asked of one call
+
+
+def _inflater(codec: str) -> Any:
+    if codec == "gzip":
+        return igzip_lib.IgzipDecompressor(igzip_lib.DECOMP_GZIP)
+    return bz2.BZ2Decompressor()
+
+
+def _chunks(source: bytes | memoryview | io.RawIOBase) -> Iterator[bytes | memoryview]:
+    if isinstance(source, bytes | memoryview):
+        view = memoryview(source)
+        return (view[i : i + _CHUNK] for i in range(0, len(view), _CHUNK))
+    return iter(functools.partial(source.read, _CHUNK), b"")
+
+
+def _skip_zeros(rest: bytes, chunks: Iterator[bytes | memoryview]) -> bytes:
+    """What follows a member once zero padding is skipped (b"" at the end of the data)."""
+    while True:
+        rest = bytes(rest).lstrip(b"\x00")
+        if rest:
+            return rest
+        rest = bytes(next(chunks, b""))
+        if not rest:
+            return b""
 
 
 def confine(
@@ -198,7 +244,7 @@ def _within(real: str, folder: str) -> bool:
 
 def voxels(
     fh: io.FileIO | None,
-    buf: bytes | None,
+    buf: bytes | np.ndarray | None,
     dtype: np.dtype[Any],
     shape: tuple[int, ...],
     offset: int,

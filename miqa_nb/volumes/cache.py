@@ -77,7 +77,7 @@ class VolumeCache:
         ``Path -> Volume``; default ``limits.load`` (:func:`~miqa_nb.volumes.io.load_volume`).
     limits : LoadLimits, optional
         Data roots and voxel-byte bound of the default loader (default
-        ``LoadLimits()``: no roots, 512 MiB). An application builds them at its edge
+        ``LoadLimits()``: no roots, 448 MiB). An application builds them at its edge
         with :meth:`LoadLimits.from_environ`.
     workers : int
         Threads used by :meth:`prefetch`.

@@ -39,6 +39,7 @@ from typing import IO, Any
 import nrrd
 import numpy as np
 import numpy.typing as npt
+from isal import igzip_lib
 from nibabel.filebasedimages import ImageFileError
 from nibabel.freesurfer.mghformat import MGHError, MGHHeader
 from nibabel.nifti1 import Nifti1Header
@@ -239,13 +240,21 @@ def inflate(compressed: bytes | memoryview, *, max_bytes: int | None = None) -> 
         If the data inflate to more than ``max_bytes``.
     """
     if max_bytes is None:
-        # One member inflated in one call (isal sizes its output itself); more
-        # members follow one another.
-        return inflate_prefix(compressed, None)
-    out = inflate_prefix(compressed, max_bytes + 1)
-    if len(out) > max_bytes:
+        # Each member inflated in one call (isal sizes its output itself).
+        parts = []
+        rest: bytes | memoryview = compressed
+        while True:
+            inflater = igzip_lib.IgzipDecompressor(igzip_lib.DECOMP_GZIP)
+            parts.append(inflater.decompress(rest))
+            if not inflater.eof:
+                raise EOFError("gzip data end before the end-of-stream marker: truncated")
+            rest = inflater.unused_data
+            if not rest.strip(b"\x00"):  # trailing zero padding is allowed
+                return parts[0] if len(parts) == 1 else b"".join(parts)
+    buf, have = inflate_prefix(compressed, max_bytes + 1)
+    if have > max_bytes:
         raise ValueError(f"the gzip data inflate to more than {max_bytes} bytes")
-    return out
+    return buf[:have].tobytes()
 
 
 # -- NIfTI and MGH (nibabel headers) ------------------------------------------------
@@ -262,16 +271,16 @@ def _read_nibabel(
         file_size = os.fstat(fh.fileno()).st_size
         compressed = fh.read(2) == _GZIP_MAGIC
         fh.seek(0)
-        buf: bytes | None = None
+        buf: np.ndarray | None = None
+        have = file_size
         if compressed:
-            check_size(file_size, max_bytes, "gzip data")
-            raw = fh.read()
             # The header first (from a few hundred inflated bytes), then the size it
             # declares, and not one byte more: a gzip bomb costs what its header says.
-            head = _inflate(raw, _HEAD_BYTES)
-            hdr, _ = _nibabel_header(io.BytesIO(head), mgh=mgh, head=True)
-            buf = _inflate(raw, _declared_end(hdr, mgh=mgh, max_bytes=max_bytes))
-            hdr, fmt = _nibabel_header(io.BytesIO(buf), mgh=mgh)
+            head, n = _inflate(fh, _HEAD_BYTES)
+            hdr, _ = _nibabel_header(io.BytesIO(head[:n].tobytes()), mgh=mgh, head=True)
+            fh.seek(0)
+            buf, have = _inflate(fh, _declared_end(hdr, mgh=mgh, max_bytes=max_bytes))
+            hdr, fmt = _header_in(buf, have, hdr, mgh=mgh)
         else:
             hdr, fmt = _nibabel_header(fh, mgh=mgh)
             _declared_end(hdr, mgh=mgh, max_bytes=max_bytes)
@@ -279,20 +288,20 @@ def _read_nibabel(
         dtype = hdr.get_data_dtype()
         offset = int(hdr.get_data_offset())
         affine = np.asarray(hdr.get_affine() if mgh else hdr.get_best_affine(), dtype=np.float64)
-        have = len(buf) if buf is not None else file_size
         data = voxels(None if compressed else fh, buf, dtype, shape, offset, have)
     scale = None
     if not mgh:
         slope, inter = hdr.get_slope_inter()
         if slope is not None and (slope, inter) != (1.0, 0.0):
-            check_size(data.size * 4, max_bytes, "scaled float32 voxels")
+            # The stored voxels and their float32 copy are both in memory.
+            check_size(data.size * (data.itemsize + 4), max_bytes, "voxels scaled to float32")
             scale = (float(slope), float(inter or 0.0))
     return data, affine, fmt, scale
 
 
-def _inflate(raw: bytes, size: int) -> bytes:
+def _inflate(fh: io.FileIO, size: int) -> tuple[np.ndarray, int]:
     try:
-        return inflate_prefix(raw, size)
+        return inflate_prefix(fh, size)
     except INFLATE_ERRORS as exc:
         raise Unreadable(f"truncated or corrupt gzip data ({exc})") from exc
 
@@ -313,6 +322,19 @@ def _declared_end(hdr: Any, *, mgh: bool, max_bytes: int) -> int:
         return offset + nbytes + MGHHeader._ftrdtype.itemsize
     # The whole header too, however small the offset it declares.
     return max(offset + nbytes, hdr.template_dtype.itemsize + 4)
+
+
+def _header_in(buf: np.ndarray, have: int, head: Any, *, mgh: bool) -> tuple[Any, str]:
+    """The whole header from the inflated bytes ``buf[:have]`` (NIfTI extensions, the
+    MGH footer of optional tags), copying only the header's own bytes."""
+    view = memoryview(buf)[:have]  # type: ignore[arg-type]
+    if mgh:
+        shape = tuple(int(s) for s in head.get_data_shape())
+        end = _MGH_DATA_OFFSET + math.prod(shape) * head.get_data_dtype().itemsize
+        block = bytes(view[: MGHHeader._hdrdtype.itemsize]) + bytes(view[end:])
+        return MGHHeader(block, check=True), "mgh"
+    offset = max(int(head.get_data_offset()), head.template_dtype.itemsize + 4)
+    return _nibabel_header(io.BytesIO(view[:offset]), mgh=False)
 
 
 def _nibabel_header(fh: IO[bytes], *, mgh: bool, head: bool = False) -> tuple[Any, str]:
