@@ -11,7 +11,8 @@ Contract (:func:`read_nrrd`):
 - Voxel data never pass ``max_bytes``; compressed data are inflated to the size the
   header declares and no further; ``line skip`` and ``byte skip`` are checked
   against the file (``byte skip: -1``, data at the end of the file, is for raw data
-  only, as the specification says); text data are parsed in chunks.
+  only, as the specification says); text data (at most :data:`MAX_TEXT_BYTES`) are
+  parsed in chunks.
 """
 
 from __future__ import annotations
@@ -37,11 +38,14 @@ from miqa_nb.volumes._reading import (
     voxels,
 )
 
-__all__ = ["MAX_HEADER_BYTES", "read_nrrd"]
+__all__ = ["MAX_HEADER_BYTES", "MAX_TEXT_BYTES", "read_nrrd"]
 
 #: The longest NRRD header read (a header is a few hundred bytes; 1 MiB leaves room
 #: for long comments and key/value pairs).
 MAX_HEADER_BYTES = 1 << 20
+#: The most text ('ascii' encoding) data read: text is parsed in Python (bounded in
+#: memory, not in time), and text NRRD files hold small volumes.
+MAX_TEXT_BYTES = 16 << 20
 _CHUNK = 1 << 20  # lines are skipped and text parsed this many bytes at a time
 _MAX_TOKEN = 1024  # the longest number in text data
 
@@ -180,7 +184,13 @@ def _data(header: dict[str, Any], fh: io.FileIO, max_bytes: int) -> np.ndarray:
             raise Unreadable(f"truncated or corrupt {encoding} data ({exc})") from exc
         return voxels(None, buf, dtype, sizes, byte_skip, have)
     if encoding in ("ascii", "text", "txt"):
-        check_size(file_size - fh.tell(), max_bytes, "text data")
+        text_bytes = file_size - fh.tell()
+        if text_bytes > MAX_TEXT_BYTES:
+            raise Unreadable(
+                f"its text ('ascii') data take {text_bytes} bytes, more than the "
+                f"{MAX_TEXT_BYTES} read as text; "
+                "store the voxels raw or gzip-compressed"
+            )
         fh.seek(byte_skip, os.SEEK_CUR)
         values = _text_values(fh, math.prod(sizes), dtype.newbyteorder("="))
         return values.reshape(sizes, order="F")

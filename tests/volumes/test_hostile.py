@@ -31,6 +31,7 @@ from miqa_nb.volumes import (
     thumbnail,
     write_planes,
 )
+from miqa_nb.volumes._nrrd import MAX_TEXT_BYTES
 from miqa_nb.volumes._reading import inflate_prefix
 from miqa_nb.volumes.io import MAX_BYTES_ENV
 from miqa_nb.volumes.io import ROOTS_ENV as VOLUMES_ROOTS_ENV
@@ -217,6 +218,13 @@ def test_ascii_data_load_when_complete(data_dir):
     assert sorted(np.asarray(volume.data).ravel().tolist()) == list(VOXELS)
 
 
+def test_ascii_data_larger_than_the_text_bound_are_not_parsed(data_dir):
+    header = data_dir / "big-text.nrrd"
+    header.write_bytes(nrrd_header("ascii") + b"0 " * (MAX_TEXT_BYTES // 2 + 1))
+    err = within(10, lambda: load_volume(header))
+    assert isinstance(err, VolumeError) and f"more than the {MAX_TEXT_BYTES}" in str(err)
+
+
 def test_ascii_value_without_end_is_refused(data_dir):
     header = data_dir / "endless.nrrd"
     header.write_bytes(nrrd_header("ascii") + b"1" * (3 << 20))
@@ -275,10 +283,10 @@ def test_the_bound_is_configurable(tmp_path, make_file):
 
 @pytest.mark.parametrize("encoding", ["gzip", "bzip2"])
 def test_nrrd_bomb_inflates_only_what_the_header_declares(data_dir, encoding):
-    payload = VOXELS + b"\0" * (64 << 20)
+    payload = VOXELS + b"\0" * (8 << 20)
     compress = gzip.compress if encoding == "gzip" else bz2.compress
     header = data_dir / f"bomb-{encoding}.nrrd"
-    header.write_bytes(nrrd_header(encoding) + compress(payload))
+    header.write_bytes(nrrd_header(encoding) + compress(payload, 1))
     volume = load_volume(header)
     assert _buffer_size(volume.data) == len(VOXELS)
 
