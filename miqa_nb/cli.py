@@ -320,7 +320,7 @@ def _numbers(text: str, count: int, what: str) -> tuple[float, ...]:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from miqa_nb.volumes import PRESETS, write_planes
+    from miqa_nb.volumes import PRESETS, LoadLimits, write_planes
 
     window: str | tuple[float, ...] = args.window
     if args.window not in PRESETS:
@@ -334,6 +334,7 @@ def _render(args: argparse.Namespace) -> int:
             window=window,  # type: ignore[arg-type]
             convention=args.convention,
             at=at,  # type: ignore[arg-type]
+            limits=LoadLimits.from_environ(data_roots=args.data_roots),
         )
     except IndexError as exc:
         raise MiqaError(f"{args.file}: {exc}") from exc

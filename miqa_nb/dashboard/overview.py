@@ -26,7 +26,7 @@ import pandas as pd
 from miqa_nb.catalog import Catalog
 from miqa_nb.dashboard.model import ALL, filter_overview, overview_table, state_options
 from miqa_nb.dashboard.status import StatusBar
-from miqa_nb.volumes import thumbnail
+from miqa_nb.volumes import LoadLimits, thumbnail
 
 __all__ = ["Overview"]
 
@@ -54,6 +54,7 @@ class Overview:
         self.project = project
         self.on_open_scan = on_open_scan
         self.thumbnail_dir = None if thumbnail_dir is None else Path(thumbnail_dir)
+        self._load = LoadLimits.from_environ(data_roots=catalog.data_roots).load
         self.status = status or StatusBar()
         self.page_size = page_size
         self.background = background
@@ -197,7 +198,7 @@ class Overview:
             return None
         assert self.thumbnail_dir is not None
         try:
-            return thumbnail(location, self.thumbnail_dir).read_bytes()
+            return thumbnail(location, self.thumbnail_dir, loader=self._load).read_bytes()
         except Exception as exc:  # a broken file must not stop the other rows
             log.warning("no thumbnail for %s: %s", location, exc)
             return None

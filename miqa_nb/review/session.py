@@ -81,6 +81,7 @@ from miqa_nb.review.sync import CatalogSync
 from miqa_nb.review.view import PLANES_AXIS, ScanView
 from miqa_nb.volumes import (
     Convention,
+    LoadLimits,
     Plane,
     PlaneImage,
     SliceIndex,
@@ -118,11 +119,12 @@ _CACHE_LOCK = threading.Lock()
 
 
 def default_cache() -> VolumeCache:
-    """The process-wide volume cache every session shares (1 GiB, 2 decoding threads)."""
+    """The process-wide volume cache every session shares (1 GiB, 2 decoding threads;
+    data roots and voxel-byte bound from the environment, :meth:`LoadLimits.from_environ`)."""
     global _CACHE
     with _CACHE_LOCK:
         if _CACHE is None:
-            _CACHE = VolumeCache(max_bytes=1 << 30, workers=2)
+            _CACHE = VolumeCache(max_bytes=1 << 30, workers=2, limits=LoadLimits.from_environ())
         return _CACHE
 
 

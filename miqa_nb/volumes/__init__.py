@@ -4,7 +4,9 @@ A low layer: it imports no other miqa_nb module except :mod:`miqa_nb.core.errors
 review session sits on top of it. Modules, one concept each:
 
 - :mod:`~miqa_nb.volumes.io` -- read .nii/.nii.gz/.mgz/.mgh/.nrrd/.nhdr into a
-  :class:`Volume` (isal inflation, memory maps, RAS+ reorientation).
+  :class:`Volume` (isal inflation, memory maps, RAS+ reorientation), within
+  :class:`LoadLimits` (regular files only, bounded inflation, confined data files;
+  private helpers in ``_reading`` and ``_nrrd``).
 - :mod:`~miqa_nb.volumes.volume` -- the :class:`Volume` record and its coordinates.
 - :mod:`~miqa_nb.volumes.orientation` -- planes, edge labels, display conventions,
   voxel <-> world mm, a point in world mm (:class:`WorldPoint`).
@@ -16,7 +18,14 @@ review session sits on top of it. Modules, one concept each:
 """
 
 from miqa_nb.volumes.cache import CacheStats, VolumeCache
-from miqa_nb.volumes.io import SUFFIXES, inflate, load_volume, volume_suffix
+from miqa_nb.volumes.io import (
+    MAX_VOLUME_BYTES,
+    SUFFIXES,
+    LoadLimits,
+    inflate,
+    load_volume,
+    volume_suffix,
+)
 from miqa_nb.volumes.orientation import (
     CONVENTIONS,
     PLANES,
@@ -44,11 +53,13 @@ from miqa_nb.volumes.window import PRESETS, Window, auto_window, frame_window, r
 __all__ = [
     "CONVENTIONS",
     "DEFAULT_MAX_SIZE",
+    "MAX_VOLUME_BYTES",
     "PLANES",
     "PRESETS",
     "SUFFIXES",
     "CacheStats",
     "Convention",
+    "LoadLimits",
     "Plane",
     "PlaneImage",
     "SliceIndex",

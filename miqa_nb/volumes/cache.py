@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from miqa_nb.volumes.io import load_volume
+from miqa_nb.volumes.io import LoadLimits
 from miqa_nb.volumes.volume import Volume
 from miqa_nb.volumes.window import Window, frame_window
 
@@ -74,7 +74,11 @@ class VolumeCache:
     max_bytes : int
         Bound on the total ``Volume.nbytes`` kept (default 1 GiB).
     loader : callable, optional
-        ``Path -> Volume``; default :func:`~miqa_nb.volumes.io.load_volume`.
+        ``Path -> Volume``; default ``limits.load`` (:func:`~miqa_nb.volumes.io.load_volume`).
+    limits : LoadLimits, optional
+        Data roots and voxel-byte bound of the default loader (default
+        ``LoadLimits()``: no roots, 448 MiB). An application builds them at its edge
+        with :meth:`LoadLimits.from_environ`.
     workers : int
         Threads used by :meth:`prefetch`.
     warm : callable or None, optional
@@ -96,13 +100,19 @@ class VolumeCache:
         loader: Loader | None = None,
         workers: int = 2,
         warm: Callable[[Volume], object] | None = _auto_window,
+        limits: LoadLimits | None = None,
     ) -> None:
         if max_bytes < 0:
             raise ValueError(f"'max_bytes' must be >= 0; {max_bytes} was provided")
         if workers < 1:
             raise ValueError(f"'workers' must be >= 1; {workers} was provided")
+        if loader is not None and limits is not None:
+            raise ValueError(
+                "give 'loader' or 'limits', not both: limits apply to the default loader"
+            )
         self.max_bytes = int(max_bytes)
-        self._loader: Loader = loader or load_volume
+        self.limits = limits or LoadLimits()
+        self._loader: Loader = loader or self.limits.load
         self._warm = warm
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, _Entry] = OrderedDict()

@@ -1,93 +1,81 @@
 """Load any frame file (.nii, .nii.gz, .mgz, .mgh, .nrrd, .nhdr) into a :class:`Volume`.
 
 This module is the volumes layer's front door to files, like ``nibabel.load``: it
-picks a reader by suffix, and it is the only place that touches the disk to decode
-voxels. Contract:
+picks a reader by suffix, and it (with its private helpers ``_reading`` and
+``_nrrd``) is the only place that touches the disk to decode voxels. Contract:
 
-- Compressed files (gzip magic, whatever the suffix) are read whole and inflated with
-  ``isal`` (about twice as fast as the ``gzip`` module nibabel uses), then the array
-  is a zero-copy ``numpy.frombuffer`` view of the inflated bytes. Headers are parsed
-  by nibabel (``Nifti1Header``/``Nifti2Header``/``MGHHeader``) and pynrrd
-  (``nrrd.read_header``); their data readers are bypassed because they copy.
+- Headers are parsed by nibabel (``Nifti1Header``/``Nifti2Header``/``MGHHeader``)
+  and pynrrd (``nrrd.read_header``); their data readers are bypassed because they copy.
+- Compressed files (gzip magic, whatever the suffix) are inflated with ``isal``
+  (about twice as fast as the ``gzip`` module nibabel uses) to the size the header
+  declares and no further, then the array is a zero-copy ``numpy.frombuffer`` view.
 - Uncompressed files are memory-mapped (opening costs nothing; pages load on use).
 - The result is reoriented to RAS+ with flips/transposes (a view, no copy) and made
   read-only. Scaled NIfTI data (``scl_slope``/``scl_inter``) become float32 values.
-- Every failure is a :class:`~miqa_nb.core.errors.VolumeError` (an ``OSError``) whose
-  message names the file and the reason, so a review can go on to the next scan.
+
+Files may be hostile (uploads, import files naming anything), so reading is bounded:
+
+- Only regular files are opened (a FIFO or ``/dev/zero`` is refused, never read).
+- A file may hold at most ``max_bytes`` of voxel data (default
+  :data:`~miqa_nb.volumes._reading.MAX_VOLUME_BYTES`), checked against the header
+  before anything is inflated or allocated.
+- A detached NRRD data file must lie in its header's folder or below it, after
+  resolving ``..`` and symlinks, and inside ``data_roots`` when those are given.
+
+Every failure is a :class:`~miqa_nb.core.errors.VolumeError` (an ``OSError``) whose
+message names the file and the reason, so a review can go on to the next scan.
 """
 
 from __future__ import annotations
 
-import bz2
 import io
+import math
 import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any
 
 import nrrd
 import numpy as np
 import numpy.typing as npt
-from isal import isal_zlib
+from isal import igzip_lib
 from nibabel.filebasedimages import ImageFileError
-from nibabel.freesurfer.mghformat import MGHHeader
+from nibabel.freesurfer.mghformat import MGHError, MGHHeader
 from nibabel.nifti1 import Nifti1Header
 from nibabel.nifti2 import Nifti2Header
 from nibabel.spatialimages import HeaderDataError
+from nibabel.wrapstruct import WrapStructError
 
 from miqa_nb.core.errors import VolumeError
+from miqa_nb.volumes._nrrd import read_nrrd
+from miqa_nb.volumes._reading import (
+    INFLATE_ERRORS,
+    MAX_VOLUME_BYTES,
+    Unreadable,
+    check_size,
+    inflate_prefix,
+    open_regular,
+    voxels,
+)
 from miqa_nb.volumes.orientation import axis_codes, reorient_to_ras
 from miqa_nb.volumes.volume import Volume
 
-__all__ = ["SUFFIXES", "inflate", "load_volume", "volume_suffix"]
+__all__ = [
+    "MAX_VOLUME_BYTES",
+    "SUFFIXES",
+    "LoadLimits",
+    "inflate",
+    "load_volume",
+    "volume_suffix",
+]
 
 SUFFIXES = (".nii", ".nii.gz", ".mgz", ".mgh", ".nrrd", ".nhdr")
 _GZIP_MAGIC = b"\x1f\x8b"
-
-# NRRD "type" field -> numpy type (without byte order); NRRD spec, section "type".
-_NRRD_TYPES = {
-    **dict.fromkeys(["signed char", "int8", "int8_t"], "i1"),
-    **dict.fromkeys(["uchar", "unsigned char", "uint8", "uint8_t"], "u1"),
-    **dict.fromkeys(
-        ["short", "short int", "signed short", "signed short int", "int16", "int16_t"], "i2"
-    ),
-    **dict.fromkeys(["ushort", "unsigned short", "unsigned short int", "uint16", "uint16_t"], "u2"),
-    **dict.fromkeys(["int", "signed int", "int32", "int32_t"], "i4"),
-    **dict.fromkeys(["uint", "unsigned int", "uint32", "uint32_t"], "u4"),
-    **dict.fromkeys(
-        [
-            "longlong",
-            "long long",
-            "long long int",
-            "signed long long",
-            "signed long long int",
-            "int64",
-            "int64_t",
-        ],
-        "i8",
-    ),
-    **dict.fromkeys(
-        ["ulonglong", "unsigned long long", "unsigned long long int", "uint64", "uint64_t"], "u8"
-    ),
-    "float": "f4",
-    "double": "f8",
-}
-
-# NRRD "space" -> signs turning its axes into RAS+. Non-anatomical spaces
-# (scanner-xyz, 3D-right-handed, ...) have no defined patient frame: taken as RAS.
-_NRRD_SPACES = {
-    **dict.fromkeys(["right-anterior-superior", "ras"], (1.0, 1.0, 1.0)),
-    **dict.fromkeys(["left-anterior-superior", "las"], (-1.0, 1.0, 1.0)),
-    **dict.fromkeys(["left-posterior-superior", "lps"], (-1.0, -1.0, 1.0)),
-}
-
-
-# isal's stubs declare its error as an instance; it is an exception class.
-_ISAL_ERROR = cast(type[Exception], isal_zlib.error)
-_INFLATE_ERRORS = (EOFError, _ISAL_ERROR)
-
-
-class _Unreadable(Exception):
-    """Internal: a reason a file cannot be decoded (becomes a VolumeError)."""
+#: Environment variables :meth:`LoadLimits.from_environ` reads (the first is the one
+#: the catalog's imports use, :data:`miqa_nb.exchange.locations.ROOTS_ENV`).
+ROOTS_ENV = "MIQA_NB_DATA_ROOTS"
+MAX_BYTES_ENV = "MIQA_NB_MAX_VOLUME_BYTES"
 
 
 def volume_suffix(path: str | os.PathLike[str]) -> str:
@@ -109,7 +97,12 @@ def volume_suffix(path: str | os.PathLike[str]) -> str:
     )
 
 
-def load_volume(path: str | os.PathLike[str]) -> Volume:
+def load_volume(
+    path: str | os.PathLike[str],
+    *,
+    data_roots: Iterable[str | os.PathLike[str]] | None = None,
+    max_bytes: int = MAX_VOLUME_BYTES,
+) -> Volume:
     """Decode an image file into a RAS+ :class:`Volume`.
 
     Parameters
@@ -117,6 +110,13 @@ def load_volume(path: str | os.PathLike[str]) -> Volume:
     path : str or path-like
         A ``.nii``, ``.nii.gz``, ``.mgz``, ``.mgh``, ``.nrrd`` or ``.nhdr`` file
         (a ``.nhdr`` names its data file).
+    data_roots : iterable of path-like, optional
+        Folders a detached NRRD data file must lie in (besides its header's folder or
+        below, which is always required). The frame file itself is not checked here:
+        the catalog checked its location when it was imported.
+    max_bytes : int
+        The most bytes of voxel data the file may hold (inflated, memory-mapped,
+        parsed from text or scaled to float32).
 
     Returns
     -------
@@ -126,17 +126,21 @@ def load_volume(path: str | os.PathLike[str]) -> Volume:
     Raises
     ------
     VolumeError
-        The file is missing, truncated, has a corrupt header, is not 3D/4D, holds no
-        voxels or has a voxel type other than integers or real numbers. The message
-        names the file and the reason.
+        The file is missing, not a regular file, truncated, has a corrupt header,
+        declares more than ``max_bytes`` of voxels, names a data file outside its
+        folder or the data roots, is not 3D/4D, holds no voxels or has a voxel type
+        other than integers or real numbers. The message names the file and the reason.
     """
     p = Path(path)
     suffix = volume_suffix(p)
     try:
         if suffix in (".nrrd", ".nhdr"):
-            data, affine, fmt, scale = (*_read_nrrd(p), None)
+            nrrd_data, affine, fmt = read_nrrd(p, data_roots=data_roots, max_bytes=max_bytes)
+            data, scale = nrrd_data, None
         else:
-            data, affine, fmt, scale = _read_nibabel(p, mgh=suffix in (".mgz", ".mgh"))
+            data, affine, fmt, scale = _read_nibabel(
+                p, mgh=suffix in (".mgz", ".mgh"), max_bytes=max_bytes
+            )
     except FileNotFoundError as exc:
         missing = exc.filename or p
         raise _error(p, f"file not found: {missing}; check the path and the mount") from exc
@@ -144,197 +148,221 @@ def load_volume(path: str | os.PathLike[str]) -> Volume:
         raise _error(p, "is a folder, not an image file") from exc
     except PermissionError as exc:
         raise _error(p, f"permission denied ({exc.strerror})") from exc
-    except _Unreadable as exc:
+    except Unreadable as exc:
         raise _error(p, str(exc)) from exc
-    except (HeaderDataError, ImageFileError, nrrd.NRRDError, ValueError, KeyError) as exc:
+    except (
+        HeaderDataError,
+        ImageFileError,
+        MGHError,
+        WrapStructError,
+        nrrd.NRRDError,
+        ValueError,
+        KeyError,
+        OverflowError,
+    ) as exc:
         raise _error(p, f"corrupt header: {exc}") from exc
     except OSError as exc:
         raise _error(p, f"cannot read: {exc}") from exc
     return _make_volume(p, data, affine, fmt, scale)
 
 
-def inflate(compressed: bytes | memoryview) -> bytes:
+@dataclass(frozen=True)
+class LoadLimits:
+    """The bounds of :func:`load_volume`, as one value an application builds at its edge.
+
+    Parameters
+    ----------
+    data_roots : tuple of Path, optional
+        See :func:`load_volume`.
+    max_bytes : int
+        See :func:`load_volume`.
+
+    Examples
+    --------
+    >>> limits = LoadLimits.from_environ({"MIQA_NB_MAX_VOLUME_BYTES": "1000"})
+    >>> limits.max_bytes, limits.data_roots
+    (1000, None)
+    """
+
+    data_roots: tuple[Path, ...] | None = None
+    max_bytes: int = MAX_VOLUME_BYTES
+
+    @classmethod
+    def from_environ(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        data_roots: Iterable[str | os.PathLike[str]] | None = None,
+    ) -> LoadLimits:
+        """``data_roots`` if given, else ``MIQA_NB_DATA_ROOTS`` (``os.pathsep``-separated),
+        else none; ``MIQA_NB_MAX_VOLUME_BYTES`` if set, else :data:`MAX_VOLUME_BYTES`.
+
+        Raises
+        ------
+        ValueError
+            If ``MIQA_NB_MAX_VOLUME_BYTES`` is not a positive whole number.
+        """
+        env = os.environ if environ is None else environ
+        if data_roots is None:
+            named = [p for p in env.get(ROOTS_ENV, "").split(os.pathsep) if p]
+            data_roots = named or None
+        text = env.get(MAX_BYTES_ENV, "").strip()
+        max_bytes = MAX_VOLUME_BYTES
+        if text:
+            if not text.isdigit() or int(text) <= 0:
+                raise ValueError(
+                    f"{MAX_BYTES_ENV} must be a positive whole number of bytes; {text!r} was set"
+                )
+            max_bytes = int(text)
+        roots = None if data_roots is None else tuple(Path(r) for r in data_roots)
+        return cls(roots, max_bytes)
+
+    def load(self, path: str | os.PathLike[str]) -> Volume:
+        """:func:`load_volume` within these limits (a ``loader`` for the cache)."""
+        return load_volume(path, data_roots=self.data_roots, max_bytes=self.max_bytes)
+
+
+def inflate(compressed: bytes | memoryview, *, max_bytes: int | None = None) -> bytes:
     """Inflate gzip data (one or more members) with ``isal``.
+
+    Parameters
+    ----------
+    compressed : bytes or memoryview
+    max_bytes : int, optional
+        Refuse data that inflate to more than this; inflation stops there (it never
+        produces more than ``max_bytes + 1`` bytes).
 
     Raises
     ------
     EOFError
         If the data end before the end of the gzip stream (a truncated file).
+    ValueError
+        If the data inflate to more than ``max_bytes``.
     """
-    parts = []
-    rest: bytes | memoryview = compressed
-    while True:
-        d = isal_zlib.decompressobj(31)
-        parts.append(d.decompress(rest))
-        if not d.eof:
-            raise EOFError("gzip data end before the end-of-stream marker: the file is truncated")
-        rest = d.unused_data
-        if not rest or not rest.strip(b"\x00"):  # trailing zero padding is allowed
-            break
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+    if max_bytes is None:
+        # Each member inflated in one call (isal sizes its output itself).
+        parts = []
+        rest: bytes | memoryview = compressed
+        while True:
+            inflater = igzip_lib.IgzipDecompressor(igzip_lib.DECOMP_GZIP)
+            parts.append(inflater.decompress(rest))
+            if not inflater.eof:
+                raise EOFError("gzip data end before the end-of-stream marker: truncated")
+            rest = inflater.unused_data
+            if not rest.strip(b"\x00"):  # trailing zero padding is allowed
+                return parts[0] if len(parts) == 1 else b"".join(parts)
+    buf, have = inflate_prefix(compressed, max_bytes + 1)
+    if have > max_bytes:
+        raise ValueError(f"the gzip data inflate to more than {max_bytes} bytes")
+    return buf[:have].tobytes()
 
 
 # -- NIfTI and MGH (nibabel headers) ------------------------------------------------
+_MGH_DATA_OFFSET = 284  # MGH: voxels start here; a footer of optional tags follows them
+_HEAD_BYTES = 544  # enough for any header parsed first: NIfTI-2 (540 + 4), MGH (284)
+
+
 def _read_nibabel(
-    path: Path, *, mgh: bool
+    path: Path, *, mgh: bool, max_bytes: int
 ) -> tuple[np.ndarray, npt.NDArray[np.float64], str, tuple[float, float] | None]:
     # Unbuffered: FileIO.read() sizes its buffer from fstat (a buffered read() of a
     # 10 MB file grows its buffer step by step, 8 ms slower).
-    with open(path, "rb", buffering=0) as fh:
+    with open_regular(path) as fh:
+        file_size = os.fstat(fh.fileno()).st_size
         compressed = fh.read(2) == _GZIP_MAGIC
         fh.seek(0)
+        buf: np.ndarray | None = None
+        have = file_size
         if compressed:
-            try:
-                buf = inflate(fh.read())
-            except _INFLATE_ERRORS as exc:
-                raise _Unreadable(f"truncated or corrupt gzip data ({exc})") from exc
-            hdr, fmt = _nibabel_header(io.BytesIO(buf), mgh=mgh)
+            # The header first (from a few hundred inflated bytes), then the size it
+            # declares, and not one byte more: a gzip bomb costs what its header says.
+            head, n = _inflate(fh, _HEAD_BYTES)
+            hdr, _ = _nibabel_header(io.BytesIO(head[:n].tobytes()), mgh=mgh, head=True)
+            fh.seek(0)
+            buf, have = _inflate(fh, _declared_end(hdr, mgh=mgh, max_bytes=max_bytes))
+            hdr, fmt = _header_in(buf, have, hdr, mgh=mgh)
         else:
             hdr, fmt = _nibabel_header(fh, mgh=mgh)
-    shape = tuple(int(s) for s in hdr.get_data_shape())
-    dtype = hdr.get_data_dtype()
-    offset = int(hdr.get_data_offset())
-    affine = np.asarray(hdr.get_affine() if mgh else hdr.get_best_affine(), dtype=np.float64)
-    data = _array(path, buf if compressed else None, dtype, shape, offset)
+            _declared_end(hdr, mgh=mgh, max_bytes=max_bytes)
+        shape = tuple(int(s) for s in hdr.get_data_shape())
+        dtype = hdr.get_data_dtype()
+        offset = int(hdr.get_data_offset())
+        affine = np.asarray(hdr.get_affine() if mgh else hdr.get_best_affine(), dtype=np.float64)
+        data = voxels(None if compressed else fh, buf, dtype, shape, offset, have)
     scale = None
     if not mgh:
         slope, inter = hdr.get_slope_inter()
         if slope is not None and (slope, inter) != (1.0, 0.0):
+            # The stored voxels and their float32 copy are both in memory.
+            check_size(data.size * (data.itemsize + 4), max_bytes, "voxels scaled to float32")
             scale = (float(slope), float(inter or 0.0))
     return data, affine, fmt, scale
 
 
-def _nibabel_header(fh: IO[bytes], *, mgh: bool) -> tuple[Any, str]:
+def _inflate(fh: io.FileIO, size: int) -> tuple[np.ndarray, int]:
+    try:
+        return inflate_prefix(fh, size)
+    except INFLATE_ERRORS as exc:
+        raise Unreadable(f"truncated or corrupt gzip data ({exc})") from exc
+
+
+def _declared_end(hdr: Any, *, mgh: bool, max_bytes: int) -> int:
+    """Where the voxels the header declares end (MGH: with its footer); refuses sizes
+    over ``max_bytes``."""
+    shape = tuple(int(s) for s in hdr.get_data_shape())
+    if any(s < 0 for s in shape):
+        raise Unreadable(f"corrupt header: negative dimension in shape {shape}")
+    nbytes = math.prod(shape) * hdr.get_data_dtype().itemsize
+    check_size(nbytes, max_bytes)
+    offset = int(hdr.get_data_offset())
+    if offset < 0:
+        raise Unreadable(f"corrupt header: negative data offset {offset}")
+    check_size(offset, max_bytes, "header and extensions before the voxels")
     if mgh:
+        return offset + nbytes + MGHHeader._ftrdtype.itemsize
+    # The whole header too, however small the offset it declares.
+    return max(offset + nbytes, hdr.template_dtype.itemsize + 4)
+
+
+def _header_in(buf: np.ndarray, have: int, head: Any, *, mgh: bool) -> tuple[Any, str]:
+    """The whole header from the inflated bytes ``buf[:have]`` (NIfTI extensions, the
+    MGH footer of optional tags), copying only the header's own bytes."""
+    view = memoryview(buf)[:have]  # type: ignore[arg-type]
+    if mgh:
+        shape = tuple(int(s) for s in head.get_data_shape())
+        end = _MGH_DATA_OFFSET + math.prod(shape) * head.get_data_dtype().itemsize
+        block = bytes(view[: MGHHeader._hdrdtype.itemsize]) + bytes(view[end:])
+        return MGHHeader(block, check=True), "mgh"
+    offset = max(int(head.get_data_offset()), head.template_dtype.itemsize + 4)
+    return _nibabel_header(io.BytesIO(view[:offset]), mgh=False)
+
+
+def _nibabel_header(fh: IO[bytes], *, mgh: bool, head: bool = False) -> tuple[Any, str]:
+    """Parse a header; with ``head``, from its first bytes only (no NIfTI extensions,
+    no MGH footer): enough to know the shape, type and data offset."""
+    if mgh:
+        if head:
+            hdr_bytes = fh.read(MGHHeader._hdrdtype.itemsize)
+            return MGHHeader(hdr_bytes, check=True), "mgh"
         return MGHHeader.from_fileobj(fh), "mgh"
     first = fh.read(4)
     fh.seek(0)
     if len(first) < 4:
-        raise _Unreadable("file is too short to hold a NIfTI header")
+        raise Unreadable("file is too short to hold a NIfTI header")
     sizes = {int.from_bytes(first, "little"), int.from_bytes(first, "big")}
     if 348 in sizes:
-        return Nifti1Header.from_fileobj(fh, check=True), "nifti1"
-    if 540 in sizes:
-        return Nifti2Header.from_fileobj(fh, check=True), "nifti2"
-    raise _Unreadable(
-        f"corrupt header: not a NIfTI file (header size field {int.from_bytes(first, 'little')}, "
-        "expected 348 or 540)"
-    )
-
-
-def _array(
-    path: Path,
-    buf: bytes | None,
-    dtype: np.dtype[Any],
-    shape: tuple[int, ...],
-    offset: int,
-) -> np.ndarray:
-    """Voxels stored in Fortran order at ``offset`` of ``buf`` (or of the file)."""
-    if any(s < 0 for s in shape):
-        raise _Unreadable(f"corrupt header: negative dimension in shape {shape}")
-    if dtype.kind not in "biuf":
-        raise _Unreadable(
-            f"voxel type {dtype} is not supported; expected integers or real numbers "
-            "(complex and RGB images cannot be reviewed here)"
-        )
-    count = int(np.prod(shape, dtype=np.int64))
-    if count == 0:
-        return np.zeros(shape, dtype=dtype)  # rejected with a clear message later
-    need = offset + count * dtype.itemsize
-    have = len(buf) if buf is not None else path.stat().st_size
-    if have < need:
-        raise _Unreadable(
-            f"truncated: the header announces {need - offset} bytes of voxel data "
-            f"but only {max(have - offset, 0)} are present"
-        )
-    if buf is not None:
-        flat = np.frombuffer(buf, dtype=dtype, count=count, offset=offset)
-        return flat.reshape(shape, order="F")
-    return np.asarray(np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F"))
-
-
-# -- NRRD (pynrrd header, our data reader) ------------------------------------------
-def _read_nrrd(path: Path) -> tuple[np.ndarray, npt.NDArray[np.float64], str]:
-    with open(path, "rb") as fh:
-        header = nrrd.read_header(fh)
-        data_file = header.get("data file", header.get("datafile"))
-        if data_file is None:
-            if path.suffix.lower() == ".nhdr":
-                raise _Unreadable("corrupt header: a .nhdr header must name its 'data file'")
-            data = _nrrd_data(path, header, fh)
-        else:
-            if str(data_file).startswith("LIST") or "%" in str(data_file):
-                raise _Unreadable("NRRD data split over several files is not supported")
-            data_path = Path(data_file)
-            if not data_path.is_absolute():
-                data_path = path.parent / data_path
-            with open(data_path, "rb") as dfh:
-                data = _nrrd_data(data_path, header, dfh)
-    return (*_nrrd_geometry(header, data), "nrrd")
-
-
-def _nrrd_data(data_path: Path, header: dict[str, Any], fh: IO[bytes]) -> np.ndarray:
-    type_name = str(header.get("type", "")).lower()
-    if type_name not in _NRRD_TYPES:
-        raise _Unreadable(f"voxel type {header.get('type')!r} is not supported")
-    dtype = np.dtype(_NRRD_TYPES[type_name])
-    if dtype.itemsize > 1:
-        dtype = dtype.newbyteorder(">" if header.get("endian") == "big" else "<")
-    sizes = tuple(int(s) for s in header["sizes"])
-    count = int(np.prod(sizes, dtype=np.int64))
-    nbytes = count * dtype.itemsize
-    for _ in range(int(header.get("line skip", header.get("lineskip", 0)))):
-        fh.readline()
-    byte_skip = int(header.get("byte skip", header.get("byteskip", 0)))
-    encoding = str(header["encoding"]).lower()
-    if encoding == "raw":
-        start = fh.tell() + byte_skip if byte_skip >= 0 else data_path.stat().st_size - nbytes
-        return _array(data_path, None, dtype, sizes, start)
-    if encoding in ("gzip", "gz", "bzip2", "bz2"):
-        try:
-            buf = inflate(fh.read()) if encoding.startswith("gz") else bz2.decompress(fh.read())
-        except (EOFError, _ISAL_ERROR, OSError) as exc:
-            raise _Unreadable(f"truncated or corrupt {encoding} data ({exc})") from exc
-        start = byte_skip if byte_skip >= 0 else len(buf) - nbytes
-        return _array(data_path, buf, dtype, sizes, max(start, 0))
-    if encoding in ("ascii", "text", "txt"):
-        values = np.array(fh.read().split(), dtype=np.float64)
-        if values.size != count:
-            raise _Unreadable(f"truncated: {values.size} values for {count} voxels")
-        return values.astype(dtype.newbyteorder("=")).reshape(sizes, order="F")
-    raise _Unreadable(f"NRRD encoding {header['encoding']!r} is not supported")
-
-
-def _nrrd_geometry(
-    header: dict[str, Any], data: np.ndarray
-) -> tuple[np.ndarray, npt.NDArray[np.float64]]:
-    """Move non-spatial axes last; build the voxel -> RAS+ affine."""
-    ndim = data.ndim
-    directions = header.get("space directions")
-    if directions is not None:
-        dirs = np.asarray(directions, dtype=np.float64).reshape(ndim, -1)
-        spatial = [a for a in range(ndim) if np.all(np.isfinite(dirs[a])) and dirs[a, :3].any()]
+        klass: type[Nifti1Header] = Nifti1Header
+    elif 540 in sizes:
+        klass = Nifti2Header
     else:
-        kinds = [str(k).lower() for k in header.get("kinds", [])]
-        spatial = [a for a, k in enumerate(kinds) if k in ("domain", "space")] or list(range(ndim))
-        spatial = spatial[:3]
-        spacings = np.asarray(header.get("spacings", [1.0] * ndim), dtype=np.float64)
-        spacings = np.where(np.isfinite(spacings), spacings, 1.0)
-        dirs = np.zeros((ndim, 3))
-        for n, a in enumerate(spatial):
-            dirs[a, n] = spacings[a]
-    if len(spatial) != 3:
-        return data, np.eye(4)  # dimensionality is reported by _make_volume
-    others = [a for a in range(ndim) if a not in spatial]
-    data = data.transpose(spatial + others)
-    affine = np.eye(4)
-    affine[:3, :3] = dirs[spatial, :3].T
-    origin = header.get("space origin")
-    if origin is not None and np.all(np.isfinite(origin)):
-        affine[:3, 3] = np.asarray(origin, dtype=np.float64)[:3]
-    space = str(header.get("space", "ras")).lower().removesuffix("-time")
-    signs = _NRRD_SPACES.get(space.removesuffix("t") if len(space) == 4 else space, (1, 1, 1))
-    return data, np.diag([*signs, 1.0]) @ affine
+        raise Unreadable(
+            "corrupt header: not a NIfTI file (header size field "
+            f"{int.from_bytes(first, 'little')}, expected 348 or 540)"
+        )
+    fmt = "nifti1" if klass is Nifti1Header else "nifti2"
+    if head:
+        return klass(fh.read(klass.template_dtype.itemsize), check=True), fmt
+    return klass.from_fileobj(fh, check=True), fmt
 
 
 # -- common --------------------------------------------------------------------------

@@ -34,7 +34,7 @@ import numpy as np
 from isal import isal_zlib
 from PIL import Image, ImageDraw
 
-from miqa_nb.volumes.io import load_volume
+from miqa_nb.volumes.io import LoadLimits
 from miqa_nb.volumes.orientation import (
     PLANES,
     Convention,
@@ -374,6 +374,7 @@ def write_planes(
     convention: Convention = "neurological",
     at: tuple[float, float, float] | None = None,
     max_size: int = DEFAULT_MAX_SIZE,
+    limits: LoadLimits | None = None,
 ) -> dict[str, Path]:
     """Write ``axial.png``, ``coronal.png`` and ``sagittal.png`` of an image file.
 
@@ -394,6 +395,8 @@ def write_planes(
         World point in mm (RAS+) the planes go through; default the middle.
     max_size : int
         Longest side of each picture in pixels.
+    limits : LoadLimits, optional
+        Data roots and voxel-byte bound of the load (default ``LoadLimits()``).
 
     Returns
     -------
@@ -407,7 +410,7 @@ def write_planes(
     IndexError
         If ``frame`` is not a frame of the file.
     """
-    volume = load_volume(path)
+    volume = (limits or LoadLimits()).load(path)
     pngs = render_planes(
         volume, at, frame=frame, window=window, convention=convention, max_size=max_size
     )

@@ -159,20 +159,33 @@ def auto_window(
 
 
 def _degenerate(data: np.ndarray) -> Window:
-    finite = data[np.isfinite(data)] if data.dtype.kind == "f" else data
-    base = float(np.min(finite)) if finite.size else 0.0
+    bounds = _finite_range(data)
+    base = bounds[0] if bounds is not None else 0.0
     return Window(base, base + 1.0)
 
 
 def _full_window(data: np.ndarray) -> Window:
-    if data.dtype.kind == "f":
-        finite = data[np.isfinite(data)]
-        if finite.size == 0:
-            return _degenerate(data)
-        lo, hi = float(finite.min()), float(finite.max())
-    else:
-        lo, hi = float(data.min()), float(data.max())
+    bounds = _finite_range(data)
+    if bounds is None:
+        return _degenerate(data)
+    lo, hi = bounds
     return Window(lo, hi) if hi > lo else Window(lo, lo + 1.0)
+
+
+def _finite_range(data: np.ndarray) -> tuple[float, float] | None:
+    """Smallest and largest finite value (None if there is none), one plane at a time:
+    a whole-volume mask and copy would double the memory of a large float volume."""
+    if data.size == 0:
+        return None
+    if data.dtype.kind != "f":
+        return float(data.min()), float(data.max())
+    lo, hi = np.inf, -np.inf
+    outer = int(np.argmax(np.abs(data.strides)))  # planes across it lie together in memory
+    for plane in np.moveaxis(data, outer, 0) if data.ndim > 1 else [data]:
+        finite = plane[np.isfinite(plane)]
+        if finite.size:
+            lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
+    return (lo, hi) if lo <= hi else None
 
 
 def resolve_window(data: np.ndarray, spec: WindowSpec = "auto") -> Window:
