@@ -117,13 +117,15 @@ def test_frames_numbered_from_zero(table: pd.DataFrame) -> None:
     assert (per_scan.nunique(dropna=False) == 1).all().all(), "scan attributes agree across frames"
 
 
-def test_file_locations_relative_and_loadable(demo: pathlib.Path, table: pd.DataFrame) -> None:
+def test_file_locations_absolute_and_loadable(demo: pathlib.Path, table: pd.DataFrame) -> None:
     assert table["file_location"].is_unique
     suffixes = set()
     dtypes = set()
     for location in table["file_location"]:
-        assert "\\" not in location and not pathlib.PurePosixPath(location).is_absolute()
-        path = demo.parent / location
+        # absolute: MIQA resolves a relative path against the folder above the file
+        assert pathlib.PurePosixPath(location).is_absolute()
+        path = pathlib.Path(location)
+        assert path.parent.resolve().is_relative_to(demo.parent.resolve())
         assert path.is_file(), location
         assert location.endswith((".nii.gz", ".nii", ".mgz", ".nrrd"))
         suffixes.add(".nii.gz" if location.endswith(".nii.gz") else path.suffix)

@@ -11,8 +11,9 @@ Contract
 --------
 - :func:`build_demo_files` is deterministic: the same ``seed`` and ``project`` give
   byte-identical files, so running it twice into one folder rewrites the same files.
-- Every ``file_location`` in the CSV is relative to the CSV's folder, with forward
-  slashes, and names a file that exists. There is one row per frame; the decision
+- Every ``file_location`` in the CSV is the absolute path of a file that exists, so
+  miqa_nb and MIQA's own importer (which resolves relative paths against the folder
+  above the file, not the file's own) read the same file from it. There is one row per frame; the decision
   columns are empty (nothing is reviewed yet).
 - Images keep the world coordinates of their source: the three formats of the clean
   T1 hold the same voxels under the same RAS affine (NRRD stores it as LPS).
@@ -379,6 +380,7 @@ def build_demo_files(
         raise ValueError(f"project must be a non-empty name; {project!r} was provided.")
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    out = out.resolve()
     files = _demo_files(seed)
     sources = _Sources()
     for item in tqdm(files, desc="demo files", unit="file", disable=not progress):
@@ -391,7 +393,7 @@ def build_demo_files(
             "scan_name": [f.scan for f in files],
             "scan_type": [f.scan_type for f in files],
             "frame_number": [f.frame_number for f in files],
-            "file_location": [f.location for f in files],
+            "file_location": [(out / f.location).as_posix() for f in files],
             "experiment_notes": [_EXPERIMENT_NOTES[f.experiment] for f in files],
             "subject_id": [f.subject_id for f in files],
             "session_id": [f.session_id for f in files],
