@@ -476,6 +476,8 @@ def test_the_runner_refuses_a_check_reading_what_staging_did_not_make(write_csv)
     def greedy(staging: Staging) -> list:
         return []
 
-    with _staged_rows(write_csv([frame_row()])) as rows:
-        with pytest.raises(RuntimeError, match=r"'greedy' reads \['no_such_table'\]"):
-            run_battery([greedy], rows)
+    with (
+        _staged_rows(write_csv([frame_row()])) as rows,
+        pytest.raises(RuntimeError, match=r"'greedy' reads \['no_such_table'\]"),
+    ):
+        run_battery([greedy], rows)

@@ -61,6 +61,7 @@ class Check:
 
     @property
     def name(self) -> str:
+        """The check's function's name."""
         return self.function.__name__
 
     def __call__(self, staging: Staging) -> list[Problem]:

@@ -4,9 +4,9 @@ This module owns the one step every check relies on. :func:`staging` turns what
 :mod:`~miqa_nb.exchange.validation._rows` split (runs and frames, in Arrow) into the
 tables the checks read, and yields them as a :class:`Staging`:
 
-- ``runs``: one row per run (values trimmed of surrounding spaces, but for
-  :data:`formats.UNTRIMMED`), with ``_run``,
-  ``_row`` (its first row), ``_path`` (JSON) and ``_n`` (its length).
+- ``runs``: one row per run, with ``_run``, ``_row`` (its first row), ``_path`` (JSON)
+  and ``_n`` (its length); values trimmed of surrounding spaces (but for
+  :data:`formats.UNTRIMMED`).
 - ``frames``: a view over the frame rows, which stay in Arrow (``_n`` = 1, so that
   rows are counted alike in both).
 - ``split_runs``: the runs of scans whose rows are not all in one run (``first``: the
@@ -95,6 +95,8 @@ class Staging:
         The folders frame files may live in.
     runs, frames : pyarrow.Table
         The same rows as tables ``runs`` and ``frames``, for vectorised tests.
+    resolving : concurrent.futures.Future
+        The resolution of the frames' locations, under way (see :attr:`resolved`).
     sources : frozenset of str
         What is staged: the table names, and ``locations`` (:attr:`resolved`).
     """
