@@ -319,9 +319,11 @@ def _parse_distinct(
             parsed[value] = parse(value)
         except VocabularyError as exc:
             rejected[value] = str(exc)
-    text = {"value": "VARCHAR", "reason": "VARCHAR"}
-    reasons = {"value": list(rejected), "reason": list(rejected.values())}
-    typed_table(con, f"{name}_rejected", reasons, text)
+    if rejected:
+        reasons = {"value": list(rejected), "reason": list(rejected.values())}
+        typed_table(con, f"{name}_rejected", reasons, {"value": "VARCHAR", "reason": "VARCHAR"})
+    else:  # the common case, without a round trip through pandas
+        con.execute(f"CREATE TABLE {name}_rejected (value VARCHAR, reason VARCHAR)")
     if not parsed_by_sql:
         typed_table(
             con,
