@@ -1,13 +1,32 @@
 """Every kind of bad input is reported, with file, row, column, value and a fix."""
 
 import os
+from collections.abc import Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import replace
 
 import pytest
 from support import frame_row
 
 from miqa_nb.core.vocabulary import ScanTypes
+from miqa_nb.exchange import formats
 from miqa_nb.exchange.formats import REQUIRED_COLUMNS
-from miqa_nb.exchange.validation import MAX_LISTED, validate
+from miqa_nb.exchange.validation import (
+    FILE_CHECKS,
+    MAX_LISTED,
+    SCAN_CHECKS,
+    VALUE_CHECKS,
+    Check,
+    Staging,
+    run_battery,
+    validate,
+)
+from miqa_nb.exchange.validation._battery import reads
+from miqa_nb.exchange.validation._rows import split_rows
+from miqa_nb.exchange.validation._staging import connect, staging
+
+BATTERY: tuple[Check, ...] = (*VALUE_CHECKS, *SCAN_CHECKS, *FILE_CHECKS)
 
 
 def _problems(staged, check):
@@ -35,10 +54,13 @@ def test_bad_frame_numbers(write_csv, bad):
     staged = validate(
         write_csv([frame_row(frame=0), frame_row(frame=bad, scan="S2")], make_files=False)
     )
-    (problem,) = _problems(staged, "frame-number") or _problems(staged, "required-value")
+    (problem,) = staged.report.errors
     assert problem.row == 3 and problem.column == "frame_number"
     if bad.strip():
+        assert problem.check == "frame-number"
         assert problem.value == bad and "whole number" in problem.message
+    else:  # spaces alone are trimmed away: an empty frame number
+        assert problem.check == "required-value"
 
 
 def test_frame_number_00_is_0(write_csv):
@@ -203,7 +225,16 @@ def test_every_problem_at_once(write_csv):
     }
     frame = report.to_frame()
     assert list(frame.columns[:4]) == ["severity", "check", "message", "file"]
-    assert frame["row"].tolist() == [4, 2, 3, 5] or set(frame["row"]) == {2, 3, 4, 5}
+    # errors first, each in the file's order; then the warnings (these files are absent)
+    assert list(zip(frame["severity"], frame["row"], frame["check"], strict=True)) == [
+        ("error", 2, "frame-number"),
+        ("error", 3, "unknown-scan-type"),
+        ("error", 4, "required-value"),
+        ("error", 5, "location-suffix"),
+        ("warning", 2, "missing-file"),
+        ("warning", 3, "missing-file"),
+        ("warning", 4, "missing-file"),
+    ]
     text = str(report)
     assert "4 error(s)" in text and "row 2" in text
 
@@ -349,3 +380,110 @@ def test_a_streamed_file_gives_the_same_result(write_csv, monkeypatch):
         (conflict,) = _problems(staged, "scan-conflict")
         assert conflict.row == 303 and conflict.value == "someone else"
         assert conflict.expected == "sub-7" and "row 37" in conflict.message
+
+
+# ---------------------------------------------------------------- the battery
+
+_DECIDED = dict(last_decision="U", last_decision_creator="me")
+#: A row each value check and the file check finds a problem in (imported into "P").
+_BAD_VALUES = [
+    frame_row(file_location=""),
+    frame_row(scan="S2", frame="x"),
+    frame_row(scan="S3", scan_type="T7"),
+    frame_row(scan=""),
+    frame_row(scan="S5\tx"),
+    frame_row(project="Other", scan="S6"),
+    frame_row(scan="S7", scan_link="ftp://x"),
+    frame_row(scan="S8", last_decision_note="n"),
+    frame_row(scan="S9", last_decision="OK", last_decision_creator="me"),
+    frame_row(scan="S10", identified_artifacts="aliens", **_DECIDED),
+    frame_row(scan="S11", last_decision_created="last tuesday", **_DECIDED),
+    frame_row(scan="S12", location_of_interest="somewhere", **_DECIDED),
+    frame_row(scan="S13", file_location="notes.txt"),
+]
+#: Good values, and a problem each check across rows finds.
+_BAD_SCANS = [
+    frame_row(frame=0),
+    frame_row(frame=0),
+    frame_row(scan="S2", frame=0, subject_id="a"),
+    frame_row(scan="S2", frame=1, subject_id="b"),
+    frame_row(scan="S3", experiment_notes="x"),
+    frame_row(scan="S4", experiment_notes="y"),
+]
+
+
+@contextmanager
+def _staged_rows(path: os.PathLike[str], **options) -> Iterator[Staging]:
+    """The rows of ``path`` staged as :func:`validate` stages them, no check run."""
+    parsed = formats.read(path)
+    runs, frames = split_rows(parsed.batches())
+    con = connect()
+    try:
+        with staging(con, os.fspath(path), parsed, runs, frames, **options) as rows:
+            yield rows
+    finally:
+        con.close()
+
+
+def _only(rows: Staging, sources: tuple[str, ...]) -> Staging:
+    """``rows`` without every staged source not in ``sources``."""
+    for name in rows.sources - set(sources) - {"locations"}:
+        rows.con.execute("DROP VIEW frames" if name == "frames" else f"DROP TABLE {name}")
+    unresolved: Future = Future()
+    unresolved.set_exception(AssertionError("the locations were read but not declared"))
+    return replace(
+        rows,
+        runs=rows.runs if "runs" in sources else None,
+        frames=rows.frames if "frames" in sources else None,
+        resolving=rows.resolving if "locations" in sources else unresolved,
+        sources=frozenset(sources),
+    )
+
+
+def _everything(con) -> set[str]:
+    """The tables and views of a database, and the Arrow data registered on it."""
+    return {
+        name
+        for (name,) in con.execute(
+            "SELECT table_name FROM duckdb_tables() UNION ALL "
+            "SELECT view_name FROM duckdb_views() WHERE NOT internal"
+        ).fetchall()
+    }
+
+
+@pytest.mark.parametrize("check", BATTERY, ids=lambda check: check.name)
+def test_a_check_alone_reads_only_what_it_declares(write_csv, check):
+    """Alone, on staged rows stripped of every table it does not declare, a check finds
+    exactly what it finds after every check before it in the battery has run: it
+    needs no other check, and no table but those it names."""
+    across_rows = check in SCAN_CHECKS
+    path = write_csv(_BAD_SCANS if across_rows else _BAD_VALUES, make_files=False)
+    before = BATTERY[: BATTERY.index(check)]
+    if not across_rows:  # as validate, which runs those only on values without an error
+        before = tuple(c for c in before if c not in SCAN_CHECKS)
+    with _staged_rows(path, project="P") as rows:
+        run_battery(before, rows)
+        after_the_others = check(rows)
+    with _staged_rows(path, project="P") as rows:
+        alone = check(_only(rows, check.reads))
+    assert alone and alone == after_the_others
+
+
+def test_checks_leave_the_staged_tables_as_they_were(write_csv):
+    for rows_given, checks in ((_BAD_VALUES, VALUE_CHECKS + FILE_CHECKS), (_BAD_SCANS, BATTERY)):
+        with _staged_rows(write_csv(rows_given, make_files=False), project="P") as rows:
+            before = _everything(rows.con)
+            assert run_battery(checks, rows)
+            assert _everything(rows.con) == before
+
+
+def test_the_runner_refuses_a_check_reading_what_staging_did_not_make(write_csv):
+    @reads("runs", "no_such_table")
+    def greedy(staging: Staging) -> list:
+        return []
+
+    with (
+        _staged_rows(write_csv([frame_row()])) as rows,
+        pytest.raises(RuntimeError, match=r"'greedy' reads \['no_such_table'\]"),
+    ):
+        run_battery([greedy], rows)

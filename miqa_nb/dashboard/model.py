@@ -30,7 +30,6 @@ import hashlib
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,12 +41,13 @@ import pandas as pd
 from miqa_nb.catalog import Catalog
 from miqa_nb.core import permissions
 from miqa_nb.core.errors import ImportFileError, MiqaError, NotFound, PermissionDenied
+from miqa_nb.core.files import write_atomic
 from miqa_nb.core.identity import named_user
 from miqa_nb.core.permissions import Standing
 from miqa_nb.core.report import Report
 from miqa_nb.core.vocabulary import Role, ScanState
 from miqa_nb.exchange.formats import MIQA_COLUMNS
-from miqa_nb.exchange.locations import ROOTS_ENV
+from miqa_nb.exchange.locations import ROOTS_ENV, inside, roots_setting
 
 __all__ = [
     "IDENTITY_ENV",
@@ -472,11 +472,6 @@ def _slug(name: str) -> str:
     return f"{readable}-{digest}"
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    real, root = os.path.realpath(path), os.path.realpath(folder)
-    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
-
-
 Progress = Callable[[int, int, str], None]
 
 
@@ -506,13 +501,9 @@ class UploadStager:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def data_roots(self) -> list[Path]:
-        """The roots the import checks files against (the upload folder by default)."""
-        if self.catalog.data_roots is not None:
-            roots = list(self.catalog.data_roots)
-        else:
-            env = [p for p in os.environ.get(ROOTS_ENV, "").split(os.pathsep) if p]
-            roots = [Path(p) for p in env] or [self.upload_dir]
-        return roots
+        """The roots the import checks files against: the catalog's, else
+        ``MIQA_NB_DATA_ROOTS``, else the upload folder."""
+        return [Path(r) for r in roots_setting(self.catalog.data_roots, self.upload_dir)]
 
     def check(
         self, project: str, experiment: str, names: Sequence[str], scan_type: str
@@ -541,7 +532,7 @@ class UploadStager:
             if scan in seen:
                 problems.append(f"two files would both be scan {scan!r}; upload one of them")
             seen.add(scan)
-        if not any(_inside(self.upload_dir, root) for root in self.data_roots()):
+        if not inside(self.upload_dir, self.data_roots()):
             problems.append(
                 f"the upload folder {self.upload_dir} is outside the data roots "
                 f"{[str(r) for r in self.data_roots()]}; add it to {ROOTS_ENV}"
@@ -598,7 +589,7 @@ class UploadStager:
             folder.mkdir(parents=True, exist_ok=True)
             for i, upload in enumerate(files):
                 target = folder / upload.name
-                if not _inside(target, self.upload_dir) or target.parent != folder:
+                if not inside(target, [self.upload_dir]) or target.parent != folder:
                     raise MiqaError(f"file name {upload.name!r} leaves the upload folder")
                 if target.exists():
                     raise MiqaError(
@@ -654,21 +645,12 @@ class UploadStager:
 
 
 def _write_atomic(target: Path, content: bytes) -> None:
-    """Write ``target`` whole or not at all; never replace an existing file.
-
-    ``os.link`` fails when ``target`` exists, so two reviewers uploading the same name
-    at once cannot overwrite each other.
-    """
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+    """Write ``target`` whole or not at all; never replace an existing file, so two
+    reviewers uploading the same name at once cannot overwrite each other."""
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-        try:
-            os.link(tmp, target)
-        except FileExistsError:
-            raise MiqaError(
-                f"{target.name!r} was uploaded to this experiment before; "
-                "rename the file to upload it again"
-            ) from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+        write_atomic(target, content, replace=False)
+    except FileExistsError:
+        raise MiqaError(
+            f"{target.name!r} was uploaded to this experiment before; "
+            "rename the file to upload it again"
+        ) from None

@@ -18,7 +18,6 @@ import csv
 import difflib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,6 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
+from miqa_nb.core import files
 from miqa_nb.core.errors import VocabularyError, WriteError
 from miqa_nb.core.report import Problem
 from miqa_nb.core.vocabulary import Timestamp
@@ -709,7 +709,8 @@ def _preview(value: Any) -> str:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path``.
+    """Yield a temporary path beside ``path``; on success it replaces ``path``
+    (:func:`miqa_nb.core.files.atomic_path`).
 
     A path that cannot be written raises :class:`WriteError` naming it, and leaves
     nothing behind (an earlier file at ``path`` stays as it was)."""
@@ -722,21 +723,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     if existing is not None and not existing.is_dir():
         raise WriteError(f"cannot write {target}: {existing} is a file, not a folder")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        with files.atomic_path(target) as tmp:
+            yield tmp
     except OSError as exc:
         raise _write_error(target, exc) from exc
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise _write_error(target, exc) from exc
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
 
 
 def _write_error(target: Path, exc: OSError) -> WriteError:

@@ -9,6 +9,8 @@ The rules (``docs/design.md`` says why):
 - After resolving ``..`` and symlinks, every file must lie inside the data roots
   (``MIQA_NB_DATA_ROOTS``, a list of folders separated by ``os.pathsep``; by default the
   import file's folder). Anything else is an error, whatever the path looked like.
+  :class:`DataRoots` is the one home of that rule: imports test their files with it,
+  the dashboard its upload folder and the files it writes there (:func:`inside`).
 - ``s3://`` locations are kept as given. A missing file is a warning. A relative
   location (without ``..``) found under neither folder is recorded under the folder
   above, as MIQA records it, so that both name the same file once it is there.
@@ -33,6 +35,28 @@ import pyarrow.compute as pc
 
 from miqa_nb.core.vocabulary import FRAME_SUFFIXES
 
+__all__ = [
+    "EMPTY",
+    "ERRORS",
+    "ESCAPES",
+    "GRANDPARENT",
+    "MISSING",
+    "OK",
+    "OUTSIDE",
+    "PATH_SQL",
+    "ROOTS_ENV",
+    "S3",
+    "STATUSES",
+    "SUFFIX",
+    "SYMLINK",
+    "DataRoots",
+    "Resolved",
+    "describe",
+    "inside",
+    "resolve",
+    "roots_setting",
+]
+
 ROOTS_ENV = "MIQA_NB_DATA_ROOTS"
 
 #: Statuses of a resolved location, and whether each stops an import.
@@ -41,32 +65,71 @@ SUFFIX, OUTSIDE, ESCAPES, SYMLINK = "suffix", "outside-roots", "escapes-roots", 
 ERRORS = frozenset({SUFFIX, OUTSIDE, ESCAPES, SYMLINK})
 
 
+def roots_setting(
+    roots: Iterable[str | os.PathLike[str]] | None, default: str | os.PathLike[str]
+) -> list[str | os.PathLike[str]]:
+    """The data roots as set, not resolved: ``roots`` when given, else the folders of
+    ``MIQA_NB_DATA_ROOTS`` (separated by ``os.pathsep``), else ``[default]``."""
+    if roots is not None:
+        return list(roots)
+    env = os.environ.get(ROOTS_ENV, "")
+    return [p for p in env.split(os.pathsep) if p] or [default]
+
+
 @dataclass(frozen=True)
 class DataRoots:
-    """The folders frame files may live in (real paths, symlinks resolved)."""
+    """The folders frame files may live in (real paths, symlinks resolved).
+
+    The one home of the rule "a path lies inside the data roots": after resolving
+    ``..`` and symlinks, it is one of the folders or lies below one. :meth:`holds`
+    resolves a path and tests it; :meth:`contains` and :meth:`contains_many` test
+    paths resolved already (one, or an Arrow array of them).
+    """
 
     folders: tuple[str, ...]
+
+    @classmethod
+    def of(cls, folders: Iterable[str | os.PathLike[str]]) -> DataRoots:
+        """The roots ``folders`` (resolved here)."""
+        return cls(tuple(os.path.realpath(os.fspath(f)) for f in folders))
 
     @classmethod
     def from_setting(
         cls, roots: Iterable[str | os.PathLike[str]] | None, default: str | os.PathLike[str]
     ) -> DataRoots:
         """Use ``roots``; else the ``MIQA_NB_DATA_ROOTS`` variable; else ``default``."""
-        if roots is None:
-            env = os.environ.get(ROOTS_ENV, "")
-            roots = [p for p in env.split(os.pathsep) if p] or [default]
-        return cls(tuple(os.path.realpath(os.fspath(r)) for r in roots))
+        return cls.of(roots_setting(roots, default))
+
+    def holds(self, path: str | os.PathLike[str]) -> bool:
+        """True when ``path``, after resolving ``..`` and symlinks, lies inside one of
+        the roots (or is one)."""
+        return self.contains(os.path.realpath(os.fspath(path)))
 
     def contains(self, real_path: str) -> bool:
-        """True when ``real_path`` lies inside one of the roots (or is one)."""
+        """True when ``real_path`` (resolved already) lies inside one of the roots (or is one)."""
         return (real_path.rstrip(os.sep) + os.sep).startswith(self.prefixes)
+
+    def contains_many(self, real_paths: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        """:meth:`contains` of many real paths (without a trailing '/'), vectorised."""
+        inside = np.zeros(len(real_paths), dtype=bool)
+        for prefix in self.prefixes:
+            inside |= pc.starts_with(real_paths, prefix).to_numpy(zero_copy_only=False)
+            inside |= pc.equal(real_paths, prefix[:-1]).to_numpy(zero_copy_only=False)
+        return inside
 
     @cached_property
     def prefixes(self) -> tuple[str, ...]:
+        """Each root with one trailing separator."""
         return tuple(root.rstrip(os.sep) + os.sep for root in self.folders)
 
     def __str__(self) -> str:
         return os.pathsep.join(self.folders)
+
+
+def inside(path: str | os.PathLike[str], folders: Iterable[str | os.PathLike[str]]) -> bool:
+    """True when ``path``, after resolving ``..`` and symlinks, is one of ``folders``
+    (each resolved too) or lies inside one (see :class:`DataRoots`)."""
+    return DataRoots.of(folders).holds(path)
 
 
 class _Folders:
@@ -399,10 +462,10 @@ def _lookup(
     position[named & ~relative] = 0  # the empty prefix
     position[named & relative] = len(resolved.prefixes) - 1
     inside = np.zeros(len(keys), dtype=bool)
-    inside[picked] = _inside(pa.array(stripped, pa.string()), roots)
+    inside[picked] = roots.contains_many(pa.array(stripped, pa.string()))
     if missing.any():
         under = pc.binary_join_element_wise(real_anchor, keys.filter(pa.array(missing)), "/")
-        inside[missing] = _inside(under, roots)
+        inside[missing] = roots.contains_many(under)
     row_prefix = position[index]
     mine = rows & (row_prefix >= 0)
     resolved.prefix[mine] = row_prefix[mine]
@@ -495,15 +558,6 @@ def _path_table(
             "_cut": columns["_cut"].take(take),
         }
     )
-
-
-def _inside(paths: pa.Array, roots: DataRoots) -> np.ndarray:
-    """:meth:`DataRoots.contains` of many real paths (without a trailing '/')."""
-    inside = np.zeros(len(paths), dtype=bool)
-    for prefix in roots.prefixes:
-        inside |= pc.starts_with(paths, prefix).to_numpy(zero_copy_only=False)
-        inside |= pc.equal(paths, prefix[:-1]).to_numpy(zero_copy_only=False)
-    return inside
 
 
 def _isin(values: pa.Array | pa.ChunkedArray, among: list[str]) -> np.ndarray:

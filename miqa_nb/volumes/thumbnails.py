@@ -13,20 +13,20 @@ and sagittal planes, not in the axial one.
 Pictures are stored in a folder the caller passes (nothing global), under a name
 derived from the file's absolute path, mtime and size and the rendering settings,
 so a second request for an unchanged file reads the PNG and never decodes the
-scan; a modified file gets a new picture. Writes are atomic (temporary file then
-rename), so concurrent viewers never read half a PNG.
+scan; a modified file gets a new picture. Writes are atomic
+(:func:`miqa_nb.core.files.write_atomic`), so concurrent viewers never read half a PNG.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from miqa_nb.core.files import write_atomic
 from miqa_nb.volumes.io import load_volume
 from miqa_nb.volumes.orientation import PLANES, Convention
 from miqa_nb.volumes.render import encode_image, plane_images
@@ -138,13 +138,6 @@ def thumbnail(
     png = encode_image(
         thumbnail_pixels(volume, size=size, convention=convention, window=window), "png"
     )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".png")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(png)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    # Not flushed to disk (an fsync per picture would slow a grid of them): after a
+    # system crash a picture may be cut short; emptying the cache folder redraws it.
+    return write_atomic(target, png, durable=False)
