@@ -5,11 +5,15 @@ import importlib
 
 import pytest
 
-#: Modules whose examples are pure (no files, no catalog): every one must have some.
+#: Modules whose examples need no catalog and no data: every one must have some.
 MODULES = [
+    "miqa_nb.core.files",
+    "miqa_nb.core.identity",
     "miqa_nb.core.permissions",
     "miqa_nb.core.rules",
+    "miqa_nb.core.settings",
     "miqa_nb.core.vocabulary",
+    "miqa_nb.exchange.formats",
     "miqa_nb.store.decisions",
     "miqa_nb.store.names",
 ]

@@ -33,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from miqa_nb.core.settings import ROOTS_ENV, data_roots_named
 from miqa_nb.core.vocabulary import FRAME_SUFFIXES
 
 __all__ = [
@@ -57,8 +58,6 @@ __all__ = [
     "roots_setting",
 ]
 
-ROOTS_ENV = "MIQA_NB_DATA_ROOTS"
-
 #: Statuses of a resolved location, and whether each stops an import.
 OK, S3, MISSING, GRANDPARENT = "ok", "s3", "missing", "grandparent"
 SUFFIX, OUTSIDE, ESCAPES, SYMLINK = "suffix", "outside-roots", "escapes-roots", "symlink-escapes"
@@ -72,8 +71,7 @@ def roots_setting(
     ``MIQA_NB_DATA_ROOTS`` (separated by ``os.pathsep``), else ``[default]``."""
     if roots is not None:
         return list(roots)
-    env = os.environ.get(ROOTS_ENV, "")
-    return [p for p in env.split(os.pathsep) if p] or [default]
+    return list(data_roots_named()) or [default]
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ from nibabel.spatialimages import HeaderDataError
 from nibabel.wrapstruct import WrapStructError
 
 from miqa_nb.core.errors import VolumeError
+from miqa_nb.core.settings import data_roots_named
 from miqa_nb.volumes._nrrd import read_nrrd
 from miqa_nb.volumes._reading import (
     INFLATE_ERRORS,
@@ -72,9 +73,8 @@ __all__ = [
 
 SUFFIXES = (".nii", ".nii.gz", ".mgz", ".mgh", ".nrrd", ".nhdr")
 _GZIP_MAGIC = b"\x1f\x8b"
-#: Environment variables :meth:`LoadLimits.from_environ` reads (the first is the one
-#: the catalog's imports use, :data:`miqa_nb.exchange.locations.ROOTS_ENV`).
-ROOTS_ENV = "MIQA_NB_DATA_ROOTS"
+#: The voxel-byte bound's variable (:meth:`LoadLimits.from_environ` also reads the
+#: data roots, :data:`miqa_nb.core.settings.ROOTS_ENV`).
 MAX_BYTES_ENV = "MIQA_NB_MAX_VOLUME_BYTES"
 
 
@@ -204,8 +204,7 @@ class LoadLimits:
         """
         env = os.environ if environ is None else environ
         if data_roots is None:
-            named = [p for p in env.get(ROOTS_ENV, "").split(os.pathsep) if p]
-            data_roots = named or None
+            data_roots = data_roots_named(env) or None
         text = env.get(MAX_BYTES_ENV, "").strip()
         max_bytes = MAX_VOLUME_BYTES
         if text:

@@ -22,7 +22,7 @@ import pytest
 from isal import igzip
 
 from miqa_nb.core.errors import VolumeError
-from miqa_nb.exchange.locations import ROOTS_ENV
+from miqa_nb.core.settings import ROOTS_ENV
 from miqa_nb.volumes import (
     MAX_VOLUME_BYTES,
     LoadLimits,
@@ -34,7 +34,6 @@ from miqa_nb.volumes import (
 from miqa_nb.volumes._nrrd import MAX_TEXT_BYTES
 from miqa_nb.volumes._reading import inflate_prefix
 from miqa_nb.volumes.io import MAX_BYTES_ENV
-from miqa_nb.volumes.io import ROOTS_ENV as VOLUMES_ROOTS_ENV
 
 SIZES = (4, 5, 6)
 VOXELS = bytes(range(120))  # 4 * 5 * 6 uint8 voxels, each distinct
@@ -384,10 +383,6 @@ def test_load_limits_from_the_environment(tmp_path):
     assert LoadLimits.from_environ({}) == LoadLimits(None, MAX_VOLUME_BYTES)
     with pytest.raises(ValueError, match=MAX_BYTES_ENV):
         LoadLimits.from_environ({MAX_BYTES_ENV: "1e9"})
-
-
-def test_volumes_read_the_roots_variable_the_imports_use():
-    assert VOLUMES_ROOTS_ENV == ROOTS_ENV
 
 
 def test_cache_takes_limits_or_a_loader_not_both():
