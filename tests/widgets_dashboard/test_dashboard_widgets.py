@@ -29,6 +29,7 @@ from miqa_nb.dashboard.overview import Overview
 from miqa_nb.dashboard.projects import ProjectList
 from miqa_nb.dashboard.status import StatusBar
 from miqa_nb.dashboard.upload import UploadPanel, uploaded_files
+from miqa_nb.review.session import ReviewSession
 from miqa_nb.widgets.panel import ReviewPanel
 
 
@@ -379,15 +380,28 @@ def test_dashboard_refresh_after_upload(dash: DashboardCatalog, tmp_path: Path) 
     assert isinstance(board.projects.table, pd.DataFrame)
 
 
-def test_a_project_link_opens_its_review_where_the_user_left_off(dash: DashboardCatalog) -> None:
-    env = {"MIQA_NB_CATALOG": str(dash.catalog_path), "MIQA_NB_IDENTITY": "query"}
-    board = Dashboard.from_environment(env, f"token=x&user={TIER1}&project={PROJECT}")
+def _linked_scan(env: dict[str, str], user: str) -> tuple[str, str] | None:
+    """The scan the review shows after opening ``user``'s link to PROJECT."""
+    board = Dashboard.from_environment(env, f"token=x&user={user}&project={PROJECT}")
     try:
         assert board.project == PROJECT and board.tabs.selected_index == REVIEW_TAB
         session = board.review.session
-        assert session.user == TIER1 and session.key is not None
+        assert session.user == user
+        return session.key
     finally:
         board.close()
+
+
+def test_a_project_link_opens_its_review_where_the_user_left_off(dash: DashboardCatalog) -> None:
+    env = {"MIQA_NB_CATALOG": str(dash.catalog_path), "MIQA_NB_IDENTITY": "query"}
+    first = _linked_scan(env, TIER1)  # nowhere left off yet: the queue's first scan
+    assert first is not None and first != ("E2", "S3")
+    elsewhere = ReviewSession(dash.catalog(), PROJECT, TIER1, filter="all", background=False)
+    try:
+        assert elsewhere.open(("E2", "S3"))  # the reviewer moves on, then leaves
+    finally:
+        elsewhere.close()
+    assert _linked_scan(env, TIER1) == ("E2", "S3")
     board = Dashboard.from_environment(env, f"token=x&user={TIER1}&project=Nope")
     try:
         assert board.project is None and board.status.level == "error"
