@@ -81,7 +81,7 @@ def require_decision(standing: Standing, decision: Decision) -> None:
     allowed = standing.allowed_decisions()
     if decision not in allowed:
         if not allowed:
-            raise _deny(standing, "record decisions", "tier-1 and tier-2 reviewers")
+            raise _deny(standing, "record decisions", "tier-1 and tier-2 reviewers and superusers")
         raise _deny(
             standing,
             f"record {decision.value!r}",
