@@ -389,6 +389,7 @@ def _ready_link(server: Server, catalog: str | os.PathLike[str], user: str | Non
 
     try:
         cat = Catalog(catalog)
+        cat.standing(user)  # refuses a name the catalog does not know
         projects = [
             str(p) for p in cat.projects()["project"] if cat.standing(user, str(p)).can_read
         ]

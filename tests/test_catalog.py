@@ -209,10 +209,14 @@ def test_roles_and_permissions(catalog, project, write_csv, tmp_path):
         catalog.export_file(out, by="stranger", project="P")
     assert _snapshot(catalog) == before and not out.exists()
 
-    catalog.set_project_paths("P", by="creator", import_path=str(project))
-    catalog.import_project("P", by="t1")
+    more = write_csv([frame_row(experiment="E3", scan="S9")], name="more.csv")
+    catalog.set_project_paths("P", by="creator", import_path=str(more))
+    report = catalog.import_project("P", by="t1", mode="append")  # a reviewer may import
+    assert report.file == str(more) and not report.errors
+    assert report.changes.set_index("level").loc["scans", "added"] == 1
+    assert "S9" in catalog.scans("P")["scan"].tolist()
     catalog.export_file(out, by="t2", project="P")
-    assert out.exists()
+    assert sorted(set(pd.read_csv(out)["scan_name"])) == ["S1", "S2", "S3", "S9"]
     with pytest.raises(MiqaError, match="absolute"):
         catalog.set_project_paths("P", by="admin", export_path="relative.csv")
 
@@ -260,13 +264,20 @@ def test_only_superusers_create_projects_by_import(catalog, write_csv):
     assert catalog.projects().empty
 
 
-def test_global_paths(catalog, project, tmp_path):
+def test_global_paths(catalog, project, tmp_path, write_csv):
+    """export_global writes to the global export path; import_global reads the global
+    import path (here a file with a new project Q; a dry run only reports it)."""
     out = tmp_path / "all.json"
-    catalog.set_global_paths(by="admin", import_path=str(project), export_path=str(out))
-    assert catalog.global_paths() == {"import_path": str(project), "export_path": str(out)}
-    catalog.export_global(by="admin")
-    catalog.import_global(by="admin", dry_run=True)
-    assert json.loads(out.read_text())["projects"]["P"]
+    incoming = write_csv([frame_row(project="Q")], name="incoming.csv")
+    catalog.set_global_paths(by="admin", import_path=str(incoming), export_path=str(out))
+    assert catalog.global_paths() == {"import_path": str(incoming), "export_path": str(out)}
+    assert catalog.export_global(by="admin") == out
+    assert list(json.loads(out.read_text())["projects"]) == ["P"]
+    before = _snapshot(catalog)
+    report = catalog.import_global(by="admin", dry_run=True)
+    assert report.file == str(incoming) and not report.errors
+    assert report.changes.set_index("level").loc["projects", "added"] == 1
+    assert _snapshot(catalog) == before  # a dry run
     catalog.add_user("t1", by="admin")
     with pytest.raises(PermissionDenied):
         catalog.set_global_paths(by="t1", import_path="/x.csv")

@@ -21,6 +21,7 @@ from widgets_dashboard.dashboard_catalog import (
 
 from miqa_nb.core.errors import ImportFileError, MiqaError, PermissionDenied
 from miqa_nb.core.report import Report
+from miqa_nb.core.vocabulary import Role
 from miqa_nb.dashboard.model import (
     AdminActions,
     UploadFile,
@@ -153,8 +154,14 @@ def test_admin_actions_for_a_creator(dash: DashboardCatalog) -> None:
     assert actions.allowed and not actions.global_allowed
     assert actions.export_project() == dash.export_csv
     report = actions.import_project()  # a dry run by default
+    assert report.file == str(dash.import_csv) and not report.errors
     assert report.changes is not None and len(cat.decisions(PROJECT)) == 2
+    # the file holds no decisions: the dry run says the two would go, and keeps them
+    assert report.changes.set_index("level").loc["decisions", "removed"] == 2
     actions.set_role(COLLABORATOR, "tier1")
+    roles = actions.roles().set_index("user")["role"]
+    assert roles[COLLABORATOR] == "tier1"
+    assert cat.standing(COLLABORATOR, PROJECT).role == Role.TIER1
     with pytest.raises(PermissionDenied):
         actions.import_global()
 

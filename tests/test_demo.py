@@ -11,7 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from miqa_nb.demo.artifacts import PHASE_AXIS, partial_coverage, wraparound
+from miqa_nb.demo.artifacts import (
+    PHASE_AXIS,
+    ghosting,
+    inhomogeneity,
+    partial_coverage,
+    rician_noise,
+    wraparound,
+)
 from miqa_nb.demo.files import CSV_NAME, build_demo_files
 from miqa_nb.exchange import formats
 
@@ -200,12 +207,24 @@ def test_artifact_scans_are_listed(table: pd.DataFrame) -> None:
     assert set(artifacts["session_id"]) == {"sim-seed0"}
 
 
-@pytest.mark.parametrize("name", ["ghosting_motion", "noise", "inhomogeneity"])
-def test_random_artifact_scans_are_copies_of_the_t1(demo: pathlib.Path, clean, name) -> None:
+@pytest.mark.parametrize(
+    ("name", "simulate", "stream"),
+    [
+        ("ghosting_motion", ghosting, 1),
+        ("noise", rician_noise, 2),
+        ("inhomogeneity", inhomogeneity, 3),
+    ],
+)
+def test_random_artifact_scans_are_copies_of_the_t1(
+    demo: pathlib.Path, clean, name, simulate, stream
+) -> None:
+    """Each random artifact scan is its simulation run on the demo's T1, drawing from a
+    stream of its own of the demo's seed (0), on the T1's grid and in its data type."""
     t1, a_clean = clean
     data, affine = artifact(demo, name)
-    assert data.shape == t1.shape and data.dtype.newbyteorder("=") == np.int16
+    assert data.dtype.newbyteorder("=") == np.int16
     np.testing.assert_array_equal(affine, a_clean)
+    np.testing.assert_array_equal(data, simulate(t1, np.random.default_rng([0, stream])))
     assert not np.array_equal(data, t1)
 
 

@@ -30,11 +30,21 @@ def test_header_read_by_name_in_any_order(tmp_path):
     assert rows.loc[0, "subject_id"] == ""
 
 
-def test_fifteen_and_sixteen_column_layouts(tmp_path, samples):
+def test_fifteen_column_layout_without_experiment_notes(tmp_path):
     spec = [c for c in MIQA_COLUMNS if c != "experiment_notes"]
     path = tmp_path / "spec.csv"
     path.write_text(",".join(spec) + "\n" + ",".join(["x"] * 4 + ["0", "a.nii"] + [""] * 9) + "\n")
-    assert not formats.read_csv(path).problems
+    parsed = formats.read_csv(path)
+    assert not parsed.problems
+    row = _rows(parsed).loc[0]
+    assert (row["frame_number"], row["file_location"], row["experiment_notes"]) == (
+        "0",
+        "a.nii",
+        "",
+    )
+
+
+def test_sixteen_column_layout_of_miqa_sample(samples):
     parsed = formats.read_csv(samples / "samples" / "scans_to_review_optional_columns.csv")
     assert _rows(parsed).loc[0, "experiment_notes"] == "this experiment has a note!"
 

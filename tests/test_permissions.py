@@ -5,6 +5,8 @@ from miqa_nb.core.permissions import (
     Standing,
     require_decision,
     require_project_admin,
+    require_read,
+    require_superuser,
     require_transfer,
 )
 from miqa_nb.core.vocabulary import Decision, Role
@@ -20,12 +22,89 @@ def test_allowed_decisions_by_role():
     assert Standing("a", role=Role.COLLABORATOR).allowed_decisions() == ()
 
 
-def test_refusals_say_who_may():
-    with pytest.raises(PermissionDenied, match="tier-2 reviewers and superusers"):
-        require_decision(Standing("t1", project="P", role=Role.TIER1), Decision.UNUSABLE)
-    with pytest.raises(PermissionDenied, match="user 'c' may not import of project 'P'"):
-        require_transfer(Standing("c", project="P", role=Role.COLLABORATOR), "import")
-    require_project_admin(Standing("c", project="P", creator=True), "change the paths")
+SUPERUSER = Standing("su", superuser=True, project="P")
+CREATOR = Standing("cr", project="P", creator=True)
+TIER1 = Standing("t1", project="P", role=Role.TIER1)
+TIER2 = Standing("t2", project="P", role=Role.TIER2)
+COLLABORATOR = Standing("c", project="P", role=Role.COLLABORATOR)
+STRANGER = Standing("x", project="P")
+EVERYONE = (SUPERUSER, CREATOR, TIER1, TIER2, COLLABORATOR, STRANGER)
+
+NO_DECISIONS = (
+    "record decisions of project 'P': only tier-1 and tier-2 reviewers and superusers may"
+)
+#: rule -> (its check, who passes it, how its refusal ends)
+RULES = {
+    "superuser": (
+        lambda s: require_superuser(s, "add users"),
+        {SUPERUSER},
+        "add users of project 'P': only superusers may",
+    ),
+    "project admin": (
+        lambda s: require_project_admin(s, "change the paths"),
+        {SUPERUSER, CREATOR},
+        "change the paths of project 'P': only the project's creator and superusers may",
+    ),
+    "transfer": (
+        lambda s: require_transfer(s, "export"),
+        {SUPERUSER, CREATOR, TIER1, TIER2},
+        "export of project 'P': only the project's reviewers, its creator and superusers may",
+    ),
+    "read": (
+        require_read,
+        {SUPERUSER, CREATOR, TIER1, TIER2, COLLABORATOR},
+        "see the scans of project 'P': only users with a role in the project may",
+    ),
+    "decision U": (
+        lambda s: require_decision(s, Decision.USABLE),
+        {SUPERUSER, TIER1, TIER2},
+        NO_DECISIONS,
+    ),
+    "decision UN": (
+        lambda s: require_decision(s, Decision.UNUSABLE),
+        {SUPERUSER, TIER2},
+        # a tier-1 reviewer hears which decisions are theirs; the others as above
+        "record 'UN' of project 'P': only tier-2 reviewers and superusers "
+        "(tier-1 reviewers record U and Q?) may",
+    ),
+}
+
+
+def _who_may(rule: str, standing: Standing) -> str:
+    ending = RULES[rule][2]
+    return NO_DECISIONS if rule == "decision UN" and standing != TIER1 else ending
+
+
+@pytest.mark.parametrize("rule", list(RULES))
+def test_each_rule_admits_exactly_who_it_names(rule):
+    check, admitted, _ = RULES[rule]
+    passed = set()
+    for standing in EVERYONE:
+        try:
+            check(standing)
+        except PermissionDenied:
+            continue
+        passed.add(standing)
+    assert passed == admitted
+
+
+@pytest.mark.parametrize("rule", list(RULES))
+def test_refusals_say_who_may(rule):
+    """Every refusal names the user, what they may not do, where, and who may."""
+    check, admitted, _ = RULES[rule]
+    for standing in set(EVERYONE) - admitted:
+        with pytest.raises(PermissionDenied) as refused:
+            check(standing)
+        message = str(refused.value)
+        assert message.startswith(f"user {standing.user!r} may not "), message
+        assert message.endswith(_who_may(rule, standing)), message
+
+
+def test_tier1_refusal_names_the_decision():
+    with pytest.raises(PermissionDenied, match=r"^user 't1' may not record 'UN' of project"):
+        require_decision(TIER1, Decision.UNUSABLE)
+    with pytest.raises(PermissionDenied, match=r"^user 'c' may not record decisions"):
+        require_decision(COLLABORATOR, Decision.UNUSABLE)
 
 
 @pytest.mark.parametrize(

@@ -1,24 +1,33 @@
-"""``miqa-nb serve``: the Voila command, its environment, the token, JupyterHub."""
+"""``miqa-nb serve``: the Voila command, its environment, the token, JupyterHub; and the
+real command on a free port, asked for pages the way a reviewer's browser asks."""
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
+import os
+import signal
+import socket
+import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from miqa_nb import serve as serve_mod
 from miqa_nb.catalog import Catalog
 from miqa_nb.core.errors import MiqaError
 from miqa_nb.serve import (
     APP_DIR,
     NOTEBOOK,
     base_url_from_env,
+    free_port,
     serve_main,
     server_environment,
     start,
@@ -97,45 +106,6 @@ def test_start_needs_a_catalog(tmp_path: Path) -> None:
     assert "no catalog file" in err.getvalue()
 
 
-def test_serve_prints_the_url_and_stops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """serve() with a fake Voila: prints the address with the token, stops the server."""
-    catalog = tmp_path / "c.duckdb"
-    Catalog(catalog).add_user("ana")
-    calls: list[str] = []
-
-    class FakeServer:
-        url = "http://127.0.0.1:9/?token=tok"
-
-        class process:
-            @staticmethod
-            def wait() -> int:
-                return 0
-
-        def wait_ready(self) -> None:
-            calls.append("ready")
-
-        def warm_up(self) -> None:
-            calls.append("warm-up")
-
-        def stop(self) -> None:
-            calls.append("stop")
-
-    started: dict[str, object] = {}
-
-    def fake_start(*args: object, **kwargs: object) -> FakeServer:
-        started.update(kwargs)
-        return FakeServer()
-
-    monkeypatch.setattr(serve_mod, "start", fake_start)
-    out = io.StringIO()
-    assert serve_mod.serve(catalog, token="tok", stream=out) == 0
-    assert "http://127.0.0.1:9/?token=tok&user=NAME" in out.getvalue()
-    assert "&project=P" in out.getvalue()
-    assert "for you" not in out.getvalue()  # no user given
-    # the page is rendered once before the address is printed; a kernel stays pre-heated
-    assert calls == ["ready", "warm-up", "stop"] and started["pool_size"] == 2
-
-
 @pytest.mark.slow
 def test_real_server_needs_the_token(tmp_path: Path) -> None:
     catalog = tmp_path / "c.duckdb"
@@ -155,55 +125,207 @@ def test_real_server_needs_the_token(tmp_path: Path) -> None:
     assert not server.private_dir.exists()
 
 
-@pytest.mark.slow
-def test_warm_up_renders_the_page_once_and_leaves_the_pool_full(tmp_path: Path) -> None:
-    catalog = tmp_path / "c.duckdb"
-    Catalog(catalog).add_user("ana")
-    server = start(catalog, log=tmp_path / "voila.log", pool_size=1)
+# --- the real ``miqa-nb serve``, met the way a reviewer's browser meets it ---------
+
+TOKEN = "sesame"
+#: How the last line ``miqa-nb serve`` prints for anyone ends (a known user's link follows).
+LAST_LINE = "left off"
+
+
+@dataclass
+class Served:
+    """A running ``miqa-nb serve`` process and what it printed."""
+
+    process: subprocess.Popen[str]
+    port: int
+    printed: list[str]
+    log: Path  # its stderr: Voila's log and its kernels'
+    log_at_print: str  # the log as it was when the address was printed
+    home: Path
+
+    def lines_after(self, start: int, wanted: str, timeout: float = 30) -> str:
+        """The log from character ``start`` on, once it holds ``wanted`` (or at timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.log.read_text(errors="replace")[start:]
+            if wanted in text or time.monotonic() > deadline:
+                return text
+            time.sleep(0.2)
+
+
+def _serve(root: Path, user: str) -> Served:
+    """Run ``miqa-nb serve`` on the catalog ``root/c.duckdb`` in a clean environment
+    (``MIQA_NB_USER=user``, an empty HOME) and read what it prints before it waits."""
+    home = root / "home"
+    home.mkdir()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MIQA_NB_", "JUPYTER", "XDG_", "IPYTHONDIR", "MPLCONFIGDIR"))
+    }
+    env.update(HOME=str(home), MIQA_NB_USER=user)
+    port = free_port()
+    log = root / "serve.log"
+    command = [sys.executable, "-m", "miqa_nb.cli", "--catalog", str(root / "c.duckdb")]
+    command += ["serve", "--port", str(port), "--token", TOKEN]
+    with open(log, "wb") as err:
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+    assert process.stdout is not None
+    printed: list[str] = []
+    log_at_print = ""
+    while not printed or LAST_LINE not in printed[-1]:
+        line = process.stdout.readline()
+        if not line:
+            process.kill()
+            raise AssertionError(
+                f"serve ended before printing its address; log:\n{log.read_text()}"
+            )
+        if not printed:
+            log_at_print = log.read_text(errors="replace")
+        printed.append(line.rstrip("\n"))
+    return Served(process, port, printed, log, log_at_print, home)
+
+
+def _stop(served: Served) -> tuple[int, str]:
+    """Ctrl-C: serve's exit status and the rest of what it printed."""
+    served.process.send_signal(signal.SIGINT)
     try:
-        server.wait_ready()
-        server.warm_up()
-        log = (tmp_path / "voila.log").read_text(errors="replace")
-        # Voila rendered the dashboard in a kernel of its own: the pool's kernel (the
-        # first reviewer's) was neither used nor is it being replaced.
-        assert log.count("Kernel started") == 2
-        assert "Using pre-heated kernel" not in log
-        assert "dashboard refused" in log  # the page was rendered, without a user
+        status = served.process.wait(60)
     finally:
-        server.stop()
+        served.process.kill()
+    assert served.process.stdout is not None
+    with served.process.stdout:  # read() includes what readline() buffered already
+        return status, served.process.stdout.read()
 
 
-def test_serve_prints_a_ready_link_for_a_known_user(tmp_path: Path, monkeypatch) -> None:
-    catalog = tmp_path / "c.duckdb"
-    cat = Catalog(catalog)
+def _wait_until_serving(served: Served, timeout: float = 60) -> None:
+    """Wait until ``miqa-nb serve`` sits in ``waitpid`` on Voila (Linux: its wchan)."""
+    wchan = Path(f"/proc/{served.process.pid}/wchan")
+    seen = set()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and wchan.exists():
+        seen.add(wchan.read_text())
+        if "do_wait" in seen:
+            return
+        time.sleep(0.1)
+    if seen <= {"0"}:  # "0" is also what a running process shows
+        pytest.skip("this system does not show where a process waits (/proc/PID/wchan)")
+    raise AssertionError(f"serve never settled to wait for Voila (it waited in {seen})")
+
+
+def _get(port: int, path: str) -> tuple[int, str, str]:
+    """GET without following redirects: status, Location header, body."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        connection.request("GET", path)
+        answer = connection.getresponse()
+        return answer.status, answer.getheader("Location") or "", answer.read().decode()
+    finally:
+        connection.close()
+
+
+def _listening(port: int) -> set[tuple[str, str]]:
+    """(table, local address in hex) of every socket listening on ``port`` (Linux)."""
+    found = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.rsplit(":", 1)
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add((table, address))
+    return found
+
+
+@pytest.fixture(scope="module")
+def ana(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """``miqa-nb serve`` started by ana (MIQA_NB_USER), who created project 'Brain study'."""
+    root = tmp_path_factory.mktemp("served")
+    cat = Catalog(root / "c.duckdb")
     cat.add_user("ana")
     cat.create_project("Brain study", by="ana")
+    served = _serve(root, "ana")
+    served.printed.append(served.process.stdout.readline().rstrip("\n"))  # type: ignore[union-attr]
+    try:
+        yield served
+    finally:
+        _stop(served)
 
-    class FakeServer:
-        url = "http://127.0.0.1:9/?token=tok"
 
-        def url_for(self, user: str) -> str:
-            return f"{self.url}&user={user}"
+@pytest.mark.slow
+def test_serve_prints_ready_links_whose_token_opens_the_dashboard(ana: Served) -> None:
+    base = f"http://127.0.0.1:{ana.port}/?token={TOKEN}"
+    assert f"  {base}&user=NAME" in ana.printed
+    assert any("add &project=P" in line for line in ana.printed)
+    link = f"{base}&user=ana&project=Brain%20study"
+    assert ana.printed[-1] == f"  for you (ana): {link}"
+    start = len(ana.log.read_text(errors="replace"))
+    status, _, page = _get(ana.port, link.removeprefix(f"http://127.0.0.1:{ana.port}"))
+    assert status == 200 and "miqa-dashboard" in page
+    # the page found ana in the catalog: no refusal, no error in the kernels' log
+    after = ana.lines_after(start, "dashboard refused", timeout=3)
+    assert "dashboard refused" not in after and "miqa_nb.dashboard ERROR" not in after
 
-        class process:
-            @staticmethod
-            def wait() -> int:
-                return 0
 
-        def wait_ready(self) -> None: ...
-        def warm_up(self) -> None: ...
-        def stop(self) -> None: ...
+@pytest.mark.slow
+@pytest.mark.parametrize("token", [None, "", "sesam", TOKEN + "x"])
+def test_without_the_token_the_server_refuses(ana: Served, token: str | None) -> None:
+    query = "?user=ana" if token is None else f"?token={token}&user=ana"
+    for path in ("/", "/api/kernels"):  # the page, and Jupyter's API behind it
+        status, location, page = _get(ana.port, path + query)
+        assert (status, location.split("?")[0]) == (302, "/login"), path
+        assert "miqa-dashboard" not in page and "kernel" not in page
 
-    monkeypatch.setattr(serve_mod, "start", lambda *a, **k: FakeServer())
-    out = io.StringIO()
-    serve_mod.serve(catalog, stream=out, user="ana")
-    assert (
-        "for you (ana): http://127.0.0.1:9/?token=tok&user=ana&project=Brain%20study"
-        in out.getvalue()
-    )
-    out = io.StringIO()
-    serve_mod.serve(catalog, stream=out, user="stranger")
-    assert "for you" not in out.getvalue()
+
+@pytest.mark.slow
+def test_pages_read_the_user_from_their_address_and_know_the_catalog(ana: Served) -> None:
+    """Kernels get MIQA_NB_IDENTITY=query and this catalog: the page's own ``&user=``
+    decides, never the MIQA_NB_USER of the shell that started the server."""
+    start = len(ana.log.read_text(errors="replace"))
+    status, _, _ = _get(ana.port, f"/?token={TOKEN}&user=stranger")
+    assert status == 200
+    after = ana.lines_after(start, "dashboard refused")
+    assert "dashboard refused: User 'stranger' is not in this catalog" in after
+    # the warm-up page (no &user) was refused although serve ran with MIQA_NB_USER=ana
+    assert "dashboard refused: This page needs your user name" in ana.log_at_print
+
+
+@pytest.mark.slow
+def test_serve_warms_the_page_up_before_printing_and_keeps_two_kernels_ready(ana: Served) -> None:
+    """Before the address is printed Voila has rendered the page once (without a user),
+    in a kernel of its own: the pre-heated kernels stay for the first two reviewers."""
+    assert ana.log_at_print.count("dashboard refused") == 1  # the warm-up, already done
+    assert "Using pre-heated kernel" not in ana.log_at_print
+    assert "is filled with 2 kernel(s)" in ana.lines_after(0, "is filled with 2 kernel(s)", 60)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc/net/tcp (Linux)")
+def test_serve_listens_on_loopback_only_and_leaves_home_alone(ana: Served) -> None:
+    assert _listening(ana.port) == {("tcp", "0100007F")}  # 127.0.0.1, no IPv6, no 0.0.0.0
+    status, _, _ = _get(ana.port, f"/?token={TOKEN}&user=ana")  # one more page rendered
+    assert status == 200
+    assert sorted(p.relative_to(ana.home).as_posix() for p in ana.home.rglob("*")) == []
+
+
+@pytest.mark.slow
+def test_serve_for_an_unknown_user_prints_no_ready_link_and_stops_on_ctrl_c(
+    tmp_path: Path,
+) -> None:
+    Catalog(tmp_path / "c.duckdb").add_user("ana")
+    served = _serve(tmp_path, "stranger")
+    _wait_until_serving(served)  # everything serve prints is printed by then
+    status, rest = _stop(served)
+    assert status == 0 and rest == ""  # nothing after the general address
+    assert not any("for you" in line for line in served.printed)
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", served.port), 2):
+        pass  # Voila stopped with it
 
 
 def _children(pid: int) -> list[int]:
@@ -226,26 +348,10 @@ def _alive(pid: int) -> bool:
 def test_a_terminated_server_leaves_no_voila_or_kernel(tmp_path: Path) -> None:
     """``kill PID`` (what a service manager sends) stops Voila and its kernels too,
     and frees the port: not only Ctrl-C."""
-    import signal
-    import socket
-    import subprocess
-    import time
-
-    catalog = tmp_path / "c.duckdb"
-    Catalog(catalog).add_user("ana")
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "miqa_nb.cli", "--catalog", str(catalog), "serve"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    Catalog(tmp_path / "c.duckdb").add_user("ana")
+    served = _serve(tmp_path, "ana")
+    serve = served.process
     try:
-        assert serve.stdout is not None
-        address = ""
-        while "token=" not in address:
-            address = serve.stdout.readline()
-            assert address, "serve ended before printing its address"
-        port = int(address.split(":")[2].split("/")[0])
         (voila,) = _children(serve.pid)
         kernels = _children(voila)
         assert kernels  # pre-heated ones
@@ -255,7 +361,7 @@ def test_a_terminated_server_leaves_no_voila_or_kernel(tmp_path: Path) -> None:
         while any(map(_alive, [voila, *kernels])) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not [p for p in [voila, *kernels] if _alive(p)]
-        with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
+        with pytest.raises(OSError), socket.create_connection(("127.0.0.1", served.port), 2):
             pass
     finally:
         serve.kill()

@@ -15,7 +15,7 @@ Examples
 >>> require_decision(creator, Decision.USABLE)
 Traceback (most recent call last):
 ...
-miqa_nb.core.errors.PermissionDenied: user 'ana' may not record decisions of project 'P': only tier-1 and tier-2 reviewers may
+miqa_nb.core.errors.PermissionDenied: user 'ana' may not record decisions of project 'P': only tier-1 and tier-2 reviewers and superusers may
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def require_decision(standing: Standing, decision: Decision) -> None:
     allowed = standing.allowed_decisions()
     if decision not in allowed:
         if not allowed:
-            raise _deny(standing, "record decisions", "tier-1 and tier-2 reviewers")
+            raise _deny(standing, "record decisions", "tier-1 and tier-2 reviewers and superusers")
         raise _deny(
             standing,
             f"record {decision.value!r}",

@@ -13,6 +13,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from widgets_dashboard.dashboard_catalog import DashboardCatalog, build
@@ -121,18 +122,32 @@ def page(browser: object, request: pytest.FixtureRequest) -> Iterator[object]:
     assert not errors, errors
 
 
+class Screenshots(NamedTuple):
+    folder: Path
+    cleared_at: float  # the folder's mtime when it was emptied
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Screenshots:
+    """artifacts/screenshots/, emptied once per session before its first screenshot, so
+    it holds this run's pictures only. (A ``pytest_sessionstart`` hook here would not
+    run: pytest calls that hook only in the conftest files it loads at start-up.)"""
+    shutil.rmtree(SCREENSHOTS, ignore_errors=True)
+    SCREENSHOTS.mkdir(parents=True)
+    return Screenshots(SCREENSHOTS, SCREENSHOTS.stat().st_mtime)
+
+
 @pytest.fixture
-def shoot(page: object, request: pytest.FixtureRequest):
+def shoot(page: object, request: pytest.FixtureRequest, screenshots: Screenshots):
     """``shoot(name)`` saves the whole dashboard as artifacts/screenshots/<test>-<name>.png.
 
     Voila scrolls inside an element, not the document, so ``full_page`` alone would stop
     at the viewport: the viewport is made as tall as the tallest scrolling content for
     the shot, then put back (callers hover again if they rely on the mouse).
     """
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     def take(name: str) -> Path:
-        path = SCREENSHOTS / f"{request.node.name}-{name}.png"
+        path = screenshots.folder / f"{request.node.name}-{name}.png"
         viewport = page.viewport_size  # type: ignore[attr-defined]
         tallest = page.evaluate(  # type: ignore[attr-defined]
             "() => Math.max(document.documentElement.scrollHeight, "
@@ -148,8 +163,3 @@ def shoot(page: object, request: pytest.FixtureRequest):
         return path
 
     return take
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    if SCREENSHOTS.exists():
-        shutil.rmtree(SCREENSHOTS, ignore_errors=True)

@@ -59,11 +59,26 @@ def test_modified_scan_gets_a_new_thumbnail(make_file, tmp_path):
 
 
 def test_settings_are_part_of_the_key(make_file, tmp_path):
+    """Size, convention and window each get a thumbnail of their own, drawn with them:
+    one cache folder never answers a request with a picture drawn for other settings."""
     scan = make_file(".mgz")
-    small = thumbnail(scan, tmp_path, size=32)
-    radio = thumbnail(scan, tmp_path, size=32, convention="radiological")
-    assert len({small, radio, thumbnail(scan, tmp_path, size=48)}) == 3
-    assert Image.open(small).size[1] <= 32
+    volume = load_volume(scan)
+    variants: list[dict] = [
+        {"size": 32},
+        {"size": 48},
+        {"size": 32, "convention": "radiological"},
+        {"size": 32, "window": (0.0, 50.0)},
+    ]
+    pictures = []
+    for settings in variants:
+        pixels = np.asarray(Image.open(thumbnail(scan, tmp_path, **settings)))
+        np.testing.assert_array_equal(pixels, thumbnail_pixels(volume, **settings))
+        assert pixels.shape[0] <= settings["size"]
+        pictures.append(pixels)
+    for i, one in enumerate(pictures):  # the settings do change the picture
+        for other in pictures[i + 1 :]:
+            assert one.shape != other.shape or not np.array_equal(one, other)
+    assert len(list(tmp_path.glob("*.png"))) == len(variants)
 
 
 def test_4d_scan_uses_first_frame(make_file):

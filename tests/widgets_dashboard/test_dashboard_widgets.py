@@ -6,7 +6,6 @@ import html
 from pathlib import Path
 
 import ipywidgets as widgets
-import pandas as pd
 import pytest
 from widgets_dashboard.dashboard_catalog import (
     ADMIN,
@@ -29,6 +28,7 @@ from miqa_nb.dashboard.overview import Overview
 from miqa_nb.dashboard.projects import ProjectList
 from miqa_nb.dashboard.status import StatusBar
 from miqa_nb.dashboard.upload import UploadPanel, uploaded_files
+from miqa_nb.review.session import ReviewSession
 from miqa_nb.widgets.panel import ReviewPanel
 
 
@@ -374,20 +374,33 @@ def test_dashboard_refresh_after_upload(dash: DashboardCatalog, tmp_path: Path) 
     board.upload.experiment.value = "E1"
     board.upload.upload([UploadFile("S9.nii.gz", (tmp_path / "x.nii.gz").read_bytes())])
     assert board.status.level == "ok", board.status.message
-    assert len(_find(board.widget, "miqa-overview-row")) == 4
+    shown = [b.description for b in _find(board.widget, "miqa-overview-open")]
+    assert sorted(shown) == ["S1", "S2", "S3", "S9"]  # the overview was read again
     assert board.projects.table.set_index("project").loc[PROJECT, "scans"] == 4
-    assert isinstance(board.projects.table, pd.DataFrame)
+
+
+def _linked_scan(env: dict[str, str], user: str) -> tuple[str, str] | None:
+    """The scan the review shows after opening ``user``'s link to PROJECT."""
+    board = Dashboard.from_environment(env, f"token=x&user={user}&project={PROJECT}")
+    try:
+        assert board.project == PROJECT and board.tabs.selected_index == REVIEW_TAB
+        session = board.review.session
+        assert session.user == user
+        return session.key
+    finally:
+        board.close()
 
 
 def test_a_project_link_opens_its_review_where_the_user_left_off(dash: DashboardCatalog) -> None:
     env = {"MIQA_NB_CATALOG": str(dash.catalog_path), "MIQA_NB_IDENTITY": "query"}
-    board = Dashboard.from_environment(env, f"token=x&user={TIER1}&project={PROJECT}")
+    first = _linked_scan(env, TIER1)  # nowhere left off yet: the queue's first scan
+    assert first is not None and first != ("E2", "S3")
+    elsewhere = ReviewSession(dash.catalog(), PROJECT, TIER1, filter="all", background=False)
     try:
-        assert board.project == PROJECT and board.tabs.selected_index == REVIEW_TAB
-        session = board.review.session
-        assert session.user == TIER1 and session.key is not None
+        assert elsewhere.open(("E2", "S3"))  # the reviewer moves on, then leaves
     finally:
-        board.close()
+        elsewhere.close()
+    assert _linked_scan(env, TIER1) == ("E2", "S3")
     board = Dashboard.from_environment(env, f"token=x&user={TIER1}&project=Nope")
     try:
         assert board.project is None and board.status.level == "error"
