@@ -14,6 +14,7 @@ MODULES = [
     "miqa_nb.core.settings",
     "miqa_nb.core.vocabulary",
     "miqa_nb.exchange.formats",
+    "miqa_nb.review.decision",
     "miqa_nb.store.decisions",
     "miqa_nb.store.names",
 ]
