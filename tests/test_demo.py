@@ -1,4 +1,4 @@
-"""Tests of miqa_nb.demo.files: the demo project's images and import CSV."""
+"""Tests of miqa_nb.demo._files: the demo project's images and import CSV."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from miqa_nb.demo._files import CSV_NAME, build_demo_files
 from miqa_nb.demo.artifacts import PHASE_AXIS, partial_coverage, wraparound
-from miqa_nb.demo.files import CSV_NAME, build_demo_files
 from miqa_nb.exchange import formats
 
 # MIQA's header, written out on purpose: the demo must match the specification, not

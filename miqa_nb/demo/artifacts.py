@@ -2,7 +2,7 @@
 
 This module owns the *physics-flavoured imitations* of the artifacts MIQA's reviewers
 mark (ghosting from motion, thermal noise, intensity inhomogeneity, wrap-around,
-partial brain coverage). :mod:`miqa_nb.demo.files` uses them to build the demo project's
+partial brain coverage). :mod:`miqa_nb.demo._files` uses them to build the demo project's
 artifact scans; tests and notebooks can use them on any array.
 
 Contract

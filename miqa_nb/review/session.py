@@ -28,7 +28,7 @@ Observers (:meth:`observe`) are called with an event name (:data:`EVENTS`):
 always called on the thread that built the session, also for events of background
 work; without a running asyncio loop (a script, a test) such an event waits until
 the owner calls :meth:`deliver`, :meth:`flush` or :meth:`close`
-(:mod:`miqa_nb.review.events`).
+(:mod:`miqa_nb.review._events`).
 
 Speed: volumes come from a process-wide :class:`~miqa_nb.volumes.VolumeCache`
 (:func:`default_cache`); opening a scan decodes the next ones ahead
@@ -60,9 +60,9 @@ from miqa_nb.core.identity import current_user
 from miqa_nb.core.rules import scan_state
 from miqa_nb.core.vocabulary import ArtifactState, Decision
 from miqa_nb.review import prefetch
+from miqa_nb.review._events import Observers
 from miqa_nb.review._view_controls import ViewControls
 from miqa_nb.review.decision import DecisionWriter, PendingDecision
-from miqa_nb.review.events import Observers
 from miqa_nb.review.prefetch import default_cache
 from miqa_nb.review.queue import FILTERS, Progress, ScanInfo, ScanKey, ScanQueue
 from miqa_nb.review.sync import CatalogSync
