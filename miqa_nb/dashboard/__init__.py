@@ -4,7 +4,7 @@
   page: tabs for projects, overview, review, upload and administration.
 - :mod:`~miqa_nb.dashboard.projects`, :mod:`~miqa_nb.dashboard.overview`,
   :mod:`~miqa_nb.dashboard.upload`, :mod:`~miqa_nb.dashboard.admin` -- its panels.
-- :mod:`~miqa_nb.dashboard.status` -- the status line every panel reports through.
+- ``_status`` (private) -- the status line every panel reports through.
 - :mod:`~miqa_nb.dashboard.model` -- what the panels do and show, without widgets:
   who the user is, tables, administration actions, staged uploads.
 
