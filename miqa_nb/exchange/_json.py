@@ -159,7 +159,9 @@ class _JsonReader:
     def problem(self, check: str, message: str, where: str, **more: Any) -> None:
         self.problems.append(_json_problem(self.file, check, message, where, **more))
 
-    def mapping(self, value: Any, where: str, what: str, keys: tuple[str, ...] | None) -> dict:
+    def mapping(
+        self, value: Any, where: str, what: str, keys: tuple[str, ...] | None
+    ) -> dict[str, Any]:
         """``value`` if it is an object (its unknown keys reported), else ``{}``."""
         if not isinstance(value, dict):
             self.problem(
@@ -182,7 +184,7 @@ class _JsonReader:
                 )
         return value
 
-    def text(self, container: dict, key: str, where: str) -> str:
+    def text(self, container: dict[str, Any], key: str, where: str) -> str:
         """A scalar value as text (``''`` for null or absent)."""
         found = _scalar(container.get(key))
         if found is None:
@@ -267,7 +269,9 @@ class _JsonReader:
                 )
             self.history(project, experiment, scan, sdict, swhere)
 
-    def history(self, project: str, experiment: str, scan: str, sdict: dict, swhere: str) -> None:
+    def history(
+        self, project: str, experiment: str, scan: str, sdict: dict[str, Any], swhere: str
+    ) -> None:
         """A scan's decisions: ``last_decision`` and the ``decisions`` list, in MIQA's order."""
         listed: list[tuple[Any, str]] = []
         if sdict.get("last_decision") is not None:
