@@ -1,6 +1,22 @@
 """miqa_nb: review the quality of MRI scans in Jupyter.
 
-A MIQA-compatible catalog (:class:`Catalog`), review panels and a Voila dashboard.
+A MIQA-compatible catalog, review panels and a Voila dashboard. The public API:
+
+- :class:`Catalog` -- the catalog file: projects, users and roles, imports and
+  exports, decisions, and DataFrames of them; :func:`read_export` reads an export
+  file back into DataFrames.
+- :class:`ReviewSession` -- one reviewer going through a project's scans, without
+  widgets (a script, a test, or the state behind the panels).
+- :func:`build_demo` -- the demo project, built from images that packages ship.
+- The words the API speaks: :class:`Decision`, :class:`ArtifactState`,
+  :class:`Location`, :class:`Role`, :class:`ScanState`, :class:`Report` of
+  :class:`Problem`; and the errors, all :class:`MiqaError`.
+
+Packages that are public too, each with its own ``__all__``:
+:mod:`miqa_nb.widgets` (the review panels: ``open_review`` in a notebook),
+:mod:`miqa_nb.volumes` (load, orient, window and render images),
+:mod:`miqa_nb.dashboard` (the Voila dashboard) and :mod:`miqa_nb.exchange` (import
+and export files). ``ls miqa_nb`` shows the layers; ``docs/design.md`` says how they fit.
 """
 
 from miqa_nb.catalog import Catalog
@@ -16,7 +32,9 @@ from miqa_nb.core.errors import (
 )
 from miqa_nb.core.report import Problem, Report
 from miqa_nb.core.vocabulary import ArtifactState, Decision, Location, Role, ScanState
+from miqa_nb.demo import build_demo
 from miqa_nb.exchange.analysis import read_export
+from miqa_nb.review import ReviewSession
 
 __version__ = "0.1.0"
 
@@ -32,10 +50,12 @@ __all__ = [
     "PermissionDenied",
     "Problem",
     "Report",
+    "ReviewSession",
     "Role",
     "ScanState",
     "VocabularyError",
     "VolumeError",
     "WriteError",
+    "build_demo",
     "read_export",
 ]

@@ -87,10 +87,26 @@ class Catalog:
 
     Examples
     --------
-    >>> cat = Catalog("lab.duckdb")                           # doctest: +SKIP
-    >>> cat.add_user("ana", superuser=True)                   # doctest: +SKIP
-    >>> report = cat.import_file("study.csv", by="ana")       # doctest: +SKIP
-    >>> cat.scans().groupby("state").size()                   # doctest: +SKIP
+    A catalog in a temporary folder, and a study of two scans imported into it:
+
+    >>> import pathlib, tempfile
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> lab = pathlib.Path(folder.name)
+    >>> cat = Catalog(lab / "lab.duckdb", data_roots=[lab])
+    >>> cat.add_user("ana", superuser=True)
+    >>> for name in ("s1.nii.gz", "s2.nii.gz"):
+    ...     (lab / name).touch()
+    >>> _ = (lab / "study.csv").write_text(
+    ...     "project_name,experiment_name,scan_name,scan_type,frame_number,file_location\\n"
+    ...     "P,E1,S1,T1,0,s1.nii.gz\\n"
+    ...     "P,E1,S2,T2,0,s2.nii.gz\\n"
+    ... )
+    >>> report = cat.import_file(lab / "study.csv", by="ana")
+    >>> report.problems, report.counts["scans"]
+    ([], 2)
+    >>> cat.scans().groupby("state").size().to_dict()
+    {'unreviewed': 2}
+    >>> folder.cleanup()
     """
 
     def __init__(

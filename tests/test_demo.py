@@ -1,4 +1,4 @@
-"""Tests of miqa_nb.demo.files: the demo project's images and import CSV."""
+"""Tests of miqa_nb.demo._files: the demo project's images and import CSV."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from miqa_nb.demo._files import CSV_NAME, build_demo_files
 from miqa_nb.demo.artifacts import (
     PHASE_AXIS,
     ghosting,
@@ -19,7 +20,6 @@ from miqa_nb.demo.artifacts import (
     rician_noise,
     wraparound,
 )
-from miqa_nb.demo.files import CSV_NAME, build_demo_files
 from miqa_nb.exchange import formats
 
 # MIQA's header, written out on purpose: the demo must match the specification, not

@@ -5,17 +5,27 @@ import importlib
 
 import pytest
 
-#: Modules whose examples need no catalog and no data: every one must have some.
+#: Modules with examples, every one of which must run as written (a catalog or a file
+#: only in a temporary folder the example makes and removes).
 MODULES = [
+    "miqa_nb.catalog",
     "miqa_nb.core.files",
     "miqa_nb.core.identity",
     "miqa_nb.core.permissions",
     "miqa_nb.core.rules",
     "miqa_nb.core.settings",
     "miqa_nb.core.vocabulary",
-    "miqa_nb.exchange.formats",
+    "miqa_nb.dashboard.model",
+    "miqa_nb.demo.artifacts",
+    "miqa_nb.exchange._json",
+    "miqa_nb.exchange.analysis",
+    "miqa_nb.review.decision",
     "miqa_nb.store.decisions",
     "miqa_nb.store.names",
+    "miqa_nb.volumes.cache",
+    "miqa_nb.volumes.io",
+    "miqa_nb.widgets._base",
+    "miqa_nb.widgets._shortcuts",
 ]
 
 

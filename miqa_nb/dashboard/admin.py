@@ -27,8 +27,8 @@ import pandas as pd
 
 from miqa_nb.core.report import Report
 from miqa_nb.core.vocabulary import Role
+from miqa_nb.dashboard._status import StatusBar
 from miqa_nb.dashboard.model import AdminActions
-from miqa_nb.dashboard.status import StatusBar
 
 __all__ = ["AdminPanel", "report_html", "table_html"]
 

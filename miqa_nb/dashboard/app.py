@@ -1,7 +1,7 @@
 """The reviewer dashboard that ``miqa-nb serve`` shows (``voila_app/dashboard.ipynb``).
 
 It puts the panels together: a header naming the user, the status bar
-(:mod:`~miqa_nb.dashboard.status`), the project list (:mod:`~miqa_nb.dashboard.projects`)
+(:mod:`~miqa_nb.dashboard._status`), the project list (:mod:`~miqa_nb.dashboard.projects`)
 and, for the open project, tabs: the scans overview (:mod:`~miqa_nb.dashboard.overview`),
 the review view, and -- for superusers and the project's creator only -- the
 administration panel (:mod:`~miqa_nb.dashboard.admin`) with the upload panel
@@ -34,6 +34,7 @@ import ipywidgets as widgets
 
 from miqa_nb.catalog import Catalog, default_catalog_path
 from miqa_nb.core import permissions
+from miqa_nb.dashboard._status import StatusBar
 from miqa_nb.dashboard.admin import AdminPanel
 from miqa_nb.dashboard.model import (
     AdminActions,
@@ -44,7 +45,6 @@ from miqa_nb.dashboard.model import (
 )
 from miqa_nb.dashboard.overview import Overview
 from miqa_nb.dashboard.projects import ProjectList
-from miqa_nb.dashboard.status import StatusBar
 from miqa_nb.dashboard.upload import UploadPanel
 
 __all__ = ["Dashboard", "ReviewFactory", "review_view"]

@@ -439,7 +439,11 @@ MAX_NAME = 200
 
 
 def upload_suffix(name: str) -> str | None:
-    """The accepted suffix ``name`` ends with (case-insensitive), or None."""
+    """The accepted suffix ``name`` ends with (case-insensitive), or None.
+
+    >>> upload_suffix("Study.NII.GZ"), upload_suffix(".csv"), upload_suffix("notes.txt")
+    ('.nii.gz', None, None)
+    """
     lower = name.lower()
     return next((s for s in UPLOAD_SUFFIXES if lower.endswith(s) and len(lower) > len(s)), None)
 
@@ -450,6 +454,11 @@ def check_upload_name(name: str) -> str | None:
     A name is a plain file name (no folders, no leading dot), of letters, digits,
     spaces and ``._+()-``, at most 200 characters, ending in one of
     :data:`UPLOAD_SUFFIXES`.
+
+    >>> check_upload_name("t1 (repeat).nii.gz") is None
+    True
+    >>> check_upload_name("../study.csv")
+    "file name '../study.csv' must not name a folder"
     """
     if not name or len(name) > MAX_NAME:
         return f"file name {name!r} must have 1 to {MAX_NAME} characters"

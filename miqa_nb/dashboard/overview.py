@@ -24,8 +24,8 @@ import ipywidgets as widgets
 import pandas as pd
 
 from miqa_nb.catalog import Catalog
+from miqa_nb.dashboard._status import StatusBar
 from miqa_nb.dashboard.model import ALL, filter_overview, overview_table, state_options
-from miqa_nb.dashboard.status import StatusBar
 from miqa_nb.volumes import LoadLimits, thumbnail
 
 __all__ = ["Overview"]

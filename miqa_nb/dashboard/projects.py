@@ -14,8 +14,8 @@ import ipywidgets as widgets
 import pandas as pd
 
 from miqa_nb.catalog import Catalog
+from miqa_nb.dashboard._status import StatusBar
 from miqa_nb.dashboard.model import visible_projects
-from miqa_nb.dashboard.status import StatusBar
 
 __all__ = ["ProjectList"]
 

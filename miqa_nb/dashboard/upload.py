@@ -19,8 +19,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from miqa_nb.dashboard._status import StatusBar
 from miqa_nb.dashboard.model import UPLOAD_SUFFIXES, UploadFile, UploadStager
-from miqa_nb.dashboard.status import StatusBar
 
 __all__ = ["UploadPanel", "uploaded_files"]
 

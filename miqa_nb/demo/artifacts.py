@@ -2,7 +2,7 @@
 
 This module owns the *physics-flavoured imitations* of the artifacts MIQA's reviewers
 mark (ghosting from motion, thermal noise, intensity inhomogeneity, wrap-around,
-partial brain coverage). :mod:`miqa_nb.demo.files` uses them to build the demo project's
+partial brain coverage). :mod:`miqa_nb.demo._files` uses them to build the demo project's
 artifact scans; tests and notebooks can use them on any array.
 
 Contract
@@ -15,6 +15,20 @@ Contract
 - Axes follow the RAS+ storage of the MNI templates by default: axis 1
   (posterior-anterior) is the phase-encode axis, axis 2 (inferior-superior) the slice
   axis.
+
+Examples
+--------
+>>> head = np.zeros((8, 8, 8), np.uint8)
+>>> head[2:6, 2:6, 2:6] = 200
+>>> wraparound(head, axis=PHASE_AXIS, start=2, size=4).shape
+(8, 4, 8)
+>>> noisy = rician_noise(head, np.random.default_rng(0))
+>>> noisy.dtype, bool((noisy[head == 0] > 0).any())  # the background gains a floor
+(dtype('uint8'), True)
+>>> before = head.copy()
+>>> same = [ghosting(head, np.random.default_rng(7)) for _ in range(2)]
+>>> np.array_equal(*same), np.array_equal(head, before)  # one seed, one result; input kept
+(True, True)
 """
 
 from __future__ import annotations

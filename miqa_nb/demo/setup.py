@@ -1,4 +1,4 @@
-"""The demo project, ready to review: files built by :mod:`miqa_nb.demo.files`, imported.
+"""The demo project, ready to review: files built by :mod:`miqa_nb.demo._files`, imported.
 
 ``miqa-nb demo`` calls :func:`build_demo`: it writes the demo images and import file,
 creates the catalog with a few users in every role, and imports the project.
@@ -11,8 +11,11 @@ from pathlib import Path
 
 from miqa_nb.catalog import Catalog
 from miqa_nb.core.report import Report
-from miqa_nb.demo.files import build_demo_files
+from miqa_nb.demo._files import build_demo_files
 
+__all__ = ["DEMO_USERS", "PROJECT", "build_demo"]
+
+#: Name of the demo project.
 PROJECT = "Demo"
 
 #: Demo reviewers and their roles in the demo project.

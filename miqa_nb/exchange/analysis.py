@@ -32,8 +32,23 @@ def read_export(path: str | os.PathLike[str]) -> pd.DataFrame:
 
     Examples
     --------
-    >>> df = read_export("project.csv")                                   # doctest: +SKIP
-    >>> df.drop_duplicates("scan_name").groupby("last_decision_creator").size()  # doctest: +SKIP
+    >>> import pathlib, tempfile
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(folder.name, "project.csv")
+    >>> _ = path.write_text(
+    ...     ",".join(formats.MIQA_COLUMNS) + "\\n"
+    ...     "P,E1,S1,T1,0,/data/s1.nii.gz,,,,,U,ana,,2024-05-01 10:00:00,,\\n"
+    ...     "P,E1,S2,T1,0,/data/s2.nii.gz,,,,,UN,ben,moved,2024-05-01 10:05:00,"
+    ...     "ghosting_motion,i=1;j=2;k=3\\n"
+    ... )
+    >>> df = read_export(path)
+    >>> df.drop_duplicates("scan_name").groupby("last_decision_creator").size().to_dict()
+    {'ana': 1, 'ben': 1}
+    >>> df[["scan_name", "ghosting_motion", "k"]]
+      scan_name  ghosting_motion    k
+    0        S1            False  NaN
+    1        S2             True  3.0
+    >>> folder.cleanup()
     """
     parsed = formats.read(path)
     frames = parsed.frame()

@@ -7,7 +7,8 @@ found (wrong delimiter, unknown columns or keys, bad encoding...) and a way to l
 frame rows as Arrow record batches of strings (``''`` for missing; surrounding spaces are
 the reader's business, see :data:`UNTRIMMED`). CSV files are read by pyarrow's parallel
 CSV reader, files over :data:`STREAM_BYTES` by its streaming reader (bounded memory);
-never row by row in Python.
+never row by row in Python. The JSON reader is :mod:`~miqa_nb.exchange._json`, the
+shape both readers return :mod:`~miqa_nb.exchange._parsed`; this module re-exports them.
 Writers are atomic: they write a temporary file beside the target, then rename it.
 """
 
@@ -18,74 +19,56 @@ import csv
 import difflib
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from miqa_nb.core import files
-from miqa_nb.core.errors import VocabularyError, WriteError
+from miqa_nb.core.errors import WriteError
 from miqa_nb.core.report import Problem
-from miqa_nb.core.vocabulary import Timestamp
+from miqa_nb.exchange._json import decision_order, read_json
+from miqa_nb.exchange._parsed import (
+    BATCH_COLUMNS,
+    BATCH_SCHEMA,
+    DECISION_COLUMNS,
+    DECISION_KEYS,
+    DECISIONS_TABLE,
+    MIQA_COLUMNS,
+    REQUIRED_COLUMNS,
+    SCAN_KEYS,
+    UNTRIMMED,
+    ParsedFile,
+)
 
-#: The 16 columns MIQA writes, in its order (the specification's 15 plus experiment_notes).
-MIQA_COLUMNS: tuple[str, ...] = (
-    "project_name",
-    "experiment_name",
-    "scan_name",
-    "scan_type",
-    "frame_number",
-    "file_location",
-    "experiment_notes",
-    "subject_id",
-    "session_id",
-    "scan_link",
-    "last_decision",
-    "last_decision_creator",
-    "last_decision_note",
-    "last_decision_created",
-    "identified_artifacts",
-    "location_of_interest",
-)
-REQUIRED_COLUMNS: tuple[str, ...] = MIQA_COLUMNS[:6]
-DECISION_COLUMNS: tuple[str, ...] = MIQA_COLUMNS[10:]
-#: Keys of one decision in JSON files, and the CSV column each matches.
-DECISION_KEYS: dict[str, str] = {
-    "decision": "last_decision",
-    "creator": "last_decision_creator",
-    "note": "last_decision_note",
-    "created": "last_decision_created",
-    "user_identified_artifacts": "identified_artifacts",
-    "location": "location_of_interest",
-}
-SCAN_KEYS: dict[str, str] = {
-    "type": "scan_type",
-    "subject_id": "subject_id",
-    "session_id": "session_id",
-    "scan_link": "scan_link",
-}
-#: Columns of the decisions table read from JSON files.
-DECISIONS_TABLE: tuple[str, ...] = (
-    "project_name",
-    "experiment_name",
-    "scan_name",
-    *DECISION_COLUMNS,
-    "_order",
-    "_path",
-)
+__all__ = [
+    "BATCH_COLUMNS",
+    "BATCH_SCHEMA",
+    "BLOCK_BYTES",
+    "DECISIONS_TABLE",
+    "DECISION_COLUMNS",
+    "DECISION_KEYS",
+    "LISTED_BAD_LINES",
+    "MIQA_COLUMNS",
+    "REQUIRED_COLUMNS",
+    "SCAN_KEYS",
+    "STREAM_BYTES",
+    "UNTRIMMED",
+    "ParsedFile",
+    "atomic_path",
+    "decision_order",
+    "read",
+    "read_csv",
+    "read_json",
+    "write_csv",
+    "write_json",
+]
 
 _BOM = b"\xef\xbb\xbf"
-
-
-#: Columns kept as written (not trimmed of surrounding spaces).
-UNTRIMMED: frozenset[str] = frozenset({"experiment_notes", "last_decision_note"})
 
 
 #: CSV files larger than this are read in a stream of blocks (bounded memory) rather
@@ -93,62 +76,6 @@ UNTRIMMED: frozenset[str] = frozenset({"experiment_notes", "last_decision_note"}
 STREAM_BYTES = 256 << 20
 #: The size of the blocks pyarrow parses (in parallel, or one after another when streamed).
 BLOCK_BYTES = 4 << 20
-#: Columns of the record batches :meth:`ParsedFile.batches` yields.
-BATCH_COLUMNS: tuple[str, ...] = (*MIQA_COLUMNS, "_row", "_path")
-BATCH_SCHEMA = pa.schema(
-    [*((c, pa.string()) for c in MIQA_COLUMNS), ("_row", pa.int64()), ("_path", pa.string())]
-)
-
-
-@dataclass
-class ParsedFile:
-    """What a reader found in an import file.
-
-    Attributes
-    ----------
-    path : str
-    kind : {'csv', 'json'}
-    problems : list of Problem
-        Structural problems; :meth:`batches` appends those it meets while reading.
-    decisions : DataFrame or None
-        JSON files only: every decision, ``_order`` 0 for the newest of a scan.
-    """
-
-    path: str
-    kind: str
-    problems: list[Problem] = field(default_factory=list)
-    decisions: pd.DataFrame | None = None
-    _batches: Callable[[], Iterator[pa.RecordBatch]] | None = None
-
-    @property
-    def ok(self) -> bool:
-        """False once an error has been found."""
-        return not any(p.severity == "error" for p in self.problems)
-
-    def batches(self) -> Iterator[pa.RecordBatch]:
-        """The frame rows, in the file's order, as record batches of
-        :data:`BATCH_SCHEMA`: the 16 MIQA columns as written (``''`` when missing),
-        ``_row`` (the CSV line, header = 1) and ``_path`` (the JSON path of the frame).
-
-        Nothing is yielded when the header already failed. A problem met while reading
-        is recorded in :attr:`problems` and ends the batches; check :attr:`ok` after.
-        """
-        if self._batches is None or not self.ok:
-            return iter(())
-        return self._batches()
-
-    def frame(self) -> pd.DataFrame:
-        """The rows as a DataFrame, trimmed as an import reads them (for analysis;
-        imports stay in Arrow and DuckDB)."""
-        batches = list(self.batches())
-        if not self.ok:
-            return pd.DataFrame(columns=[*MIQA_COLUMNS, "_path"])
-        con = duckdb.connect()
-        try:
-            con.register("rows", pa.Table.from_batches(batches, schema=BATCH_SCHEMA))
-            return con.execute(f"SELECT {_select(MIQA_COLUMNS)}, _path FROM rows").df()
-        finally:
-            con.close()
 
 
 def read(path: str | os.PathLike[str]) -> ParsedFile:
@@ -157,20 +84,6 @@ def read(path: str | os.PathLike[str]) -> ParsedFile:
     if path.suffix.lower() == ".json":
         return read_json(path)
     return read_csv(path)
-
-
-def _select(present: Iterable[str]) -> str:
-    """SELECT list giving the 16 columns, trimmed, '' for missing or absent ones."""
-    present = set(present)
-    parts = []
-    for column in MIQA_COLUMNS:
-        if column not in present:
-            parts.append(f"'' AS \"{column}\"")
-        elif column in UNTRIMMED:
-            parts.append(f'coalesce("{column}", \'\') AS "{column}"')
-        else:
-            parts.append(f'coalesce(trim("{column}"), \'\') AS "{column}"')
-    return ", ".join(parts)
 
 
 # --------------------------------------------------------------------------- CSV
@@ -424,284 +337,6 @@ def _find_bad_utf8(path: Path) -> tuple[int, int, str] | None:
             except UnicodeDecodeError as exc:
                 return number, exc.start + 1, f"0x{line[exc.start]:02x}"
     return None
-
-
-# -------------------------------------------------------------------------- JSON
-
-
-def _jpath(*keys: str) -> str:
-    return "$" + "".join(f"[{json.dumps(k, ensure_ascii=False)}]" for k in keys)
-
-
-def _scalar(value: Any) -> str | None:
-    """A scalar as text ('' for null); None when the value is not a scalar."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str | int | float):
-        return str(value)
-    return None
-
-
-def read_json(path: str | os.PathLike[str]) -> ParsedFile:
-    """Read a JSON import file: ``projects -> experiments -> scans -> frames``.
-
-    A scan carries ``last_decision`` (the specification) or ``decisions`` (MIQA: every
-    decision); an experiment may carry ``notes``. Unknown keys and wrongly nested values
-    are reported with their JSON path. A scan's decisions are ordered as MIQA orders
-    them (:func:`decision_order`). What MIQA's own importer would refuse or read
-    otherwise (``"notes": null``; ``decisions`` beside ``last_decision``) is a warning.
-    """
-    name = str(path)
-    parsed = ParsedFile(name, "json")
-    try:
-        with open(path, encoding="utf-8-sig") as handle:
-            document = json.load(handle)
-    except UnicodeDecodeError as exc:
-        parsed.problems.append(
-            _json_problem(
-                name, "encoding", f"the file is not UTF-8 ({exc.reason}); save it as UTF-8", "$"
-            )
-        )
-        return parsed
-    except json.JSONDecodeError as exc:
-        parsed.problems.append(
-            _json_problem(
-                name,
-                "malformed-json",
-                f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
-                "$",
-                row=exc.lineno,
-            )
-        )
-        return parsed
-    except OSError as exc:
-        parsed.problems.append(
-            _json_problem(name, "unreadable", f"cannot read the file: {exc.strerror or exc}", "$")
-        )
-        return parsed
-    reader = _JsonReader(name)
-    reader.read(document)
-    parsed.problems.extend(reader.problems)
-    if not reader.rows and not parsed.problems:
-        parsed.problems.append(
-            _json_problem(
-                name,
-                "no-rows",
-                "the file holds no frames; add projects, experiments, scans and frames",
-                "$",
-            )
-        )
-    parsed.decisions = pd.DataFrame(reader.decisions, columns=list(DECISIONS_TABLE))
-    frame = pd.DataFrame(reader.rows, columns=[*MIQA_COLUMNS, "_path"], dtype=object)
-    parsed._batches = lambda: _frame_batches(frame)
-    return parsed
-
-
-def _json_problem(
-    file: str,
-    check: str,
-    message: str,
-    where: str,
-    severity: Literal["error", "warning"] = "error",
-    **more: Any,
-) -> Problem:
-    return Problem(severity, check, message, file=file, path=where, **more)
-
-
-def _frame_batches(frame: pd.DataFrame) -> Iterator[pa.RecordBatch]:
-    """The rows of a JSON file as record batches of :data:`BATCH_SCHEMA`."""
-    table = pa.Table.from_pandas(frame.assign(_row=None)[list(BATCH_COLUMNS)], schema=BATCH_SCHEMA)
-    yield from table.to_batches()
-
-
-def decision_order(created: list[str]) -> list[int]:
-    """Each decision's place in its scan's history (0 the newest), given their
-    ``created`` texts in the order a file lists them (newest first).
-
-    As MIQA orders them (``docs/miqa-rules.md``, rule D1): by ``created``, newest first,
-    a decision without a (readable) time before any with one (PostgreSQL sorts nulls
-    first in MIQA's ``-created`` order); times compare as written, wall clock, whatever
-    their UTC offsets (MIQA drops the offset); ties keep the list's order.
-
-    >>> decision_order(["2022-01-01 10:00:00", "2022-01-02 09:00:00", "", "2022-01-02 09:00"])
-    [3, 1, 0, 2]
-    """
-    keys = []
-    for position, text in enumerate(created):
-        try:
-            wall = Timestamp.parse(text).wall if text.strip() else None
-        except VocabularyError:
-            wall = None
-        since = 0 if wall is None else (wall - datetime.min) // timedelta(microseconds=1)
-        keys.append((wall is not None, -since, position))
-    ranked = sorted(range(len(created)), key=keys.__getitem__)
-    order = [0] * len(created)
-    for place, index in enumerate(ranked):
-        order[index] = place
-    return order
-
-
-class _JsonReader:
-    """Walks a parsed JSON document into frame rows and decisions, noting problems."""
-
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.problems: list[Problem] = []
-        self.rows: list[dict[str, Any]] = []
-        self.decisions: list[dict[str, Any]] = []
-
-    def problem(self, check: str, message: str, where: str, **more: Any) -> None:
-        self.problems.append(_json_problem(self.file, check, message, where, **more))
-
-    def mapping(self, value: Any, where: str, what: str, keys: tuple[str, ...] | None) -> dict:
-        """``value`` if it is an object (its unknown keys reported), else ``{}``."""
-        if not isinstance(value, dict):
-            self.problem(
-                "json-structure",
-                f"{what} must be a JSON object; found {type(value).__name__}",
-                where,
-                value=_preview(value),
-            )
-            return {}
-        allowed = () if keys is None else keys
-        for key in value if keys is not None else ():
-            if key not in allowed:
-                self.problem(
-                    "unknown-key",
-                    f"unknown key {key!r} in {what}; allowed keys are {', '.join(allowed)}",
-                    where + f"[{json.dumps(key, ensure_ascii=False)}]",
-                    column=key,
-                    value=key,
-                    expected=", ".join(allowed),
-                )
-        return value
-
-    def text(self, container: dict, key: str, where: str) -> str:
-        """A scalar value as text (``''`` for null or absent)."""
-        found = _scalar(container.get(key))
-        if found is None:
-            self.problem(
-                "json-structure",
-                f"{key!r} must be a string or null, not a nested value",
-                where + f"[{json.dumps(key)}]",
-                column=key,
-                value=_preview(container.get(key)),
-            )
-            return ""
-        return found
-
-    def read(self, document: Any) -> None:
-        top = self.mapping(document, "$", "the document", ("projects",))
-        if isinstance(document, dict) and "projects" not in document:
-            self.problem("json-structure", "the document needs a top-level 'projects' object", "$")
-        projects = self.mapping(top.get("projects", {}), _jpath("projects"), "'projects'", None)
-        for project, pvalue in projects.items():
-            pwhere = _jpath("projects", project)
-            pdict = self.mapping(pvalue, pwhere, f"project {project!r}", ("experiments",))
-            experiments = self.mapping(
-                pdict.get("experiments", {}), pwhere + '["experiments"]', "'experiments'", None
-            )
-            for experiment, evalue in experiments.items():
-                self.experiment(project, experiment, evalue)
-
-    def experiment(self, project: str, experiment: str, evalue: Any) -> None:
-        ewhere = _jpath("projects", project, "experiments", experiment)
-        edict = self.mapping(evalue, ewhere, f"experiment {experiment!r}", ("scans", "notes"))
-        if "notes" in edict and edict["notes"] is None:
-            self.problem(
-                "miqa-refuses",
-                f'experiment {experiment!r} has "notes": null, which MIQA refuses (it '
-                'writes "" for no notes); read here as no notes',
-                ewhere + '["notes"]',
-                severity="warning",
-                column="notes",
-                expected='a string ("" for none)',
-            )
-        notes = self.text(edict, "notes", ewhere)
-        scans = self.mapping(edict.get("scans", {}), ewhere + '["scans"]', "'scans'", None)
-        if not scans and isinstance(evalue, dict):
-            self.problem(
-                "empty-experiment",
-                f"experiment {experiment!r} has no scans; add scans or remove it",
-                ewhere,
-            )
-        for scan, svalue in scans.items():
-            swhere = ewhere + _jpath("scans", scan)[1:]
-            sdict = self.mapping(
-                svalue,
-                swhere,
-                f"scan {scan!r}",
-                (*SCAN_KEYS, "frames", "last_decision", "decisions"),
-            )
-            base = {
-                **dict.fromkeys(MIQA_COLUMNS, ""),
-                "project_name": project,
-                "experiment_name": experiment,
-                "scan_name": scan,
-                "experiment_notes": notes,
-                **{col: self.text(sdict, key, swhere) for key, col in SCAN_KEYS.items()},
-            }
-            frames = self.mapping(sdict.get("frames", {}), swhere + '["frames"]', "'frames'", None)
-            if not frames and isinstance(svalue, dict):
-                self.problem(
-                    "empty-scan",
-                    f"scan {scan!r} has no frames; add at least one frame or remove it",
-                    swhere,
-                )
-            for number, fvalue in frames.items():
-                fwhere = swhere + _jpath("frames", number)[1:]
-                fdict = self.mapping(fvalue, fwhere, f"frame {number!r}", ("file_location",))
-                self.rows.append(
-                    {
-                        **base,
-                        "frame_number": number,
-                        "file_location": self.text(fdict, "file_location", fwhere),
-                        "_path": fwhere,
-                    }
-                )
-            self.history(project, experiment, scan, sdict, swhere)
-
-    def history(self, project: str, experiment: str, scan: str, sdict: dict, swhere: str) -> None:
-        """A scan's decisions: ``last_decision`` and the ``decisions`` list, in MIQA's order."""
-        listed: list[tuple[Any, str]] = []
-        if sdict.get("last_decision") is not None:
-            listed.append((sdict["last_decision"], swhere + '["last_decision"]'))
-        given = sdict.get("decisions")
-        if given is not None and not isinstance(given, list):
-            self.problem("json-structure", "'decisions' must be a list", swhere + '["decisions"]')
-        elif given is not None:
-            if listed and given:
-                self.problem(
-                    "miqa-differs",
-                    f"scan {scan!r} has both 'last_decision' and 'decisions'; MIQA would keep "
-                    "only 'last_decision', here both are kept",
-                    swhere,
-                    severity="warning",
-                )
-            listed.extend((d, swhere + f'["decisions"][{n}]') for n, d in enumerate(given))
-        found: list[dict[str, Any]] = []
-        for dvalue, dwhere in listed:
-            ddict = self.mapping(dvalue, dwhere, "a decision", tuple(DECISION_KEYS))
-            found.append(
-                {
-                    "project_name": project,
-                    "experiment_name": experiment,
-                    "scan_name": scan,
-                    **{col: self.text(ddict, key, dwhere) for key, col in DECISION_KEYS.items()},
-                    "_path": dwhere,
-                }
-            )
-        order = decision_order([d["last_decision_created"] for d in found])
-        for decision, place in zip(found, order, strict=True):
-            decision["_order"] = place
-        self.decisions.extend(found)
-
-
-def _preview(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 # ------------------------------------------------------------------------ writing

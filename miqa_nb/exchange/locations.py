@@ -30,6 +30,7 @@ from functools import cached_property
 
 import duckdb
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -225,8 +226,9 @@ class Resolved:
     prefixes: list[str]
     cut: np.ndarray
 
-    def is_(self, status: str) -> np.ndarray:
-        return self.status == _CODE[status]
+    def is_(self, status: str) -> npt.NDArray[np.bool_]:
+        found: npt.NDArray[np.bool_] = self.status == _CODE[status]
+        return found
 
     def statuses(self) -> list[str]:
         """The statuses found, in the order of :data:`STATUSES`."""
@@ -558,8 +560,11 @@ def _path_table(
     )
 
 
-def _isin(values: pa.Array | pa.ChunkedArray, among: list[str]) -> np.ndarray:
-    return pc.is_in(values, value_set=pa.array(among, pa.string())).to_numpy(zero_copy_only=False)
+def _isin(values: pa.Array | pa.ChunkedArray, among: list[str]) -> npt.NDArray[np.bool_]:
+    found: npt.NDArray[np.bool_] = pc.is_in(
+        values, value_set=pa.array(among, pa.string())
+    ).to_numpy(zero_copy_only=False)
+    return found
 
 
 def _whole(array: pa.Array | pa.ChunkedArray) -> pa.Array:

@@ -266,6 +266,27 @@ class ScanQueue:
                 f"(filters: type={self.scan_type!r}, experiments={self.experiments and sorted(self.experiments)})"
             ) from None
 
+    def key_of(self, target: ScanKey | int | ScanInfo) -> ScanKey:
+        """The key of a scan given by queue position, ``(experiment, scan)`` or details.
+
+        Raises
+        ------
+        MiqaError
+            A position outside the queue, or a scan outside the scope.
+        """
+        if isinstance(target, ScanInfo):
+            return target.key
+        if isinstance(target, int):
+            keys = self._v.keys
+            if not 0 <= target < len(keys):
+                raise MiqaError(
+                    f"queue position {target} is out of range: the queue has {len(keys)} scans"
+                )
+            return keys[target]
+        key = (str(target[0]), str(target[1]))
+        self.info(key)  # raises when not in scope
+        return key
+
     def in_scope(self, key: ScanKey) -> bool:
         """Whether a scan passes the type and experiment filters."""
         return key in self._v.at
@@ -313,6 +334,19 @@ class ScanQueue:
             if key[0] not in held_by_others:
                 return key
         return candidates[0] if candidates else None
+
+    def first(
+        self, place: ScanKey | None, *, held_by_others: Collection[str] = ()
+    ) -> ScanKey | None:
+        """Where a reviewer begins: ``place`` (where they left off) when it is in scope
+        and still matches the state filter, else the next scan after it, else the first
+        (as :meth:`find_next` prefers them); None for an empty queue."""
+        start = place if place is not None and self.in_scope(place) else None
+        if start is not None and not self.matches(start):
+            start = self.find_next(start, held_by_others=held_by_others)
+        if start is None:
+            start = self.find_next(None, held_by_others=held_by_others)
+        return start
 
     def upcoming(
         self, start: ScanKey | None, n: int, held_by_others: Collection[str] = ()

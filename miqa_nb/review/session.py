@@ -2,101 +2,74 @@
 
 :class:`ReviewSession` owns everything a review screen shows and does, so that widgets
 stay thin views (:mod:`miqa_nb.widgets`) and the same logic runs in tests, notebooks,
-a Voila dashboard or a script:
+a Voila dashboard or a script. It composes parts that are given what they need and
+know nothing of it, and keeps one surface over them:
 
-- the queue (:class:`~miqa_nb.review.queue.ScanQueue`, MIQA's order, state and type
-  filters), the current scan, next/previous, resuming where the user left off, and
-  progress (every reviewer's, refreshed from the catalog with :meth:`refresh`);
-- the view: current frame, crosshair (world mm), slices, window/level, and the three
-  planes as pictures (:meth:`plane_images`, :meth:`render`);
-- the pending decision (code, artifacts, note, "store location") and :meth:`submit`,
-  which checks the user's role, MIQA's note-or-artifact rule and claims *before*
-  writing, records the decision and goes to the next scan;
-- claims instead of MIQA's experiment lock: opening a scan claims its experiment for a
-  few minutes (renewed at half-life), :meth:`next` prefers experiments nobody else
-  holds, :attr:`held_by` names who holds the current one, superusers may
-  :meth:`take_over`;
+- :attr:`queue` (:class:`~miqa_nb.review.queue.ScanQueue`, pure): MIQA's order, state
+  and type filters, progress. The session adds the open scan, next/previous
+  (experiments nobody else holds first) and resuming where the user left off.
+- :attr:`view` (:class:`~miqa_nb.review.view.ScanView`): frame, crosshair (world
+  mm), slices, window/level and the three planes as pictures; its methods are the
+  session's own (:class:`~miqa_nb.review._view_controls.ViewControls`).
+- the pending decision (:class:`~miqa_nb.review.decision.PendingDecision`) and
+  :meth:`submit`, which checks the user's role, MIQA's note-or-artifact rule and
+  claims *before* anything is written, has :attr:`writer` record the decision and
+  goes to the next scan.
+- :attr:`sync` (:class:`~miqa_nb.review.sync.CatalogSync`): background catalog work,
+  refreshing (:meth:`refresh`) and claims instead of MIQA's experiment lock (opening
+  a scan claims its experiment for a few minutes; :attr:`held_by`, :meth:`take_over`).
 - errors: a failed action never raises to the caller of a UI action; it is kept as
   :attr:`last_error` (readable text) and announced to observers (``'error'``).
 
-The session is composed of parts that are given what they need and know nothing of
-it: :class:`~miqa_nb.review.view.ScanView` (:attr:`view`: volume, frames,
-crosshair, window, pictures), :class:`~miqa_nb.review.sync.CatalogSync`
-(:attr:`sync`: background catalog work, refresh, claims),
-:class:`~miqa_nb.review.queue.ScanQueue` (:attr:`queue`, pure) and
-:class:`~miqa_nb.review.events.Observers`. This module holds navigation, the pending
-decision, submit and errors, and forwards the view's and the claims' methods, so the
-session's API is one surface.
-
-Observers (:meth:`observe`) are called with an event name: ``'scan'`` (another scan
-is open), ``'view'`` (frame, crosshair, slices or window), ``'pending'``,
-``'submitted'`` (accepted), ``'stored'`` (written), ``'queue'`` (states/progress),
-``'claim'``, ``'history'``, ``'error'``, ``'message'``. They are always called on the
-thread that built the session, also for events of background work (a write that
-failed or was stored, claims, auto-refresh): in a kernel or a Voila page the event is
-scheduled on the owner's running asyncio loop and delivered as soon as the kernel is
-idle; without a running loop (a script, a test) it waits until the owner calls
-:meth:`deliver`, :meth:`flush` or :meth:`close`, or raises an event of its own (see
-:mod:`miqa_nb.review.events`).
+Observers (:meth:`observe`) are called with an event name (:data:`EVENTS`):
+``'scan'`` (another scan is open), ``'view'`` (frame, crosshair, slices or window),
+``'pending'``, ``'submitted'`` (accepted), ``'stored'`` (written), ``'queue'``
+(states/progress), ``'claim'``, ``'history'``, ``'error'``, ``'message'``. They are
+always called on the thread that built the session, also for events of background
+work; without a running asyncio loop (a script, a test) such an event waits until
+the owner calls :meth:`deliver`, :meth:`flush` or :meth:`close`
+(:mod:`miqa_nb.review._events`).
 
 Speed: volumes come from a process-wide :class:`~miqa_nb.volumes.VolumeCache`
-(:func:`default_cache`); opening a scan prefetches the next ones, and :meth:`submit`
-starts decoding the next scan before it writes the decision. Catalog work that the
-picture does not wait for -- writing the accepted decision (opening, committing and
-closing the shared DuckDB file costs 20-50 ms, more than the whole budget of a scan
-change), claims, the resume place, refreshing -- runs on one background thread per
-session, in order; :meth:`flush` waits for it and :meth:`close` calls it. With
-``background=False`` everything happens before each call returns.
+(:func:`default_cache`); opening a scan decodes the next ones ahead
+(:mod:`miqa_nb.review.prefetch`), and :meth:`submit` starts decoding the next scan
+before it writes the decision. Catalog work that the picture does not wait for --
+writing the accepted decision (opening, committing and closing the shared DuckDB file
+costs 20-50 ms, more than the whole budget of a scan change), claims, the resume
+place, refreshing -- runs on one background thread per session, in order;
+:meth:`flush` waits for it and :meth:`close` calls it. With ``background=False``
+everything happens before each call returns.
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import logging
 import os
 import threading
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from miqa_nb.catalog import CLAIM_MINUTES, Catalog, Claim
 from miqa_nb.core import permissions
 from miqa_nb.core.errors import MiqaError, PermissionDenied
 from miqa_nb.core.identity import current_user
-from miqa_nb.core.rules import require_note_or_artifact, scan_state
-from miqa_nb.core.vocabulary import (
-    ARTIFACTS,
-    ArtifactState,
-    Decision,
-    Location,
-    parse_artifact,
-)
-from miqa_nb.review.events import Observers
+from miqa_nb.core.rules import scan_state
+from miqa_nb.core.vocabulary import ArtifactState, Decision
+from miqa_nb.review import prefetch
+from miqa_nb.review._events import Observers
+from miqa_nb.review._view_controls import ViewControls
+from miqa_nb.review.decision import DecisionWriter, PendingDecision
+from miqa_nb.review.prefetch import default_cache
 from miqa_nb.review.queue import FILTERS, Progress, ScanInfo, ScanKey, ScanQueue
 from miqa_nb.review.sync import CatalogSync
 from miqa_nb.review.view import PLANES_AXIS, ScanView
-from miqa_nb.volumes import (
-    Convention,
-    LoadLimits,
-    Plane,
-    PlaneImage,
-    SliceIndex,
-    Volume,
-    VolumeCache,
-    Window,
-)
+from miqa_nb.volumes import Convention, VolumeCache
 
-__all__ = [
-    "EVENTS",
-    "PLANES_AXIS",
-    "PendingDecision",
-    "ReviewSession",
-    "default_cache",
-]
+__all__ = ["EVENTS", "PLANES_AXIS", "PendingDecision", "ReviewSession", "default_cache"]
 
 _log = logging.getLogger(__name__)
 
@@ -114,41 +87,8 @@ EVENTS = (
     "message",
 )
 
-_CACHE: VolumeCache | None = None
-_CACHE_LOCK = threading.Lock()
 
-
-def default_cache() -> VolumeCache:
-    """The process-wide volume cache every session shares (1 GiB, 2 decoding threads;
-    data roots and voxel-byte bound from the environment, :meth:`LoadLimits.from_environ`)."""
-    global _CACHE
-    with _CACHE_LOCK:
-        if _CACHE is None:
-            _CACHE = VolumeCache(max_bytes=1 << 30, workers=2, limits=LoadLimits.from_environ())
-        return _CACHE
-
-
-@dataclass(frozen=True)
-class PendingDecision:
-    """The decision being prepared for the current scan."""
-
-    decision: Decision | None = None
-    #: Artifacts the reviewer assessed; the others are "not assessed".
-    artifacts: Mapping[str, ArtifactState] = field(default_factory=dict)
-    note: str = ""
-    store_location: bool = True
-
-    def artifact(self, name: str) -> ArtifactState:
-        """State of one artifact (default not assessed)."""
-        return self.artifacts.get(name, ArtifactState.NOT_ASSESSED)
-
-    @property
-    def present(self) -> tuple[str, ...]:
-        """Artifacts marked present, in display order."""
-        return tuple(a for a in ARTIFACTS if self.artifact(a) == ArtifactState.PRESENT)
-
-
-class ReviewSession:
+class ReviewSession(ViewControls):
     """One reviewer reviewing one project of a catalog.
 
     Parameters
@@ -222,10 +162,11 @@ class ReviewSession:
         self.last_error: str | None = None
         self.last_exception: BaseException | None = None
         self.message = ""
-        self.last_submitted: tuple[ScanKey, int] | None = None
-        #: Decisions accepted but not stored (scan, decision, why), newest last.
-        self.unsaved: list[tuple[ScanKey, PendingDecision, str]] = []
         self._observers = Observers()
+        #: Writes accepted decisions, keeps those not stored.
+        self.writer = DecisionWriter(
+            catalog, self.project, self.user, notify=self._notify, fail=self._fail
+        )
         self._lock = threading.RLock()  # guards the queue against a refresh's update
         self._key: ScanKey | None = None
         self._pending = PendingDecision()
@@ -263,12 +204,7 @@ class ReviewSession:
             scans, self._frames_df, filter=filter, scan_type=scan_type, experiment=experiment
         )
         self._scans_df = scans
-        others = self.sync.others()
-        start = place if place is not None and self.queue.in_scope(place) else None
-        if start is not None and not self.queue.matches(start):
-            start = self.queue.find_next(start, held_by_others=others)
-        if start is None:
-            start = self.queue.find_next(None, held_by_others=others)
+        start = self.queue.first(place, held_by_others=self.sync.others())
         if start is None:
             self._say(f"nothing to review: no scan matches the filter {filter!r}")
         else:
@@ -360,16 +296,6 @@ class ReviewSession:
         return not self.allowed_decisions
 
     @property
-    def convention(self) -> Convention:
-        """Display convention of the project (``'neurological'`` or ``'radiological'``)."""
-        return self.view.convention
-
-    @property
-    def max_size(self) -> int:
-        """Longest side of a plane picture in pixels."""
-        return self.view.max_size
-
-    @property
     def key(self) -> ScanKey | None:
         """``(experiment, scan)`` of the open scan."""
         return self._key
@@ -399,6 +325,16 @@ class ReviewSession:
         return self._pending
 
     @property
+    def last_submitted(self) -> tuple[ScanKey, int] | None:
+        """``(scan, decision id)`` of the last decision stored."""
+        return self.writer.last_submitted
+
+    @property
+    def unsaved(self) -> list[tuple[ScanKey, PendingDecision, str]]:
+        """Decisions accepted but not stored (scan, decision, why), newest last."""
+        return self.writer.unsaved
+
+    @property
     def history(self) -> pd.DataFrame:
         """Decisions of the open scan, newest first."""
         df = self.sync.decisions
@@ -425,7 +361,7 @@ class ReviewSession:
     def open(self, target: ScanKey | int | ScanInfo) -> bool:
         """Open a scan (a queue position or ``(experiment, scan)``); False if it failed."""
         try:
-            key = self._target(target)
+            key = self.queue.key_of(target)
         except MiqaError as exc:
             self._fail(exc)
             return False
@@ -433,30 +369,16 @@ class ReviewSession:
         with self._lock:
             self.queue.pin(key)
             self._key = key
-        self._pending = PendingDecision(store_location=self._pending.store_location)
+        self._pending = self._pending.cleared()
         self.last_error = None
         self.last_exception = None
         loaded = self.view.show(f"{key[0]}/{key[1]}", self.queue.info(key).frames)
         self._notify("scan")
         if not loaded:
             self._notify("error")
-        self._start_prefetch()
+        prefetch.start(self.cache, self._ahead())
         self.sync.run(lambda: self.sync.after_open(key, previous))
         return loaded
-
-    def _target(self, target: ScanKey | int | ScanInfo) -> ScanKey:
-        if isinstance(target, ScanInfo):
-            return target.key
-        if isinstance(target, int):
-            keys = self.queue.keys()
-            if not 0 <= target < len(keys):
-                raise MiqaError(
-                    f"queue position {target} is out of range: the queue has {len(keys)} scans"
-                )
-            return keys[target]
-        key = (str(target[0]), str(target[1]))
-        self.queue.info(key)  # raises when not in scope
-        return key
 
     def next(self) -> bool:
         """Go to the next scan to review (unclaimed first); False at the end of the queue."""
@@ -500,10 +422,7 @@ class ReviewSession:
             self.queue = queue
         self._notify("queue")
         if self._key is None or not queue.in_scope(self._key) or not queue.matches(self._key):
-            key = queue.find_next(
-                self._key if self._key and queue.in_scope(self._key) else None,
-                held_by_others=self.sync.others(),
-            )
+            key = queue.first(self._key, held_by_others=self.sync.others())
             if key is None:
                 self._key = None
                 self.view.clear()
@@ -513,65 +432,49 @@ class ReviewSession:
                 self.open(key)
 
     # ------------------------------------------------------ pending decision
-    def set_decision(self, decision: Decision | str | None) -> bool:
-        """Choose the decision to submit (None clears it); False if the role may not use it."""
+    def _edit(self, edit: Callable[[PendingDecision], PendingDecision]) -> bool:
+        """Apply ``edit`` to the pending decision; a refused edit is the last error."""
         try:
-            code = None if decision is None else Decision.parse(str(decision))
-            if code is not None:
-                permissions.require_decision(self.standing, code)
+            pending = edit(self._pending)
         except MiqaError as exc:
             self._fail(exc)
             return False
-        self._pending = replace(self._pending, decision=code)
+        self._pending = pending
         self._notify("pending")
         return True
 
+    def set_decision(self, decision: Decision | str | None) -> bool:
+        """Choose the decision to submit (None clears it); False if the role may not use it."""
+        return self._edit(lambda p: p.with_decision(decision, self.standing))
+
     def set_artifact(self, name: str, state: ArtifactState | str) -> None:
         """Mark an artifact present, absent or not assessed."""
-        try:
-            canonical, value = parse_artifact(name), ArtifactState(state)
-        except (MiqaError, ValueError) as exc:
-            self._fail(exc if isinstance(exc, MiqaError) else MiqaError(str(exc)))
-            return
-        artifacts = dict(self._pending.artifacts)
-        if value == ArtifactState.NOT_ASSESSED:
-            artifacts.pop(canonical, None)
-        else:
-            artifacts[canonical] = value
-        self._pending = replace(self._pending, artifacts=artifacts)
-        self._notify("pending")
+        self._edit(lambda p: p.with_artifact(name, state))
 
     def set_note(self, note: str) -> None:
         """The note stored with the decision."""
-        self._pending = replace(self._pending, note=str(note))
-        self._notify("pending")
+        self._edit(lambda p: p.with_note(note))
 
     def set_store_location(self, store: bool) -> None:
         """Store the crosshair as the location of interest (on by default)."""
-        self._pending = replace(self._pending, store_location=bool(store))
-        self._notify("pending")
+        self._edit(lambda p: p.with_store_location(store))
 
     def clear_pending(self) -> None:
         """Start the decision over (keeps the "store location" choice)."""
-        self._pending = PendingDecision(store_location=self._pending.store_location)
-        self._notify("pending")
+        self._edit(PendingDecision.cleared)
 
     def check(self) -> Decision:
         """Raise what :meth:`submit` would refuse, without writing anything."""
         if self._key is None:
             raise MiqaError("no scan is open")
-        pending = self._pending
-        if pending.decision is None:
-            raise MiqaError("choose a decision first (U, UE, Q? or UN)")
-        permissions.require_decision(self.standing, pending.decision)
-        require_note_or_artifact(pending.decision, pending.note, pending.present)
+        decision = self._pending.check(self.standing)
         holder = self.held_by
         if holder is not None:
             raise PermissionDenied(
                 f"experiment {self._key[0]!r} is being reviewed by {holder!r}; wait for their "
                 "claim to expire" + (", or take it over" if self.standing.superuser else "")
             )
-        return pending.decision
+        return decision
 
     def submit(self) -> bool:
         """Record the pending decision, then go to the next scan (if configured).
@@ -601,43 +504,12 @@ class ReviewSession:
             return False
         assert self._key is not None
         key, pending = self._key, self._pending
-        location = None
-        crosshair = self.view.crosshair
-        if pending.store_location and crosshair is not None and self.view.volume is not None:
-            location = Location.from_mm(*crosshair)
+        location = pending.location(self.view.crosshair if self.view.volume is not None else None)
         following = self._next_key() if self.advance_after_submit else None
         if following is not None:  # decode the next scan while the decision is written
-            paths = self.queue.info(following).frames[:1]
-            if paths and not paths[0].startswith("s3://"):
-                with contextlib.suppress(RuntimeError):  # a closed cache: no head start
-                    self.cache.prefetch(paths)
+            prefetch.start(self.cache, self.queue.info(following).frames[:1])
 
-        def write() -> bool:
-            try:
-                new_id = self.catalog.record_decision(
-                    self.project,
-                    key[0],
-                    key[1],
-                    decision,
-                    by=self.user,
-                    note=pending.note,
-                    artifacts=dict(pending.artifacts),
-                    location=location,
-                )
-            except MiqaError as exc:
-                with self._lock:
-                    self.unsaved.append((key, pending, str(exc)))
-                self._fail(
-                    type(exc)(
-                        f"the {decision.value!r} decision on {key[0]}/{key[1]} was NOT "
-                        f"stored: {exc}"
-                    )
-                )
-                return False
-            self.last_submitted = (key, new_id)
-            self._notify("stored")
-            return True
-
+        write = functools.partial(self.writer.write, key, pending, decision, location)
         if self.sync.inline:
             if not write():
                 return False
@@ -674,15 +546,7 @@ class ReviewSession:
         """Wait for the background catalog work and the prefetches started so far, then
         deliver the events that work raised (on the thread that built the session)."""
         self.sync.wait(timeout)
-        try:
-            prefetching = self.cache.prefetch(self._prefetch_paths())
-        except RuntimeError:  # a closed cache
-            prefetching = []
-        for future in prefetching:
-            try:
-                future.result(timeout)
-            except Exception as exc:  # a broken file is reported when it is opened
-                _log.debug("prefetch failed: %s", exc)
+        prefetch.wait(prefetch.start(self.cache, self._ahead()), timeout)
         self.deliver()
 
     def refresh(self) -> Progress:
@@ -729,101 +593,9 @@ class ReviewSession:
         self._notify("claim")
         return True
 
-    def _prefetch_paths(self) -> list[str]:
-        if self.prefetch <= 0 or self._key is None:
-            return []
-        upcoming = self.queue.upcoming(self._key, self.prefetch, self.sync.others())
-        paths = [self.queue.info(k).frames[0] for k in upcoming if self.queue.info(k).frames]
-        paths += self.view.other_frames()
-        return [p for p in dict.fromkeys(paths) if not p.startswith("s3://")]
-
-    def _start_prefetch(self) -> None:
-        paths = self._prefetch_paths()
-        if paths:
-            try:
-                self.cache.prefetch(paths)
-            except RuntimeError as exc:  # a closed cache: prefetch is only a speed-up
-                _log.debug("prefetch skipped: %s", exc)
-
-    # ------------------------------------------------------------------ view
-    # What the reviewer sees lives in :attr:`view`; these forward to it.
-    @property
-    def volume(self) -> Volume | None:
-        """The decoded volume of the current frame (None when it could not be loaded)."""
-        return self.view.volume
-
-    @property
-    def n_frames(self) -> int:
-        """Frames of the open scan."""
-        return self.view.n_frames
-
-    @property
-    def frame(self) -> int:
-        """The frame shown (0-based)."""
-        return self.view.frame
-
-    def set_frame(self, frame: int) -> None:
-        """Show another frame of a multi-frame scan (the crosshair stays in place)."""
-        self.view.set_frame(frame)
-
-    @property
-    def crosshair(self) -> tuple[float, float, float] | None:
-        """The crosshair in world mm (RAS+), at a voxel centre."""
-        return self.view.crosshair
-
-    @property
-    def slices(self) -> SliceIndex | None:
-        """Slice numbers through the crosshair."""
-        return self.view.slices
-
-    def set_crosshair(self, xyz: Any) -> None:
-        """Move the crosshair to a world point (mm), snapped to the nearest voxel
-        (see :meth:`ScanView.set_crosshair <miqa_nb.review.view.ScanView.set_crosshair>`)."""
-        self.view.set_crosshair(xyz)
-
-    go_to = set_crosshair
-
-    def set_slice(self, plane: Plane, index: int) -> None:
-        """Show slice ``index`` of ``plane`` (clipped to the volume)."""
-        self.view.set_slice(plane, index)
-
-    def move_slice(self, plane: Plane, delta: int) -> None:
-        """Scroll ``plane`` by ``delta`` slices."""
-        self.view.move_slice(plane, delta)
-
-    def click(self, plane: Plane, row: float, col: float) -> None:
-        """Move the crosshair to a pixel of the last picture of ``plane``."""
-        self.view.click(plane, row, col)
-
-    @property
-    def window_spec(self) -> str | tuple[float, float]:
-        """A preset name or manual ``(low, high)``."""
-        return self.view.window_spec
-
-    @property
-    def window(self) -> Window | None:
-        """The window shown (None without a volume)."""
-        return self.view.window
-
-    def window_limits(self) -> tuple[float, float] | None:
-        """Bounds for a manual window control (None without a volume)."""
-        return self.view.window_limits()
-
-    def set_window(self, spec: str | tuple[float, float] | Window) -> None:
-        """Window/level: a preset (:data:`~miqa_nb.volumes.PRESETS`) or ``(low, high)``."""
-        self.view.set_window(spec)
-
-    def plane_images(self) -> dict[Plane, PlaneImage]:
-        """The three planes through the crosshair, with the crosshair drawn."""
-        return self.view.plane_images()
-
-    def render(self, fmt: str = "png") -> dict[Plane, bytes]:
-        """The three planes as encoded pictures (``{}`` without a volume)."""
-        return self.view.render(fmt)
-
-    def volume_preview(
-        self, max_side: int = 96
-    ) -> tuple[np.ndarray, list[tuple[float, float]]] | None:
-        """The shown frame for a 3D rendering (see :meth:`ScanView.volume_preview
-        <miqa_nb.review.view.ScanView.volume_preview>`); None without a volume."""
-        return self.view.volume_preview(max_side)
+    def _ahead(self) -> list[str]:
+        """The files to decode while the reviewer looks at this scan."""
+        others = self.sync.others()
+        return prefetch.frames_ahead(
+            self.queue, self._key, self.prefetch, others, self.view.other_frames()
+        )

@@ -88,9 +88,17 @@ class VolumeCache:
 
     Examples
     --------
-    >>> with VolumeCache(max_bytes=512 * 2**20) as cache:  # doctest: +SKIP
+    >>> import pathlib, tempfile, nibabel as nib, numpy as np
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> paths = [pathlib.Path(folder.name, f"scan{n}.nii.gz") for n in range(3)]
+    >>> for path in paths:
+    ...     nib.save(nib.Nifti1Image(np.zeros((8, 8, 8), np.int16), np.eye(4)), path)
+    >>> with VolumeCache(max_bytes=512 * 2**20) as cache:
     ...     volume = cache.get(paths[0])
-    ...     cache.prefetch(paths[1:3])
+    ...     ahead = cache.prefetch(paths[1:3])
+    ...     [future.result().shape for future in ahead], cache.stats().entries
+    ([(8, 8, 8), (8, 8, 8)], 3)
+    >>> folder.cleanup()
     """
 
     def __init__(

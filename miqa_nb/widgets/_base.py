@@ -48,12 +48,20 @@ def css(widget: w.DOMWidget, *classes: str) -> Any:
 
 
 def text(value: object) -> str:
-    """Untrusted text, escaped for HTML (None -> empty)."""
+    """Untrusted text, escaped for HTML (None -> empty).
+
+    >>> text("<b>R&D</b>"), text(None)
+    ('&lt;b&gt;R&amp;D&lt;/b&gt;', '')
+    """
     return "" if value is None else html.escape(str(value), quote=True)
 
 
 def is_web_link(value: str | None) -> bool:
-    """True for an http or https URL with a host."""
+    """True for an http or https URL with a host.
+
+    >>> is_web_link(" https://example.org/scan "), is_web_link("javascript:alert(1)")
+    (True, False)
+    """
     if not value:
         return False
     parts = urlsplit(value.strip())
@@ -61,7 +69,13 @@ def is_web_link(value: str | None) -> bool:
 
 
 def link(label: object, url: str | None) -> str:
-    """``label`` as a link to ``url`` when it is http(s), else as plain text."""
+    """``label`` as a link to ``url`` when it is http(s), else as plain text.
+
+    >>> link("scan <1>", "javascript:alert(1)")
+    'scan &lt;1&gt;'
+    >>> link("MIQA", "https://example.org/?a=1&b=2")
+    '<a class="miqa-link" href="https://example.org/?a=1&amp;b=2" target="_blank" rel="noopener noreferrer">MIQA</a>'
+    """
     if url is None or not is_web_link(url):
         return text(label)
     return (

@@ -18,8 +18,8 @@ from ipyevents import Event
 from miqa_nb.core.vocabulary import ARTIFACTS, ArtifactState, Decision
 from miqa_nb.review.session import ReviewSession
 from miqa_nb.widgets._base import css, safe, text
-from miqa_nb.widgets.note import NoteArea
-from miqa_nb.widgets.shortcuts import (
+from miqa_nb.widgets._note import NoteArea
+from miqa_nb.widgets._shortcuts import (
     DECISION_KEYS,
     artifact_key_label,
     handle_key,

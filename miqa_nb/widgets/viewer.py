@@ -7,7 +7,7 @@ redraws when the session announces ``'scan'`` or ``'view'``.
 - Planes are ``ipywidgets.Image`` (PNG); an Image re-renders only when its bytes
   change. Each is labelled with the patient directions at its edges (L/R/A/P/S/I).
 - ipyevents on each plane: click moves the crosshair, the wheel scrolls slices, keys
-  are the shortcuts of :mod:`~miqa_nb.widgets.shortcuts`; the panel's own actions
+  are the shortcuts of :mod:`~miqa_nb.widgets._shortcuts`; the panel's own actions
   (``'note'``) go to :attr:`ViewerPanel.on_panel_action` (the review panel focuses
   the note).
 - Slice sliders, a frame slider (shown for multi-frame scans), window presets and a
@@ -28,7 +28,7 @@ from ipyevents import Event
 from miqa_nb.review.session import PLANES_AXIS, ReviewSession
 from miqa_nb.volumes import PLANES, PRESETS, Plane, plane_labels
 from miqa_nb.widgets._base import css, safe, text
-from miqa_nb.widgets.shortcuts import PANEL_ACTIONS, handle_key
+from miqa_nb.widgets._shortcuts import PANEL_ACTIONS, handle_key
 
 __all__ = ["ViewerPanel"]
 

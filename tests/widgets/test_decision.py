@@ -66,7 +66,7 @@ def test_choose_mark_note_and_submit(start, project):
 
 
 def _typed_on_the_page(panel, text, generation=None):
-    """What the page sends as the reviewer types (see miqa_nb/widgets/note.py)."""
+    """What the page sends as the reviewer types (see miqa_nb/widgets/_note.py)."""
     note = panel.note
     note._handle_custom_msg(
         {"value": text, "generation": note.generation if generation is None else generation}, []

@@ -36,7 +36,7 @@ def files_found(staging: Staging) -> Iterator[Finding]:
         rows = np.flatnonzero(resolved.is_(status))
         # The first distinct values with this problem, in file order.
         first = pa.array(rows[: MAX_LISTED * 20])
-        listed: dict[str, tuple] = {}
+        listed: dict[str, tuple[str | None, int, str | None]] = {}
         texts = values.take(first).to_pylist()
         for value, looked_at, row, jpath in zip(
             texts,

@@ -12,6 +12,7 @@ or repeat a frame across runs: the rows of one run agree by construction.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -118,7 +119,7 @@ def scans_agree(staging: Staging) -> Iterator[Finding]:
             ORDER BY first_row LIMIT {MAX_LISTED}"""
     )
     try:
-        found: list[tuple] = []
+        found: list[tuple[Any, ...]] = []
         for column, expr in compare.items():
             rows = staging.q(
                 f"""WITH s AS {scan_values},

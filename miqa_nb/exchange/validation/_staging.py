@@ -28,7 +28,7 @@ Every table is made here, before any check runs; no check makes one another read
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -111,7 +111,7 @@ class Staging:
     resolving: Future[locations.Resolved]
     sources: frozenset[str] = frozenset()
 
-    def q(self, sql: str, *params: Any) -> list[tuple]:
+    def q(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         """The rows of a query on the staging database."""
         return self.con.execute(sql, list(params) if params else None).fetchall()
 
@@ -335,7 +335,10 @@ def _parse_distinct(
 
 
 def _extend_map(
-    con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, list], types: dict[str, str]
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    columns: Mapping[str, Sequence[object]],
+    types: Mapping[str, str],
 ) -> None:
     """Add the values Python parsed to the map table DuckDB started."""
     typed_table(con, f"{table}_more", columns, types, temp=True)

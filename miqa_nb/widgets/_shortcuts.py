@@ -81,7 +81,11 @@ def shortcuts_html() -> str:
 
 
 def artifact_key_label(name: str) -> str:
-    """The key of an artifact as the checklist shows it (``⇧1``), or ``""``."""
+    """The key of an artifact as the checklist shows it (``⇧1``), or ``""``.
+
+    >>> artifact_key_label("ghosting_motion"), artifact_key_label("not an artifact")
+    ('⇧5', '')
+    """
     for code, artifact in ARTIFACT_KEYS.items():
         if artifact == name:
             return "⇧" + code.removeprefix("Digit")
