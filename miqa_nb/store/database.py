@@ -290,7 +290,7 @@ class Store:
 
 #: How DuckDB words a full disk: the OS's ENOSPC message, with the file it was writing.
 _NO_SPACE = os.strerror(errno.ENOSPC)
-_FILE_IN_MESSAGE = re.compile(r'file "([^"]+)"')
+_FILE_IN_MESSAGE = re.compile(r'file \\?"([^"\\]+)\\?"')  # quoted, or in JSON: \"...\"
 
 
 def _disk_full(exc: BaseException) -> str | None:
