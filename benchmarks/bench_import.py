@@ -256,7 +256,10 @@ def import_processes(folder: Path, csv: str) -> list[Process]:
     from miqa_nb.catalog import Catalog
 
     template = folder / "template.duckdb"
-    Catalog(template).add_user(ADMIN, superuser=True)
+    cat = Catalog(template)
+    cat.add_user(ADMIN, superuser=True)
+    for reviewer in REVIEWERS:  # an import credits decisions to the catalog's users only
+        cat.add_user(str(reviewer), by=ADMIN)
 
     def new_catalog(args: dict[str, Any]) -> None:
         fresh(args["catalog"])

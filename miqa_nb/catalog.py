@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ from miqa_nb.exchange import apply as exchange
 from miqa_nb.exchange import export
 from miqa_nb.exchange.validation import check, validate
 from miqa_nb.store import claims, decisions, projects, queries, scan_types, users
-from miqa_nb.store.claims import CLAIM_MINUTES, Claim
+from miqa_nb.store.claims import CLAIM_MINUTES, MAX_CLAIM_MINUTES, Claim
 from miqa_nb.store.database import CATALOG_ENV, Store
 from miqa_nb.store.names import check_name
 from miqa_nb.store.queries import SCANS_SQL
@@ -53,6 +53,7 @@ from miqa_nb.store.queries import SCANS_SQL
 __all__ = [
     "BACKUPS_KEPT",
     "CLAIM_MINUTES",
+    "MAX_CLAIM_MINUTES",
     "SCANS_SQL",
     "Catalog",
     "Claim",
@@ -280,11 +281,16 @@ class Catalog:
     def validate(
         self, path: str | os.PathLike[str], *, project: str | None = None, progress: bool = False
     ) -> Report:
-        """Check an import file against this catalog's vocabulary; write nothing."""
+        """Check an import file against this catalog's vocabulary and users (every
+        decision's creator must be one); write nothing."""
+        with self.store.connect() as con:
+            known_types = scan_types.scan_types(con)
+            known_users = users.user_names(con)
         return check(
             path,
             roots=self.data_roots,
-            scan_types=self.scan_types(),
+            scan_types=known_types,
+            users=known_users,
             project=project,
             progress=progress,
         )
@@ -331,13 +337,17 @@ class Catalog:
         """
         if mode not in exchange.MODES:
             raise MiqaError(f"mode must be one of {exchange.MODES}; {mode!r} was provided")
+        if not dry_run:
+            self.store.require_writable()
         with self.store.connect() as con:  # fail fast on permissions, before reading
             self._require_import(con, by, project)
             known_types = scan_types.scan_types(con)
+            known_users = users.user_names(con)
         staged = validate(
             path,
             roots=self.data_roots,
             scan_types=known_types,
+            users=known_users,
             project=project,
             progress=progress,
         )
@@ -353,6 +363,7 @@ class Catalog:
                 exchange.attach_staged(con, staged)
                 try:
                     report.changes = exchange.diff(con, mode)
+                    self._require_own_decisions(con, by, project, mode)
                     if mode == "append":
                         for level, key, detail in exchange.conflicts(con):
                             report.add(
@@ -391,6 +402,18 @@ class Catalog:
             permissions.require_transfer(self._standing(con, by, project), "import")
         else:
             permissions.require_superuser(self._standing(con, by), f"create project {project!r}")
+
+    def _require_own_decisions(
+        self, con: duckdb.DuckDBPyConnection, by: str, project: str | None, mode: str
+    ) -> None:
+        """A reviewer's import adds and removes only its own decisions (see
+        :func:`~miqa_nb.core.permissions.require_own_decisions`)."""
+        standing = self._standing(con, by, project)
+        if standing.project_admin:
+            return
+        codes = [d.value for d in standing.allowed_decisions()]
+        added, removed, examples = exchange.foreign_decisions(con, mode, by, codes)
+        permissions.require_own_decisions(standing, added, removed, examples)
 
     def export_file(
         self,
@@ -534,20 +557,25 @@ class Catalog:
     ) -> Claim:
         """Claim an experiment for review for ``minutes`` (MIQA locks it instead).
 
+        Only users who may record decisions in the project claim (tier-1 and tier-2
+        reviewers, superusers), for more than 0 and at most :data:`MAX_CLAIM_MINUTES`.
         Renewing one's own claim extends it. A live claim of another user is not
         taken: the returned :class:`Claim` names its holder (``claim.mine`` is False),
         unless ``take_over`` is set by a superuser. Expired claims are free.
         """
+        length = claims.claim_length(minutes)
         now = self._utcnow()
         with self.store.transaction() as con:
+            projects.require_project(con, project)
             standing = self._standing(con, by, project)
-            permissions.require_read(standing)
+            permissions.require_claim(standing)
+            claims.require_experiment(con, project, experiment)
             held = claims.live_claim(con, project, experiment, user=by, now=now)
             if held is not None and not held.mine:
                 if not take_over:
                     return held
                 permissions.require_superuser(standing, "take over another reviewer's claim")
-            return claims.put_claim(con, project, experiment, by, now + timedelta(minutes=minutes))
+            return claims.put_claim(con, project, experiment, by, now + length)
 
     def release(self, project: str, experiment: str, *, by: str) -> None:
         """Give up one's claim on an experiment."""
@@ -560,8 +588,12 @@ class Catalog:
             return claims.live_claims(con, self._utcnow(), project)
 
     def set_place(self, project: str, experiment: str, scan: str, *, by: str) -> None:
-        """Remember the scan ``by`` has open in ``project`` (to resume there)."""
+        """Remember the scan ``by`` has open in ``project`` (to resume there); ``by``
+        must be able to see the project."""
         with self.store.transaction() as con:
+            projects.require_project(con, project)
+            permissions.require_read(self._standing(con, by, project))
+            decisions.require_scan(con, project, experiment, scan)
             claims.set_place(con, by, project, experiment, scan, self._utcnow())
 
     def place(self, project: str, *, by: str) -> tuple[str, str] | None:

@@ -216,11 +216,12 @@ def _catalog(args: argparse.Namespace) -> Catalog:
 
 
 def _validate(args: argparse.Namespace) -> Report:
-    """Check against the catalog's scan types; without a catalog, against MIQA's."""
+    """Check against the catalog's scan types and users; without a catalog, against
+    MIQA's scan types, and decision creators are not checked."""
     path = _catalog_path(args)
     if path.exists():
         return _catalog(args).validate(args.file, project=args.project, progress=True)
-    print(f"(no catalog at {path}: checked against MIQA's scan types)")
+    print(f"(no catalog at {path}: checked against MIQA's scan types; creators not checked)")
     return check(args.file, roots=args.data_roots, project=args.project, progress=True)
 
 

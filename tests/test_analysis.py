@@ -22,6 +22,7 @@ def exported(catalog, write_csv, tmp_path):
         for n in range(2)
     ]
     rows.append(frame_row(scan="S2"))
+    catalog.add_user("a", by="admin")  # an import credits decisions to users only
     catalog.import_file(write_csv(rows), by="admin")
     catalog.record_decision("P", "E1", "S2", "U", by="admin")
     return (

@@ -49,6 +49,7 @@ def project(catalog, write_csv):
         ),
     ]
     path = write_csv(rows)
+    catalog.add_user("rev@lab.org", by="admin")  # an import credits decisions to users only
     catalog.import_file(path, by="admin")
     return path
 

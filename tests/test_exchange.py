@@ -28,6 +28,7 @@ def test_csv_export_is_miqas_16_columns(catalog, write_csv, tmp_path):
         )
         for n in range(2)
     ]
+    catalog.add_user("a@b.org", by="admin")  # an import credits decisions to users only
     catalog.import_file(write_csv(rows), by="admin")
     out = catalog.export_file(tmp_path / "export.csv", by="admin", project="P")
     with open(out, newline="") as handle:
@@ -188,12 +189,18 @@ def test_round_trips_are_exact(tmp_path_factory, rows, suffix):
         (folder / "img" / f"{n}.nii.gz").touch()
     source = folder / "source.csv"
     pd.DataFrame(rows, columns=list(MIQA_COLUMNS)).to_csv(source, index=False)
+    # An import credits decisions to the catalog's users only: both catalogs have them.
+    creators = {r.get("last_decision_creator", "") for r in rows} - {"", "admin"}
     first = Catalog(folder / "a.duckdb")
     first.add_user("admin")
+    for name in creators:
+        first.add_user(name, by="admin")
     first.import_file(source, by="admin")
     e1 = first.export_file(folder / f"e1{suffix}", by="admin")
     second = Catalog(folder / "b.duckdb")
     second.add_user("admin")
+    for name in creators:
+        second.add_user(name, by="admin")
     second.import_file(e1, by="admin")
     assert _catalog_state(second) == _catalog_state(first)
     e2 = second.export_file(folder / f"e2{suffix}", by="admin")

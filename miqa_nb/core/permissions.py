@@ -20,6 +20,7 @@ miqa_nb.core.errors.PermissionDenied: user 'ana' may not record decisions of pro
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from miqa_nb.core.errors import PermissionDenied
@@ -27,7 +28,9 @@ from miqa_nb.core.vocabulary import Decision, Role
 
 __all__ = [
     "Standing",
+    "require_claim",
     "require_decision",
+    "require_own_decisions",
     "require_project_admin",
     "require_read",
     "require_superuser",
@@ -144,3 +147,51 @@ def require_decision(standing: Standing, decision: Decision) -> None:
             f"record {decision.value!r}",
             "tier-2 reviewers and superusers (tier-1 reviewers record U and Q?)",
         )
+
+
+def require_claim(standing: Standing) -> None:
+    """Claiming an experiment for review: users who may record decisions in the
+    project (tier-1 and tier-2 reviewers, superusers). A claim keeps other reviewers
+    out, so one who only looks may not hold one.
+
+    >>> require_claim(Standing("c", project="P", role=Role.COLLABORATOR))
+    Traceback (most recent call last):
+    ...
+    miqa_nb.core.errors.PermissionDenied: user 'c' may not claim experiments of project 'P': only tier-1 and tier-2 reviewers and superusers may
+    """
+    if not standing.allowed_decisions():
+        raise _deny(standing, "claim experiments", "tier-1 and tier-2 reviewers and superusers")
+
+
+def require_own_decisions(
+    standing: Standing, added: int, removed: int, examples: Sequence[str] = ()
+) -> None:
+    """A project import by a reviewer adds and removes only decisions the reviewer
+    could record itself: its own, of the codes it may record. Decisions credited to
+    another user (or to nobody), or of other codes, need the project's creator or a
+    superuser. ``added`` and ``removed`` count the import's other decisions;
+    ``examples`` describe the first of them.
+
+    >>> tier1 = Standing("t", project="P", role=Role.TIER1)
+    >>> require_own_decisions(tier1, 0, 0)
+    >>> require_own_decisions(tier1, 11, 10, ["add 'UN' by 'admin' on E1/S1"])
+    Traceback (most recent call last):
+    ...
+    miqa_nb.core.errors.PermissionDenied: user 't' may not import decisions it could not record itself into project 'P': the import would add 11 and remove 10 decisions of other users or of codes it may not record (it records its own U and Q? only), first add 'UN' by 'admin' on E1/S1; only the project's creator and superusers may: import only your own decisions, or ask them to import this file
+    """
+    if standing.project_admin or not (added or removed):
+        return
+    allowed = standing.allowed_decisions()
+    if not allowed:
+        own = "it records no decisions"
+    elif allowed == tuple(Decision):
+        own = "it records its own decisions only"
+    else:
+        own = f"it records its own {' and '.join(d.value for d in allowed)} only"
+    first = f", first {'; '.join(examples)}" if examples else ""
+    raise PermissionDenied(
+        f"user {standing.user!r} may not import decisions it could not record itself into "
+        f"project {standing.project!r}: the import would add {added} and remove {removed} "
+        f"decisions of other users or of codes it may not record ({own}){first}; only the project's creator and superusers may: import only your "
+        "own decisions, or ask them to import this file"
+    )

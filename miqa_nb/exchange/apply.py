@@ -6,6 +6,9 @@ permissions and backups are the :class:`~miqa_nb.catalog.Catalog`'s business.
 - :func:`attach_staged` makes a validated import's tables visible to the catalog
   connection (as Arrow tables: no copy through Python objects).
 - :func:`diff` says, per level, what an import would add, remove and change.
+- :func:`foreign_decisions` finds the decisions it would add or remove that are not
+  the importing user's own of the codes it may record (only a project's creator and
+  superusers may import those; :func:`~miqa_nb.core.permissions.require_own_decisions`).
 - :func:`apply` writes it: ``replace`` gives the file's projects exactly the file's
   state; ``append`` adds what is new and keeps what exists.
 
@@ -13,6 +16,8 @@ Exports are :mod:`miqa_nb.exchange.export`'s business.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import duckdb
 import pandas as pd
@@ -121,6 +126,55 @@ def diff(con: duckdb.DuckDBPyConnection, mode: str) -> pd.DataFrame:
     return pd.DataFrame(
         rows, columns=["level", "added", "removed", "changed", "unchanged", "conflicts"]
     )
+
+
+def foreign_decisions(
+    con: duckdb.DuckDBPyConnection,
+    mode: str,
+    user: str,
+    codes: Sequence[str],
+    limit: int = 5,
+) -> tuple[int, int, list[str]]:
+    """Decisions the staged import would add, or (``replace``) remove, that are not
+    ``user``'s own with one of ``codes``: how many it would add, how many remove, and
+    the first few of them described (``added 'UN' by 'admin' on E1/S1``).
+
+    Decisions count as :func:`diff` and :func:`apply` count them: identical decisions
+    in the file and the catalog are neither added nor removed. A decision credited to
+    nobody is not ``user``'s own.
+    """
+    fields = ", ".join(DECISION_FIELDS)
+    foreign = "(creator IS DISTINCT FROM $user OR NOT list_contains($codes, decision))"
+    params = {"user": user, "codes": list(codes)}
+    in_catalog = f"SELECT {fields} FROM decisions WHERE {_in_projects()} AND {foreign}"
+    described = (
+        "'{verb} ' || to_json(decision) || ' by ' || coalesce(to_json(creator)::VARCHAR, 'nobody') "
+        "|| ' on ' || experiment || '/' || scan"
+    )
+
+    def side(verb: str, select: str) -> tuple[int, list[str]]:
+        ((count, first),) = con.execute(
+            f"""WITH d AS ({select})
+                SELECT (SELECT count(*) FROM d),
+                       (SELECT list(t ORDER BY project, experiment, scan, t) FROM
+                          (SELECT project, experiment, scan, {described.format(verb=verb)} AS t
+                           FROM d ORDER BY ALL LIMIT {limit}))""",
+            params,
+        ).fetchall()
+        return int(count), list(first or [])
+
+    file_side = f"SELECT {fields} FROM v_decisions WHERE {foreign}"
+    if mode == "append":
+        same = " AND ".join(f"v.{c} IS NOT DISTINCT FROM c.{c}" for c in DECISION_FIELDS)
+        added = side(
+            "add",
+            f"SELECT {fields} FROM v_decisions v WHERE {foreign} "
+            f"AND NOT EXISTS (SELECT 1 FROM decisions c WHERE {same})",
+        )
+        return added[0], 0, added[1]
+    added = side("add", f"{file_side} EXCEPT ALL {in_catalog}")
+    removed = side("remove", f"{in_catalog} EXCEPT ALL {file_side}")
+    return added[0], removed[0], (added[1] + removed[1])[:limit]
 
 
 def conflicts(con: duckdb.DuckDBPyConnection, limit: int = 200) -> list[tuple[str, str, str]]:

@@ -16,7 +16,9 @@ states (``on_scans(df)``), and how to report (``notify(event)``, ``fail(exc)``,
 - Claims replace MIQA's experiment lock: :meth:`after_open` claims the open scan's
   experiment (renewed past half its life, given up when the reviewer moves to another
   experiment); a decision needs this user's live claim (:meth:`ensure_claim`);
-  superusers may take a claim over (:meth:`claim` with ``take_over``).
+  superusers may take a claim over (:meth:`claim` with ``take_over``). Users who may
+  not record decisions (collaborators) view without claiming, and nobody claims or
+  remembers a place in a catalog they may only read.
 
 Events (through ``notify``, from whichever thread did the work; the session's
 observers deliver them on the owner's thread): ``'queue'``, ``'history'`` and
@@ -213,7 +215,8 @@ class CatalogSync:
                 self.catalog.release(self.project, previous[0], by=self.user)
                 self._mine.pop(previous[0], None)
             self.claim(key[0])
-            self.catalog.set_place(self.project, key[0], key[1], by=self.user)
+            if not self.catalog.store.read_only:
+                self.catalog.set_place(self.project, key[0], key[1], by=self.user)
             scans = self.catalog.scans(self.project)
             self.read_shared()
         self._on_scans(scans)
@@ -261,7 +264,7 @@ class CatalogSync:
     def claim(self, experiment: str, *, take_over: bool = False) -> None:
         """Claim or renew ``experiment`` (only when older than half its life, unless
         ``take_over``); a claim someone else holds is announced with ``say``."""
-        if not self.standing.allowed_decisions():
+        if not self.standing.allowed_decisions() or self.catalog.store.read_only:
             return  # collaborators look; they do not hold experiments
         mine = self._mine.get(experiment)
         half = timedelta(minutes=self.claim_minutes / 2)

@@ -2,7 +2,9 @@
 
 MIQA locks an experiment while someone reviews it; here opening a scan *claims* its
 experiment for :data:`CLAIM_MINUTES`, renewed while reviewing, so a reviewer who
-closes the laptop does not hold it for ever. A position remembers the scan a user had
+closes the laptop does not hold it for ever. A claim lasts at most
+:data:`MAX_CLAIM_MINUTES` (:func:`claim_length` says so), and only users who may
+record decisions hold claims (the caller checks). A position remembers the scan a user had
 open in a project, to resume there. Times are naive UTC. Functions over an open
 catalog connection, called by :class:`~miqa_nb.catalog.Catalog`; permissions are
 checked by the caller, before.
@@ -11,26 +13,60 @@ checked by the caller, before.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import duckdb
 import pandas as pd
 
 from miqa_nb.core.duck import one
+from miqa_nb.core.errors import MiqaError, NotFound
 
 __all__ = [
     "CLAIM_MINUTES",
+    "MAX_CLAIM_MINUTES",
     "Claim",
+    "claim_length",
     "live_claim",
     "live_claims",
     "place",
     "put_claim",
     "release",
+    "require_experiment",
     "set_place",
 ]
 
 #: How long opening a scan keeps its experiment claimed (renewed while reviewing).
 CLAIM_MINUTES = 5.0
+#: The longest a claim may last: a claim keeps others out, so none outlives an hour of
+#: absence (a reviewer at work renews it).
+MAX_CLAIM_MINUTES = 60.0
+
+
+def claim_length(minutes: float) -> timedelta:
+    """How long a claim of ``minutes`` lasts, checked: more than 0, at most
+    :data:`MAX_CLAIM_MINUTES`.
+
+    >>> claim_length(5)
+    datetime.timedelta(seconds=300)
+    >>> claim_length(1e6)
+    Traceback (most recent call last):
+    ...
+    miqa_nb.core.errors.MiqaError: a claim lasts more than 0 and at most 60 minutes; 1000000.0 was provided
+    """
+    if not (isinstance(minutes, int | float) and 0 < minutes <= MAX_CLAIM_MINUTES):
+        raise MiqaError(
+            f"a claim lasts more than 0 and at most {MAX_CLAIM_MINUTES:g} minutes; "
+            f"{minutes!r} was provided"
+        )
+    return timedelta(minutes=minutes)
+
+
+def require_experiment(con: duckdb.DuckDBPyConnection, project: str, experiment: str) -> None:
+    """Raise :class:`NotFound` unless the catalog holds the experiment."""
+    if not one(
+        con, "SELECT 1 FROM experiments WHERE project = ? AND name = ?", [project, experiment]
+    ):
+        raise NotFound(f"no experiment {experiment!r} in project {project!r}")
 
 
 @dataclass(frozen=True)

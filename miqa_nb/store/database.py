@@ -8,14 +8,24 @@ holds it, opening is retried with jittered exponential back-off for up to
 
 :meth:`Store.transaction` runs a block in one transaction: every change to the catalog
 is made in one. Opening a file creates or checks its schema (:mod:`miqa_nb.store.schema`).
+
+A catalog this user may only read (a read-only mount, a file or folder without write
+permission) is opened read-only: its lock file is taken shared (or not at all when
+there is none and none can be made), DuckDB attaches the file ``READ_ONLY``, reads
+work, and :meth:`Store.transaction` refuses every change with a
+:class:`~miqa_nb.core.errors.WriteError` that says so. A disk that fills up while
+the catalog (or an export through it) is written is reported as a ``WriteError``
+naming the file, after the transaction was rolled back: nothing was changed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +34,7 @@ from typing import TypeVar
 
 import duckdb
 
-from miqa_nb.core.errors import CatalogBusy, MiqaError
+from miqa_nb.core.errors import CatalogBusy, MiqaError, WriteError
 from miqa_nb.store.schema import open_schema
 
 __all__ = ["CATALOG_ENV", "MAX_BACKOFF", "ROW_GROUP_SIZE", "Store"]
@@ -63,9 +73,53 @@ class Store:
         self.retry_seconds = retry_seconds
         self._local = threading.local()
         if not self.path.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise WriteError(
+                    f"cannot create the catalog {self.path}: {exc.strerror or exc}; "
+                    "give a path in a folder you can write to"
+                ) from exc
         with self.connect() as con:
-            open_schema(con, self.path)
+            open_schema(con, self.path, read_only=self.read_only)
+
+    def read_only_reason(self) -> str | None:
+        """Why this user may only read the catalog (None: it may write).
+
+        The file must be writable, and so must its folder, where DuckDB writes its log
+        (``<catalog>.wal``) and the lock file is kept. A catalog not made yet is
+        writable here: making it reports its own error.
+        """
+        if not self.path.exists():
+            return None
+        try:
+            on_read_only_mount = bool(os.statvfs(self.path).f_flag & os.ST_RDONLY)
+        except OSError:
+            on_read_only_mount = False
+        if on_read_only_mount:
+            return "it is on a read-only file system"
+        if not os.access(self.path, os.W_OK):
+            return "the file is not writable by this user"
+        if not os.access(self.path.parent, os.W_OK):
+            return (
+                f"its folder {self.path.parent} is not writable by this user, and DuckDB "
+                "writes its log there"
+            )
+        return None
+
+    @property
+    def read_only(self) -> bool:
+        """Whether this user may only read the catalog (see :meth:`read_only_reason`)."""
+        return self.read_only_reason() is not None
+
+    def require_writable(self) -> None:
+        """Raise :class:`WriteError` when this user may only read the catalog."""
+        reason = self.read_only_reason()
+        if reason is not None:
+            raise WriteError(
+                f"the catalog {self.path} is read-only for this user ({reason}); ask its "
+                "owner for write access, or work on a copy; nothing was changed"
+            )
 
     @property
     def lock_path(self) -> Path:
@@ -88,7 +142,7 @@ class Store:
                 time.sleep(delay * random.uniform(0.5, 1.5))
                 delay = min(delay * 2, MAX_BACKOFF)
 
-    def _acquire(self) -> int:
+    def _acquire(self, shared: bool = False) -> int | None:
         """Take the catalog's lock file (an exclusive ``flock``), waiting within the bound.
 
         DuckDB locks its file itself, but under contention between processes that open
@@ -100,10 +154,31 @@ class Store:
         kernel hands it over as soon as it is free (polling starved some waiters for
         seconds under load); after ``retry_seconds`` the caller gets ``CatalogBusy`` and
         the helper releases the lock whenever it gets it.
+
+        ``shared`` (a read-only catalog) takes a shared lock, on a lock file opened for
+        reading when it cannot be written (``flock`` does not need write access); when
+        there is no lock file and none can be made, no lock is taken (None): nobody can
+        write such a catalog, and DuckDB's own lock keeps out a writer that could.
         """
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o664)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o664)
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise WriteError(
+                    f"cannot open the lock file {self.lock_path}: {exc.strerror or exc}"
+                ) from exc
+            try:
+                fd = os.open(self.lock_path, os.O_RDONLY)
+            except FileNotFoundError:
+                if shared:
+                    return None
+                raise WriteError(
+                    f"cannot make the lock file {self.lock_path}: {exc.strerror or exc}; "
+                    "the catalog's folder must be writable to change the catalog"
+                ) from exc
+        mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
             return fd
         except BlockingIOError:
             pass
@@ -112,7 +187,7 @@ class Store:
         abandoned = False
 
         def wait() -> None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.flock(fd, mode)
             with guard:
                 if abandoned:
                     fcntl.flock(fd, fcntl.LOCK_UN)
@@ -132,14 +207,15 @@ class Store:
             f"{self.retry_seconds:g} s; try again, or look for a stuck process"
         )
 
-    def _open(self) -> duckdb.DuckDBPyConnection:
+    def _open(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         """Open the DuckDB file; another program (a DuckDB shell?) may hold it."""
+        options = "READ_ONLY" if read_only else f"ROW_GROUP_SIZE {ROW_GROUP_SIZE}"
 
         def attempt() -> duckdb.DuckDBPyConnection:
             con = duckdb.connect()
             try:
                 quoted = str(self.path).replace("'", "''")
-                con.execute(f"ATTACH '{quoted}' AS catalog (ROW_GROUP_SIZE {ROW_GROUP_SIZE})")
+                con.execute(f"ATTACH '{quoted}' AS catalog ({options})")
                 con.execute("USE catalog")
                 return con
             except (duckdb.IOException, duckdb.ConnectionException) as exc:
@@ -155,36 +231,73 @@ class Store:
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """Open the catalog for one unit of work, and close it afterwards.
 
-        Nested calls in one thread share the open connection.
+        Nested calls in one thread share the open connection. A catalog this user may
+        only read is opened read-only. A full disk met while writing (the catalog, or
+        an export) raises :class:`WriteError` naming the file.
         """
         con = getattr(self._local, "con", None)
         if con is not None:
             yield con
             return
-        lock = self._acquire()
+        read_only = self.read_only
+        lock = self._acquire(shared=read_only)
         try:
-            con = self._open()
+            con = self._open(read_only)
             self._local.con = con
             try:
                 yield con
+            except duckdb.Error as exc:
+                full = _disk_full(exc)
+                if full is None:
+                    raise
+                raise WriteError(
+                    f"no space left on device at {full or self.path} (catalog {self.path}); "
+                    "free space on that disk and try again; nothing was changed"
+                ) from exc
             finally:
                 self._local.con = None
                 con.close()
         finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-            os.close(lock)
+            if lock is not None:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+                os.close(lock)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Open the catalog and run the block in one transaction (all or nothing)."""
+        """Open the catalog and run the block in one transaction (all or nothing).
+
+        Raises
+        ------
+        WriteError
+            This user may only read the catalog (nothing is begun), or the disk is full
+            (the transaction was rolled back).
+        """
         with self.connect() as con:
+            self.require_writable()
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
             except BaseException:
-                con.execute("ROLLBACK")
+                # A failed COMMIT, or a write that failed, may have ended it already.
+                with contextlib.suppress(duckdb.TransactionException):
+                    con.execute("ROLLBACK")
                 raise
             con.execute("COMMIT")
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
+
+
+#: How DuckDB words a full disk: the OS's ENOSPC message, with the file it was writing.
+_NO_SPACE = os.strerror(errno.ENOSPC)
+_FILE_IN_MESSAGE = re.compile(r'file \\?"([^"\\]+)\\?"')  # quoted, or in JSON: \"...\"
+
+
+def _disk_full(exc: BaseException) -> str | None:
+    """For an error caused by a full disk: the file being written ('' when DuckDB does
+    not name it); None for any other error."""
+    text = str(exc)
+    if _NO_SPACE not in text:
+        return None
+    found = _FILE_IN_MESSAGE.search(text)
+    return found.group(1) if found else ""

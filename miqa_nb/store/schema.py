@@ -80,7 +80,7 @@ CREATE TABLE IF NOT EXISTS positions (
 """
 
 
-def open_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+def open_schema(con: duckdb.DuckDBPyConnection, path: Path, *, read_only: bool = False) -> None:
     """Create the tables of a new catalog, or check an existing catalog's version.
 
     Parameters
@@ -89,14 +89,28 @@ def open_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         The catalog, open.
     path : Path
         The catalog file, for the message.
+    read_only : bool
+        The catalog is open read-only: check its version, create nothing.
 
     Raises
     ------
     MiqaError
-        The catalog has a schema version this miqa_nb does not read.
+        The catalog has a schema version this miqa_nb does not read, or (read-only)
+        is not a miqa_nb catalog.
     """
-    con.execute(SCHEMA)
-    found = one(con, "SELECT value FROM meta WHERE key = 'schema_version'")
+    if read_only:
+        try:
+            found = one(con, "SELECT value FROM meta WHERE key = 'schema_version'")
+        except duckdb.CatalogException as exc:
+            raise MiqaError(
+                f"{path} is not a miqa_nb catalog (it has no table 'meta'), and it is "
+                "read-only for this user"
+            ) from exc
+    else:
+        con.execute(SCHEMA)
+        found = one(con, "SELECT value FROM meta WHERE key = 'schema_version'")
+    if found is None and read_only:
+        raise MiqaError(f"{path} has no catalog schema version, and it is read-only for this user")
     if found is None:
         con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
     elif found[0] != SCHEMA_VERSION:

@@ -16,12 +16,17 @@ from miqa_nb.core.errors import MiqaError, PermissionDenied
 from miqa_nb.core.permissions import Standing
 from miqa_nb.core.vocabulary import Role
 
-__all__ = ["add_user", "count_users", "roles", "set_role", "standing", "users"]
+__all__ = ["add_user", "count_users", "roles", "set_role", "standing", "user_names", "users"]
 
 
 def users(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Users and whether each is a superuser."""
     return con.execute("SELECT name, superuser, created_utc FROM users ORDER BY name").df()
+
+
+def user_names(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
+    """The names of the catalog's users."""
+    return frozenset(name for (name,) in con.execute("SELECT name FROM users").fetchall())
 
 
 def count_users(con: duckdb.DuckDBPyConnection) -> int:

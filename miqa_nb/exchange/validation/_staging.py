@@ -18,6 +18,9 @@ tables the checks read, and yields them as a :class:`Staging`:
   parses to, and ``<name>_rejected``, each bad value and why. Each distinct value is
   parsed once: MIQA's plain time and location spellings by DuckDB, the others by
   :mod:`miqa_nb.core.vocabulary`, which gives the same values for those.
+- ``users``: the catalog's user names (``name``), which decisions may be credited to;
+  empty when they are not known (:attr:`Staging.users` is None: a file checked
+  without a catalog).
 - ``locations``: what :func:`locations.resolve` finds for each frame's file. It is
   resolved on a second connection while the rows are staged and checked (DuckDB,
   Arrow and the file system let go of the GIL): :attr:`Staging.resolved` waits for it.
@@ -28,7 +31,7 @@ Every table is made here, before any check runs; no check makes one another read
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -74,6 +77,7 @@ _TABLES = (
     "frames",
     "split_runs",
     "decisions",
+    "users",
     *(f"{name}_{part}" for name in VOCABULARIES for part in ("map", "rejected")),
 )
 
@@ -99,6 +103,8 @@ class Staging:
         The resolution of the frames' locations, under way (see :attr:`resolved`).
     sources : frozenset of str
         What is staged: the table names, and ``locations`` (:attr:`resolved`).
+    users : frozenset of str or None
+        The catalog's user names (table ``users``); None when not known.
     """
 
     con: duckdb.DuckDBPyConnection
@@ -110,6 +116,7 @@ class Staging:
     frames: pa.Table
     resolving: Future[locations.Resolved]
     sources: frozenset[str] = frozenset()
+    users: frozenset[str] | None = None
 
     def q(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         """The rows of a query on the staging database."""
@@ -153,6 +160,7 @@ def staging(
     *,
     roots: Iterable[str | os.PathLike[str]] | None = None,
     scan_types: ScanTypes | None = None,
+    users: Collection[str] | None = None,
     project: str | None = None,
 ) -> Iterator[Staging]:
     """Stage the rows of ``file`` (split by :func:`~._rows.split_rows`) on ``con``:
@@ -160,7 +168,8 @@ def staging(
 
     The frames' locations are resolved on a second connection meanwhile; leaving the
     context waits for that to finish. ``roots`` defaults to ``MIQA_NB_DATA_ROOTS``, else
-    the file's folder; ``scan_types`` to MIQA's.
+    the file's folder; ``scan_types`` to MIQA's; ``users`` (the catalog's user names) to
+    not known.
     """
     runs, frames = trimmed(runs, _TRIMMED), trimmed(frames, FRAME_COLUMNS)
     data_roots = locations.DataRoots.from_setting(roots, os.path.dirname(os.path.abspath(file)))
@@ -169,6 +178,8 @@ def staging(
             locations.resolve, second, frames.column("file_location"), file, data_roots
         )
         _make_tables(con, parsed, runs, frames, scan_types or ScanTypes())
+        known_users = None if users is None else frozenset(users)
+        _stage_users(con, known_users or frozenset())
         yield Staging(
             con,
             file,
@@ -179,6 +190,7 @@ def staging(
             frames,
             resolving,
             frozenset((*_TABLES, "locations")),
+            known_users,
         )
 
 
@@ -200,6 +212,13 @@ def _make_tables(
     else:
         _stage_json_decisions(con, parsed.decisions)
     _stage_vocabularies(con, scan_types)
+
+
+def _stage_users(con: duckdb.DuckDBPyConnection, users: frozenset[str]) -> None:
+    """Table ``users`` (from Arrow: no round trip through pandas)."""
+    con.register("users_in", pa.table({"name": pa.array(sorted(users), pa.string())}))
+    con.execute("CREATE TABLE users AS SELECT name FROM users_in")
+    con.unregister("users_in")
 
 
 def _stage_split_runs(con: duckdb.DuckDBPyConnection) -> None:

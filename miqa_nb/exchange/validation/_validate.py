@@ -4,7 +4,7 @@ for the report only."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -28,6 +28,7 @@ def validate(
     *,
     roots: Iterable[str | os.PathLike[str]] | None = None,
     scan_types: ScanTypes | None = None,
+    users: Collection[str] | None = None,
     project: str | None = None,
     progress: bool = False,
 ) -> Staged:
@@ -46,6 +47,9 @@ def validate(
         Folders frame files may live in; default ``MIQA_NB_DATA_ROOTS`` or the file's folder.
     scan_types : ScanTypes, optional
         The scan types to accept (MIQA's by default).
+    users : collection of str, optional
+        The catalog's user names: every decision's creator must be one. Not checked
+        when not given (a file checked without a catalog).
     project : str, optional
         For a project import: every row must belong to this project.
     progress : bool
@@ -69,7 +73,15 @@ def validate(
         if runs is None or frames is None or not report.ok:
             return staged
         with staging(
-            con, path, parsed, runs, frames, roots=roots, scan_types=scan_types, project=project
+            con,
+            path,
+            parsed,
+            runs,
+            frames,
+            roots=roots,
+            scan_types=scan_types,
+            users=users,
+            project=project,
         ) as staged_rows:
             bar.update()
             bar.set_postfix_str(steps[1])

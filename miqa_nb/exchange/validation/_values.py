@@ -29,6 +29,7 @@ __all__ = [
     "VALUE_CHECKS",
     "decision_given",
     "frame_numbers",
+    "known_creators",
     "names_are_one_line",
     "only_this_project",
     "required_in_frames",
@@ -166,6 +167,26 @@ def decision_given(staging: Staging) -> Iterator[Finding]:
         )
 
 
+@reads("decisions", "users")
+def known_creators(staging: Staging) -> Iterator[Finding]:
+    """A decision's creator is a user of the catalog: an import credits decisions to
+    the catalog's users, never to a new name. Not checked when the users are not known
+    (a file checked without a catalog)."""
+    if staging.users is None:
+        return
+    yield Rule(
+        "decisions",
+        "last_decision_creator",
+        "last_decision_creator <> '' AND last_decision_creator NOT IN (SELECT name FROM users)",
+        "unknown-creator",
+        lambda v: (
+            f"decision creator {v!r} is not a user of the catalog; a superuser adds the "
+            f"user first (`miqa-nb users add {v}`), or correct the name"
+        ),
+        expected="a user of the catalog",
+    )
+
+
 def vocabulary(name: str, check: str) -> Check:
     """The check that the values of vocabulary ``name`` (see :data:`VOCABULARIES`) are
     known: one problem per value staging rejected, with the vocabulary's reason."""
@@ -202,6 +223,7 @@ VALUE_CHECKS: tuple[Check, ...] = (
     web_links,
     decision_given,
     vocabulary("decision", "unknown-decision"),
+    known_creators,
     vocabulary("artifact", "unknown-artifact"),
     vocabulary("time", "bad-time"),
     vocabulary("location", "bad-location"),
