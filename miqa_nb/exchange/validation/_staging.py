@@ -173,7 +173,8 @@ def staging(
     """
     runs, frames = trimmed(runs, _TRIMMED), trimmed(frames, FRAME_COLUMNS)
     data_roots = locations.DataRoots.from_setting(roots, os.path.dirname(os.path.abspath(file)))
-    with ThreadPoolExecutor(1) as pool, con.cursor() as second:
+    # The pool is left first (it waits for the resolver), then the cursor it used is closed.
+    with con.cursor() as second, ThreadPoolExecutor(1) as pool:
         resolving = pool.submit(
             locations.resolve, second, frames.column("file_location"), file, data_roots
         )
