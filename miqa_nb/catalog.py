@@ -31,7 +31,7 @@ from miqa_nb.core import permissions
 from miqa_nb.core.errors import ImportFileError, MiqaError, PermissionDenied
 from miqa_nb.core.permissions import Standing
 from miqa_nb.core.report import Report
-from miqa_nb.core.rules import require_note_or_artifact
+from miqa_nb.core.rules import require_note_or_artifact, require_plain_note
 from miqa_nb.core.vocabulary import (
     CONVENTIONS,
     ArtifactState,
@@ -482,12 +482,14 @@ class Catalog:
         """Append a decision to a scan's log; return its id.
 
         ``artifacts`` maps names to present/absent/not assessed, or lists those present.
-        A decision other than ``U`` needs a note or at least one artifact present.
+        A decision other than ``U`` needs a note or at least one artifact present; a
+        note holds no control character but tabs and line breaks.
         """
         code = decision if isinstance(decision, Decision) else Decision.parse(decision)
         states = decisions.artifact_states(artifacts)
         present = [a for a, s in states.items() if s == ArtifactState.PRESENT]
         require_note_or_artifact(code, note, present)
+        require_plain_note(note)
         if location is not None and not isinstance(location, Location):
             location = Location.from_mm(*location)
         when = Timestamp.from_datetime(self.clock().replace(microsecond=0))
