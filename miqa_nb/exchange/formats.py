@@ -34,6 +34,7 @@ from miqa_nb.core import files
 from miqa_nb.core.errors import VocabularyError, WriteError
 from miqa_nb.core.report import Problem
 from miqa_nb.core.vocabulary import Timestamp
+from miqa_nb.exchange import limits, scanning
 
 #: The 16 columns MIQA writes, in its order (the specification's 15 plus experiment_notes).
 MIQA_COLUMNS: tuple[str, ...] = (
@@ -315,7 +316,7 @@ def _csv_batches(path: Path, columns: list[str], parsed: ParsedFile) -> Iterator
             yielded = True
             first_row += batch.num_rows
     except pa.ArrowInvalid as exc:
-        parsed.problems.extend(_diagnose(path, len(columns), exc))
+        parsed.problems.extend(_diagnose(path, columns, exc))
         return
     if not yielded:
         parsed.problems.append(
@@ -333,14 +334,23 @@ def _csv_batches(path: Path, columns: list[str], parsed: ParsedFile) -> Iterator
 LISTED_BAD_LINES = 20
 
 
-def _diagnose(path: Path, expected: int, exc: pa.ArrowInvalid) -> list[Problem]:
-    """The problems of a CSV file pyarrow could not read: its first byte that is not
-    UTF-8 (the first thing to fix: such text also shows as a parse error), else every
-    line whose number of fields is not the header's, else pyarrow's own message.
+def _diagnose(path: Path, columns: list[str], exc: pa.ArrowInvalid) -> list[Problem]:
+    """The problems of a CSV file pyarrow could not read: its values longer than
+    :data:`~miqa_nb.exchange.limits.MAX_VALUE_BYTES` and rows longer than a block (which
+    pyarrow cannot read), else its first byte that is not UTF-8 (the first thing to fix:
+    such text also shows as a parse error), else every line whose number of fields is
+    not the header's, else pyarrow's own message.
 
-    Only a broken file comes here; it is read again with Python's ``csv`` module,
-    which splits rows as pyarrow's options do (``"`` quotes, doubled inside)."""
+    Only a broken file comes here. Long values are found by a scan of the bytes
+    (:func:`~miqa_nb.exchange.scanning.long_csv_values`): pyarrow raises one error type
+    for every problem, and only its message (which is no interface) would tell a row
+    too long for a block. The rest is read again with Python's ``csv`` module, which
+    splits rows as pyarrow's options do (``"`` quotes, doubled inside)."""
     name = str(path)
+    expected = len(columns)
+    long = _long_values(path, columns)
+    if long:
+        return long
     bad = _find_bad_utf8(path)
     if bad:
         row, position, byte = bad
@@ -360,28 +370,40 @@ def _diagnose(path: Path, expected: int, exc: pa.ArrowInvalid) -> list[Problem]:
     more = 0
     with open(path, encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle)
-        next(reader, None)
-        start = reader.line_num + 1
-        for fields in reader:
-            if fields and len(fields) != expected:
-                if len(problems) < LISTED_BAD_LINES:
-                    text = ",".join(fields)
-                    problems.append(
-                        Problem(
-                            "error",
-                            "malformed-csv",
-                            f"the CSV cannot be parsed at line {start}: {len(fields)} fields "
-                            f"where the header has {expected} ({text[:60]!r}); check quoting "
-                            "and the number of commas",
-                            file=name,
-                            row=start,
-                            value=text[:200],
-                            expected=f"{expected} fields",
-                        )
-                    )
-                else:
-                    more += 1
+        start = 2
+        try:
+            next(reader, None)
             start = reader.line_num + 1
+            for fields in reader:
+                if fields and len(fields) != expected:
+                    if len(problems) < LISTED_BAD_LINES:
+                        text = ",".join(fields)
+                        problems.append(
+                            Problem(
+                                "error",
+                                "malformed-csv",
+                                f"the CSV cannot be parsed at line {start}: {len(fields)} fields "
+                                f"where the header has {expected} ({text[:60]!r}); check quoting "
+                                "and the number of commas",
+                                file=name,
+                                row=start,
+                                value=text[:200],
+                                expected=f"{expected} fields",
+                            )
+                        )
+                    else:
+                        more += 1
+                start = reader.line_num + 1
+        except csv.Error as error:  # a value longer than the csv module's bound...
+            problems.append(
+                Problem(
+                    "error",
+                    "malformed-csv",
+                    f"the CSV cannot be parsed at line {reader.line_num}: {error}",
+                    file=name,
+                    row=reader.line_num,
+                )
+            )
     if more:
         problems.append(
             Problem(
@@ -399,6 +421,34 @@ def _diagnose(path: Path, expected: int, exc: pa.ArrowInvalid) -> list[Problem]:
                 "malformed-csv",
                 f"the CSV cannot be parsed: {exc}; check quoting and the number of commas",
                 file=name,
+            )
+        )
+    return problems
+
+
+def _long_values(path: Path, columns: list[str]) -> list[Problem]:
+    """The values and rows of a CSV file too long to read (see :func:`_diagnose`)."""
+    found = scanning.long_csv_values(
+        path, limits.MAX_VALUE_BYTES, BLOCK_BYTES, listed=LISTED_BAD_LINES
+    )
+    problems = []
+    for long in found:
+        if long.column is None:
+            what, where = f"row {long.row} is", {}
+            bound = f"a row may be at most {BLOCK_BYTES:,} bytes"
+        else:
+            column = columns[long.column] if long.column < len(columns) else f"#{long.column + 1}"
+            what, where = f"the value of {column!r} in row {long.row} is", {"column": column}
+            bound = f"a value may be at most {limits.MAX_VALUE_BYTES:,} bytes"
+        problems.append(
+            Problem(
+                "error",
+                "too-long",
+                f"{what} {long.size:,} bytes long; {bound} (the file was not read further)",
+                file=str(path),
+                row=long.row,
+                expected=bound,
+                **where,
             )
         )
     return problems
@@ -456,8 +506,20 @@ def read_json(path: str | os.PathLike[str]) -> ParsedFile:
     name = str(path)
     parsed = ParsedFile(name, "json")
     try:
-        with open(path, encoding="utf-8-sig") as handle:
-            document = json.load(handle)
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        parsed.problems.append(
+            _json_problem(name, "unreadable", f"cannot read the file: {exc.strerror or exc}", "$")
+        )
+        return parsed
+    data = data[len(_BOM) :] if data.startswith(_BOM) else data
+    deep = scanning.json_too_deep(data, limits.MAX_JSON_DEPTH)
+    if deep is not None:
+        parsed.problems.append(_too_deep(name, deep.path, deep.line, deep.column))
+        return parsed
+    try:
+        document = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
         parsed.problems.append(
             _json_problem(
@@ -476,10 +538,8 @@ def read_json(path: str | os.PathLike[str]) -> ParsedFile:
             )
         )
         return parsed
-    except OSError as exc:
-        parsed.problems.append(
-            _json_problem(name, "unreadable", f"cannot read the file: {exc.strerror or exc}", "$")
-        )
+    except RecursionError:  # pragma: no cover - the depth is bounded above; a safety net
+        parsed.problems.append(_too_deep(name, None, None, None))
         return parsed
     reader = _JsonReader(name)
     reader.read(document)
@@ -497,6 +557,20 @@ def read_json(path: str | os.PathLike[str]) -> ParsedFile:
     frame = pd.DataFrame(reader.rows, columns=[*MIQA_COLUMNS, "_path"], dtype=object)
     parsed._batches = lambda: _frame_batches(frame)
     return parsed
+
+
+def _too_deep(file: str, where: str | None, line: int | None, column: int | None) -> Problem:
+    at = f" at line {line}, column {column}" if line is not None else ""
+    return _json_problem(
+        file,
+        "json-too-deep",
+        f"the JSON nests deeper than {limits.MAX_JSON_DEPTH} levels{at}; a MIQA file nests "
+        f"{limits.FORMAT_DEPTH} (projects, experiments, scans, frames or decisions): this "
+        "is not an import file, and it was not read further",
+        where or "$",
+        row=line,
+        expected=f"at most {limits.MAX_JSON_DEPTH} levels of objects and lists",
+    )
 
 
 def _json_problem(
