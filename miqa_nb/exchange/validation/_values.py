@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pyarrow.compute as pc
 
+from miqa_nb.core.rules import NAME_CONTROLS, control_class
 from miqa_nb.exchange import formats
 from miqa_nb.exchange.formats import DECISION_COLUMNS
 from miqa_nb.exchange.validation._battery import Check, Finding, Rule, reads
@@ -24,6 +25,7 @@ from miqa_nb.exchange.validation._rows import (
     plain_numbers,
 )
 from miqa_nb.exchange.validation._staging import VOCABULARIES, Staging
+from miqa_nb.exchange.validation._text import TEXT_CHECKS, shown
 
 __all__ = [
     "VALUE_CHECKS",
@@ -91,10 +93,12 @@ def names_are_one_line(staging: Staging) -> Iterator[Finding]:
         yield Rule(
             "runs",
             column,
-            f"regexp_matches(\"{column}\", '[\\x00-\\x1f\\x7f]')",
+            f"regexp_matches(\"{column}\", '{control_class(NAME_CONTROLS)}')",
             "control-character",
-            f"{column} holds a control character (a tab or line break?); "
-            "names are one line of text",
+            lambda v, column=column: (
+                f"{column} holds a control character ({shown(v)}; a tab or line break?); "
+                "names are one line of text: remove the character"
+            ),
             expected="printable text",
         )
         yield Rule(
@@ -198,6 +202,7 @@ VALUE_CHECKS: tuple[Check, ...] = (
     vocabulary("scan_type", "unknown-scan-type"),
     required_in_runs,
     names_are_one_line,
+    *TEXT_CHECKS,
     only_this_project,
     web_links,
     decision_given,
