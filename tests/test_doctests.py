@@ -14,6 +14,8 @@ MODULES = [
     "miqa_nb.core.settings",
     "miqa_nb.core.vocabulary",
     "miqa_nb.exchange.formats",
+    "miqa_nb.exchange.limits",
+    "miqa_nb.exchange.scanning",
     "miqa_nb.store.decisions",
     "miqa_nb.store.names",
 ]

@@ -433,12 +433,13 @@ def _long_values(path: Path, columns: list[str]) -> list[Problem]:
     )
     problems = []
     for long in found:
+        column: str | None = None
         if long.column is None:
-            what, where = f"row {long.row} is", {}
+            what = f"row {long.row} is"
             bound = f"a row may be at most {BLOCK_BYTES:,} bytes"
         else:
             column = columns[long.column] if long.column < len(columns) else f"#{long.column + 1}"
-            what, where = f"the value of {column!r} in row {long.row} is", {"column": column}
+            what = f"the value of {column!r} in row {long.row} is"
             bound = f"a value may be at most {limits.MAX_VALUE_BYTES:,} bytes"
         problems.append(
             Problem(
@@ -447,8 +448,8 @@ def _long_values(path: Path, columns: list[str]) -> list[Problem]:
                 f"{what} {long.size:,} bytes long; {bound} (the file was not read further)",
                 file=str(path),
                 row=long.row,
+                column=column,
                 expected=bound,
-                **where,
             )
         )
     return problems

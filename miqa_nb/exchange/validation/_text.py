@@ -23,7 +23,7 @@ Which columns are checked for what:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -149,6 +149,17 @@ def no_control_characters(staging: Staging) -> Iterator[Finding]:
             yield _control_rule("decisions", column, column in NOTE_COLUMNS)
 
 
+def _formula_message(column: str) -> Callable[[str], str]:
+    def message(value: str) -> str:
+        return (
+            f"{column} {shown(value)} begins with {value[:1]!r}: a spreadsheet opening a CSV "
+            "export runs it as a formula. Keep it if it is meant as text: the dashboard's "
+            "exports (and `miqa-nb export --spreadsheet-safe`) write it with a ' in front"
+        )
+
+    return message
+
+
 @reads("runs", "decisions")
 def no_formulas(staging: Staging) -> Iterator[Finding]:
     """A warning for each value a spreadsheet would run as a formula."""
@@ -162,12 +173,7 @@ def no_formulas(staging: Staging) -> Iterator[Finding]:
             column,
             limits.formula_sql(f'"{column}"'),
             "formula",
-            lambda v, column=column: (
-                f"{column} {shown(v)} begins with {v[:1]!r}: a spreadsheet opening a CSV "
-                "export runs it as a formula. Keep it if it is meant as text: the "
-                "dashboard's exports (and `miqa-nb export --spreadsheet-safe`) write it "
-                "with a ' in front"
-            ),
+            _formula_message(column),
             severity="warning",
             expected="text that does not begin with =, +, -, @, a tab or a carriage return",
         )

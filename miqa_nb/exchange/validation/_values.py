@@ -9,7 +9,7 @@ problem only when one is there.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pyarrow.compute as pc
 
@@ -83,6 +83,16 @@ def frame_numbers(staging: Staging) -> Iterator[Finding]:
     )
 
 
+def _control_message(column: str) -> Callable[[str], str]:
+    def message(value: str) -> str:
+        return (
+            f"{column} holds a control character ({shown(value)}; a tab or line break?); "
+            "names are one line of text: remove the character"
+        )
+
+    return message
+
+
 @reads("runs")
 def names_are_one_line(staging: Staging) -> Iterator[Finding]:
     """Names and subject and session IDs are one line of at most :data:`MAX_TEXT`
@@ -95,10 +105,7 @@ def names_are_one_line(staging: Staging) -> Iterator[Finding]:
             column,
             f"regexp_matches(\"{column}\", '{control_class(NAME_CONTROLS)}')",
             "control-character",
-            lambda v, column=column: (
-                f"{column} holds a control character ({shown(v)}; a tab or line break?); "
-                "names are one line of text: remove the character"
-            ),
+            _control_message(column),
             expected="printable text",
         )
         yield Rule(
