@@ -368,6 +368,10 @@ def _diagnose(path: Path, columns: list[str], exc: pa.ArrowInvalid) -> list[Prob
         ]
     problems: list[Problem] = []
     more = 0
+    # The csv module's bound on a value (128 KiB by default) is process-wide: raised to
+    # ours while this file is read, then put back (a read that meets another thread's
+    # bound ends in a csv.Error, reported below, not a traceback).
+    bound = csv.field_size_limit(max(csv.field_size_limit(), limits.MAX_VALUE_BYTES + 2))
     with open(path, encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle)
         start = 2
@@ -394,7 +398,7 @@ def _diagnose(path: Path, columns: list[str], exc: pa.ArrowInvalid) -> list[Prob
                     else:
                         more += 1
                 start = reader.line_num + 1
-        except csv.Error as error:  # a value longer than the csv module's bound...
+        except csv.Error as error:
             problems.append(
                 Problem(
                     "error",
@@ -404,6 +408,8 @@ def _diagnose(path: Path, columns: list[str], exc: pa.ArrowInvalid) -> list[Prob
                     row=reader.line_num,
                 )
             )
+        finally:
+            csv.field_size_limit(bound)
     if more:
         problems.append(
             Problem(
@@ -434,22 +440,25 @@ def _long_values(path: Path, columns: list[str]) -> list[Problem]:
     problems = []
     for long in found:
         column: str | None = None
-        if long.column is None:
+        if long.column is None:  # pyarrow reads a row over one block, but not always
             what = f"row {long.row} is"
-            bound = f"a row may be at most {BLOCK_BYTES:,} bytes"
+            bound = f"more than {BLOCK_BYTES:,} bytes is too long a row to read"
+            expected = f"at most {BLOCK_BYTES:,} bytes per row"
         else:
             column = columns[long.column] if long.column < len(columns) else f"#{long.column + 1}"
             what = f"the value of {column!r} in row {long.row} is"
             bound = f"a value may be at most {limits.MAX_VALUE_BYTES:,} bytes"
+            expected = f"at most {limits.MAX_VALUE_BYTES:,} bytes"
         problems.append(
             Problem(
                 "error",
                 "too-long",
-                f"{what} {long.size:,} bytes long; {bound} (the file was not read further)",
+                f"{what} {long.size:,} bytes long; {bound}: shorten it (the file was not "
+                "read further)",
                 file=str(path),
                 row=long.row,
                 column=column,
-                expected=bound,
+                expected=expected,
             )
         )
     return problems
