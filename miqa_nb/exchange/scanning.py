@@ -31,9 +31,7 @@ __all__ = ["SCAN_BYTES", "Deep", "LongValue", "json_too_deep", "long_csv_values"
 SCAN_BYTES = 16 << 20
 
 _QUOTE, _BACKSLASH, _LF, _CR = ord('"'), ord("\\"), ord("\n"), ord("\r")
-_OPENERS = np.zeros(256, dtype=np.int8)
-_OPENERS[[ord("["), ord("{")]] = 1
-_OPENERS[[ord("]"), ord("}")]] = -1
+_OPEN, _CLOSE = ord("{"), ord("}")
 
 
 def _blocks(data: bytes | memoryview, size: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -86,10 +84,11 @@ def json_too_deep(data: bytes, limit: int, *, block: int = SCAN_BYTES) -> Deep |
     for start, d in _blocks(data, block):
         quotes = np.flatnonzero(d == _QUOTE)
         quotes = quotes[~_escaped(d, quotes, backslashes)]
-        brackets = np.flatnonzero(_OPENERS[d])
+        folded = d | 0x20  # [ and ] fold onto { and }
+        brackets = np.flatnonzero((folded == _OPEN) | (folded == _CLOSE))
         outside = (np.searchsorted(quotes, brackets) + in_string) % 2 == 0
         brackets = brackets[outside]
-        step = _OPENERS[d[brackets]].astype(np.int64)
+        step = np.where(folded[brackets] == _OPEN, 1, -1)
         depths = depth + np.cumsum(step)
         over = np.flatnonzero(depths > limit)
         end = over[0] if len(over) else len(brackets)
@@ -116,20 +115,40 @@ def _escaped(d: np.ndarray, quotes: np.ndarray, carried: int) -> np.ndarray:
     )
     if not len(candidates):
         return escaped
-    slashes = np.flatnonzero(d == _BACKSLASH)
-    run_starts = slashes[np.insert(np.diff(slashes) > 1, 0, True)] if len(slashes) else slashes
     before = quotes[candidates] - 1  # the backslash before each (-1: in the block before)
-    runs = np.full(len(candidates), carried, dtype=np.int64)
-    inside = before >= 0
-    if inside.any():
+    # Runs are short (``\"``, ``\\\"``): look back a few bytes; only long runs (a
+    # hostile file) take the pass over every backslash of the block.
+    runs = np.zeros(len(candidates), dtype=np.int64)
+    open_ = before >= 0
+    for step in range(8):
+        at = before - step
+        more = open_ & (at >= 0)
+        more[more] = d[at[more]] == _BACKSLASH
+        runs += more
+        reached_start = open_ & (at < 0)
+        runs[reached_start] += carried
+        open_ = more
+        if not open_.any():
+            break
+    else:
+        slashes = np.flatnonzero(d == _BACKSLASH)
+        run_starts = slashes[np.insert(np.diff(slashes) > 1, 0, True)]
+        inside = before >= 0
         first = run_starts[np.searchsorted(run_starts, before[inside], side="right") - 1]
         runs[inside] = before[inside] - first + 1 + np.where(first == 0, carried, 0)
+    runs[before < 0] = carried
     escaped[candidates] = runs % 2 == 1
     return escaped
 
 
 def _trailing_backslashes(d: np.ndarray, carried: int) -> int:
     """The run of backslashes that ends block ``d`` (0 when it ends otherwise)."""
+    size = 64
+    while size < len(d):
+        others = np.flatnonzero(d[-size:] != _BACKSLASH)
+        if len(others):
+            return size - 1 - int(others[-1])
+        size *= 64
     others = np.flatnonzero(d != _BACKSLASH)
     if not len(others):
         return carried + len(d)
