@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -168,18 +168,23 @@ def staging(
         resolving = pool.submit(
             locations.resolve, second, frames.column("file_location"), file, data_roots
         )
-        _make_tables(con, parsed, runs, frames, scan_types or ScanTypes())
-        yield Staging(
-            con,
-            file,
-            parsed.kind,
-            project,
-            data_roots,
-            runs,
-            frames,
-            resolving,
-            frozenset((*_TABLES, "locations")),
-        )
+        try:
+            _make_tables(con, parsed, runs, frames, scan_types or ScanTypes())
+            yield Staging(
+                con,
+                file,
+                parsed.kind,
+                project,
+                data_roots,
+                runs,
+                frames,
+                resolving,
+                frozenset((*_TABLES, "locations")),
+            )
+        finally:
+            # The cursor closes first on the way out: only once the resolution on it is
+            # done (when no check read the locations, it may still be under way).
+            wait([resolving])
 
 
 def _make_tables(
