@@ -31,7 +31,7 @@ from miqa_nb.core import permissions
 from miqa_nb.core.errors import ImportFileError, MiqaError, PermissionDenied
 from miqa_nb.core.permissions import Standing
 from miqa_nb.core.report import Report
-from miqa_nb.core.rules import require_note_or_artifact
+from miqa_nb.core.rules import require_note_or_artifact, require_plain_note
 from miqa_nb.core.vocabulary import (
     CONVENTIONS,
     ArtifactState,
@@ -422,6 +422,7 @@ class Catalog:
         by: str,
         project: str | None = None,
         relative_paths: bool = False,
+        spreadsheet_safe: bool = False,
     ) -> Path:
         """Export one project (its reviewers, creator, superusers) or all (superusers).
 
@@ -429,6 +430,9 @@ class Catalog:
         The file is written atomically. File locations are absolute; with
         ``relative_paths`` those under the file's grandparent folder are written
         relative to it, as MIQA resolves them (see :mod:`miqa_nb.exchange.export`).
+        Values are written exact (an export imports back to the same catalog); with
+        ``spreadsheet_safe`` a CSV value a spreadsheet would run as a formula gets a
+        ``'`` in front (for opening in a spreadsheet, not for importing back).
         """
         with self.store.connect() as con:
             if project is None:
@@ -436,7 +440,8 @@ class Catalog:
             else:
                 projects.require_project(con, project)
                 permissions.require_transfer(self._standing(con, by, project), "export")
-            return self._export(con, path, None if project is None else [project], relative_paths)
+            chosen = None if project is None else [project]
+            return self._export(con, path, chosen, relative_paths, spreadsheet_safe)
 
     @staticmethod
     def _export(
@@ -444,10 +449,13 @@ class Catalog:
         path: str | os.PathLike[str],
         projects: Sequence[str] | None,
         relative_paths: bool = False,
+        spreadsheet_safe: bool = False,
     ) -> Path:
         if str(path).lower().endswith(".json"):
             return export.export_json(con, path, projects, relative_paths=relative_paths)
-        return export.export_csv(con, path, projects, relative_paths=relative_paths)
+        return export.export_csv(
+            con, path, projects, relative_paths=relative_paths, spreadsheet_safe=spreadsheet_safe
+        )
 
     def import_project(
         self, project: str, *, by: str, mode: str = "replace", dry_run: bool = False
@@ -456,9 +464,10 @@ class Catalog:
         path = self._project_path(project, "import_path")
         return self.import_file(path, by=by, project=project, mode=mode, dry_run=dry_run)
 
-    def export_project(self, project: str, *, by: str) -> Path:
-        """Export a project to its ``export_path``."""
-        return self.export_file(self._project_path(project, "export_path"), by=by, project=project)
+    def export_project(self, project: str, *, by: str, spreadsheet_safe: bool = False) -> Path:
+        """Export a project to its ``export_path`` (see :meth:`export_file`)."""
+        path = self._project_path(project, "export_path")
+        return self.export_file(path, by=by, project=project, spreadsheet_safe=spreadsheet_safe)
 
     def import_global(self, *, by: str, mode: str = "replace", dry_run: bool = False) -> Report:
         """Import every project in the global import file (superusers)."""
@@ -467,12 +476,13 @@ class Catalog:
             raise MiqaError("no global import path is set; set it with set_global_paths()")
         return self.import_file(path, by=by, mode=mode, dry_run=dry_run)
 
-    def export_global(self, *, by: str) -> Path:
-        """Export every project to the global export file (superusers)."""
+    def export_global(self, *, by: str, spreadsheet_safe: bool = False) -> Path:
+        """Export every project to the global export file (superusers; see
+        :meth:`export_file`)."""
         path = self.global_paths()["export_path"]
         if not path:
             raise MiqaError("no global export path is set; set it with set_global_paths()")
-        return self.export_file(path, by=by)
+        return self.export_file(path, by=by, spreadsheet_safe=spreadsheet_safe)
 
     def _project_path(self, project: str, column: str) -> str:
         with self.store.connect() as con:
@@ -521,12 +531,14 @@ class Catalog:
         """Append a decision to a scan's log; return its id.
 
         ``artifacts`` maps names to present/absent/not assessed, or lists those present.
-        A decision other than ``U`` needs a note or at least one artifact present.
+        A decision other than ``U`` needs a note or at least one artifact present; a
+        note holds no control character but tabs and line breaks.
         """
         code = decision if isinstance(decision, Decision) else Decision.parse(decision)
         states = decisions.artifact_states(artifacts)
         present = [a for a, s in states.items() if s == ArtifactState.PRESENT]
         require_note_or_artifact(code, note, present)
+        require_plain_note(note)
         if location is not None and not isinstance(location, Location):
             location = Location.from_mm(*location)
         when = Timestamp.from_datetime(self.clock().replace(microsecond=0))

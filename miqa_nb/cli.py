@@ -125,6 +125,13 @@ def _parser() -> argparse.ArgumentParser:
         help="write file locations under the folder above the export file's folder "
         "relative to that folder, where MIQA resolves them (default: absolute paths)",
     )
+    p.add_argument(
+        "--spreadsheet-safe",
+        action="store_true",
+        help="put a ' before CSV values a spreadsheet would run as formulas (those beginning "
+        "with =, +, -, @, a tab or a carriage return), to open the file in Excel or "
+        "LibreOffice; not for importing back (default: every value exact, MIQA's form)",
+    )
 
     sub.add_parser("projects", help="list projects and their review progress")
 
@@ -258,7 +265,11 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "export":
         path = catalog.export_file(
-            args.file, by=user, project=args.project, relative_paths=args.relative_paths
+            args.file,
+            by=user,
+            project=args.project,
+            relative_paths=args.relative_paths,
+            spreadsheet_safe=args.spreadsheet_safe,
         )
         print(f"wrote {path}")
         return 0

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from support import frame_row
 
 from miqa_nb import Catalog
+from miqa_nb.core.rules import NOTE_CONTROLS
 from miqa_nb.core.vocabulary import ARTIFACTS, SCAN_TYPES
 from miqa_nb.exchange.formats import MIQA_COLUMNS
 
@@ -96,8 +97,11 @@ NAME = st.text(
     st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1, max_size=10
 ).filter(lambda s: s.strip() == s and s != "")
 OPTIONAL = st.one_of(st.just(""), NAME)
+# A note holds no control character but tab and line breaks (\r is left out: pandas
+# writes the CSV, and a lone \r would end its line).
 NOTE = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\r"), max_size=20
+    st.characters(blacklist_categories=("Cs",), blacklist_characters=NOTE_CONTROLS + "\r"),
+    max_size=20,
 )
 TIME = st.builds(
     lambda d, tz: (

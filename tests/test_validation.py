@@ -12,6 +12,7 @@ from support import frame_row
 from miqa_nb.core.vocabulary import ScanTypes
 from miqa_nb.exchange import formats
 from miqa_nb.exchange.formats import REQUIRED_COLUMNS
+from miqa_nb.exchange.limits import MAX_VALUE_BYTES
 from miqa_nb.exchange.validation import (
     FILE_CHECKS,
     MAX_LISTED,
@@ -404,6 +405,9 @@ _BAD_VALUES = [
     frame_row(scan="S11", last_decision_created="last tuesday", **_DECIDED),
     frame_row(scan="S12", location_of_interest="somewhere", **_DECIDED),
     frame_row(scan="S13", file_location="notes.txt"),
+    frame_row(scan="S14", experiment_notes="x" * (MAX_VALUE_BYTES + 1)),
+    frame_row(scan="S15", last_decision_note="a\x00b", **_DECIDED),
+    frame_row(scan="S16", subject_id="=1+2"),
 ]
 #: Good values, and a problem each check across rows finds.
 _BAD_SCANS = [

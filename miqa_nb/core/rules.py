@@ -8,12 +8,17 @@
 - :func:`require_note_or_artifact` is MIQA's rule that a decision other than ``U``
   says why: a note, or at least one artifact marked present. The catalog and the
   review session both ask it.
+- :data:`NOTE_CONTROLS` and :data:`NAME_CONTROLS` are the control characters a note
+  and a name may not hold; :func:`control_class` writes either as a regular
+  expression that Python and DuckDB both read, so the catalog
+  (:func:`require_plain_note`) and the validation of import files test one rule.
 
 Pure functions, no I/O; who may record which decision is :mod:`miqa_nb.core.permissions`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -21,9 +26,13 @@ from miqa_nb.core.errors import MiqaError
 from miqa_nb.core.vocabulary import Decision, ScanState
 
 __all__ = [
+    "NAME_CONTROLS",
+    "NOTE_CONTROLS",
     "SCAN_STATE_RULE",
     "StateLine",
+    "control_class",
     "require_note_or_artifact",
+    "require_plain_note",
     "scan_state",
     "scan_state_sql",
 ]
@@ -159,4 +168,51 @@ def require_note_or_artifact(decision: Decision, note: str, present: Collection[
     if decision != Decision.USABLE and not note.strip() and not present:
         raise MiqaError(
             f"a {decision.value!r} decision needs a note or at least one artifact marked present"
+        )
+
+
+#: Control characters no note may hold: C0 and DEL, but tab, line feed and carriage
+#: return (a note may have several lines).
+NOTE_CONTROLS = "".join(map(chr, (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F)))
+#: Control characters no name (project, experiment, scan, scan type, creator, subject
+#: and session IDs, link, file location) may hold: every C0 character and DEL.
+NAME_CONTROLS = "".join(map(chr, (*range(0x00, 0x20), 0x7F)))
+
+
+def control_class(characters: str) -> str:
+    r"""A regular-expression class of ``characters``, written as ``\xNN`` escapes (which
+    Python's ``re`` and DuckDB's RE2 both read, so the text holds no raw control byte).
+
+    >>> control_class("\x00\x7f")
+    '[\\x00\\x7f]'
+    """
+    return "[" + "".join(f"\\x{ord(c):02x}" for c in characters) + "]"
+
+
+_NOTE_CONTROL = re.compile(control_class(NOTE_CONTROLS))
+
+
+def require_plain_note(note: str) -> None:
+    r"""A note holds no control character but tab and line breaks (:data:`NOTE_CONTROLS`).
+
+    Raises
+    ------
+    MiqaError
+        The note holds one; the message shows it escaped, with its position.
+
+    Examples
+    --------
+    >>> require_plain_note("motion in the\tlast\nslices")
+    >>> require_plain_note("bad\x00note")
+    Traceback (most recent call last):
+    ...
+    miqa_nb.core.errors.MiqaError: the note holds the control character '\x00' at character 4 ('bad\x00note'); notes are text (tabs and line breaks are kept): remove it
+    """
+    found = _NOTE_CONTROL.search(note)
+    if found is not None:
+        shown = note if len(note) <= 60 else note[:57] + "..."
+        raise MiqaError(
+            f"the note holds the control character {found.group()!r} at character "
+            f"{found.start() + 1} ({shown!r}); notes are text (tabs and line breaks are "
+            "kept): remove it"
         )

@@ -8,7 +8,8 @@ refusal that still happens shows in the status bar.
 Stable classes: paths ``miqa-import-path``, ``miqa-export-path``, ``miqa-save-paths``;
 import ``miqa-import-mode``, ``miqa-import-dry-run``, ``miqa-import-run`` (enabled
 only after a dry run of the same mode), ``miqa-import-report``; ``miqa-export``,
-``miqa-export-result``; global (superusers, ``miqa-admin-global``):
+``miqa-export-result``, ``miqa-export-safe`` (the exports' form: spreadsheet-safe,
+ticked by default, or MIQA's exact form); global (superusers, ``miqa-admin-global``):
 ``miqa-global-import-path``, ``miqa-global-export-path``, ``miqa-save-global-paths``,
 ``miqa-global-dry-run``, ``miqa-global-import``, ``miqa-global-export``; users and
 roles: ``miqa-roles``, ``miqa-role-user``, ``miqa-role``, ``miqa-set-role``,
@@ -122,6 +123,15 @@ class AdminPanel:
         self.export.on_click(guard(lambda _b: self._export()))
         self.export_result = widgets.Label()
         self.export_result.add_class("miqa-export-result")
+        # One choice for both exports: a CSV for a spreadsheet (a ' before values that
+        # would run as formulas), or MIQA's exact form, to import back.
+        self.export_safe = widgets.Checkbox(
+            value=True,
+            description="Spreadsheet-safe CSV (untick for MIQA's exact form)",
+            indent=False,
+            layout=widgets.Layout(width="auto"),
+        )
+        self.export_safe.add_class("miqa-export-safe")
 
         sections: list[tuple[str, widgets.Widget]] = [
             (
@@ -134,7 +144,7 @@ class AdminPanel:
                     [
                         widgets.HBox([self.mode, self.dry_run, self.run_import]),
                         self.import_report,
-                        widgets.HBox([self.export, self.export_result]),
+                        widgets.HBox([self.export, self.export_safe, self.export_result]),
                     ]
                 ),
             ),
@@ -188,7 +198,7 @@ class AdminPanel:
             self.on_change()
 
     def _export(self) -> None:
-        path = self.actions.export_project()
+        path = self.actions.export_project(spreadsheet_safe=self.export_safe.value)
         self.export_result.value = f"wrote {path}"
         self.status.ok(f"Exported to {path}.")
 
@@ -245,7 +255,7 @@ class AdminPanel:
             self.on_change()
 
     def _global_export(self) -> None:
-        path = self.actions.export_global()
+        path = self.actions.export_global(spreadsheet_safe=self.export_safe.value)
         self.global_report.value = f"<p>wrote {html.escape(str(path))}</p>"
         self.status.ok(f"Exported every project to {path}.")
 

@@ -322,9 +322,17 @@ class AdminActions:
         project = self._require("import")
         return self.catalog.import_project(project, by=self.user, mode=mode, dry_run=dry_run)
 
-    def export_project(self) -> Path:
-        """Export the project to its export path."""
-        return self.catalog.export_project(self._require("export"), by=self.user)
+    def export_project(self, *, spreadsheet_safe: bool = True) -> Path:
+        """Export the project to its export path.
+
+        A CSV export is spreadsheet-safe unless told otherwise: people who export from
+        the dashboard open the file in a spreadsheet, which would run a value that
+        begins like a formula (``=``, ``+``, ``-``, ``@``, a tab, a carriage return);
+        such values get a ``'`` in front. ``spreadsheet_safe=False`` writes MIQA's exact
+        form (to import back, into miqa_nb or MIQA). See :meth:`Catalog.export_file`.
+        """
+        project = self._require("export")
+        return self.catalog.export_project(project, by=self.user, spreadsheet_safe=spreadsheet_safe)
 
     def global_paths(self) -> dict[str, str | None]:
         """The global import and export paths (superusers)."""
@@ -345,10 +353,11 @@ class AdminActions:
         self._require_global("run a global import")
         return self.catalog.import_global(by=self.user, mode=mode, dry_run=dry_run)
 
-    def export_global(self) -> Path:
-        """Export every project to the global export file (superusers)."""
+    def export_global(self, *, spreadsheet_safe: bool = True) -> Path:
+        """Export every project to the global export file (superusers); spreadsheet-safe
+        unless told otherwise, as :meth:`export_project`."""
         self._require_global("run a global export")
-        return self.catalog.export_global(by=self.user)
+        return self.catalog.export_global(by=self.user, spreadsheet_safe=spreadsheet_safe)
 
     def users(self) -> pd.DataFrame:
         """Every user of the catalog."""

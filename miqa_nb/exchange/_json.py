@@ -20,9 +20,11 @@ import pyarrow as pa
 from miqa_nb.core.errors import VocabularyError
 from miqa_nb.core.report import Problem
 from miqa_nb.core.vocabulary import Timestamp
+from miqa_nb.exchange import limits, scanning
 from miqa_nb.exchange._parsed import (
     BATCH_COLUMNS,
     BATCH_SCHEMA,
+    BOM,
     DECISION_KEYS,
     DECISIONS_TABLE,
     MIQA_COLUMNS,
@@ -60,8 +62,20 @@ def read_json(path: str | os.PathLike[str]) -> ParsedFile:
     name = str(path)
     parsed = ParsedFile(name, "json")
     try:
-        with open(path, encoding="utf-8-sig") as handle:
-            document = json.load(handle)
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        parsed.problems.append(
+            _json_problem(name, "unreadable", f"cannot read the file: {exc.strerror or exc}", "$")
+        )
+        return parsed
+    data = data[len(BOM) :] if data.startswith(BOM) else data
+    deep = scanning.json_too_deep(data, limits.MAX_JSON_DEPTH)
+    if deep is not None:
+        parsed.problems.append(_too_deep(name, deep.path, deep.line, deep.column))
+        return parsed
+    try:
+        document = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
         parsed.problems.append(
             _json_problem(
@@ -80,10 +94,8 @@ def read_json(path: str | os.PathLike[str]) -> ParsedFile:
             )
         )
         return parsed
-    except OSError as exc:
-        parsed.problems.append(
-            _json_problem(name, "unreadable", f"cannot read the file: {exc.strerror or exc}", "$")
-        )
+    except RecursionError:  # pragma: no cover - the depth is bounded above; a safety net
+        parsed.problems.append(_too_deep(name, None, None, None))
         return parsed
     reader = _JsonReader(name)
     reader.read(document)
@@ -101,6 +113,20 @@ def read_json(path: str | os.PathLike[str]) -> ParsedFile:
     frame = pd.DataFrame(reader.rows, columns=[*MIQA_COLUMNS, "_path"], dtype=object)
     parsed._batches = lambda: _frame_batches(frame)
     return parsed
+
+
+def _too_deep(file: str, where: str | None, line: int | None, column: int | None) -> Problem:
+    at = f" at line {line}, column {column}" if line is not None else ""
+    return _json_problem(
+        file,
+        "json-too-deep",
+        f"the JSON nests deeper than {limits.MAX_JSON_DEPTH} levels{at}; a MIQA file nests "
+        f"{limits.FORMAT_DEPTH} (projects, experiments, scans, frames or decisions): this "
+        "is not an import file, and it was not read further",
+        where or "$",
+        row=line,
+        expected=f"at most {limits.MAX_JSON_DEPTH} levels of objects and lists",
+    )
 
 
 def _json_problem(

@@ -79,6 +79,9 @@ DECISIONS_TABLE: tuple[str, ...] = (
 #: Columns kept as written (not trimmed of surrounding spaces).
 UNTRIMMED: frozenset[str] = frozenset({"experiment_notes", "last_decision_note"})
 
+#: The UTF-8 byte order mark some programs write at the start of a file.
+BOM = b"\xef\xbb\xbf"
+
 
 #: Columns of the record batches :meth:`ParsedFile.batches` yields.
 BATCH_COLUMNS: tuple[str, ...] = (*MIQA_COLUMNS, "_row", "_path")

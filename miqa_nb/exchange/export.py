@@ -16,6 +16,12 @@ permissions are the :class:`~miqa_nb.catalog.Catalog`'s business.
   (a name starting with ``.``), stays absolute, so both read the same file.
 - Experiments without notes are written with ``"notes": ""``, as MIQA writes them; its
   JSON schema refuses ``null`` there (rule J2).
+- CSV is written exact by default: every value as the catalog holds it, so that an
+  export imports back to the same catalog. With ``spreadsheet_safe`` a value that a
+  spreadsheet would run as a formula gets a single quote in front (OWASP's rule,
+  :func:`miqa_nb.exchange.limits.spreadsheet_safe`): for people who open the file in
+  Excel or LibreOffice, not for importing back. JSON is exact either way (spreadsheets
+  do not open it).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from pathlib import Path
 
 import duckdb
 
-from miqa_nb.exchange import formats
+from miqa_nb.exchange import formats, limits
 
 #: SQL rendering a decision time as :class:`~miqa_nb.core.vocabulary.Timestamp` does.
 CREATED_TEXT = """CASE WHEN {t}.created IS NULL THEN NULL ELSE
@@ -93,6 +99,7 @@ def export_csv(
     projects: Sequence[str] | None,
     *,
     relative_paths: bool = False,
+    spreadsheet_safe: bool = False,
 ) -> Path:
     """Write MIQA's 16-column CSV (one row per frame, the last decision of its scan).
 
@@ -107,21 +114,40 @@ def export_csv(
     relative_paths : bool
         Write locations under the file's grandparent folder relative to it (MIQA's
         rule); by default every location is absolute.
+    spreadsheet_safe : bool
+        Put a single quote before every value a spreadsheet would run as a formula
+        (see the module's description); by default every value is written exact.
     """
     where, params = _where(projects, "f")
     location = _location_sql(con, "f.location", "frames f", path, relative_paths)
+    sources = {
+        "project_name": "f.project",
+        "experiment_name": "f.experiment",
+        "scan_name": "f.scan",
+        "scan_type": "s.type",
+        "frame_number": "f.frame_number",
+        "file_location": location,
+        "experiment_notes": "e.note",
+        "subject_id": "s.subject_id",
+        "session_id": "s.session_id",
+        "scan_link": "s.link",
+        "last_decision": "d.decision",
+        "last_decision_creator": "d.creator",
+        "last_decision_note": "d.note",
+        "last_decision_created": CREATED_TEXT.format(t="d"),
+        "identified_artifacts": "d.artifacts_present",
+        "location_of_interest": "d.location",
+    }
+    if spreadsheet_safe:  # every text column (frame numbers are integers)
+        sources = {
+            c: v if c == "frame_number" else limits.safe_sql(f"({v})") for c, v in sources.items()
+        }
+    columns = ",\n               ".join(f"{v} AS {c}" for c, v in sources.items())
     query = f"""
         WITH last AS (
             SELECT * FROM decisions
             QUALIFY row_number() OVER (PARTITION BY project, experiment, scan ORDER BY id DESC) = 1)
-        SELECT f.project AS project_name, f.experiment AS experiment_name,
-               f.scan AS scan_name, s.type AS scan_type, f.frame_number,
-               {location} AS file_location,
-               e.note AS experiment_notes, s.subject_id, s.session_id, s.link AS scan_link,
-               d.decision AS last_decision, d.creator AS last_decision_creator,
-               d.note AS last_decision_note, {CREATED_TEXT.format(t="d")} AS last_decision_created,
-               d.artifacts_present AS identified_artifacts,
-               d.location AS location_of_interest
+        SELECT {columns}
         FROM frames f
         JOIN scans s ON s.project = f.project AND s.experiment = f.experiment AND s.name = f.scan
         JOIN experiments e ON e.project = f.project AND e.name = f.experiment

@@ -31,6 +31,7 @@ import pyarrow.csv as pa_csv
 from miqa_nb.core import files
 from miqa_nb.core.errors import WriteError
 from miqa_nb.core.report import Problem
+from miqa_nb.exchange import limits, scanning
 from miqa_nb.exchange._json import decision_order, read_json
 from miqa_nb.exchange._parsed import (
     BATCH_COLUMNS,
@@ -44,6 +45,7 @@ from miqa_nb.exchange._parsed import (
     UNTRIMMED,
     ParsedFile,
 )
+from miqa_nb.exchange._parsed import BOM as _BOM
 
 __all__ = [
     "BATCH_COLUMNS",
@@ -67,8 +69,6 @@ __all__ = [
     "write_csv",
     "write_json",
 ]
-
-_BOM = b"\xef\xbb\xbf"
 
 
 #: CSV files larger than this are read in a stream of blocks (bounded memory) rather
@@ -228,7 +228,7 @@ def _csv_batches(path: Path, columns: list[str], parsed: ParsedFile) -> Iterator
             yielded = True
             first_row += batch.num_rows
     except pa.ArrowInvalid as exc:
-        parsed.problems.extend(_diagnose(path, len(columns), exc))
+        parsed.problems.extend(_diagnose(path, columns, exc))
         return
     if not yielded:
         parsed.problems.append(
@@ -246,14 +246,23 @@ def _csv_batches(path: Path, columns: list[str], parsed: ParsedFile) -> Iterator
 LISTED_BAD_LINES = 20
 
 
-def _diagnose(path: Path, expected: int, exc: pa.ArrowInvalid) -> list[Problem]:
-    """The problems of a CSV file pyarrow could not read: its first byte that is not
-    UTF-8 (the first thing to fix: such text also shows as a parse error), else every
-    line whose number of fields is not the header's, else pyarrow's own message.
+def _diagnose(path: Path, columns: list[str], exc: pa.ArrowInvalid) -> list[Problem]:
+    """The problems of a CSV file pyarrow could not read: its values longer than
+    :data:`~miqa_nb.exchange.limits.MAX_VALUE_BYTES` and rows longer than a block (which
+    pyarrow cannot read), else its first byte that is not UTF-8 (the first thing to fix:
+    such text also shows as a parse error), else every line whose number of fields is
+    not the header's, else pyarrow's own message.
 
-    Only a broken file comes here; it is read again with Python's ``csv`` module,
-    which splits rows as pyarrow's options do (``"`` quotes, doubled inside)."""
+    Only a broken file comes here. Long values are found by a scan of the bytes
+    (:func:`~miqa_nb.exchange.scanning.long_csv_values`): pyarrow raises one error type
+    for every problem, and only its message (which is no interface) would tell a row
+    too long for a block. The rest is read again with Python's ``csv`` module, which
+    splits rows as pyarrow's options do (``"`` quotes, doubled inside)."""
     name = str(path)
+    expected = len(columns)
+    long = _long_values(path, columns)
+    if long:
+        return long
     bad = _find_bad_utf8(path)
     if bad:
         row, position, byte = bad
@@ -271,30 +280,48 @@ def _diagnose(path: Path, expected: int, exc: pa.ArrowInvalid) -> list[Problem]:
         ]
     problems: list[Problem] = []
     more = 0
+    # The csv module's bound on a value (128 KiB by default) is process-wide: raised to
+    # ours while this file is read, then put back (a read that meets another thread's
+    # bound ends in a csv.Error, reported below, not a traceback).
+    bound = csv.field_size_limit(max(csv.field_size_limit(), limits.MAX_VALUE_BYTES + 2))
     with open(path, encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle)
-        next(reader, None)
-        start = reader.line_num + 1
-        for fields in reader:
-            if fields and len(fields) != expected:
-                if len(problems) < LISTED_BAD_LINES:
-                    text = ",".join(fields)
-                    problems.append(
-                        Problem(
-                            "error",
-                            "malformed-csv",
-                            f"the CSV cannot be parsed at line {start}: {len(fields)} fields "
-                            f"where the header has {expected} ({text[:60]!r}); check quoting "
-                            "and the number of commas",
-                            file=name,
-                            row=start,
-                            value=text[:200],
-                            expected=f"{expected} fields",
-                        )
-                    )
-                else:
-                    more += 1
+        start = 2
+        try:
+            next(reader, None)
             start = reader.line_num + 1
+            for fields in reader:
+                if fields and len(fields) != expected:
+                    if len(problems) < LISTED_BAD_LINES:
+                        text = ",".join(fields)
+                        problems.append(
+                            Problem(
+                                "error",
+                                "malformed-csv",
+                                f"the CSV cannot be parsed at line {start}: {len(fields)} fields "
+                                f"where the header has {expected} ({text[:60]!r}); check quoting "
+                                "and the number of commas",
+                                file=name,
+                                row=start,
+                                value=text[:200],
+                                expected=f"{expected} fields",
+                            )
+                        )
+                    else:
+                        more += 1
+                start = reader.line_num + 1
+        except csv.Error as error:
+            problems.append(
+                Problem(
+                    "error",
+                    "malformed-csv",
+                    f"the CSV cannot be parsed at line {reader.line_num}: {error}",
+                    file=name,
+                    row=reader.line_num,
+                )
+            )
+        finally:
+            csv.field_size_limit(bound)
     if more:
         problems.append(
             Problem(
@@ -312,6 +339,38 @@ def _diagnose(path: Path, expected: int, exc: pa.ArrowInvalid) -> list[Problem]:
                 "malformed-csv",
                 f"the CSV cannot be parsed: {exc}; check quoting and the number of commas",
                 file=name,
+            )
+        )
+    return problems
+
+
+def _long_values(path: Path, columns: list[str]) -> list[Problem]:
+    """The values and rows of a CSV file too long to read (see :func:`_diagnose`)."""
+    found = scanning.long_csv_values(
+        path, limits.MAX_VALUE_BYTES, BLOCK_BYTES, listed=LISTED_BAD_LINES
+    )
+    problems = []
+    for long in found:
+        column: str | None = None
+        if long.column is None:  # pyarrow reads a row over one block, but not always
+            what = f"row {long.row} is"
+            bound = f"more than {BLOCK_BYTES:,} bytes is too long a row to read"
+            expected = f"at most {BLOCK_BYTES:,} bytes per row"
+        else:
+            column = columns[long.column] if long.column < len(columns) else f"#{long.column + 1}"
+            what = f"the value of {column!r} in row {long.row} is"
+            bound = f"a value may be at most {limits.MAX_VALUE_BYTES:,} bytes"
+            expected = f"at most {limits.MAX_VALUE_BYTES:,} bytes"
+        problems.append(
+            Problem(
+                "error",
+                "too-long",
+                f"{what} {long.size:,} bytes long; {bound}: shorten it (the file was not "
+                "read further)",
+                file=str(path),
+                row=long.row,
+                column=column,
+                expected=expected,
             )
         )
     return problems

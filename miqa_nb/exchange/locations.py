@@ -11,7 +11,9 @@ The rules (``docs/design.md`` says why):
   import file's folder). Anything else is an error, whatever the path looked like.
   :class:`DataRoots` is the one home of that rule: imports test their files with it,
   the dashboard its upload folder and the files it writes there (:func:`inside`).
-- ``s3://`` locations are kept as given. A missing file is a warning. A relative
+- ``s3://`` locations are kept as given, when they are already normal: a bucket and a
+  key without empty, ``.`` or ``..`` parts (``s3://bucket/../../etc/passwd`` is an
+  error; normalising it would name another object). A missing file is a warning. A relative
   location (without ``..``) found under neither folder is recorded under the folder
   above, as MIQA records it, so that both name the same file once it is there.
 
@@ -48,6 +50,7 @@ __all__ = [
     "PATH_SQL",
     "ROOTS_ENV",
     "S3",
+    "S3_PATH",
     "STATUSES",
     "SUFFIX",
     "SYMLINK",
@@ -62,7 +65,8 @@ __all__ = [
 #: Statuses of a resolved location, and whether each stops an import.
 OK, S3, MISSING, GRANDPARENT = "ok", "s3", "missing", "grandparent"
 SUFFIX, OUTSIDE, ESCAPES, SYMLINK = "suffix", "outside-roots", "escapes-roots", "symlink-escapes"
-ERRORS = frozenset({SUFFIX, OUTSIDE, ESCAPES, SYMLINK})
+S3_PATH = "s3-path"
+ERRORS = frozenset({SUFFIX, OUTSIDE, ESCAPES, SYMLINK, S3_PATH})
 
 
 def roots_setting(
@@ -193,7 +197,7 @@ class _Folders:
 #: What :func:`resolve` found for each location (``Resolved.status`` holds indices).
 #: ``empty`` locations are the required-value check's business: not looked at here.
 EMPTY = "empty"
-STATUSES = (OK, S3, MISSING, GRANDPARENT, SUFFIX, OUTSIDE, ESCAPES, SYMLINK, EMPTY)
+STATUSES = (OK, S3, MISSING, GRANDPARENT, SUFFIX, OUTSIDE, ESCAPES, SYMLINK, S3_PATH, EMPTY)
 _CODE = {name: np.int8(code) for code, name in enumerate(STATUSES)}
 
 _TAIL = max(len(s) for s in FRAME_SUFFIXES)
@@ -204,6 +208,8 @@ _SUFFIX_SQL = "CASE WHEN {exact} THEN true ELSE {any_case} END".format(
     any_case=" OR ".join(f"ends_with(lower(value[-{_TAIL}:]), '{s}')" for s in FRAME_SUFFIXES),
 )
 _DOTDOT = re.compile(r"(^|/)\.\.(/|$)")
+#: An ``s3://`` location (after the scheme) with an empty, ``.`` or ``..`` part.
+_S3_ODD_SQL = r"regexp_matches(substr(value, 6), '(^|/)\.{0,2}(/|$)')"
 #: SQL giving a resolved location from the columns of :meth:`Resolved.columns` (most
 #: rows take the whole location: no slicing, which decodes the text).
 PATH_SQL = "CASE WHEN _cut = 0 THEN _prefix || {value} ELSE _prefix || {value}[_cut + 1:] END"
@@ -273,6 +279,8 @@ def resolve(
         parts = con.sql(
             f"""SELECT value = '' AS empty,
                        starts_with(value, 's3://') OR starts_with(value, 'S3://') AS s3,
+                       CASE WHEN starts_with(value, 's3://') OR starts_with(value, 'S3://')
+                            THEN {_S3_ODD_SQL} ELSE false END AS s3_odd,
                        ({_SUFFIX_SQL}) AND strpos(value, chr(0)) = 0 AS suffix_ok,
                        starts_with(value, '/') AS absolute,
                        starts_with(value, '.') OR contains(value, '/.') OR contains(value, '//')
@@ -285,11 +293,15 @@ def resolve(
         ).to_arrow_table()
     finally:
         con.unregister("loc_values")
-    flag = {c: parts.column(c).to_numpy() for c in ("empty", "s3", "suffix_ok", "absolute", "odd")}
+    flag = {
+        c: parts.column(c).to_numpy()
+        for c in ("empty", "s3", "s3_odd", "suffix_ok", "absolute", "odd")
+    }
     n = len(parts)
     status = np.full(n, _CODE[EMPTY], dtype=np.int8)
     given = ~flag["empty"] & ~flag["s3"]
     status[flag["s3"]] = _CODE[S3]
+    status[flag["s3_odd"]] = _CODE[S3_PATH]
     status[given & ~flag["suffix_ok"]] = _CODE[SUFFIX]
     files = given & flag["suffix_ok"]
     cut = parts.column("cut").to_numpy().astype(np.int32)  # a writable copy
@@ -579,6 +591,11 @@ def describe(
     allowed = f"the data roots ({roots}); set {ROOTS_ENV} to allow another folder"
     return {
         SUFFIX: f"a frame file must end in {', '.join(FRAME_SUFFIXES)}",
+        S3_PATH: (
+            f"{looked_at!r} has an empty, '.' or '..' part; an s3:// location names a bucket "
+            "and an object key as written (s3://bucket/folder/file.nii.gz), and normalising "
+            "it would name another object: write it without those parts"
+        ),
         GRANDPARENT: (
             f"not found under {base}, but found under {os.path.dirname(base)} (where MIQA "
             "resolves relative paths); write paths relative to the import file's folder"

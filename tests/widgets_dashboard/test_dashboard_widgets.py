@@ -6,6 +6,7 @@ import html
 from pathlib import Path
 
 import ipywidgets as widgets
+import pandas as pd
 import pytest
 from widgets_dashboard.dashboard_catalog import (
     ADMIN,
@@ -179,6 +180,32 @@ def test_admin_export_and_paths(dash: DashboardCatalog) -> None:
     assert status.level == "ok"
     panel.export.click()
     assert new.exists()
+
+
+def test_admin_exports_are_spreadsheet_safe_unless_unticked(dash: DashboardCatalog) -> None:
+    """A note a spreadsheet would run is written with a ' in front by both export
+    buttons by default; unticked, the exports are MIQA's exact form."""
+    cat, status, panel = _admin(dash)
+    formula = '=HYPERLINK("http://evil.example","open")'
+    cat.record_decision(PROJECT, "E2", "S3", "UN", by=ADMIN, note=formula)
+    global_csv = dash.root / "out" / "all.csv"
+    panel.global_export_path.value = str(global_csv)
+    _find(panel.widget, "miqa-save-global-paths")[0].click()
+    (safe,) = _find(panel.widget, "miqa-export-safe")
+    assert safe.value is True
+
+    def notes(path: Path) -> list[str]:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        return frame.loc[frame["scan_name"] == "S3", "last_decision_note"].tolist()
+
+    panel.export.click()
+    panel.global_export.click()
+    assert status.level == "ok", status.message
+    assert notes(dash.export_csv) == notes(global_csv) == ["'" + formula]
+    safe.value = False
+    panel.export.click()
+    panel.global_export.click()
+    assert notes(dash.export_csv) == notes(global_csv) == [formula]
 
 
 def test_admin_global_and_roles(dash: DashboardCatalog) -> None:

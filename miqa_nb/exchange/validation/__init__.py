@@ -14,9 +14,9 @@ runs a battery of checks over them (after nibabel's ``batteryrunners``):
    values (parsed once: a million rows cost a few thousand parses) become tables;
    the frames' locations are resolved (:mod:`miqa_nb.exchange.locations`) on a second
    connection meanwhile.
-3. *Checks* (``_values``, ``_scans``, ``_files``): each a small function that names the
-   staged tables it reads and returns its problems, or SQL rules for the runner
-   (``_battery``) to describe. No check reads a table another check made, so they
+3. *Checks* (``_values`` and ``_text``, ``_scans``, ``_files``): each a small
+   function that names the staged tables it reads and returns its problems, or SQL
+   rules for the runner (``_battery``) to describe. No check reads a table another check made, so they
    run in any order, or alone. The checks across rows run only when the value checks
    found no error.
 

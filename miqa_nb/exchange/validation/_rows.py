@@ -28,6 +28,7 @@ __all__ = [
     "RUN_COLUMNS",
     "SCAN_LEVEL",
     "SPACES",
+    "bytes_pass",
     "plain_names",
     "plain_numbers",
     "split_rows",
@@ -143,18 +144,30 @@ def _raw(column: pa.ChunkedArray) -> Iterator[tuple[np.ndarray, np.ndarray | Non
             yield offsets, np.frombuffer(data_buffer, dtype=np.uint8)
 
 
-def _bytes_pass(
-    column: pa.ChunkedArray, longest: int, bad: Callable[[np.ndarray], np.ndarray]
-) -> bool:
+def bytes_pass(column: pa.ChunkedArray, longest: int | None, flags: np.ndarray | None) -> bool:
     """True when no value of ``column`` is longer than ``longest`` bytes or holds a byte
-    that ``bad`` flags: a test of the common case on the raw bytes, without a copy (a
-    value that fails it is looked at closely, in SQL)."""
+    that ``flags`` (a table of 256 booleans) flags: a test of the common case on the raw
+    bytes, without a copy (a value that fails it is looked at closely, in SQL). None
+    skips that test."""
+    return _bytes_pass(column, longest, None if flags is None else flags.__getitem__)
+
+
+def _bytes_pass(
+    column: pa.ChunkedArray,
+    longest: int | None,
+    bad: Callable[[np.ndarray], np.ndarray] | None,
+) -> bool:
+    """:func:`bytes_pass`, with ``bad`` a function of the bytes that flags some."""
     for offsets, data in _raw(column):
         if data is None:
             return False
-        if len(offsets) > 1 and np.diff(offsets).max() > longest:
+        if longest is not None and len(offsets) > 1 and np.diff(offsets).max() > longest:
             return False
-        if offsets[-1] > offsets[0] and bad(data[offsets[0] : offsets[-1]]).any():
+        if (
+            bad is not None
+            and offsets[-1] > offsets[0]
+            and bad(data[offsets[0] : offsets[-1]]).any()
+        ):
             return False
     return True
 

@@ -9,10 +9,11 @@ problem only when one is there.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pyarrow.compute as pc
 
+from miqa_nb.core.rules import NAME_CONTROLS, control_class
 from miqa_nb.exchange import formats
 from miqa_nb.exchange.formats import DECISION_COLUMNS
 from miqa_nb.exchange.validation._battery import Check, Finding, Rule, reads
@@ -24,6 +25,7 @@ from miqa_nb.exchange.validation._rows import (
     plain_numbers,
 )
 from miqa_nb.exchange.validation._staging import VOCABULARIES, Staging
+from miqa_nb.exchange.validation._text import TEXT_CHECKS, shown
 
 __all__ = [
     "VALUE_CHECKS",
@@ -82,6 +84,16 @@ def frame_numbers(staging: Staging) -> Iterator[Finding]:
     )
 
 
+def _control_message(column: str) -> Callable[[str], str]:
+    def message(value: str) -> str:
+        return (
+            f"{column} holds a control character ({shown(value)}; a tab or line break?); "
+            "names are one line of text: remove the character"
+        )
+
+    return message
+
+
 @reads("runs")
 def names_are_one_line(staging: Staging) -> Iterator[Finding]:
     """Names and subject and session IDs are one line of at most :data:`MAX_TEXT`
@@ -92,10 +104,9 @@ def names_are_one_line(staging: Staging) -> Iterator[Finding]:
         yield Rule(
             "runs",
             column,
-            f"regexp_matches(\"{column}\", '[\\x00-\\x1f\\x7f]')",
+            f"regexp_matches(\"{column}\", '{control_class(NAME_CONTROLS)}')",
             "control-character",
-            f"{column} holds a control character (a tab or line break?); "
-            "names are one line of text",
+            _control_message(column),
             expected="printable text",
         )
         yield Rule(
@@ -219,6 +230,7 @@ VALUE_CHECKS: tuple[Check, ...] = (
     vocabulary("scan_type", "unknown-scan-type"),
     required_in_runs,
     names_are_one_line,
+    *TEXT_CHECKS,
     only_this_project,
     web_links,
     decision_given,
