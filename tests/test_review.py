@@ -214,6 +214,19 @@ def test_decisions_other_than_u_need_a_note_or_an_artifact(start, project):
     assert session.last_error is None
 
 
+def test_a_note_with_a_control_character_is_refused_before_anything_is_sent(start, project):
+    session = start("t2")
+    session.set_note("noisy\x00")
+    assert not decide(session, "Q?")
+    assert "control character" in session.last_error
+    session.flush()
+    assert session.unsaved == [] and project.decisions(PROJECT).empty
+    session.set_note("noisy\tbut\nusable")  # tabs and line breaks are text
+    assert session.submit()
+    session.flush()
+    assert project.decisions(PROJECT)["note"].tolist() == ["noisy\tbut\nusable"]
+
+
 def test_submit_needs_a_decision(start):
     session = start("t2")
     assert not session.submit()

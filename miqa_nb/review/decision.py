@@ -42,7 +42,7 @@ from miqa_nb.catalog import Catalog
 from miqa_nb.core import permissions
 from miqa_nb.core.errors import MiqaError
 from miqa_nb.core.permissions import Standing
-from miqa_nb.core.rules import require_note_or_artifact
+from miqa_nb.core.rules import require_note_or_artifact, require_plain_note
 from miqa_nb.core.vocabulary import (
     ARTIFACTS,
     ArtifactState,
@@ -155,6 +155,7 @@ class PendingDecision:
             raise MiqaError("choose a decision first (U, UE, Q? or UN)")
         permissions.require_decision(standing, self.decision)
         require_note_or_artifact(self.decision, self.note, self.present)
+        require_plain_note(self.note)
         return self.decision
 
     def location(self, crosshair: tuple[float, float, float] | None) -> Location | None:
