@@ -47,7 +47,8 @@ from urllib.parse import quote, urlsplit
 
 from miqa_nb.catalog import default_catalog_path
 from miqa_nb.core.errors import MiqaError
-from miqa_nb.dashboard.model import IDENTITY_ENV, UPLOAD_DIR_ENV
+from miqa_nb.dashboard.model import IDENTITY_ENV
+from miqa_nb.dashboard.uploads import UPLOAD_DIR_ENV
 from miqa_nb.store.database import CATALOG_ENV
 
 __all__ = [

@@ -24,16 +24,18 @@ from miqa_nb.core.report import Report
 from miqa_nb.core.vocabulary import Role
 from miqa_nb.dashboard.model import (
     AdminActions,
-    UploadFile,
-    UploadStager,
-    check_upload_name,
     default_thumbnail_dir,
-    default_upload_dir,
     filter_overview,
     overview_table,
     readable_error,
     resolve_user,
     visible_projects,
+)
+from miqa_nb.dashboard.uploads import (
+    UploadFile,
+    UploadStager,
+    check_upload_name,
+    default_upload_dir,
 )
 
 

@@ -36,16 +36,11 @@ from miqa_nb.catalog import Catalog, default_catalog_path
 from miqa_nb.core import permissions
 from miqa_nb.dashboard._status import StatusBar
 from miqa_nb.dashboard.admin import AdminPanel
-from miqa_nb.dashboard.model import (
-    AdminActions,
-    UploadStager,
-    default_thumbnail_dir,
-    default_upload_dir,
-    resolve_user,
-)
+from miqa_nb.dashboard.model import AdminActions, default_thumbnail_dir, resolve_user
 from miqa_nb.dashboard.overview import Overview
 from miqa_nb.dashboard.projects import ProjectList
 from miqa_nb.dashboard.upload import UploadPanel
+from miqa_nb.dashboard.uploads import UploadStager, default_upload_dir
 
 __all__ = ["Dashboard", "ReviewFactory", "review_view"]
 

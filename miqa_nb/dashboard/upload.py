@@ -1,6 +1,6 @@
 """Upload scans from the reviewer's computer into an experiment (MIQA's "Add Scans").
 
-A thin view over :class:`~miqa_nb.dashboard.model.UploadStager`, which checks names,
+A thin view over :class:`~miqa_nb.dashboard.uploads.UploadStager`, which checks names,
 writes only inside the upload folder and imports with ``mode='append'``.
 
 Stable classes: ``miqa-upload`` (the panel), ``miqa-upload-experiment``,
@@ -20,7 +20,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from miqa_nb.dashboard._status import StatusBar
-from miqa_nb.dashboard.model import UPLOAD_SUFFIXES, UploadFile, UploadStager
+from miqa_nb.dashboard.uploads import UPLOAD_SUFFIXES, UploadFile, UploadStager
 
 __all__ = ["UploadPanel", "uploaded_files"]
 

@@ -220,6 +220,8 @@ class Store:
                 return con
             except (duckdb.IOException, duckdb.ConnectionException) as exc:
                 con.close()
+                # DuckDB raises the same exception types for a file another process
+                # holds as for any other failure to open it: only the text tells.
                 text = str(exc).lower()
                 if "lock" in text or "configuration" in text:
                     raise _Busy from exc

@@ -25,10 +25,11 @@ from miqa_nb.core.errors import MiqaError
 from miqa_nb.dashboard._status import StatusBar
 from miqa_nb.dashboard.admin import AdminPanel
 from miqa_nb.dashboard.app import REVIEW_TAB, Dashboard, review_placeholder, review_view
-from miqa_nb.dashboard.model import AdminActions, UploadFile, UploadStager
+from miqa_nb.dashboard.model import AdminActions
 from miqa_nb.dashboard.overview import Overview
 from miqa_nb.dashboard.projects import ProjectList
 from miqa_nb.dashboard.upload import UploadPanel, uploaded_files
+from miqa_nb.dashboard.uploads import UploadFile, UploadStager
 from miqa_nb.review.session import ReviewSession
 from miqa_nb.widgets.panel import ReviewPanel
 
