@@ -17,6 +17,7 @@ Decisions are an append-only log; the last decision and a scan's state are deriv
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -504,7 +505,14 @@ class Catalog:
         stamp = self.clock().strftime("%Y%m%dT%H%M%S%fZ")
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", "+".join(existing))[:80]
         target = self.backup_dir / f"{stamp}-{slug}.json"
-        export.export_json(con, target, existing)
+        made = not self.backup_dir.exists()
+        try:
+            export.export_json(con, target, existing)
+        except BaseException:
+            if made:  # a failed first backup leaves no empty folder behind
+                with contextlib.suppress(OSError):
+                    self.backup_dir.rmdir()
+            raise
         kept = sorted(self.backup_dir.glob("*.json"))
         for old in kept[: max(0, len(kept) - self.backups_kept)]:
             old.unlink()
