@@ -19,6 +19,8 @@ Packages that are public too, each with its own ``__all__``:
 and export files). ``ls miqa_nb`` shows the layers; ``docs/design.md`` says how they fit.
 """
 
+from typing import TYPE_CHECKING
+
 from miqa_nb.catalog import Catalog
 from miqa_nb.core.errors import (
     CatalogBusy,
@@ -32,11 +34,29 @@ from miqa_nb.core.errors import (
 )
 from miqa_nb.core.report import Problem, Report
 from miqa_nb.core.vocabulary import ArtifactState, Decision, Location, Role, ScanState
-from miqa_nb.demo import build_demo
 from miqa_nb.exchange.analysis import read_export
-from miqa_nb.review import ReviewSession
+
+if TYPE_CHECKING:  # loaded on first use (below); type checkers see them at once
+    from miqa_nb.demo import build_demo
+    from miqa_nb.review import ReviewSession
 
 __version__ = "0.1.0"
+
+#: Public names loaded on first use: the review session brings the volumes layer
+#: (nibabel, Pillow) and the demo its images, which a script that only imports
+#: files into a catalog should not pay for at start-up.
+_LAZY = {"ReviewSession": "miqa_nb.review", "build_demo": "miqa_nb.demo"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'miqa_nb' has no attribute {name!r}")
+
 
 __all__ = [
     "ArtifactState",

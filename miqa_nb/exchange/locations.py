@@ -209,7 +209,13 @@ _SUFFIX_SQL = "CASE WHEN {exact} THEN true ELSE {any_case} END".format(
 )
 _DOTDOT = re.compile(r"(^|/)\.\.(/|$)")
 #: An ``s3://`` location (after the scheme) with an empty, ``.`` or ``..`` part.
-_S3_ODD_SQL = r"regexp_matches(substr(value, 6), '(^|/)\.{0,2}(/|$)')"
+#: (The plain substring tests come first: they clear the usual key, so the regular
+#: expression runs only where an empty, '.' or '..' segment may be.)
+_S3_ODD_SQL = (
+    r"((contains(value, '/.') OR contains(substr(value, 6), '//') OR ends_with(value, '/')"
+    r" OR substr(value, 6) = '' OR starts_with(substr(value, 6), '/'))"
+    r" AND regexp_matches(substr(value, 6), '(^|/)\.{0,2}(/|$)'))"
+)
 #: SQL giving a resolved location from the columns of :meth:`Resolved.columns` (most
 #: rows take the whole location: no slicing, which decodes the text).
 PATH_SQL = "CASE WHEN _cut = 0 THEN _prefix || {value} ELSE _prefix || {value}[_cut + 1:] END"
