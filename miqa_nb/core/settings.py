@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
-__all__ = ["ROOTS_ENV", "data_roots_named"]
+__all__ = ["ROOTS_ENV", "data_roots_named", "folder_beside"]
 
 #: The folders frame files may lie in, separated by ``os.pathsep``.
 ROOTS_ENV = "MIQA_NB_DATA_ROOTS"
@@ -27,3 +28,26 @@ def data_roots_named(environ: Mapping[str, str] | None = None) -> list[str]:
     """
     env = os.environ if environ is None else environ
     return [p for p in env.get(ROOTS_ENV, "").split(os.pathsep) if p]
+
+
+def folder_beside(
+    catalog_path: str | os.PathLike[str],
+    suffix: str,
+    env: str,
+    environ: Mapping[str, str] | None = None,
+) -> Path:
+    """The folder ``env`` names, else ``<catalog>-<suffix>`` beside the catalog file.
+
+    Examples
+    --------
+    >>> folder_beside("/lab/study.duckdb", "uploads", "MIQA_NB_UPLOAD_DIR", {})
+    PosixPath('/lab/study-uploads')
+    >>> folder_beside("/lab/study.duckdb", "uploads", "MIQA_NB_UPLOAD_DIR",
+    ...               {"MIQA_NB_UPLOAD_DIR": "/srv/up"})
+    PosixPath('/srv/up')
+    """
+    named = (os.environ if environ is None else environ).get(env)
+    if named:
+        return Path(named)
+    path = Path(catalog_path)
+    return path.with_name(f"{path.stem}-{suffix}")

@@ -38,6 +38,7 @@ from miqa_nb.core.errors import ImportFileError, MiqaError, NotFound, Permission
 from miqa_nb.core.identity import named_user
 from miqa_nb.core.permissions import Standing
 from miqa_nb.core.report import Report
+from miqa_nb.core.settings import folder_beside
 from miqa_nb.core.vocabulary import Role, ScanState
 
 __all__ = [
@@ -391,8 +392,4 @@ def _none_if_missing(value: object) -> str | None:
 
 def default_thumbnail_dir(catalog_path: str | os.PathLike[str]) -> Path:
     """``MIQA_NB_THUMBNAIL_DIR``, else ``<catalog>-thumbnails`` beside the catalog."""
-    env = os.environ.get(THUMBNAIL_DIR_ENV)
-    if env:
-        return Path(env)
-    path = Path(catalog_path)
-    return path.with_name(path.stem + "-thumbnails")
+    return folder_beside(catalog_path, "thumbnails", THUMBNAIL_DIR_ENV)

@@ -21,6 +21,7 @@ from miqa_nb.catalog import Catalog
 from miqa_nb.core.errors import MiqaError
 from miqa_nb.core.files import write_atomic
 from miqa_nb.core.report import Report
+from miqa_nb.core.settings import folder_beside
 from miqa_nb.exchange.formats import MIQA_COLUMNS
 from miqa_nb.exchange.locations import ROOTS_ENV, inside, roots_setting
 
@@ -44,11 +45,7 @@ UPLOAD_DIR_ENV = "MIQA_NB_UPLOAD_DIR"
 
 def default_upload_dir(catalog_path: str | os.PathLike[str]) -> Path:
     """``MIQA_NB_UPLOAD_DIR``, else ``<catalog>-uploads`` beside the catalog file."""
-    env = os.environ.get(UPLOAD_DIR_ENV)
-    if env:
-        return Path(env)
-    path = Path(catalog_path)
-    return path.with_name(path.stem + "-uploads")
+    return folder_beside(catalog_path, "uploads", UPLOAD_DIR_ENV)
 
 
 @dataclass(frozen=True)
