@@ -65,13 +65,15 @@ from miqa_nb.review._view_controls import ViewControls
 from miqa_nb.review.decision import DecisionWriter, PendingDecision
 from miqa_nb.review.prefetch import default_cache
 from miqa_nb.review.queue import FILTERS, Progress, ScanInfo, ScanKey, ScanQueue
-from miqa_nb.review.sync import CatalogSync
+from miqa_nb.review.sync import IDLE_MINUTES, CatalogSync
 from miqa_nb.review.view import PLANES_AXIS, ScanView
 from miqa_nb.volumes import Convention, VolumeCache
 
 __all__ = ["EVENTS", "PLANES_AXIS", "PendingDecision", "ReviewSession", "default_cache"]
 
 _log = logging.getLogger(__name__)
+#: Events that only the reviewer's own actions raise (they keep the session from idling).
+_ACTIONS = frozenset({"scan", "view", "pending", "submitted"})
 
 #: Events observers receive.
 EVENTS = (
@@ -113,6 +115,11 @@ class ReviewSession(ViewControls):
         Returns the current aware datetime (for tests; the catalog has its own).
     claim_minutes : float
         How long opening a scan holds its experiment.
+    idle_minutes : float or None
+        After this long without an action (opening a scan, moving the view, editing
+        or submitting a decision) the session gives its claims up and says so; the
+        next action claims the open scan's experiment again if it is still free.
+        None: never.
     background : bool
         Run catalog bookkeeping on a background thread (False: inline, for tests).
     resume : bool
@@ -135,6 +142,7 @@ class ReviewSession(ViewControls):
         advance_after_submit: bool = True,
         clock: Callable[[], datetime] | None = None,
         claim_minutes: float = CLAIM_MINUTES,
+        idle_minutes: float | None = IDLE_MINUTES,
         background: bool = True,
         resume: bool = True,
         max_size: int = 512,
@@ -192,6 +200,7 @@ class ReviewSession(ViewControls):
             notify=self._notify,
             fail=self._fail,
             say=self._say,
+            idle_minutes=idle_minutes,
         )
         self._closed = False
 
@@ -248,6 +257,8 @@ class ReviewSession(ViewControls):
         return self._observers.deliver()
 
     def _notify(self, event: str) -> None:
+        if event in _ACTIONS and hasattr(self, "sync"):
+            self.sync.touch()  # the reviewer is at work: not idle
         self._observers.notify(event)
 
     def _fail(self, exc: BaseException) -> None:

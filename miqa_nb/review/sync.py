@@ -19,6 +19,10 @@ states (``on_scans(df)``), and how to report (``notify(event)``, ``fail(exc)``,
   superusers may take a claim over (:meth:`claim` with ``take_over``). Users who may
   not record decisions (collaborators) view without claiming, and nobody claims or
   remembers a place in a catalog they may only read.
+- An idle reviewer gives claims up: the owner calls :meth:`touch` on each of the
+  reviewer's actions; a refresh that finds none for ``idle_minutes`` releases this
+  user's claims, stops renewing them and says so (:attr:`idle`). The next action
+  claims the open scan's experiment again, if nobody took it meanwhile.
 
 Events (through ``notify``, from whichever thread did the work; the session's
 observers deliver them on the owner's thread): ``'queue'``, ``'history'`` and
@@ -42,7 +46,10 @@ from miqa_nb.core.errors import MiqaError
 from miqa_nb.core.permissions import Standing
 from miqa_nb.review.queue import ScanKey
 
-__all__ = ["CatalogSync"]
+__all__ = ["IDLE_MINUTES", "CatalogSync"]
+
+#: After how many minutes without an action a review gives its claims up.
+IDLE_MINUTES = 10.0
 
 _log = logging.getLogger("miqa_nb.review")
 
@@ -68,6 +75,8 @@ class CatalogSync:
         ``on_scans(scans)``: takes the scan states just read (``Catalog.scans``).
     notify, fail, say : callable
         Report an event, a failure, a message to the owner.
+    idle_minutes : float or None
+        Give claims up after this long without :meth:`touch` (None: never).
     """
 
     def __init__(
@@ -85,7 +94,13 @@ class CatalogSync:
         notify: Callable[[str], None],
         fail: Callable[[BaseException], None],
         say: Callable[[str], None],
+        idle_minutes: float | None = IDLE_MINUTES,
     ) -> None:
+        if idle_minutes is not None and not idle_minutes > 0:
+            raise MiqaError(
+                f"'idle_minutes' must be more than 0 (or None: never idle); "
+                f"{idle_minutes!r} was provided"
+            )
         self.catalog = catalog
         self.project = project
         self.user = user
@@ -107,6 +122,10 @@ class CatalogSync:
         self._claims: dict[str, tuple[str, datetime]] = {}  # experiment -> holder, expiry
         self._mine: dict[str, Claim] = {}
         self.decisions = pd.DataFrame()
+        self.idle_minutes = idle_minutes
+        self._last_action = clock()
+        #: True once claims were given up for want of activity (until :meth:`touch`).
+        self.idle = False
 
     # ------------------------------------------------------------- background
     @property
@@ -196,7 +215,9 @@ class CatalogSync:
         claims in one opening of the file, hand the states to ``on_scans``."""
         key = self._current()
         with self.catalog.store.connect():
-            if key is not None and not self.closed:
+            if self._idle_due():
+                self._give_up_idle()
+            elif key is not None and not self.closed and not self.idle:
                 self.claim(key[0])  # renews a claim past half its life
             scans = self.catalog.scans(self.project)
             self.read_shared()
@@ -222,6 +243,47 @@ class CatalogSync:
         self._on_scans(scans)
         for event in ("claim", "queue", "history"):
             self._notify(event)
+
+    # ----------------------------------------------------------------- idle
+    def touch(self) -> None:
+        """The reviewer did something: note when; if claims were given up for want of
+        activity, claim the open scan's experiment again (when nobody took it)."""
+        self._last_action = self.clock()
+        if not self.idle or self.closed:
+            return
+        self.idle = False
+        key = self._current()
+        if key is not None:
+            self.run(lambda: self._take_up(key[0]))
+
+    def _take_up(self, experiment: str) -> None:
+        self.claim(experiment)  # says so if someone else holds it now
+        if self._claim_is_mine(experiment):
+            self._say(f"welcome back: experiment {experiment!r} is yours again")
+        self._notify("claim")
+
+    def _idle_due(self) -> bool:
+        if self.idle_minutes is None or self.idle or self.closed:
+            return False
+        return self.clock() - self._last_action >= timedelta(minutes=self.idle_minutes)
+
+    def _give_up_idle(self) -> None:
+        """Release this user's claims after ``idle_minutes`` without an action."""
+        self.idle = True
+        released = sorted(self._mine)
+        for experiment in released:
+            self.catalog.release(self.project, experiment, by=self.user)
+        with self._lock:
+            for experiment in released:
+                self._mine.pop(experiment, None)
+                self._claims.pop(experiment, None)
+        if released:
+            names = ", ".join(repr(e) for e in released)
+            self._say(
+                f"no action for {self.idle_minutes:g} minutes: your claim on experiment "
+                f"{names} was given up so that colleagues may review it; go on (any key "
+                "or click) to claim it again if nobody has taken it"
+            )
 
     # --------------------------------------------------------------- claims
     def now(self) -> datetime:
