@@ -166,6 +166,14 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve the reviewer dashboard (Voila) on 127.0.0.1")
     p.add_argument("--port", type=int, default=None, help="port (default: a free one)")
     p.add_argument("--token", default=None, help="access token (default: a random one)")
+    p.add_argument(
+        "--idle-minutes",
+        type=float,
+        default=None,
+        metavar="M",
+        help="a review page gives its claims up after M minutes without an action, and "
+        "says so (default 10)",
+    )
 
     p = sub.add_parser("render", help="write axial.png, coronal.png and sagittal.png of an image")
     p.add_argument("file", type=Path)

@@ -47,6 +47,7 @@ from urllib.parse import quote, urlsplit
 
 from miqa_nb.catalog import default_catalog_path
 from miqa_nb.core.errors import MiqaError
+from miqa_nb.dashboard.lifeline import IDLE_MINUTES_ENV, SERVE_TOKEN_ENV, SERVE_URL_ENV
 from miqa_nb.dashboard.model import IDENTITY_ENV
 from miqa_nb.dashboard.uploads import UPLOAD_DIR_ENV
 from miqa_nb.store.database import CATALOG_ENV
@@ -142,13 +143,15 @@ def server_environment(
     *,
     environ: Mapping[str, str] | None = None,
     upload_dir: str | os.PathLike[str] | None = None,
+    idle_minutes: float | None = None,
 ) -> dict[str, str]:
     """The environment of the Voila process, which its kernels inherit.
 
     Sets ``MIQA_NB_CATALOG`` (absolute), ``MIQA_NB_IDENTITY`` (``hub`` when
     ``JUPYTERHUB_USER`` is set, else ``query``), the private ``JUPYTER_*`` folders,
-    and ``MIQA_NB_UPLOAD_DIR`` when given. ``MIQA_NB_USER`` is removed: a served
-    page's user comes from the hub or the page URL, never from the server's shell.
+    ``MIQA_NB_UPLOAD_DIR`` and ``MIQA_NB_IDLE_MINUTES`` (after how long without an
+    action a review gives its claims up) when given. ``MIQA_NB_USER`` is removed: a
+    served page's user comes from the hub or the page URL, never from the server's shell.
     """
     env = dict(os.environ if environ is None else environ)
     env[CATALOG_ENV] = str(Path(catalog).resolve())
@@ -158,6 +161,10 @@ def server_environment(
         env[name] = str(Path(private_dir) / sub)
     if upload_dir is not None:
         env[UPLOAD_DIR_ENV] = str(Path(upload_dir).resolve())
+    if idle_minutes is not None:
+        if not idle_minutes > 0:
+            raise MiqaError(f"--idle-minutes must be more than 0; {idle_minutes!r} was provided")
+        env[IDLE_MINUTES_ENV] = f"{idle_minutes:g}"
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -246,6 +253,8 @@ def start(
     preheat: bool = True,
     pool_size: int = 1,
     app_dir: str | os.PathLike[str] = APP_DIR,
+    idle_minutes: float | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Server:
     """Start Voila on the dashboard in the background; return at once.
 
@@ -268,6 +277,11 @@ def start(
     log : file, path or None
         Where Voila's output (and the kernels' logs and tracebacks) goes; default
         this process's stdout/stderr.
+    idle_minutes : float, optional
+        A review page gives its claims up after this long without an action
+        (default 10).
+    environ : mapping, optional
+        The environment Voila starts from (default this process's).
     """
     catalog = Path(catalog)
     if not catalog.is_file():
@@ -293,7 +307,13 @@ def start(
         preheat=preheat,
         pool_size=pool_size,
     )
-    env = server_environment(catalog, private, upload_dir=upload_dir)
+    env = server_environment(
+        catalog, private, environ=environ, upload_dir=upload_dir, idle_minutes=idle_minutes
+    )
+    # a page's kernel asks the server whether its page is still open (and, once it has
+    # gone, to end the kernel): see miqa_nb.dashboard.lifeline
+    env[SERVE_URL_ENV] = f"http://{HOST}:{port}{base_url}"
+    env[SERVE_TOKEN_ENV] = token
     log_path: Path | None = None
     out: IO[bytes] | int | None = None
     if isinstance(log, str | os.PathLike):
@@ -324,6 +344,7 @@ def serve(
     *,
     stream: IO[str] | None = None,
     user: str | None = None,
+    idle_minutes: float | None = None,
 ) -> int:
     """Serve the dashboard until interrupted; print its address first.
 
@@ -333,7 +354,7 @@ def serve(
     out = stream or sys.stdout
     with _exit_on_termination():
         # two pre-heated kernels: the first two reviewers get one each
-        server = start(catalog, port=port, token=token, pool_size=2)
+        server = start(catalog, port=port, token=token, pool_size=2, idle_minutes=idle_minutes)
         try:
             server.wait_ready()
             server.warm_up()
@@ -416,6 +437,7 @@ def serve_main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
             token=getattr(args, "token", None),
             open_browser=getattr(args, "open_browser", False),
             user=getattr(args, "user", None) or os.environ.get("MIQA_NB_USER"),
+            idle_minutes=getattr(args, "idle_minutes", None),
         )
     except MiqaError as exc:
         print(f"miqa-nb serve: {exc}", file=sys.stderr)
@@ -428,4 +450,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--token", default=None)
     parser.add_argument("--open-browser", action="store_true")
+    parser.add_argument(
+        "--idle-minutes",
+        type=float,
+        default=None,
+        metavar="M",
+        help="a review page gives its claims up after M minutes without an action (10)",
+    )
     return parser

@@ -34,7 +34,7 @@ from voila.voila_identity_provider import VoilaIdentityProvider
 __all__ = ["PageIdentityProvider"]
 
 
-class PageIdentityProvider(VoilaIdentityProvider):  # type: ignore[misc]
+class PageIdentityProvider(VoilaIdentityProvider):
     """Voila's identity provider that gives the dashboard page its ``_xsrf`` cookie."""
 
     async def _get_user(self, handler: web.RequestHandler) -> User | None:

@@ -22,6 +22,7 @@ instead of the dashboard when the user is unknown.
 
 from __future__ import annotations
 
+import atexit
 import html
 import logging
 import os
@@ -36,6 +37,7 @@ from miqa_nb.catalog import Catalog, default_catalog_path
 from miqa_nb.core import permissions
 from miqa_nb.dashboard._status import StatusBar
 from miqa_nb.dashboard.admin import AdminPanel
+from miqa_nb.dashboard.lifeline import IDLE_MINUTES_ENV
 from miqa_nb.dashboard.model import AdminActions, default_thumbnail_dir, resolve_user
 from miqa_nb.dashboard.overview import Overview
 from miqa_nb.dashboard.projects import ProjectList
@@ -82,13 +84,31 @@ def review_view(
         from miqa_nb.widgets.panel import ReviewPanel
 
         resume = experiment is None or scan is None
-        session = ReviewSession(catalog, project, user, filter="all", resume=resume)
+        session = ReviewSession(
+            catalog, project, user, filter="all", resume=resume, idle_minutes=idle_minutes()
+        )
         if not resume:
             session.open((str(experiment), str(scan)))
         return ReviewPanel(session)
     except Exception:
         log.exception("the review panel could not be built; showing the placeholder")
     return review_placeholder(project, experiment, scan)
+
+
+def idle_minutes(environ: Mapping[str, str] | None = None) -> float:
+    """After how many minutes without an action a served review gives its claims up:
+    ``MIQA_NB_IDLE_MINUTES`` (``miqa-nb serve --idle-minutes``), default 10."""
+    from miqa_nb.review.sync import IDLE_MINUTES
+
+    value = (os.environ if environ is None else environ).get(IDLE_MINUTES_ENV, "")
+    try:
+        minutes = float(value) if value.strip() else IDLE_MINUTES
+    except ValueError:
+        log.warning(
+            "%s=%r is not a number of minutes; using %g", IDLE_MINUTES_ENV, value, IDLE_MINUTES
+        )
+        return IDLE_MINUTES
+    return minutes if minutes > 0 else IDLE_MINUTES
 
 
 def review_placeholder(project: str, experiment: str | None, scan: str | None) -> widgets.HTML:
@@ -217,6 +237,7 @@ class Dashboard:
         if identity.user is None:
             log.info("dashboard refused: %s", identity.refusal)
         dashboard = cls(catalog, identity.user, refusal=identity.refusal or "")
+        dashboard.watch_page(env)
         project = parse_qs(query_string or "").get("project", [""])[-1].strip()
         if project and identity.user is not None:
             dashboard.status.guard(dashboard.start_review)(project)
@@ -363,10 +384,42 @@ class Dashboard:
             self.status.run(session.close)
         self.review = None
 
+    def release(self) -> None:
+        """Give up the review's claims (its session closes; the widgets stay).
+
+        Called when the page has gone: by the page watch, and when the kernel ends.
+        """
+        session = getattr(self.review, "session", None)
+        if session is not None:
+            session.close()
+
+    def watch_page(self, environ: Mapping[str, str]) -> None:
+        """Served: end this kernel and its claims once the page has gone.
+
+        The claims are given up when the kernel ends (closed or reloaded page: Voila's
+        shutdown request), and when the server has seen no page for a while
+        (:class:`~miqa_nb.dashboard.lifeline.PageWatch`); elsewhere nothing happens.
+        """
+        from miqa_nb.dashboard.lifeline import PageWatch
+
+        watch = PageWatch.from_environment(environ, on_gone=self.release)
+        if watch is None:
+            return
+        atexit.register(_quietly, self.release)
+        watch.start()
+
     def close(self) -> None:
         """Close every widget of the dashboard."""
         self.close_project()
         self.widget.close()
+
+
+def _quietly(action: Callable[[], object]) -> None:
+    """Run ``action`` at exit; log what it raises (the kernel is ending anyway)."""
+    try:
+        action()
+    except Exception:
+        log.exception("giving up the claims at the kernel's end failed")
 
 
 def _voila_query_string() -> str | None:
