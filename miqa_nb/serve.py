@@ -310,6 +310,7 @@ def start(
     env = server_environment(
         catalog, private, environ=environ, upload_dir=upload_dir, idle_minutes=idle_minutes
     )
+    _trust(Path(app_dir) / NOTEBOOK, Path(env["JUPYTER_DATA_DIR"]))
     # a page's kernel asks the server whether its page is still open (and, once it has
     # gone, to end the kernel): see miqa_nb.dashboard.lifeline
     env[SERVE_URL_ENV] = f"http://{HOST}:{port}{base_url}"
@@ -334,6 +335,24 @@ def start(
         if log_path is not None and out is not None and not isinstance(out, int):
             out.close()
     return Server(process, port, token, base_url, private, log_path, owns)
+
+
+def _trust(notebook: Path, data_dir: Path) -> None:
+    """Sign the dashboard notebook in the server's own notary (its Jupyter data folder).
+
+    Jupyter trusts a notebook whose signature its notary holds; unsigned, every page
+    logs "Notebook dashboard.ipynb is not trusted", a warning nobody can act on. The
+    notebook has no outputs to trust; signing only says it is ours.
+    """
+    import nbformat
+    from nbformat.sign import NotebookNotary
+
+    try:
+        notary = NotebookNotary(data_dir=str(data_dir))
+        notary.sign(nbformat.read(notebook, as_version=4))
+        notary.store.close()
+    except Exception as exc:  # best effort: an unsigned notebook is served all the same
+        print(f"miqa-nb serve: could not sign {notebook.name}: {exc}", file=sys.stderr)
 
 
 def serve(

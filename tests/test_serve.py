@@ -366,3 +366,29 @@ def test_a_terminated_server_leaves_no_voila_or_kernel(tmp_path: Path) -> None:
     finally:
         serve.kill()
         serve.wait()
+
+
+def test_idle_minutes_reach_the_kernels(tmp_path: Path) -> None:
+    env = server_environment("c.duckdb", tmp_path, environ={}, idle_minutes=0.5)
+    assert env["MIQA_NB_IDLE_MINUTES"] == "0.5"
+    assert "MIQA_NB_IDLE_MINUTES" not in server_environment("c.duckdb", tmp_path, environ={})
+    with pytest.raises(MiqaError, match="--idle-minutes must be more than 0; 0 was provided"):
+        server_environment("c.duckdb", tmp_path, environ={}, idle_minutes=0)
+
+
+def test_a_page_watch_needs_a_served_kernel() -> None:
+    from miqa_nb.dashboard.lifeline import PageWatch
+
+    served = {
+        "MIQA_NB_SERVE_URL": "http://127.0.0.1:1/base/",
+        "MIQA_NB_SERVE_TOKEN": "tok",
+        "VOILA_KERNEL_ID": "0e5c9f3a-0000-4000-8000-000000000000",
+    }
+    watch = PageWatch.from_environment(served, on_gone=lambda: None)
+    assert watch is not None
+    assert watch.url == "http://127.0.0.1:1/base/api/kernels/0e5c9f3a-0000-4000-8000-000000000000"
+    assert watch.connections() is None  # nobody answers: no decision is taken
+    for missing in served:  # a notebook, or a kernel started by another server
+        rest = {k: v for k, v in served.items() if k != missing}
+        if missing != "VOILA_KERNEL_ID":
+            assert PageWatch.from_environment(rest, on_gone=lambda: None) is None

@@ -181,3 +181,10 @@ def test_an_idle_page_gives_its_claim_up_says_so_and_claims_again(browser, own_s
             context.close()
     finally:
         running.stop()
+
+
+def test_the_log_has_no_warning_nobody_can_act_on(own_server):
+    log = (ARTIFACTS / "browser-voila-lifecycle.log").read_text(errors="replace")
+    assert "Kernel started" in log  # the log is the server's
+    for harmless in ("is not trusted", "without encryption", "'_xsrf' argument missing"):
+        assert harmless not in log
