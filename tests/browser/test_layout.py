@@ -3,7 +3,8 @@ Submit is visible without scrolling; one plane full size; window boxes; screensh
 
 Works on its own project ``Delta`` (added here, read by nobody else): two head-like
 scans of 128 x 150 x 120 voxels, the size of a real structural scan at 1.2 mm, so the
-pictures are sized as a reviewer's are. Only looks: nothing is submitted.
+pictures are sized as a reviewer's are. Only looks: nothing is submitted. The module runs after ``test_dashboard`` (file
+order), whose project list counts the projects before Delta is added.
 """
 
 from __future__ import annotations
@@ -123,7 +124,10 @@ def test_one_plane_full_size_and_back(page, server, delta, shoot) -> None:
     shoot("coronal-full")
     page.locator(f"{REVIEW} .miqa-full-coronal").click()
     page.locator(f"{REVIEW} img.miqa-plane-axial").wait_for(state="visible")
-    assert box(page, f"{REVIEW} img.miqa-plane-coronal")["height"] < full["height"]
+    page.wait_for_function(
+        "([sel, h]) => document.querySelector(sel).getBoundingClientRect().height < h",
+        arg=[f"{REVIEW} img.miqa-plane-coronal", full["height"] * 0.8],
+    )
 
 
 def test_window_boxes_change_the_picture(page, server, delta) -> None:
@@ -133,7 +137,7 @@ def test_window_boxes_change_the_picture(page, server, delta) -> None:
     low = page.locator(f"{REVIEW} .miqa-window-low input")
     before = float(high.input_value())
     high.fill(str(round(before / 2)))
-    high.press("Enter")
+    page.locator(f"{REVIEW} .miqa-window-readout").click()  # leaves the box: sent
     wait_for_picture(page, "axial", src)
     page.locator(f"{REVIEW} .miqa-window-preset select").wait_for()
     assert page.locator(f"{REVIEW} .miqa-window-preset select").input_value() == "manual"
