@@ -139,11 +139,14 @@ def test_window_boxes_change_the_picture(page, server, delta) -> None:
     high.fill(str(round(before / 2)))
     page.locator(f"{REVIEW} .miqa-window-readout").click()  # leaves the box: sent
     wait_for_picture(page, "axial", src)
-    page.locator(f"{REVIEW} .miqa-window-preset select").wait_for()
-    assert page.locator(f"{REVIEW} .miqa-window-preset select").input_value() == "manual"
-    readout = page.locator(f"{REVIEW} .miqa-window-readout").inner_text()
     width = round(before / 2) - float(low.input_value())
-    assert f"width {width:.0f}" in readout, readout
+    # the preset and the readout follow the picture (the same redraw, later messages)
+    page.wait_for_function(
+        "([sel, text]) => document.querySelector(sel + ' .miqa-window-preset select')"
+        ".value === 'manual' && document.querySelector(sel + ' .miqa-window-readout')"
+        ".innerText.includes(text)",
+        arg=[REVIEW, f"width {width:.0f},"],
+    )
     # the preset names read in full: no option is cut by the select's width
     select = page.locator(f"{REVIEW} .miqa-window-preset select")
     assert select.evaluate("e => e.scrollWidth <= e.clientWidth")
