@@ -346,6 +346,7 @@ class Dashboard:
         )
 
     def _tab_changed(self, change: Mapping[str, object]) -> None:
+        self._show_project_list(change["new"] != REVIEW_TAB)
         waiting = self.review is not None and self.review is self._waiting
         if change["new"] == REVIEW_TAB and waiting:
             self.resume_review()
@@ -357,6 +358,12 @@ class Dashboard:
                 self._build_overview()
             else:
                 self.overview.refresh()
+
+    def _show_project_list(self, shown: bool) -> None:
+        """The list of projects is hidden while the Review tab is shown (the planes and
+        the decision then fit a 1440 x 900 window); any other tab shows it again."""
+        if self.projects is not None:
+            self.projects.widget.layout.display = "" if shown else "none"
 
     def refresh(self) -> None:
         """Reload progress and the overview after something changed."""
@@ -373,6 +380,7 @@ class Dashboard:
         self.overview = self.admin = self.upload = None
         self.review = None
         self.project_area.children = []
+        self._show_project_list(True)
 
     def _close_review(self) -> None:
         """Close the review view and its session (which gives up its claims)."""

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from miqa_nb.review.view import ScanView
-from miqa_nb.volumes import Convention, Plane, PlaneImage, SliceIndex, Volume, Window
+from miqa_nb.volumes import PLANES, Convention, Plane, PlaneImage, SliceIndex, Volume, Window
 
 __all__ = ["ViewControls"]
 
@@ -102,9 +102,45 @@ class ViewControls:
         """Window/level: a preset (:data:`~miqa_nb.volumes.PRESETS`) or ``(low, high)``."""
         self.view.set_window(spec)
 
-    def plane_images(self) -> dict[Plane, PlaneImage]:
-        """The three planes through the crosshair, with the crosshair drawn."""
-        return self.view.plane_images()
+    def plane_images(
+        self,
+        planes: tuple[Plane, ...] = PLANES,
+        max_size: int | None = None,
+        *,
+        grow: bool = False,
+    ) -> dict[Plane, PlaneImage]:
+        """The planes through the crosshair, zoomed, with the crosshair drawn (see
+        :meth:`ScanView.plane_images <miqa_nb.review.view.ScanView.plane_images>`)."""
+        return self.view.plane_images(planes, max_size, grow=grow)
+
+    @property
+    def zoom(self) -> float:
+        """Magnification of the planes (1: the whole plane)."""
+        return self.view.zoom
+
+    def set_zoom(self, zoom: float) -> None:
+        """Magnify the planes (1 to 8), centred on the crosshair."""
+        self.view.set_zoom(zoom)
+
+    def zoom_in(self) -> None:
+        """The next zoom step."""
+        self.view.zoom_in()
+
+    def zoom_out(self) -> None:
+        """The previous zoom step."""
+        self.view.zoom_out()
+
+    def pan(self, plane: Plane, down: float, right: float) -> None:
+        """Move the zoomed content of ``plane`` by fractions of its picture."""
+        self.view.pan(plane, down, right)
+
+    def show_crosshair(self, shown: bool) -> None:
+        """Draw the crosshair on the planes, or not."""
+        self.view.show_crosshair(shown)
+
+    def screenshot(self, planes: tuple[Plane, ...] = PLANES) -> bytes | None:
+        """The planes last shown, side by side, as one PNG (None before any)."""
+        return self.view.screenshot(planes)
 
     def render(self, fmt: str = "png") -> dict[Plane, bytes]:
         """The three planes as encoded pictures (``{}`` without a volume)."""

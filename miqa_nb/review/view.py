@@ -9,7 +9,10 @@ convention, the picture size, and two callbacks of its owner -- ``notify(event)`
 (changes are announced as ``'view'``) and ``fail(exc)`` (a failure becomes the
 session's ``last_error``). It keeps the crosshair in world millimetres snapped to a
 voxel centre, turns clicks on a picture into world points, and renders the three
-planes through :mod:`miqa_nb.volumes`. It knows nothing of the queue, the catalog or
+planes through :mod:`miqa_nb.volumes`. Zoom is one factor for the three planes,
+centred on a focus point in world mm that panning moves (zooming in from the whole
+plane starts at the crosshair); a window lock keeps a manual window for the next scans
+(MIQA's "window lock"). It knows nothing of the queue, the catalog or
 the session.
 
 A scan's frames are one file per frame (MIQA's layout) or the volumes of one 4D file.
@@ -26,6 +29,7 @@ import numpy as np
 from miqa_nb.core.errors import MiqaError, VolumeError
 from miqa_nb.core.vocabulary import Location
 from miqa_nb.volumes import (
+    PLANES,
     PRESETS,
     Convention,
     Plane,
@@ -35,16 +39,21 @@ from miqa_nb.volumes import (
     VolumeCache,
     Window,
     WorldPoint,
+    encode_image,
     frame_window,
+    plane_axes,
     plane_images,
+    side_by_side,
 )
 
-__all__ = ["PLANES_AXIS", "ScanView"]
+__all__ = ["PLANES_AXIS", "ZOOMS", "ScanView"]
 
 _log = logging.getLogger("miqa_nb.review")
 
 #: RAS+ array axis each plane's slice number runs along.
 PLANES_AXIS: dict[str, int] = {"sagittal": 0, "coronal": 1, "axial": 2}
+#: Zoom factors the zoom in / out steps go through.
+ZOOMS: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 
 
 class ScanView:
@@ -84,11 +93,18 @@ class ScanView:
         self._frame = 0
         self._crosshair: tuple[float, float, float] | None = None
         self._window: str | tuple[float, float] = "auto"
-        self._image_shapes: dict[str, tuple[int, int]] = {}
+        self._shown: dict[Plane, PlaneImage] = {}
+        self._zoom = 1.0
+        self._focus: tuple[float, float, float] | None = None
+        #: Draw the crosshair on the planes.
+        self.crosshair_shown = True
+        #: Keep a manual window for the next scans (else it goes back to ``'auto'``).
+        self.window_lock = False
 
     def show(self, name: str, frames: Sequence[str]) -> bool:
         """Show another scan: its first frame, crosshair in the middle; a preset window
-        is kept, a manual one goes back to ``'auto'``. False if it could not be loaded.
+        is kept, a manual one goes back to ``'auto'`` unless :attr:`window_lock` is on;
+        the zoom goes back to the whole plane. False if it could not be loaded.
 
         Parameters
         ----------
@@ -100,13 +116,15 @@ class ScanView:
         self._name = name
         self._frame = 0
         self._sources = [(path, 0) for path in frames]
-        if self._window not in PRESETS:
+        if self._window not in PRESETS and not self.window_lock:
             self._window = "auto"
+        self._zoom, self._focus = 1.0, None
         return self._load(0, recentre=True)
 
     def clear(self) -> None:
         """Show nothing (no scan is open)."""
         self._volume = None
+        self._shown = {}
 
     def other_frames(self, n: int = 4) -> list[str]:
         """Files of the next ``n`` frames of this scan (to decode ahead)."""
@@ -115,6 +133,7 @@ class ScanView:
     def _load(self, frame: int, *, recentre: bool) -> bool:
         """Load the volume of ``frame``; on failure keep the error and no volume."""
         self._volume = None
+        self._shown = {}
         if not self._sources:
             self._fail(VolumeError(f"scan {self._name} has no frame files in the catalog"))
             return False
@@ -212,15 +231,60 @@ class ScanView:
         volume, slices = self._volume, self.slices
         if volume is None or slices is None:
             return
-        xyz = volume.pixel_to_world(
-            plane,
-            row,
-            col,
-            slices.of(plane),
-            convention=self.convention,
-            image_shape=self._image_shapes.get(plane),
-        )
+        shown = self._shown.get(plane)
+        if shown is not None:  # the picture may be zoomed: back to the whole plane
+            row, col = shown.to_plane_voxel(row, col)
+        xyz = volume.pixel_to_world(plane, row, col, slices.of(plane), convention=self.convention)
         self.set_crosshair(tuple(float(v) for v in xyz))
+
+    # ------------------------------------------------------------- zoom, pan
+    @property
+    def zoom(self) -> float:
+        """Magnification of the planes (1: the whole plane)."""
+        return self._zoom
+
+    def set_zoom(self, zoom: float) -> None:
+        """Magnify the planes (``1`` to ``8``); from the whole plane, centred on the
+        crosshair."""
+        zoom = float(min(max(zoom, ZOOMS[0]), ZOOMS[-1]))
+        if self._zoom <= 1.0 or self._focus is None:
+            self._focus = self._crosshair
+        self._zoom = zoom
+        self._notify("view")
+
+    def zoom_in(self) -> None:
+        """The next zoom step (see :data:`ZOOMS`)."""
+        self.set_zoom(next((z for z in ZOOMS if z > self._zoom), ZOOMS[-1]))
+
+    def zoom_out(self) -> None:
+        """The previous zoom step."""
+        self.set_zoom(next((z for z in reversed(ZOOMS) if z < self._zoom), ZOOMS[0]))
+
+    def pan(self, plane: Plane, down: float, right: float) -> None:
+        """Move the zoomed view of ``plane`` so that its content moves by ``down`` and
+        ``right`` picture heights and widths (a drag: the picture follows the mouse).
+        The other planes move with it along the shared axis."""
+        volume, shown = self._volume, self._shown.get(plane)
+        if volume is None or shown is None or self._zoom <= 1.0 or self._focus is None:
+            return
+        focus = volume.world_to_voxel(self._focus)
+        axes = plane_axes(plane, self.convention)
+        _, _, rows, cols = shown.shown
+        # the content follows the mouse, so the focus moves the other way
+        for axis, flip, step in (
+            (axes.row_axis, axes.row_flip, -down * rows),
+            (axes.col_axis, axes.col_flip, -right * cols),
+        ):
+            focus[axis] = float(
+                np.clip(focus[axis] + (-step if flip else step), 0, volume.shape[axis] - 1)
+            )
+        self._focus = tuple(float(v) for v in volume.voxel_to_world(focus))  # type: ignore[assignment]
+        self._notify("view")
+
+    def show_crosshair(self, shown: bool) -> None:
+        """Draw the crosshair on the planes, or not."""
+        self.crosshair_shown = bool(shown)
+        self._notify("view")
 
     @property
     def window_spec(self) -> str | tuple[float, float]:
@@ -264,26 +328,52 @@ class ScanView:
             return
         self._notify("view")
 
-    def plane_images(self) -> dict[Plane, PlaneImage]:
-        """The three planes through the crosshair, with the crosshair drawn."""
+    def plane_images(
+        self,
+        planes: tuple[Plane, ...] = PLANES,
+        max_size: int | None = None,
+        *,
+        grow: bool = False,
+    ) -> dict[Plane, PlaneImage]:
+        """The planes through the crosshair, zoomed, with the crosshair drawn (if
+        :attr:`crosshair_shown`); ``max_size`` overrides the picture size and ``grow``
+        scales small planes up to it (one plane shown full size)."""
         volume, slices = self._volume, self.slices
         if volume is None or slices is None:
             return {}
+        focus = None
+        if self._zoom > 1.0 and self._focus is not None:
+            focus = tuple(float(v) for v in volume.world_to_voxel(self._focus))
         images = plane_images(
             volume,
             slices,
             frame=self._sources[self._frame][1],
             window=self._window,
             convention=self.convention,
-            max_size=self.max_size,
-            crosshair=True,
+            max_size=max_size or self.max_size,
+            crosshair=self.crosshair_shown,
+            zoom=self._zoom,
+            focus=focus,  # type: ignore[arg-type]
+            planes=planes,
+            grow=grow,
         )
-        self._image_shapes = {p: img.image_shape for p, img in images.items()}
+        self._shown.update(images)
         return images
 
     def render(self, fmt: str = "png") -> dict[Plane, bytes]:
         """The three planes as encoded pictures (``{}`` without a volume)."""
         return {p: img.encode(fmt) for p, img in self.plane_images().items()}  # type: ignore[arg-type]
+
+    def shown_shapes(self) -> dict[Plane, tuple[int, int]]:
+        """``(height, width)`` of each plane's last picture (what clicks land on)."""
+        return {plane: image.image_shape for plane, image in self._shown.items()}
+
+    def screenshot(self, planes: tuple[Plane, ...] = PLANES) -> bytes | None:
+        """The planes last shown, side by side, as one PNG (None before any)."""
+        shown = [self._shown[p] for p in planes if p in self._shown]
+        if self._volume is None or not shown:
+            return None
+        return encode_image(side_by_side(shown), "png")
 
     def volume_preview(
         self, max_side: int = 96

@@ -34,6 +34,7 @@ from miqa_nb.volumes.orientation import (
     SliceIndex,
     WorldPoint,
     extract_plane,
+    plane_axes,
     plane_labels,
     reorient_to_ras,
 )
@@ -44,7 +45,9 @@ from miqa_nb.volumes.render import (
     plane_image,
     plane_images,
     render_planes,
+    side_by_side,
     write_planes,
+    zoom_region,
 )
 from miqa_nb.volumes.thumbnails import thumbnail, thumbnail_path
 from miqa_nb.volumes.volume import Volume
@@ -73,14 +76,17 @@ __all__ = [
     "frame_window",
     "inflate",
     "load_volume",
+    "plane_axes",
     "plane_image",
     "plane_images",
     "plane_labels",
     "render_planes",
     "reorient_to_ras",
     "resolve_window",
+    "side_by_side",
     "thumbnail",
     "thumbnail_path",
     "volume_suffix",
     "write_planes",
+    "zoom_region",
 ]

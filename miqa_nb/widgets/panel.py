@@ -22,6 +22,29 @@ from miqa_nb.widgets.viewer import ViewerPanel
 
 __all__ = ["ReviewPanel"]
 
+#: The compact look of the review page (fixed text): the decision column must hold the
+#: scan's header, four decisions, the artifact checklist, the note and Submit within a
+#: 900 px high window, so its rows are one line each.
+STYLE = """<style>
+.miqa-review .miqa-side {font-size: 13px;}
+.miqa-review .miqa-side p {margin: 0.15em 0;}
+.miqa-review .miqa-side .widget-html, .miqa-review .miqa-side .widget-html-content
+  {min-height: 0; height: auto; line-height: 1.35;}
+.miqa-review .miqa-artifacts .widget-hbox {height: 24px;}
+.miqa-review .miqa-artifact-label {height: 22px; line-height: 22px;}
+.miqa-review .miqa-decisions {flex-wrap: wrap; gap: 3px;}
+.miqa-review .miqa-decisions .miqa-decision {flex: 1 1 45%; margin: 0; height: 28px;}
+.miqa-review .miqa-artifacts .widget-hbox {margin: 0; align-items: center;}
+.miqa-review .miqa-artifact-label {width: 12.5em !important; font-size: 12px;}
+.miqa-review .miqa-artifact .widget-toggle-button {height: 21px; line-height: 19px;
+  padding: 0 6px; font-size: 12px; margin: 1px;}
+.miqa-review .miqa-artifact {margin: 0;}
+.miqa-review .miqa-plane-title {font-size: 13px;}
+.miqa-review .miqa-plane-box .widget-button {height: 24px; line-height: 22px; font-size: 12px;}
+.miqa-review .miqa-plane-label {line-height: 1.1;}
+.miqa-review .miqa-plane-label .widget-html-content {line-height: 1.1;}
+</style>"""
+
 
 class ReviewPanel(w.VBox):
     """Everything a reviewer needs, over one :class:`ReviewSession`.
@@ -47,36 +70,77 @@ class ReviewPanel(w.VBox):
         self.session = session
         self._syncing = False
         self.prev_button = css(
-            w.Button(description="Previous", icon="arrow-left", tooltip="previous scan (p, ←)"),
+            w.Button(
+                description="Previous",
+                icon="arrow-left",
+                tooltip="previous scan (p, ←)",
+                layout=w.Layout(width="auto"),
+            ),
             "miqa-prev",
         )
         self.prev_button.on_click(safe(lambda _b: self.session.previous()))
         self.next_button = css(
-            w.Button(description="Next", icon="arrow-right", tooltip="next scan (n, →)"),
+            w.Button(
+                description="Next",
+                icon="arrow-right",
+                tooltip="next scan (n, →)",
+                layout=w.Layout(width="auto"),
+            ),
             "miqa-next",
         )
         self.next_button.on_click(safe(lambda _b: self.session.next()))
         self.refresh_button = css(
-            w.Button(description="Refresh", icon="refresh", tooltip="see others' progress"),
+            w.Button(
+                description="Refresh",
+                icon="refresh",
+                tooltip="see others' progress",
+                layout=w.Layout(width="auto"),
+            ),
             "miqa-refresh",
         )
         self.refresh_button.on_click(safe(lambda _b: self.session.refresh()))
         self.filter = css(
-            w.Dropdown(description="queue", options=list(FILTERS), value=session.queue.filter),
+            w.Dropdown(
+                description="queue",
+                options=list(FILTERS),
+                value=session.queue.filter,
+                layout=w.Layout(width="16em"),
+                style={"description_width": "3.5em"},
+            ),
             "miqa-filter",
         )
         self.filter.observe(safe(self._filter_changed), names="value")
         self.progress = css(
-            w.IntProgress(min=0, max=1, value=0, bar_style="info", description="reviewed"),
+            w.IntProgress(
+                min=0,
+                max=1,
+                value=0,
+                bar_style="info",
+                description="reviewed",
+                layout=w.Layout(width="14em"),
+            ),
             "miqa-progress",
         )
         self.progress_text = css(w.HTML(), "miqa-progress-text")
         # one line tall even when empty: a message appearing must not move the planes
         # out from under the mouse (ipyevents then stops taking the keys)
         self.status = css(w.HTML(layout=w.Layout(min_height="28px")), "miqa-status")
-        self.header = ScanHeader(session)
-        self.viewer = ViewerPanel(session, show_3d=show_3d, layout=w.Layout(flex="3 1 0"))
-        self.decision = DecisionPanel(session, layout=w.Layout(flex="2 1 0"))
+        self.header = css(ScanHeader(session), "miqa-side-header")
+        # the planes take what the decision panel leaves: at 1440 px, three planes of
+        # about 330 px beside a panel of 400 px (the panel keeps its width; the planes
+        # shrink on narrower screens)
+        self.viewer = ViewerPanel(
+            session, show_3d=show_3d, layout=w.Layout(flex="1 1 auto", min_width="0")
+        )
+        self.decision = DecisionPanel(session)
+        # MIQA's arrangement: the scan's header above the decision, beside the planes
+        side = css(
+            w.VBox(
+                [self.header, self.decision],
+                layout=w.Layout(flex="0 0 400px", width="400px", min_width="0"),
+            ),
+            "miqa-side",
+        )
         self.viewer.on_panel_action = safe(self._panel_action)
         toolbar = css(
             w.HBox([self.prev_button, self.next_button, self.refresh_button, self.filter]),
@@ -84,11 +148,19 @@ class ReviewPanel(w.VBox):
         )
         super().__init__(
             [
-                toolbar,
-                w.HBox([self.progress, self.progress_text]),
+                w.HBox(
+                    [toolbar, self.progress, self.progress_text],
+                    layout=w.Layout(align_items="center", flex_flow="row wrap"),
+                ),
                 self.status,
-                self.header,
-                w.HBox([self.viewer, self.decision], layout=w.Layout(width="100%")),
+                css(
+                    w.HBox(
+                        [self.viewer, side],
+                        layout=w.Layout(width="100%", grid_gap="12px"),
+                    ),
+                    "miqa-review-main",
+                ),
+                css(w.HTML(STYLE, layout=w.Layout(display="none")), "miqa-review-style"),
             ],
             **kwargs,
         )
