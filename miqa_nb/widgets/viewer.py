@@ -6,10 +6,8 @@ redraws when the session announces ``'scan'`` or ``'view'``.
 
 - Planes are ``ipywidgets.Image`` (PNG); an Image re-renders only when its bytes
   change. Each is labelled with the patient directions at its edges (L/R/A/P/S/I).
-- ipyevents on each plane: click moves the crosshair, the wheel scrolls slices, keys
-  are the shortcuts of :mod:`~miqa_nb.widgets._shortcuts`; the panel's own actions
-  (``'note'``) go to :attr:`ViewerPanel.on_panel_action` (the review panel focuses
-  the note).
+- ipyevents on each plane: click moves the crosshair, the wheel scrolls slices (keys
+  come from the review page's keyboard, :mod:`~miqa_nb.widgets._keyboard`).
 - Slice sliders, a frame slider (shown for multi-frame scans), window presets and a
   manual window/level range.
 - 3D: an ipyvolume figure made only when the user asks, from a subsampled copy of the
@@ -18,7 +16,7 @@ redraws when the session announces ``'scan'`` or ``'view'``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import ipywidgets as w
@@ -28,7 +26,6 @@ from ipyevents import Event
 from miqa_nb.review.session import PLANES_AXIS, ReviewSession
 from miqa_nb.volumes import PLANES, PRESETS, Plane, plane_labels
 from miqa_nb.widgets._base import css, safe, text
-from miqa_nb.widgets._shortcuts import PANEL_ACTIONS, handle_key
 
 __all__ = ["ViewerPanel"]
 
@@ -47,8 +44,6 @@ class ViewerPanel(w.VBox):
         self.session = session
         self._syncing = False
         self._figure: Any = None
-        #: Called with the actions of :data:`PANEL_ACTIONS` a key asked for.
-        self.on_panel_action: Callable[[str], Any] | None = None
         self.images: dict[Plane, w.Image] = {}
         self.titles: dict[Plane, w.HTML] = {}
         self.edge_labels: dict[Plane, dict[str, w.HTML]] = {}
@@ -79,7 +74,7 @@ class ViewerPanel(w.VBox):
             slider.observe(self._slider_changed(plane), names="value")
             event = Event(
                 source=image,
-                watched_events=["click", "wheel", "keydown"],
+                watched_events=["click", "wheel"],
                 prevent_default_action=True,
             )
             event.on_dom_event(self._dom_event(plane))
@@ -242,10 +237,6 @@ class ViewerPanel(w.VBox):
                 delta = float(event.get("deltaY", 0) or 0)
                 if delta:
                     self.session.move_slice(plane, 1 if delta < 0 else -1)
-            elif kind == "keydown":
-                action = handle_key(self.session, event, plane)
-                if action in PANEL_ACTIONS and self.on_panel_action is not None:
-                    self.on_panel_action(action)
 
         return on_event
 
