@@ -173,14 +173,9 @@ def open_first_scan(browser: Any, server: Server) -> tuple[dict[str, float], Any
 
 
 def hover_plane(page: Any, plane: str = "axial") -> None:
-    selector = f"{REVIEW} img.miqa-plane-{plane}"
-    for _ in range(40):
-        page.mouse.move(1, 1)
-        page.locator(selector).hover()
-        if page.locator(f"{selector}.ipyevents-watched").count():
-            return
-        page.wait_for_timeout(100)
-    raise RuntimeError("ipyevents did not take the plane's keys")
+    """The mouse over a plane (its slice keys), once the page's keys are live."""
+    page.locator(f"{REVIEW} img.miqa-plane-{plane}").hover()
+    page.locator(f"{REVIEW} .miqa-keys-badge.miqa-keys-on").wait_for(timeout=30_000)
 
 
 def key_to_pictures(page: Any, key: str, selectors: list[str]) -> float:
@@ -210,7 +205,7 @@ def slice_keys(page: Any, n: int) -> list[float]:
 def slider_keys(page: Any, n: int) -> list[float]:
     """The axial slice slider moved with its own keyboard (ipywidgets' noUiSlider)."""
     page.evaluate(WATCH_JS)
-    page.mouse.move(1, 1)  # off the planes: ipyevents would take the keys
+    page.mouse.move(1, 1)
     page.locator(f"{REVIEW} .miqa-slice-axial .noUi-handle").focus()
     return _alternating_keys(page, n, "ArrowRight", "ArrowLeft")
 
