@@ -167,7 +167,16 @@ def test_keys_work_with_the_focus_on_the_page_and_say_when_they_are_off(
     wait_for_scan(page, "D6")
 
 
-def test_miqa_keys_are_kept_for_the_user_and_do_what_miqa_does(page, server, delta) -> None:
+@pytest.fixture
+def tina_keys_back(delta: Catalog):
+    """Give tina miqa_nb's keys back after the test (test_review.py presses them)."""
+    yield
+    delta.set_user_setting("review_keys", "miqa_nb", by=TIER1)
+
+
+def test_miqa_keys_are_kept_for_the_user_and_do_what_miqa_does(
+    page, server, delta, tina_keys_back
+) -> None:
     """tina chooses MIQA's keys; after a reload they are still chosen; ``u`` records U
     and goes on, ``↓`` goes to the next scan, ``o`` without a note is refused."""
     open_review(page, server, TIER1, "D1")
