@@ -171,7 +171,7 @@ def focus_page(page: Any) -> None:
     plane: keys reach the review whether it listens on the page or on the plane."""
     page.evaluate("() => document.activeElement && document.activeElement.blur()")
     page.locator(f"{REVIEW} img.miqa-plane-axial").hover()
-    page.wait_for_timeout(300)
+    page.locator(f"{REVIEW} .miqa-keys-badge.miqa-keys-on").wait_for(timeout=30_000)
 
 
 def key_to_pictures(page: Any, key: str, selectors: list[str]) -> float:

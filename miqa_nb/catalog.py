@@ -45,7 +45,7 @@ from miqa_nb.core.vocabulary import (
 from miqa_nb.exchange import apply as exchange
 from miqa_nb.exchange import export
 from miqa_nb.exchange.validation import check, validate
-from miqa_nb.store import claims, decisions, projects, queries, scan_types, users
+from miqa_nb.store import claims, decisions, projects, queries, scan_types, user_settings, users
 from miqa_nb.store.claims import CLAIM_MINUTES, MAX_CLAIM_MINUTES, Claim
 from miqa_nb.store.database import CATALOG_ENV, Store
 from miqa_nb.store.names import check_name
@@ -620,6 +620,27 @@ class Catalog:
         """The (experiment, scan) ``by`` last had open in ``project``, if any."""
         with self.store.connect() as con:
             return claims.place(con, project, by)
+
+    # ------------------------------------------------------------ user settings
+
+    def user_setting(self, key: str, *, by: str) -> str | None:
+        """``by``'s own setting ``key`` (e.g. ``'review_keys'``); None if never set."""
+        with self.store.connect() as con:
+            return user_settings.user_setting(con, by, key)
+
+    def set_user_setting(self, key: str, value: str, *, by: str) -> None:
+        """Store ``by``'s own setting ``key`` (users change only their own settings).
+
+        Raises
+        ------
+        PermissionDenied
+            ``by`` is not a user of the catalog.
+        MiqaError
+            An empty key or a value too long (see :mod:`miqa_nb.store.user_settings`).
+        """
+        with self.store.transaction() as con:
+            self._standing(con, by)  # a user of this catalog
+            user_settings.set_user_setting(con, by, key, value)
 
     # ---------------------------------------------------------------- DataFrames
 

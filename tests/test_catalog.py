@@ -345,6 +345,27 @@ def test_places_resume_review(catalog, project):
     assert catalog.place("P", by="admin") == ("E2", "S3")
 
 
+def test_user_settings_are_per_user_and_kept(catalog, tmp_path):
+    catalog.add_user("ben", by="admin")
+    assert catalog.user_setting("review_keys", by="ben") is None
+    catalog.set_user_setting("review_keys", "miqa", by="ben")
+    catalog.set_user_setting("review_keys", "miqa_nb", by="admin")
+    again = Catalog(catalog.path, retry_seconds=20)  # read back from the file
+    assert again.user_setting("review_keys", by="ben") == "miqa"
+    assert again.user_setting("review_keys", by="admin") == "miqa_nb"
+    again.set_user_setting("review_keys", "miqa_nb", by="ben")  # replaced, not added
+    assert again.sql("SELECT count(*) AS n FROM user_settings")["n"].tolist() == [2]
+    with pytest.raises(PermissionDenied, match="nobody"):
+        catalog.set_user_setting("review_keys", "miqa", by="nobody")
+    with pytest.raises(MiqaError, match="at most"):
+        catalog.set_user_setting("review_keys", "x" * 201, by="ben")
+
+
+def test_a_catalog_without_the_settings_table_reads_no_settings(catalog):
+    catalog.sql("DROP TABLE user_settings")  # as a catalog made before the table existed
+    assert catalog.user_setting("review_keys", by="admin") is None
+
+
 def test_a_catalog_learns_scan_types(catalog, write_csv, tmp_path):
     path = write_csv(
         [

@@ -109,7 +109,8 @@ def test_next_and_previous(start):
     assert not session.previous()
     assert "first" in session.message
     assert session.open(("E3", "S7"))
-    assert session.next() and session.key == ("E1", "S1")  # wraps around
+    assert not session.next() and session.key == ("E3", "S7")  # stops, as previous does
+    assert "last" in session.message
 
 
 def test_next_skips_scans_reviewed_meanwhile(start, project):

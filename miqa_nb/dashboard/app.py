@@ -89,7 +89,7 @@ def review_view(
         )
         if not resume:
             session.open((str(experiment), str(scan)))
-        return ReviewPanel(session)
+        return ReviewPanel(session, keys="page")  # the page is the review page
     except Exception:
         log.exception("the review panel could not be built; showing the placeholder")
     return review_placeholder(project, experiment, scan)

@@ -392,12 +392,20 @@ class ReviewSession(ViewControls):
         return loaded
 
     def next(self) -> bool:
-        """Go to the next scan to review (unclaimed first); False at the end of the queue."""
-        key = self._next_key()
-        if key is None:
-            self._say("no more scans to review in this queue")
+        """Go to the next scan to review (unclaimed first); False at the end of the queue.
+
+        It stops at the last scan, as :meth:`previous` stops at the first (a submit
+        goes on to scans skipped before: see :meth:`submit`).
+        """
+        found = self.queue.find_next(self._key, held_by_others=self.sync.others(), wrap=False)
+        if found is None:
+            self._say(
+                "this is the last scan of the queue"
+                if self._key is not None and self._key in self.queue
+                else "no more scans to review in this queue"
+            )
             return False
-        return self.open(key)
+        return self.open(found)
 
     def previous(self) -> bool:
         """Go back to the scan before this one in the queue (whatever its state)."""
@@ -545,6 +553,20 @@ class ReviewSession(ViewControls):
                 self._say("decision stored; no more scans to review in this queue")
             self.sync.run(self.sync.refresh)
         return True
+
+    # --------------------------------------------------------- user settings
+    def user_setting(self, key: str) -> str | None:
+        """The reviewer's own setting ``key`` (None: never set, or unreadable now)."""
+        try:
+            return self.catalog.user_setting(key, by=self.user)
+        except (MiqaError, OSError) as exc:
+            _log.warning("setting %r of %s could not be read: %s", key, self.user, exc)
+            return None
+
+    def keep_user_setting(self, key: str, value: str) -> None:
+        """Store the reviewer's own setting ``key`` in the catalog, in the background
+        (a failure is the session's last error)."""
+        self.sync.run(lambda: self.catalog.set_user_setting(key, value, by=self.user))
 
     # ------------------------------------------------------- catalog, claims
     def _take_scans(self, scans: pd.DataFrame) -> None:

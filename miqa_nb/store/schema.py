@@ -77,6 +77,12 @@ CREATE TABLE IF NOT EXISTS positions (
     updated_utc TIMESTAMP NOT NULL,
     PRIMARY KEY (user_name, project)
 );
+CREATE TABLE IF NOT EXISTS user_settings (
+    user_name VARCHAR NOT NULL,
+    key VARCHAR NOT NULL,
+    value VARCHAR NOT NULL,
+    PRIMARY KEY (user_name, key)
+);
 """
 
 

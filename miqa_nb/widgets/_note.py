@@ -1,15 +1,19 @@
 """The note field: a text area whose typing reaches the kernel in order with the keys.
 
 ``ipywidgets.Textarea`` sends its value as state, and a page holds a model's state
-updates back while one is unanswered (one at a time per model); the keyboard shortcuts
-(:mod:`ipyevents`) are custom messages, which go at once. So a reviewer who types a
-note and presses Enter on a busy kernel could submit the note without its last words,
-and those words would then land on the next scan's note.
+updates back while one is unanswered (one at a time per model); the page's keys
+(:mod:`~miqa_nb.widgets._keyboard`) are custom messages, which go at once. So a
+reviewer who types a note and presses Enter on a busy kernel could submit the note
+without its last words, and those words would then land on the next scan's note.
 
 :class:`NoteArea` sends what is typed as custom messages too: the kernel gets them, and
 the keys, in the order they were typed. Each message carries the *generation* of the
-text it edits: when the kernel replaces the text (the next scan), it starts a new
+text it edits: when the kernel replaces the text, or another scan is shown
+(:meth:`NoteArea.new_generation`, even when both notes are empty), it starts a new
 generation and ignores what was typed in the old one and arrives late.
+
+The page's note key focuses the text area in the browser itself (no round trip);
+:meth:`NoteArea.focus` does it from the kernel.
 """
 
 from __future__ import annotations
@@ -93,6 +97,10 @@ class NoteArea(anywidget.AnyWidget):
                 self.value = value  # the page ignores this echo: same generation
             finally:
                 self._from_page = False
+
+    def new_generation(self) -> None:
+        """Typing from now on is new: what was typed before and arrives late is dropped."""
+        self.generation += 1
 
     def focus(self) -> None:
         """Put the cursor in the text area."""

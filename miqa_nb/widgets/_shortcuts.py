@@ -1,83 +1,184 @@
-"""Keyboard shortcuts of the review panels, and how a key event maps to the session.
+"""The review page's key sets, and what a key press does to the session.
 
-Keys arrive from ipyevents (``{'type': 'keydown', 'key': '1', ...}``) while the mouse
-is over a plane of the viewer or the decision buttons. Keys with Ctrl, Alt or Meta
-are left alone.
+Keys come from the page's keyboard widget (:mod:`~miqa_nb.widgets._keyboard`) as
+*key ids*: ``KeyboardEvent.key`` with single letters in lower case (``'n'``,
+``'ArrowDown'``, ``'Enter'``), and ``'Shift+Digit1'`` ... for Shift + a digit key, read
+from the event's ``code`` so the keyboard layout does not matter. The page sends only
+the ids of the chosen key set, never keys typed in a text field or with Ctrl, Alt or
+Meta; it handles the note key (focus the note) and ``?`` (help) itself, at once.
 
-While the mouse is over a watched element, ipyevents takes *every* key press of the
-page (it listens on the document), so typing a note needs the mouse elsewhere: ``t``
-focuses the note (the panel that received the key does that, see
-:data:`PANEL_ACTIONS`); the reviewer moves the mouse off the planes, types, and
-returns to the planes to go on with keys.
+Two key sets, chosen per user (stored in the catalog as the setting
+:data:`SETTING`):
 
-Artifacts are Shift + a digit key (``Shift+1`` ... ``Shift+9``, ``Shift+0`` for the
-tenth), read from the event's ``code`` (``Digit1`` ...) so the keyboard layout does
-not matter; each press moves the artifact one step along not assessed -> present ->
-absent -> not assessed.
+- ``miqa_nb``: 1-4 choose a decision, Enter submits, n/p or →/← scans, ↑/↓ slices of
+  the plane under the mouse (axial elsewhere), ]/[ frames, l store location.
+- ``miqa``: MIQA's own bindings: u/i/o/p record U/UE/Q?/UN at once (with the note and
+  artifacts, then the next scan, as MIQA does), ↑/↓ previous/next scan, ←/→ frames,
+  q/w a/s z/x previous/next slice of the axial/sagittal/coronal plane, e/d/c that plane
+  full size (again: all three).
+
+Both have Shift + a digit for the artifacts (``Shift+1`` ... ``Shift+9``, ``Shift+0``
+for the tenth; each press moves one step along not assessed -> present -> absent ->
+not assessed), ``t`` for the note and ``?`` for the list of keys.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
 
 from miqa_nb.core.vocabulary import ARTIFACTS, ArtifactState, Decision
 from miqa_nb.review.session import ReviewSession
-from miqa_nb.volumes import Plane
+from miqa_nb.volumes import PLANES, Plane
 
 __all__ = [
     "ARTIFACT_KEYS",
     "DECISION_KEYS",
+    "DEFAULT_KEYSET",
+    "KEYSETS",
     "NOTE_KEY",
-    "PANEL_ACTIONS",
-    "SHORTCUTS",
+    "SETTING",
+    "KeySet",
     "artifact_key_label",
     "handle_key",
+    "keyset",
     "shortcuts_html",
 ]
 
-#: Key -> decision.
+#: The catalog setting (per user) that names the chosen key set.
+SETTING = "review_keys"
+#: Focuses the note; the page does it (see :mod:`~miqa_nb.widgets._keyboard`).
+NOTE_KEY = "t"
+#: Key -> decision chosen, in the miqa_nb key set.
 DECISION_KEYS: Mapping[str, Decision] = {
     "1": Decision.USABLE,
     "2": Decision.USABLE_EXTRA,
     "3": Decision.QUESTIONABLE,
     "4": Decision.UNUSABLE,
 }
-
-#: ``KeyboardEvent.code`` (with Shift) -> artifact: Digit1 is the first of ARTIFACTS,
-#: Digit0 the tenth.
-ARTIFACT_KEYS: Mapping[str, str] = {
-    f"Digit{(n + 1) % 10}": name for n, name in enumerate(ARTIFACTS[:10])
+#: Key -> decision recorded at once, in MIQA's key set.
+MIQA_DECISION_KEYS: Mapping[str, Decision] = {
+    "u": Decision.USABLE,
+    "i": Decision.USABLE_EXTRA,
+    "o": Decision.QUESTIONABLE,
+    "p": Decision.UNUSABLE,
 }
-#: Focuses the note (a panel action: the session has no say in focus).
-NOTE_KEY = "t"
-#: Actions :func:`handle_key` leaves to the panel that received the key.
-PANEL_ACTIONS = frozenset({"note"})
+#: Key id (Shift + digit) -> artifact: Digit1 is the first of ARTIFACTS, Digit0 the tenth.
+ARTIFACT_KEYS: Mapping[str, str] = {
+    f"Shift+Digit{(n + 1) % 10}": name for n, name in enumerate(ARTIFACTS[:10])
+}
 #: Next state of an artifact on its key: not assessed -> present -> absent -> not assessed.
 _CYCLE = {
     ArtifactState.NOT_ASSESSED: ArtifactState.PRESENT,
     ArtifactState.PRESENT: ArtifactState.ABSENT,
     ArtifactState.ABSENT: ArtifactState.NOT_ASSESSED,
 }
-
-#: (keys shown, what they do), in the order the panel lists them.
-SHORTCUTS: tuple[tuple[str, str], ...] = (
-    ("1 2 3 4", "choose U, UE, Q?, UN"),
+_ARTIFACT_ACTIONS = {key: f"artifact {name}" for key, name in ARTIFACT_KEYS.items()}
+_COMMON_HELP = (
     ("⇧1 … ⇧0", "artifact (numbered in the list): present → absent → not assessed"),
-    ("t", "write a note (move the mouse off the planes to type)"),
-    ("Enter", "submit"),
-    ("n or →", "next scan"),
-    ("p or ←", "previous scan"),
-    ("↑ ↓ or wheel", "next / previous slice of the plane under the mouse"),
-    ("] [", "next / previous frame"),
-    ("l", "store location on / off"),
+    ("t", "write a note (Esc leaves it, and the keys work again)"),
+    ("?", "this list of keys (Esc closes it)"),
 )
 
 
-def shortcuts_html() -> str:
-    """The shortcuts as a short line of HTML (constant text)."""
-    items = " · ".join(f"<kbd>{keys}</kbd> {what}" for keys, what in SHORTCUTS)
-    return f'<span class="miqa-shortcuts-text">Keys (mouse over the planes): {items}</span>'
+@dataclass(frozen=True)
+class KeySet:
+    """A key set: key id -> action, and the help a person reads.
+
+    Actions are ``'choose U'``, ``'record U'`` (choose and submit), ``'submit'``,
+    ``'next'``, ``'previous'``, ``'slice +1'`` (plane under the mouse) or
+    ``'slice axial +1'``, ``'frame +1'``, ``'store location'``, ``'artifact <name>'``
+    and ``'full <plane>'`` (a panel action: the session has no say in layout).
+    """
+
+    name: str
+    label: str
+    actions: Mapping[str, str]
+    help: tuple[tuple[str, str], ...]
+
+
+MIQA_NB_KEYS = KeySet(
+    "miqa_nb",
+    "miqa_nb keys",
+    {
+        **{key: f"choose {d.value}" for key, d in DECISION_KEYS.items()},
+        **_ARTIFACT_ACTIONS,
+        "Enter": "submit",
+        "n": "next",
+        "ArrowRight": "next",
+        "p": "previous",
+        "ArrowLeft": "previous",
+        "ArrowUp": "slice +1",
+        "ArrowDown": "slice -1",
+        "]": "frame +1",
+        "[": "frame -1",
+        "l": "store location",
+    },
+    (
+        ("1 2 3 4", "choose U, UE, Q?, UN"),
+        _COMMON_HELP[0],
+        _COMMON_HELP[1],
+        ("Enter", "submit"),
+        ("n or →", "next scan (stops at the last)"),
+        ("p or ←", "previous scan (stops at the first)"),
+        ("↑ ↓ or wheel", "next / previous slice of the plane under the mouse (else axial)"),
+        ("] [", "next / previous frame"),
+        ("l", "store location on / off"),
+        _COMMON_HELP[2],
+    ),
+)
+
+MIQA_KEYS = KeySet(
+    "miqa",
+    "MIQA keys",
+    {
+        **{key: f"record {d.value}" for key, d in MIQA_DECISION_KEYS.items()},
+        **_ARTIFACT_ACTIONS,
+        "ArrowDown": "next",
+        "ArrowUp": "previous",
+        "ArrowRight": "frame +1",
+        "ArrowLeft": "frame -1",
+        "q": "slice axial -1",
+        "w": "slice axial +1",
+        "a": "slice sagittal -1",
+        "s": "slice sagittal +1",
+        "z": "slice coronal -1",
+        "x": "slice coronal +1",
+        "e": "full axial",
+        "d": "full sagittal",
+        "c": "full coronal",
+    },
+    (
+        ("u i o p", "record U, UE, Q?, UN (with the note and artifacts) and go on"),
+        _COMMON_HELP[0],
+        _COMMON_HELP[1],
+        ("↓ ↑", "next / previous scan"),
+        ("→ ←", "next / previous frame"),
+        ("q w · a s · z x", "previous / next slice: axial · sagittal · coronal"),
+        ("e d c", "axial / sagittal / coronal full size (again: all three)"),
+        _COMMON_HELP[2],
+    ),
+)
+
+#: The key sets by name.
+KEYSETS: Mapping[str, KeySet] = {k.name: k for k in (MIQA_NB_KEYS, MIQA_KEYS)}
+DEFAULT_KEYSET = MIQA_NB_KEYS.name
+
+
+def keyset(name: str | None) -> KeySet:
+    """The key set named ``name``; the default one for None or a name not known
+    (a setting written by another version must not break the page).
+
+    >>> keyset("miqa").label, keyset(None).name, keyset("qwerty").name
+    ('MIQA keys', 'miqa_nb', 'miqa_nb')
+    """
+    return KEYSETS.get(name or DEFAULT_KEYSET, KEYSETS[DEFAULT_KEYSET])
+
+
+def shortcuts_html(keys: KeySet = MIQA_NB_KEYS) -> str:
+    """The keys of a key set as a short line of HTML (constant text)."""
+    items = " · ".join(f"<kbd>{k}</kbd> {what}" for k, what in keys.help)
+    return f'<span class="miqa-shortcuts-text">{keys.label}: {items}</span>'
 
 
 def artifact_key_label(name: str) -> str:
@@ -86,51 +187,45 @@ def artifact_key_label(name: str) -> str:
     >>> artifact_key_label("ghosting_motion"), artifact_key_label("not an artifact")
     ('⇧5', '')
     """
-    for code, artifact in ARTIFACT_KEYS.items():
+    for key, artifact in ARTIFACT_KEYS.items():
         if artifact == name:
-            return "⇧" + code.removeprefix("Digit")
+            return "⇧" + key.removeprefix("Shift+Digit")
     return ""
 
 
 def handle_key(
-    session: ReviewSession, event: Mapping[str, Any], plane: Plane | None = None
+    session: ReviewSession, key: str, keys: KeySet = MIQA_NB_KEYS, plane: Plane | None = None
 ) -> str | None:
-    """Do what a key press means; return the action's name (None: not a shortcut).
+    """Do what a key means in a key set; return the action (None: not a key of the set).
 
-    Actions in :data:`PANEL_ACTIONS` (``'note'``) change nothing in the session: the
-    caller does them.
+    ``plane`` is the plane under the mouse, if any. Panel actions (``'full <plane>'``)
+    change nothing in the session: the caller does them.
     """
-    if event.get("type", "keydown") != "keydown":
+    action = keys.actions.get(key)
+    if action is None:
         return None
-    if event.get("ctrlKey") or event.get("altKey") or event.get("metaKey"):
-        return None
-    key = str(event.get("key", ""))
-    if event.get("shiftKey") and str(event.get("code", "")) in ARTIFACT_KEYS:
-        name = ARTIFACT_KEYS[str(event["code"])]
-        state = _CYCLE[session.pending.artifact(name)]
-        session.set_artifact(name, state)
-        return f"artifact {name} {state.value}"
-    if key == NOTE_KEY:
-        return "note"
-    if key in DECISION_KEYS:
-        session.set_decision(DECISION_KEYS[key])
-        return f"decision {DECISION_KEYS[key].value}"
-    if key == "Enter":
+    verb, _, rest = action.partition(" ")
+    if verb == "choose":
+        session.set_decision(Decision.parse(rest))
+    elif verb == "record":
+        if session.set_decision(Decision.parse(rest)):
+            session.submit()
+    elif verb == "submit":
         session.submit()
-        return "submit"
-    if key in ("n", "N", "ArrowRight"):
+    elif verb == "next":
         session.next()
-        return "next"
-    if key in ("p", "P", "ArrowLeft"):
+    elif verb == "previous":
         session.previous()
-        return "previous"
-    if key in ("ArrowUp", "ArrowDown"):
-        session.move_slice(plane or "axial", 1 if key == "ArrowUp" else -1)
-        return "slice"
-    if key in ("]", "["):
-        session.set_frame(session.frame + (1 if key == "]" else -1))
-        return "frame"
-    if key in ("l", "L"):
+    elif verb == "slice":
+        *named, step = rest.split(" ")
+        target = named[0] if named and named[0] in PLANES else plane
+        session.move_slice(target or "axial", int(step))
+    elif verb == "frame":
+        session.set_frame(session.frame + int(rest))
+    elif verb == "store":
         session.set_store_location(not session.pending.store_location)
-        return "store location"
-    return None
+    elif verb == "artifact":
+        state = _CYCLE[session.pending.artifact(rest)]
+        session.set_artifact(rest, state)
+        return f"{action} {state.value}"
+    return action

@@ -13,18 +13,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import ipywidgets as w
-from ipyevents import Event
 
 from miqa_nb.core.vocabulary import ARTIFACTS, ArtifactState, Decision
 from miqa_nb.review.session import ReviewSession
 from miqa_nb.widgets._base import css, safe, text
 from miqa_nb.widgets._note import NoteArea
-from miqa_nb.widgets._shortcuts import (
-    DECISION_KEYS,
-    artifact_key_label,
-    handle_key,
-    shortcuts_html,
-)
+from miqa_nb.widgets._shortcuts import DECISION_KEYS, artifact_key_label, shortcuts_html
 
 __all__ = ["DecisionPanel", "decision_class"]
 
@@ -63,10 +57,6 @@ class DecisionPanel(w.VBox):
             button.on_click(self._chose(decision))
             self.buttons[decision] = button
         self.decision_row = css(w.HBox(list(self.buttons.values())), "miqa-decisions")
-        self.key_events = Event(
-            source=self.decision_row, watched_events=["keydown"], prevent_default_action=True
-        )
-        self.key_events.on_dom_event(safe(self.on_key))
 
         self.artifacts: dict[str, w.ToggleButtons] = {}
         rows = []
@@ -147,13 +137,6 @@ class DecisionPanel(w.VBox):
     def _on_session(self, event: str) -> None:
         self.sync()
 
-    def on_key(self, event: Mapping[str, Any]) -> str | None:
-        """A key pressed over the decision buttons (or passed on by another panel)."""
-        action = handle_key(self.session, event)
-        if action == "note" and not self.note.disabled:
-            self.note.focus()
-        return action
-
     def sync(self) -> None:
         """Show the session's pending decision and what the user may do."""
         session = self.session
@@ -226,5 +209,4 @@ class DecisionPanel(w.VBox):
 
     def close(self) -> None:
         self._unobserve()
-        self.key_events.close()
         super().close()

@@ -4,18 +4,36 @@ toolbar (previous / next / refresh / filter), progress and a status line.
 :class:`ReviewPanel` is what a notebook shows (``ReviewPanel(session)``) and what the
 Voila dashboard assembles. The status line shows :attr:`ReviewSession.last_error`
 (readable text; tracebacks go to the log) or the session's last message.
+
+Keys come from one keyboard widget for the page (:class:`~miqa_nb.widgets._keyboard.PageKeys`,
+shown as a "keys on/off" sign with a ``?`` button in the toolbar). The key set
+(:mod:`~miqa_nb.widgets._shortcuts`: miqa_nb's or MIQA's) is the user's own setting,
+kept in the catalog. When another scan is shown, the keyboard and the note start a new
+generation *before* any other view changes, so a key or a letter typed for the scan
+shown before never acts on the new one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import ipywidgets as w
 
 from miqa_nb.review.queue import FILTERS
 from miqa_nb.review.session import ReviewSession
+from miqa_nb.volumes import PLANES, Plane
 from miqa_nb.widgets._base import close_tree, css, safe, text
+from miqa_nb.widgets._keyboard import PageKeys
+from miqa_nb.widgets._shortcuts import (
+    KEYSETS,
+    NOTE_KEY,
+    SETTING,
+    KeySet,
+    handle_key,
+    keyset,
+    shortcuts_html,
+)
 from miqa_nb.widgets.decision import DecisionPanel
 from miqa_nb.widgets.header import ScanHeader
 from miqa_nb.widgets.viewer import ViewerPanel
@@ -57,6 +75,10 @@ class ReviewPanel(w.VBox):
         "refresh", submit and scan changes).
     show_3d : bool
         Offer the 3D button.
+    keys : {'panel', 'page'}
+        Where the keys work: ``'page'``, anywhere on the page outside text fields (the
+        review page of the dashboard); ``'panel'``, while the mouse is over the panel
+        or it was clicked last (a notebook, whose own keys must keep working).
     """
 
     def __init__(
@@ -65,10 +87,27 @@ class ReviewPanel(w.VBox):
         *,
         auto_refresh: float | None = 5.0,
         show_3d: bool = True,
+        keys: Literal["panel", "page"] = "panel",
         **kwargs: Any,
     ) -> None:
         self.session = session
         self._syncing = False
+        # first of all the session's observers: on another scan, keys and note typing
+        # become stale before any view shows the new scan
+        self.page_keys = css(PageKeys(scope=keys, note_key=NOTE_KEY), "miqa-keys")
+        self.page_keys.on_key = safe(self._key)
+        self._unobserve_scan = session.observe(self._new_scan, events={"scan"})
+        self.keyset = keyset(session.user_setting(SETTING))
+        self.keyset_choice = css(
+            w.ToggleButtons(
+                options=[(k.label, k.name) for k in KEYSETS.values()],
+                value=self.keyset.name,
+                tooltip="the keys of the review page: miqa_nb's or MIQA's (kept for you)",
+                style={"button_width": "auto"},
+            ),
+            "miqa-keyset",
+        )
+        self.keyset_choice.observe(safe(self._keyset_changed), names="value")
         self.prev_button = css(
             w.Button(
                 description="Previous",
@@ -123,7 +162,6 @@ class ReviewPanel(w.VBox):
         )
         self.progress_text = css(w.HTML(), "miqa-progress-text")
         # one line tall even when empty: a message appearing must not move the planes
-        # out from under the mouse (ipyevents then stops taking the keys)
         self.status = css(w.HTML(layout=w.Layout(min_height="28px")), "miqa-status")
         self.header = css(ScanHeader(session), "miqa-side-header")
         # the planes take what the decision panel leaves: at 1440 px, three planes of
@@ -141,9 +179,18 @@ class ReviewPanel(w.VBox):
             ),
             "miqa-side",
         )
-        self.viewer.on_panel_action = safe(self._panel_action)
         toolbar = css(
-            w.HBox([self.prev_button, self.next_button, self.refresh_button, self.filter]),
+            w.HBox(
+                [
+                    self.prev_button,
+                    self.next_button,
+                    self.refresh_button,
+                    self.filter,
+                    self.page_keys,
+                    self.keyset_choice,
+                ],
+                layout=w.Layout(align_items="center", flex_flow="row wrap"),
+            ),
             "miqa-toolbar",
         )
         super().__init__(
@@ -166,6 +213,7 @@ class ReviewPanel(w.VBox):
         )
         css(self, "miqa-review")
         self._unobserve = session.observe(self._on_session)
+        self.use_keyset(self.keyset)
         self.sync()
         if auto_refresh:
             session.start_auto_refresh(auto_refresh)
@@ -177,9 +225,41 @@ class ReviewPanel(w.VBox):
         if event in ("error", "message", "scan", "submitted", "claim"):
             self.show_status()
 
-    def _panel_action(self, action: str) -> None:
-        if action == "note" and not self.decision.note.disabled:
-            self.decision.note.focus()
+    def _new_scan(self, _event: str) -> None:
+        self.page_keys.new_scan()
+        # the DecisionPanel is made after this observer: none yet at the first scan
+        decision = getattr(self, "decision", None)
+        if decision is not None:
+            decision.note.new_generation()
+
+    # ------------------------------------------------------------------- keys
+    def _key(self, key: str, plane: Plane | None) -> None:
+        action = handle_key(self.session, key, self.keyset, plane)
+        if action is not None and action.startswith("full "):
+            shown = action.removeprefix("full ")
+            if shown in PLANES:
+                self.show_full(None if self.viewer.full == shown else shown)
+
+    def show_full(self, plane: Plane | None) -> None:
+        """Show one plane full size (None: the three planes side by side)."""
+        self.viewer.show_full(plane)
+
+    def use_keyset(self, keys: KeySet) -> None:
+        """Use a key set on this page (not stored: see :attr:`keyset_choice`)."""
+        self.keyset = keys
+        self.page_keys.label = keys.label
+        self.page_keys.help_rows = [list(row) for row in keys.help]
+        self.page_keys.bound = sorted(keys.actions)
+        self.decision.shortcuts.value = shortcuts_html(keys)
+        if self.keyset_choice.value != keys.name:
+            self.keyset_choice.value = keys.name
+
+    def _keyset_changed(self, change: Mapping[str, Any]) -> None:
+        chosen = keyset(str(change["new"]))
+        if chosen is self.keyset:
+            return
+        self.use_keyset(chosen)
+        self.session.keep_user_setting(SETTING, chosen.name)
 
     def sync(self) -> None:
         """Show the session's state again."""
@@ -220,8 +300,9 @@ class ReviewPanel(w.VBox):
     def close(self) -> None:
         """Close every widget of the panel and stop refreshing (the session stays open)."""
         self._unobserve()
+        self._unobserve_scan()
         self.session.stop_auto_refresh()
-        for part in (self.header, self.viewer, self.decision):
+        for part in (self.header, self.viewer, self.decision, self.page_keys):
             part.close()
         for child in self.children:
             close_tree(child)

@@ -7,9 +7,8 @@ redraws when the session announces ``'scan'`` or ``'view'``.
 - Planes are ``ipywidgets.Image`` (PNG); an Image re-renders only when its bytes
   change. Each is labelled with the patient directions at its edges (L/R/A/P/S/I).
 - ipyevents on each plane: click moves the crosshair, the wheel scrolls slices, a drag
-  pans a zoomed plane, keys are the shortcuts of :mod:`~miqa_nb.widgets._shortcuts`;
-  the panel's own actions (``'note'``) go to :attr:`ViewerPanel.on_panel_action` (the
-  review panel focuses the note).
+  pans a zoomed plane (keys come from the review page's keyboard,
+  :mod:`~miqa_nb.widgets._keyboard`).
 - Numbers people read count from 1 everywhere: slice sliders and titles (``slice 24
   of 48``), the frame slider (``frame 1 of 2``). The crosshair line gives the
   position in world millimetres (RAS+) and as slices.
@@ -26,7 +25,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import ipywidgets as w
@@ -36,7 +35,6 @@ from ipyevents import Event
 from miqa_nb.review.session import PLANES_AXIS, ReviewSession
 from miqa_nb.volumes import PLANES, Plane, plane_labels
 from miqa_nb.widgets._base import css, safe, text
-from miqa_nb.widgets._shortcuts import PANEL_ACTIONS, handle_key
 from miqa_nb.widgets._window import WindowControls
 
 __all__ = ["ViewerPanel"]
@@ -77,8 +75,6 @@ class ViewerPanel(w.VBox):
         self._dragged: set[Plane] = set()
         #: The plane shown alone, full size (None: the three planes).
         self.full: Plane | None = None
-        #: Called with the actions of :data:`PANEL_ACTIONS` a key asked for.
-        self.on_panel_action: Callable[[str], Any] | None = None
         self.images: dict[Plane, w.Image] = {}
         self.titles: dict[Plane, w.HTML] = {}
         self.full_buttons: dict[Plane, w.Button] = {}
@@ -122,7 +118,7 @@ class ViewerPanel(w.VBox):
             slider.observe(self._slider_changed(plane), names="value")
             event = Event(
                 source=image,
-                watched_events=["click", "mousedown", "mouseup", "wheel", "keydown"],
+                watched_events=["click", "mousedown", "mouseup", "wheel"],
                 prevent_default_action=True,
             )
             event.on_dom_event(self._dom_event(plane))
@@ -357,10 +353,6 @@ class ViewerPanel(w.VBox):
                 delta = float(event.get("deltaY", 0) or 0)
                 if delta:
                     self.session.move_slice(plane, 1 if delta < 0 else -1)
-            elif kind == "keydown":
-                action = handle_key(self.session, event, plane)
-                if action in PANEL_ACTIONS and self.on_panel_action is not None:
-                    self.on_panel_action(action)
 
         return on_event
 

@@ -6,9 +6,9 @@ later ones build on the keyboard review of the first (as a reviewer's day does: 
 then others look, then someone exports); each checks that precondition in the catalog
 and says so when it is missing.
 
-Keys reach the kernel through ipyevents, which listens while the mouse is over a plane
-(or the decision buttons) and then takes every key of the page; so the reviewer hovers
-a plane once, types, and moves the mouse off the planes only to write a note.
+Keys work anywhere on the review page outside text fields (the page's keyboard widget,
+``miqa_nb/widgets/_keyboard.py``); ``t`` puts the cursor in the note, Esc leaves it.
+More on keys: test_keys.py.
 """
 
 from __future__ import annotations
@@ -118,17 +118,9 @@ def wait_for_picture(page, previous: str = "", plane: str = "axial") -> str:
     return plane_src(page, plane)
 
 
-def hover(page, selector: str) -> None:
-    """Put the mouse over ``selector`` so ipyevents takes the keys (it marks the element
-    ``ipyevents-watched``); re-enter if the listener was not bound yet."""
-    target = page.locator(selector)
-    for _ in range(20):
-        page.mouse.move(1, 1)
-        target.hover()
-        if page.locator(f"{selector}.ipyevents-watched").count():
-            return
-        page.wait_for_timeout(250)
-    raise AssertionError(f"ipyevents never watched {selector}")
+def keys_on(page) -> None:
+    """Wait until the review page says its keys are live (no text field has the focus)."""
+    page.locator(f"{REVIEW} .miqa-keys-badge.miqa-keys-on").wait_for()
 
 
 def status_text(page) -> str:
@@ -146,8 +138,8 @@ def test_review_three_scans_with_the_keyboard(page, server, site, shoot) -> None
     page.get_by_text("Review", exact=True).click()  # the review starts where one left off
     wait_for_scan(page, "G1")
     src = wait_for_picture(page)
-    plane = f"{REVIEW} img.miqa-plane-axial"
-    hover(page, plane)
+    page.mouse.move(1, 1)  # the mouse is nowhere near the planes: keys work anyway
+    keys_on(page)
     for n, (scan, (key, code, artifact_keys, artifact, state, note)) in enumerate(
         KEYBOARD_REVIEW.items()
     ):
@@ -159,17 +151,13 @@ def test_review_three_scans_with_the_keyboard(page, server, site, shoot) -> None
         page.locator(
             f"{REVIEW} .miqa-artifact-{artifact} button.mod-active", has_text=state
         ).wait_for()
-        page.keyboard.press("t")  # focus the note...
-        page.wait_for_function(
-            "document.activeElement?.closest('.miqa-note') !== null"
-            " && document.activeElement.tagName === 'TEXTAREA'"
-        )
-        page.mouse.move(5, 5)  # ...move the mouse off the planes, type, come back
-        page.keyboard.type(note)
+        page.keyboard.press("t")  # the note, and the letters right after it, at once
+        page.keyboard.type(note, delay=0 if n % 2 else 80)
         assert page.locator(f"{REVIEW} .miqa-note textarea").input_value() == note
         if n == 0:
             shoot("decision-selected")
-        hover(page, plane)
+        page.keyboard.press("Escape")  # leave the note: the keys work again
+        keys_on(page)
         page.keyboard.press("Enter")  # submit; the panel goes on to the next scan
         src = wait_for_picture(page, src)
     wait_for_scan(page, "G4")
@@ -268,7 +256,7 @@ def test_tier1_cannot_record_UN(page, server, site, shoot) -> None:
     unusable = page.locator(f"{REVIEW} .miqa-decision-UN")
     assert unusable.is_disabled()
     assert page.locator(f"{REVIEW} .miqa-decision-U").is_enabled()
-    hover(page, f"{REVIEW} img.miqa-plane-axial")
+    keys_on(page)
     page.keyboard.press("4")
     page.locator(f"{REVIEW} .miqa-status-error").wait_for()
     assert "UN" in status_text(page) and "tier" in status_text(page).lower(), status_text(page)
@@ -316,7 +304,7 @@ def test_corrupt_scan_shows_an_error_and_the_reviewer_moves_on(page, server, sit
     assert "Traceback" not in content and 'File "' not in content
     assert "no image" in page.locator(f"{REVIEW} .miqa-plane-box-axial").inner_text()
     shoot("corrupt-scan")
-    hover(page, f"{REVIEW} .miqa-decisions")  # the keys work over the decision buttons too
+    keys_on(page)
     page.keyboard.press("n")
     wait_for_scan(page, "G6")
     wait_for_picture(page)

@@ -120,26 +120,3 @@ def test_location_and_advance_checkboxes(start, project):
     panel.submit.click()
     assert project.decisions(PROJECT)["location"].isna().all()
     assert session.key == ("E1", "S1") and not session.advance_after_submit
-
-
-def test_keyboard_decisions_and_submit(start, project, browser):
-    session = start("t2")
-    panel = DecisionPanel(session)
-    browser(panel.key_events, type="keydown", key="3")
-    assert session.pending.decision == Decision.QUESTIONABLE
-    browser(panel.key_events, type="keydown", key="1")
-    browser(panel.key_events, type="keydown", key="l")
-    assert not panel.store_location.value
-    browser(panel.key_events, type="keydown", key="Enter")
-    assert project.decisions(PROJECT)["decision"].tolist() == ["U"]
-    browser(panel.key_events, type="keyup", key="Enter")  # only keydown acts
-    browser(panel.key_events, type="keydown", key="x")  # not a shortcut
-    assert len(project.decisions(PROJECT)) == 1
-
-
-def test_tier1_keys_cannot_choose_tier2_decisions(start, browser):
-    session = start("t1")
-    panel = DecisionPanel(session)
-    browser(panel.key_events, type="keydown", key="4")
-    assert session.pending.decision is None
-    assert "tier-2" in session.last_error
