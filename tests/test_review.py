@@ -289,7 +289,8 @@ def test_claims_steer_reviewers_apart(start, project):
     assert ben.open(("E1", "S2"))
     assert ben.held_by == "t2"
     assert not decide(ben, "U")
-    assert "being reviewed by 't2'" in ben.last_error
+    assert "t2 is reviewing experiment E1 until " in ben.last_error
+    assert ben.error_about == "decision" and ben.pending.decision is None
     assert ben.next() and ben.key[0] != "E1"
 
 

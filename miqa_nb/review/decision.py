@@ -37,6 +37,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from miqa_nb.catalog import Catalog
 from miqa_nb.core import permissions
@@ -52,7 +53,7 @@ from miqa_nb.core.vocabulary import (
 )
 from miqa_nb.review.queue import ScanKey
 
-__all__ = ["DecisionWriter", "PendingDecision"]
+__all__ = ["DecisionWriter", "PendingDecision", "Stored"]
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,15 @@ class PendingDecision:
         return Location.from_mm(*crosshair)
 
 
+@dataclass(frozen=True)
+class Stored:
+    """A decision written to the catalog: its scan, its code and when (local time)."""
+
+    key: ScanKey
+    decision: str
+    at: datetime
+
+
 class DecisionWriter:
     """Writes one reviewer's accepted decisions to the catalog, and keeps what failed.
 
@@ -203,6 +213,19 @@ class DecisionWriter:
         self.last_submitted: tuple[ScanKey, int] | None = None
         #: Decisions accepted but not stored (scan, decision, why), newest last.
         self.unsaved: list[tuple[ScanKey, PendingDecision, str]] = []
+        #: The last decision stored: scan, code, when (local time).
+        self.last_stored: Stored | None = None
+        self._waiting = 0
+
+    @property
+    def waiting(self) -> int:
+        """Decisions accepted (:meth:`accept`) and not yet written or refused."""
+        return self._waiting
+
+    def accept(self) -> None:
+        """Count a decision whose :meth:`write` is on its way (see :attr:`waiting`)."""
+        with self._lock:
+            self._waiting += 1
 
     def write(
         self,
@@ -219,6 +242,19 @@ class DecisionWriter:
             True when it was stored; False when the catalog refused it (kept in
             :attr:`unsaved`, reported through ``fail``).
         """
+        try:
+            return self._write(key, pending, decision, location)
+        finally:
+            with self._lock:
+                self._waiting = max(0, self._waiting - 1)
+
+    def _write(
+        self,
+        key: ScanKey,
+        pending: PendingDecision,
+        decision: Decision,
+        location: Location | None,
+    ) -> bool:
         try:
             new_id = self.catalog.record_decision(
                 self.project,
@@ -240,5 +276,6 @@ class DecisionWriter:
             )
             return False
         self.last_submitted = (key, new_id)
+        self.last_stored = Stored(key, decision.value, datetime.now().astimezone())
         self._notify("stored")
         return True

@@ -16,6 +16,7 @@ from widgets_dashboard.dashboard_catalog import (
     NASTY_SCAN,
     PROJECT,
     TIER1,
+    TIER2,
     DashboardCatalog,
     tiny_volume,
 )
@@ -421,13 +422,17 @@ def _linked_scan(env: dict[str, str], user: str) -> tuple[str, str] | None:
 
 def test_a_project_link_opens_its_review_where_the_user_left_off(dash: DashboardCatalog) -> None:
     env = {"MIQA_NB_CATALOG": str(dash.catalog_path), "MIQA_NB_IDENTITY": "query"}
-    first = _linked_scan(env, TIER1)  # nowhere left off yet: the queue's first scan
-    assert first is not None and first != ("E2", "S3")
-    elsewhere = ReviewSession(dash.catalog(), PROJECT, TIER1, filter="all", background=False)
+    # E1/S1 is complete, E1/S2 needs tier-2 review, E2/S3 is unreviewed. Nowhere left
+    # off yet: the first scan the reviewer can decide (a tier-2 reviewer: E1/S2)
+    first = _linked_scan(env, TIER2)
+    assert first == ("E1", "S2")
+    elsewhere = ReviewSession(dash.catalog(), PROJECT, TIER2, filter="all", background=False)
     try:
         assert elsewhere.open(("E2", "S3"))  # the reviewer moves on, then leaves
     finally:
         elsewhere.close()
+    assert _linked_scan(env, TIER2) == ("E2", "S3")
+    # a tier-1 reviewer decides only unreviewed scans: E2/S3, past the two others
     assert _linked_scan(env, TIER1) == ("E2", "S3")
     board = Dashboard.from_environment(env, f"token=x&user={TIER1}&project=Nope")
     try:
