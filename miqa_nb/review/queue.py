@@ -363,9 +363,7 @@ class ScanQueue:
                 order = order[n:] + order[:n]
             elif start is not None:  # not a member: from where it is in the scope
                 rank = v.at[start]
-                order = [k for k in order if v.at[k] >= rank] + [
-                    k for k in order if v.at[k] < rank
-                ]
+                order = [k for k in order if v.at[k] >= rank] + [k for k in order if v.at[k] < rank]
             for key in order:
                 info = self.info(key)
                 if (

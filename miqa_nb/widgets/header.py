@@ -97,9 +97,7 @@ class ScanHeader(w.VBox):
             [self.note, self.note_edit],
             layout=w.Layout(min_height="32px", max_height="5em", overflow="auto"),
         )
-        super().__init__(
-            [self.info, claim_row, note_row, self.note_editor, self.history], **kwargs
-        )
+        super().__init__([self.info, claim_row, note_row, self.note_editor, self.history], **kwargs)
         css(self, "miqa-header")
         self._unobserve = session.observe(
             self._on_session,
