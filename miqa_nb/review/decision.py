@@ -243,19 +243,6 @@ class DecisionWriter:
             :attr:`unsaved`, reported through ``fail``).
         """
         try:
-            return self._write(key, pending, decision, location)
-        finally:
-            with self._lock:
-                self._waiting = max(0, self._waiting - 1)
-
-    def _write(
-        self,
-        key: ScanKey,
-        pending: PendingDecision,
-        decision: Decision,
-        location: Location | None,
-    ) -> bool:
-        try:
             new_id = self.catalog.record_decision(
                 self.project,
                 key[0],
@@ -269,13 +256,24 @@ class DecisionWriter:
         except MiqaError as exc:
             with self._lock:
                 self.unsaved.append((key, pending, str(exc)))
+                self._done()
             self._fail(
                 type(exc)(
                     f"the {decision.value!r} decision on {key[0]}/{key[1]} was NOT stored: {exc}"
                 )
             )
             return False
-        self.last_submitted = (key, new_id)
-        self.last_stored = Stored(key, decision.value, datetime.now().astimezone())
+        except BaseException:
+            with self._lock:
+                self._done()
+            raise
+        with self._lock:  # the counts are right before anyone is told
+            self.last_submitted = (key, new_id)
+            self.last_stored = Stored(key, decision.value, datetime.now().astimezone())
+            self._done()
         self._notify("stored")
         return True
+
+    def _done(self) -> None:
+        """One accepted decision less on its way (call with the lock held)."""
+        self._waiting = max(0, self._waiting - 1)

@@ -164,3 +164,18 @@ def test_collaborators_read_the_experiment_note_only(start, project):
     panel = ReviewPanel(start("col"), auto_refresh=None)
     assert "scanner upgrade" in panel.header.note.value
     assert panel.header.note_edit.layout.display == "none"
+
+
+def test_a_stored_decision_is_no_longer_counted_when_observers_hear_of_it(start):
+    """Observers of 'stored' may run at once (on the kernel's loop): by then the
+    decision is no longer counted as being written, or the page would say so for ever."""
+    session = start("t2")
+    heard: list[tuple[int, object]] = []
+    session.observe(
+        lambda _e: heard.append((session.writes_waiting, session.last_stored)), {"stored"}
+    )
+    session.set_decision("U")
+    assert session.submit()
+    assert len(heard) == 1
+    waiting, stored = heard[0]
+    assert waiting == 0 and stored is not None and stored.key == ("E1", "S1")
