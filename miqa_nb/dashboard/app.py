@@ -287,11 +287,7 @@ class Dashboard:
             session.open((experiment, scan))
         else:
             view = self.review_factory(self.catalog, self.user, project, experiment, scan)
-            if self.review is not view:
-                self._close_review()
-            self.review = view
-            self.review_box.children = [view]
-            self._watch(view)
+            self._show_review(view)
         self.tabs.selected_index = REVIEW_TAB
         self._show_reviewing()
 
@@ -318,11 +314,19 @@ class Dashboard:
         """Start the review view where the user left off in the open project."""
         assert self.user is not None and self.project is not None
         view = self.review_factory(self.catalog, self.user, self.project, None, None)
-        self._close_review()
-        self.review = view
-        self.review_box.children = [view]
-        self._watch(view)
+        self._show_review(view)
         self._show_reviewing()
+
+    def _show_review(self, view: widgets.Widget) -> None:
+        """Put ``view`` in the Review tab, then close the view it replaces: a page still
+        drawing the old one must find it in the box until the box no longer holds it
+        (closing it first made the page look for a widget that was gone)."""
+        old = self.review if self.review is not view else None
+        self.review_box.children = [view]
+        if old is not None:
+            self._close_review()
+        self.review = view
+        self._watch(view)
 
     def _watch(self, view: widgets.Widget) -> None:
         """Follow the review's session: progress and status stay current."""

@@ -45,7 +45,11 @@ def catalog(site: DashboardCatalog) -> Catalog:
 def open_link(page, server, user: str) -> None:
     """A reviewer's link to Delta: the Review tab, where they can decide."""
     page.goto(f"{server.url_for(user)}&project={CLAIMS_PROJECT}", timeout=OPEN_TIMEOUT)
-    page.locator(f"{REVIEW} .miqa-scan-info .miqa-where").wait_for(timeout=OPEN_TIMEOUT)
+    try:
+        page.locator(f"{REVIEW} .miqa-scan-info .miqa-where").wait_for(timeout=OPEN_TIMEOUT)
+    except Exception:
+        page.screenshot(path="/tmp/claims-open-link-failed.png")
+        raise
 
 
 def shown_scan(page) -> str:
