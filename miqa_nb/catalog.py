@@ -246,6 +246,22 @@ class Catalog:
             permissions.require_superuser(self._standing(con, by), "change the global paths")
             projects.set_global_paths(con, {"import_path": import_path, "export_path": export_path})
 
+    def experiment_notes(self, project: str) -> dict[str, str]:
+        """The notes of a project's experiments: experiment -> note (those with one)."""
+        with self.store.connect() as con:
+            return projects.experiment_notes(con, project)
+
+    def set_experiment_note(self, project: str, experiment: str, note: str, *, by: str) -> None:
+        """Change an experiment's note (MIQA's experiment notes): the project's
+        reviewers, its creator and superusers. A note holds no control character but
+        tabs and line breaks; an empty note removes it."""
+        require_plain_note(note)
+        with self.store.transaction() as con:
+            projects.require_project(con, project)
+            permissions.require_experiment_note(self._standing(con, by, project))
+            claims.require_experiment(con, project, experiment)
+            projects.set_experiment_note(con, project, experiment, note)
+
     def projects(self) -> pd.DataFrame:
         """Projects with their paths and review progress."""
         with self.store.connect() as con:
@@ -474,7 +490,10 @@ class Catalog:
         """Import every project in the global import file (superusers)."""
         path = self.global_paths()["import_path"]
         if not path:
-            raise MiqaError("no global import path is set; set it with set_global_paths()")
+            raise MiqaError(
+                "no global import path is set; a superuser sets it first (the dashboard's "
+                "Administration tab, 'Global import and export', Import path)"
+            )
         return self.import_file(path, by=by, mode=mode, dry_run=dry_run)
 
     def export_global(self, *, by: str, spreadsheet_safe: bool = False) -> Path:
@@ -482,7 +501,10 @@ class Catalog:
         :meth:`export_file`)."""
         path = self.global_paths()["export_path"]
         if not path:
-            raise MiqaError("no global export path is set; set it with set_global_paths()")
+            raise MiqaError(
+                "no global export path is set; a superuser sets it first (the dashboard's "
+                "Administration tab, 'Global import and export', Export path)"
+            )
         return self.export_file(path, by=by, spreadsheet_safe=spreadsheet_safe)
 
     def _project_path(self, project: str, column: str) -> str:

@@ -439,3 +439,45 @@ def test_removing_a_scan_type(catalog, write_csv):
     assert catalog.sql("SELECT count(*) AS n FROM scan_types").n[0] == 0
     with pytest.raises(MiqaError, match="not known"):
         catalog.scan_types().parse("flair3d")
+
+
+def test_global_transfer_without_a_path_says_where_to_set_it(catalog, project):
+    """The refusal names the dashboard control, not a Python function."""
+    with pytest.raises(MiqaError) as refused:
+        catalog.import_global(by="admin")
+    message = str(refused.value)
+    assert message == (
+        "no global import path is set; a superuser sets it first (the dashboard's "
+        "Administration tab, 'Global import and export', Import path)"
+    )
+    assert "()" not in message
+
+
+def test_experiment_notes_are_read_and_changed_by_those_allowed(catalog, project, tmp_path):
+    assert catalog.experiment_notes("P") == {"E2": 'second, "quoted"'}
+    for name in ("t1", "t2", "collab", "creator", "nobody"):
+        catalog.add_user(name, by="admin")
+    catalog.set_role("P", "t1", "tier1", by="admin")
+    catalog.set_role("P", "t2", "tier2", by="admin")
+    catalog.set_role("P", "collab", "collaborator", by="admin")
+    catalog.sql("UPDATE projects SET creator = 'creator' WHERE name = 'P'")
+    for n, user in enumerate(("t1", "t2", "creator", "admin")):
+        catalog.set_experiment_note("P", "E1", f"<i>note {n}</i>\tby {user}", by=user)
+        assert catalog.experiment_notes("P")["E1"] == f"<i>note {n}</i>\tby {user}"
+    before = _snapshot(catalog)
+    for user in ("collab", "nobody"):
+        with pytest.raises(PermissionDenied, match="may not change experiment notes"):
+            catalog.set_experiment_note("P", "E1", "mine", by=user)
+    with pytest.raises(MiqaError, match="control character"):
+        catalog.set_experiment_note("P", "E1", "bell\x07", by="t1")
+    with pytest.raises(MiqaError, match="no experiment 'E9'"):
+        catalog.set_experiment_note("P", "E9", "x", by="t1")
+    assert _snapshot(catalog) == before
+    catalog.set_experiment_note("P", "E2", "", by="t1")  # empty: no note
+    assert catalog.experiment_notes("P") == {"E1": "<i>note 3</i>\tby admin"}
+    # an export carries the note MIQA's way, and reads back the same
+    out = tmp_path / "notes.json"
+    catalog.export_file(out, by="admin", project="P")
+    experiments = json.loads(out.read_text())["projects"]["P"]["experiments"]
+    assert experiments["E1"]["notes"] == "<i>note 3</i>\tby admin"
+    assert experiments["E2"]["notes"] == ""

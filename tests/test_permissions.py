@@ -33,29 +33,29 @@ STRANGER = Standing("x", project="P")
 EVERYONE = (SUPERUSER, CREATOR, TIER1, TIER2, COLLABORATOR, STRANGER)
 
 NO_DECISIONS = (
-    "record decisions of project 'P': only tier-1 and tier-2 reviewers and superusers may"
+    "record decisions of project 'P': only tier-1 and tier-2 reviewers and superusers may do that"
 )
 #: rule -> (its check, who passes it, how its refusal ends)
 RULES = {
     "superuser": (
         lambda s: require_superuser(s, "add users"),
         {SUPERUSER},
-        "add users of project 'P': only superusers may",
+        "add users of project 'P': only superusers may do that",
     ),
     "project admin": (
         lambda s: require_project_admin(s, "change the paths"),
         {SUPERUSER, CREATOR},
-        "change the paths of project 'P': only the project's creator and superusers may",
+        "change the paths of project 'P': only the project's creator and superusers may do that",
     ),
     "transfer": (
         lambda s: require_transfer(s, "export"),
         {SUPERUSER, CREATOR, TIER1, TIER2},
-        "export of project 'P': only the project's reviewers, its creator and superusers may",
+        "export of project 'P': only the project's reviewers, its creator and superusers may do that",
     ),
     "read": (
         require_read,
         {SUPERUSER, CREATOR, TIER1, TIER2, COLLABORATOR},
-        "see the scans of project 'P': only users with a role in the project may",
+        "see the scans of project 'P': only users with a role in the project may do that",
     ),
     "decision U": (
         lambda s: require_decision(s, Decision.USABLE),
@@ -67,7 +67,7 @@ RULES = {
         {SUPERUSER, TIER2},
         # a tier-1 reviewer hears which decisions are theirs; the others as above
         "record 'UN' of project 'P': only tier-2 reviewers and superusers "
-        "(tier-1 reviewers record U and Q?) may",
+        "may do that (tier-1 reviewers record U and Q? only)",
     ),
 }
 
@@ -161,6 +161,6 @@ def test_only_creators_and_superusers_import_others_decisions():
         "user 't2' may not import decisions it could not record itself into project 'P': "
         "the import would add 0 and remove 3 decisions of other users or of codes it may not "
         "record (it records its own decisions only), first remove 'U' by 't1' on E1/S1; only "
-        "the project's creator and superusers may: import only your own decisions, or ask "
+        "the project's creator and superusers may import them: import only your own decisions, or ask "
         "them to import this file"
     )

@@ -290,7 +290,8 @@ def test_claims_steer_reviewers_apart(start, project):
     assert ben.open(("E1", "S2"))
     assert ben.held_by == "t2"
     assert not decide(ben, "U")
-    assert "being reviewed by 't2'" in ben.last_error
+    assert "t2 is reviewing experiment E1 until " in ben.last_error
+    assert ben.error_about == "decision" and ben.pending.decision is None
     assert ben.next() and ben.key[0] != "E1"
 
 
@@ -657,3 +658,81 @@ def test_real_ixi_dti_frames(catalog, samples, tmp_path, cache):
         assert decide(session, "UE", note="real data")
     stored = catalog.decisions("IXI").iloc[0]
     assert stored["decision"] == "UE" and stored["location"].startswith("i=")
+
+
+# ------------------------------------------------- resume, holds, notes, messages
+
+
+def test_resume_skips_held_and_complete_scans(start, project):
+    """Where a reviewer left off is complete, the next experiment is held: the review
+    resumes at the first scan this reviewer can decide, after both."""
+    project.record_decision(PROJECT, "E1", "S2", "U", by="t2b")  # complete
+    project.set_place(PROJECT, "E1", "S2", by="t2")
+    holder = start("t2b", filter="all", resume=False)
+    holder.open(("E2", "S4"))  # claims E2
+    assert holder.claim is not None
+    session = start("t2", filter="all")
+    assert session.key == ("E1", "S3")  # the next scan after S2, unreviewed, E1 free
+    project.record_decision(PROJECT, "E1", "S3", "UN", by="t2", note="motion")
+    project.set_place(PROJECT, "E1", "S3", by="t2")
+    session.close()
+    again = start("t2", filter="all")
+    assert again.key == ("E3", "S6")  # E1 done, E2 held by t2b
+
+
+def test_tier1_resumes_past_scans_waiting_for_tier2(start, project):
+    project.record_decision(PROJECT, "E1", "S1", "Q?", by="t1", note="?")
+    t1 = start("t1", filter="all")
+    assert t1.key == ("E1", "S2")  # S1 needs tier-2 review: not for a tier-1 reviewer
+    t1.close()  # gives up E1
+    t2 = start("t2b", filter="all")
+    assert t2.key == ("E1", "S1")
+
+
+def test_resume_stays_where_it_was_when_nothing_is_left_to_decide(start, project):
+    for experiment, scan in ALL:
+        project.record_decision(PROJECT, experiment, scan, "U", by="t2b")
+    project.set_place(PROJECT, "E2", "S4", by="t2")
+    assert start("t2", filter="all").key == ("E2", "S4")
+
+
+def test_the_hold_is_known_at_once_in_local_time(start):
+    ana = start("t2")
+    ben = start("t2b", filter="all", resume=False)
+    ben.open(("E1", "S2"))
+    holder, until = ben.hold
+    assert holder == "t2" and until.tzinfo is not None
+    assert until == ana.claim.expires_utc.replace(tzinfo=UTC).astimezone()
+    assert not ben.can_decide and ana.can_decide
+    ben.open(("E2", "S4"))
+    assert ben.hold is None and ben.can_decide
+
+
+def test_errors_and_messages_belong_to_their_scan(start):
+    session = start("t1", filter="all", resume=False)
+    assert not session.set_decision("UN")
+    assert session.error_about == "decision" and "may do that" in session.last_error
+    assert session.set_decision("U")  # an accepted choice answers the refusal
+    assert session.last_error is None and session.error_about is None
+    assert not session.previous()
+    assert "first scan" in session.message
+    session.open(("E1", "S2"))
+    assert session.message == "" and session.last_error is None
+
+
+def test_experiment_notes_in_the_session(start, project):
+    reviewer = start("t1")
+    assert reviewer.experiment_note == "" and reviewer.can_edit_experiment_note
+    assert reviewer.set_experiment_note("re-scan planned")
+    assert project.experiment_notes(PROJECT) == {"E1": "re-scan planned"}
+    other = start("t2b", filter="all", resume=False)
+    other.open(("E1", "S3"))
+    assert other.experiment_note == "re-scan planned"
+    reviewer.set_experiment_note("re-scan done")
+    other.refresh()  # a colleague's change arrives with the next refresh
+    assert other.experiment_note == "re-scan done"
+    reader = start("col")
+    assert not reader.can_edit_experiment_note
+    assert not reader.set_experiment_note("mine")
+    assert reader.error_about == "experiment-note" and "may not change" in reader.last_error
+    assert project.experiment_notes(PROJECT) == {"E1": "re-scan done"}

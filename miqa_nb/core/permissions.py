@@ -15,7 +15,7 @@ Examples
 >>> require_decision(creator, Decision.USABLE)
 Traceback (most recent call last):
 ...
-miqa_nb.core.errors.PermissionDenied: user 'ana' may not record decisions of project 'P': only tier-1 and tier-2 reviewers and superusers may
+miqa_nb.core.errors.PermissionDenied: user 'ana' may not record decisions of project 'P': only tier-1 and tier-2 reviewers and superusers may do that
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ __all__ = [
     "Standing",
     "require_claim",
     "require_decision",
+    "require_experiment_note",
     "require_own_decisions",
     "require_project_admin",
     "require_read",
@@ -94,9 +95,13 @@ class Standing:
         return ()
 
 
-def _deny(standing: Standing, action: str, who: str) -> PermissionDenied:
+def _deny(standing: Standing, action: str, who: str, aside: str = "") -> PermissionDenied:
+    """The refusal, a sentence: who may not do what, where, and who may do it."""
     where = f" of project {standing.project!r}" if standing.project else ""
-    return PermissionDenied(f"user {standing.user!r} may not {action}{where}: only {who} may")
+    aside = f" ({aside})" if aside else ""
+    return PermissionDenied(
+        f"user {standing.user!r} may not {action}{where}: only {who} may do that{aside}"
+    )
 
 
 def require_superuser(standing: Standing, action: str) -> None:
@@ -105,7 +110,7 @@ def require_superuser(standing: Standing, action: str) -> None:
     >>> require_superuser(Standing("bo"), "add users")
     Traceback (most recent call last):
     ...
-    miqa_nb.core.errors.PermissionDenied: user 'bo' may not add users: only superusers may
+    miqa_nb.core.errors.PermissionDenied: user 'bo' may not add users: only superusers may do that
     """
     if not standing.superuser:
         raise _deny(standing, action, "superusers")
@@ -136,7 +141,7 @@ def require_decision(standing: Standing, decision: Decision) -> None:
     >>> require_decision(Standing("t", project="P", role=Role.TIER1), Decision.UNUSABLE)
     Traceback (most recent call last):
     ...
-    miqa_nb.core.errors.PermissionDenied: user 't' may not record 'UN' of project 'P': only tier-2 reviewers and superusers (tier-1 reviewers record U and Q?) may
+    miqa_nb.core.errors.PermissionDenied: user 't' may not record 'UN' of project 'P': only tier-2 reviewers and superusers may do that (tier-1 reviewers record U and Q? only)
     """
     allowed = standing.allowed_decisions()
     if decision not in allowed:
@@ -145,7 +150,8 @@ def require_decision(standing: Standing, decision: Decision) -> None:
         raise _deny(
             standing,
             f"record {decision.value!r}",
-            "tier-2 reviewers and superusers (tier-1 reviewers record U and Q?)",
+            "tier-2 reviewers and superusers",
+            "tier-1 reviewers record U and Q? only",
         )
 
 
@@ -157,10 +163,28 @@ def require_claim(standing: Standing) -> None:
     >>> require_claim(Standing("c", project="P", role=Role.COLLABORATOR))
     Traceback (most recent call last):
     ...
-    miqa_nb.core.errors.PermissionDenied: user 'c' may not claim experiments of project 'P': only tier-1 and tier-2 reviewers and superusers may
+    miqa_nb.core.errors.PermissionDenied: user 'c' may not claim experiments of project 'P': only tier-1 and tier-2 reviewers and superusers may do that
     """
     if not standing.allowed_decisions():
         raise _deny(standing, "claim experiments", "tier-1 and tier-2 reviewers and superusers")
+
+
+def require_experiment_note(standing: Standing) -> None:
+    """Changing an experiment's note: its reviewers (MIQA lets them), the project's
+    creator and superusers; collaborators only read it.
+
+    >>> require_experiment_note(Standing("t", project="P", role=Role.TIER1))
+    >>> require_experiment_note(Standing("c", project="P", role=Role.COLLABORATOR))
+    Traceback (most recent call last):
+    ...
+    miqa_nb.core.errors.PermissionDenied: user 'c' may not change experiment notes of project 'P': only the project's reviewers, its creator and superusers may do that
+    """
+    if not (standing.reviewer or standing.project_admin):
+        raise _deny(
+            standing,
+            "change experiment notes",
+            "the project's reviewers, its creator and superusers",
+        )
 
 
 def require_own_decisions(
@@ -177,7 +201,7 @@ def require_own_decisions(
     >>> require_own_decisions(tier1, 11, 10, ["add 'UN' by 'admin' on E1/S1"])
     Traceback (most recent call last):
     ...
-    miqa_nb.core.errors.PermissionDenied: user 't' may not import decisions it could not record itself into project 'P': the import would add 11 and remove 10 decisions of other users or of codes it may not record (it records its own U and Q? only), first add 'UN' by 'admin' on E1/S1; only the project's creator and superusers may: import only your own decisions, or ask them to import this file
+    miqa_nb.core.errors.PermissionDenied: user 't' may not import decisions it could not record itself into project 'P': the import would add 11 and remove 10 decisions of other users or of codes it may not record (it records its own U and Q? only), first add 'UN' by 'admin' on E1/S1; only the project's creator and superusers may import them: import only your own decisions, or ask them to import this file
     """
     if standing.project_admin or not (added or removed):
         return
@@ -192,6 +216,6 @@ def require_own_decisions(
     raise PermissionDenied(
         f"user {standing.user!r} may not import decisions it could not record itself into "
         f"project {standing.project!r}: the import would add {added} and remove {removed} "
-        f"decisions of other users or of codes it may not record ({own}){first}; only the project's creator and superusers may: import only your "
-        "own decisions, or ask them to import this file"
+        f"decisions of other users or of codes it may not record ({own}){first}; only the project's creator and superusers may import them: import only "
+        "your own decisions, or ask them to import this file"
     )

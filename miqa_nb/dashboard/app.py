@@ -12,7 +12,10 @@ panel plugs in: the dashboard calls :meth:`Dashboard.open_review` when a scan is
 clicked in the overview, and :meth:`Dashboard.resume_review` when the Review tab is
 chosen before any scan was: the session then resumes where the user left off in the
 project (``Catalog.place``). Choosing the Scans tab again re-reads the overview, so it
-shows the decisions just made.
+shows the decisions just made. While a review is open the dashboard follows its
+session: the project list's progress and the status line ("Reviewing scan S (E) of
+project P.") change with each decision, each scan and each refresh that brings a
+colleague's decisions.
 
 :meth:`Dashboard.from_environment` is the notebook's entry point: it reads the
 catalog from ``MIQA_NB_CATALOG`` and the user as
@@ -185,6 +188,7 @@ class Dashboard:
         self.upload: UploadPanel | None = None
         self.review: widgets.Widget | None = None
         self._waiting: widgets.Widget | None = None  # the Review tab's "not started yet"
+        self._unwatch: Callable[[], None] | None = None  # stops following the review
         self.projects: ProjectList | None = None
         self.project_area = widgets.VBox()
         self.project_area.add_class("miqa-project-area")
@@ -304,12 +308,9 @@ class Dashboard:
             session.open((experiment, scan))
         else:
             view = self.review_factory(self.catalog, self.user, project, experiment, scan)
-            if self.review is not view:
-                self._close_review()
-            self.review = view
-            self.review_box.children = [view]
+            self._show_review(view)
         self.tabs.selected_index = REVIEW_TAB
-        self.status.info(f"Opened {scan} ({experiment}).")
+        self._show_reviewing()
 
     def _build_overview(self) -> None:
         assert self.project is not None
@@ -334,15 +335,60 @@ class Dashboard:
         """Start the review view where the user left off in the open project."""
         assert self.user is not None and self.project is not None
         view = self.review_factory(self.catalog, self.user, self.project, None, None)
-        self._close_review()
-        self.review = view
+        self._show_review(view)
+        self._show_reviewing()
+
+    def _show_review(self, view: widgets.Widget) -> None:
+        """Put ``view`` in the Review tab, then close the view it replaces: a page still
+        drawing the old one must find it in the box until the box no longer holds it
+        (closing it first made the page look for a widget that was gone)."""
+        old = self.review if self.review is not view else None
         self.review_box.children = [view]
+        if old is not None:
+            self._close_review()
+        self.review = view
+        self._watch(view)
+
+    def _watch(self, view: widgets.Widget) -> None:
+        """Follow the review's session: progress and status stay current."""
         session = getattr(view, "session", None)
+        if session is None:
+            return
+        if self._unwatch is not None:
+            self._unwatch()
+
+        def changed(event: str) -> None:
+            if event == "scan":
+                self._show_reviewing()
+            else:
+                self._show_review_progress()
+
+        self._unwatch = session.observe(
+            self.status.guard(changed), events={"scan", "queue", "submitted", "stored"}
+        )
+        self._show_review_progress()
+
+    def _show_reviewing(self) -> None:
+        """The status line names the scan being reviewed (never a scan left before)."""
+        session = getattr(self.review, "session", None)
         current = getattr(session, "key", None)
+        if session is None:
+            return
         self.status.info(
-            f"Review of {self.project}: {current[1]} ({current[0]})."
+            f"Reviewing scan {current[1]} ({current[0]}) of project {session.project}."
             if current is not None
-            else f"Review of {self.project}."
+            else f"Reviewing project {session.project}: {session.message or 'no scan open'}."
+        )
+
+    def _show_review_progress(self) -> None:
+        """The project list shows the review's progress (the whole project: the
+        dashboard's review has no type or experiment filter)."""
+        session = getattr(self.review, "session", None)
+        if session is None or self.projects is None:
+            return
+        progress = session.progress
+        self.projects.show_progress(
+            session.project, progress.reviewed, progress.total, progress.complete
         )
 
     def _tab_changed(self, change: Mapping[str, object]) -> None:
@@ -384,6 +430,9 @@ class Dashboard:
 
     def _close_review(self) -> None:
         """Close the review view and its session (which gives up its claims)."""
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
         if self.review is None:
             return
         session = getattr(self.review, "session", None)

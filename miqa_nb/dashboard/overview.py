@@ -7,6 +7,10 @@ scan is a ``miqa-overview-row`` whose button ``miqa-overview-open`` calls
 ``on_open_scan(project, experiment, scan)``. Rows are shown ``page_size`` at a time
 (``miqa-overview-more`` shows more).
 
+Claims are shown as they stand at each refresh: ``miqa-overview-holds`` names every
+experiment someone holds, by whom and until when (local time), and each row of a held
+experiment says so in its ``miqa-overview-hold`` cell. Names are shown as text.
+
 Thumbnails come from :func:`miqa_nb.volumes.thumbnail` (cached on disk, so a second
 visit never decodes a scan); with ``background=True`` the rows appear at once and the
 pictures fill in from a worker thread.
@@ -18,6 +22,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import ipywidgets as widgets
@@ -61,6 +66,8 @@ class Overview:
         self.limit = page_size
         self.table = pd.DataFrame()
         self.shown = pd.DataFrame()
+        #: Live claims as of the last refresh: experiment -> (user, until, local time).
+        self.holds: dict[str, tuple[str, datetime]] = {}
         self.row_widgets: list[widgets.HBox] = []
         self._generation = 0
 
@@ -81,6 +88,8 @@ class Overview:
             control.observe(self.status.guard(lambda _c: self._show()), names="value")
         self.count = widgets.Label()
         self.count.add_class("miqa-overview-count")
+        self.holds_line = widgets.Label()
+        self.holds_line.add_class("miqa-overview-holds")
         self.more = widgets.Button(description="Show more", layout=widgets.Layout(display="none"))
         self.more.add_class("miqa-overview-more")
         self.more.on_click(self.status.guard(lambda _b: self._more()))
@@ -97,6 +106,7 @@ class Overview:
             [
                 widgets.HBox([self.state, self.scan_type, self.experiment]),
                 self.count,
+                self.holds_line,
                 header,
                 self.rows,
                 self.more,
@@ -106,8 +116,24 @@ class Overview:
         self.refresh()
 
     def refresh(self) -> None:
-        """Reload the project's scans from the catalog and show them."""
-        self.table = overview_table(self.catalog, self.project)
+        """Reload the project's scans and claims from the catalog and show them."""
+        with self.catalog.store.connect():  # one opening of the file for both reads
+            self.table = overview_table(self.catalog, self.project)
+            claims = self.catalog.claims(self.project)
+        self.holds = {
+            str(row.experiment): (str(row.user), _local(row.expires_utc))
+            for row in claims.itertuples(index=False)
+        }
+        self.holds_line.value = (
+            "Being reviewed now: "
+            + "; ".join(
+                f"{experiment} by {user} until {until:%H:%M}"
+                for experiment, (user, until) in sorted(self.holds.items())
+            )
+            + "."
+            if self.holds
+            else "Nobody is reviewing an experiment of this project now."
+        )
         types = sorted({str(t) for t in self.table["type"].dropna()})
         keep = self.scan_type.value if self.scan_type.value in types else ALL
         self.scan_type.options = [ALL, *types]
@@ -157,12 +183,16 @@ class Overview:
         last = "" if pd.isna(decision) else str(decision)
         if last and not pd.isna(creator):
             last += f" by {creator}"
+        held = self.holds.get(experiment)
+        hold = _cell("" if held is None else f"{held[0]} until {held[1]:%H:%M}", _WIDTHS[5])
+        hold.add_class("miqa-overview-hold")
         cells = [
             button,
             _cell(experiment, _WIDTHS[1]),
             _cell("" if pd.isna(row.type) else str(row.type), _WIDTHS[2]),  # type: ignore[attr-defined]
             _cell(str(row.state), _WIDTHS[3]),  # type: ignore[attr-defined]
             _cell(last, _WIDTHS[4]),
+            hold,
         ]
         box = widgets.HBox([image, *cells], layout=widgets.Layout(align_items="center"))
         box.add_class("miqa-overview-row")
@@ -208,8 +238,16 @@ class Overview:
         self.widget.close()
 
 
-_HEADERS = ("Scan", "Experiment", "Type", "State", "Last decision")
-_WIDTHS = ("14em", "12em", "6em", "12em", "14em")
+_HEADERS = ("Scan", "Experiment", "Type", "State", "Last decision", "Being reviewed by")
+_WIDTHS = ("14em", "12em", "6em", "12em", "14em", "12em")
+
+
+def _local(utc: object) -> datetime:
+    """A claim's expiry (UTC, naive or aware) in this machine's local time."""
+    stamp = pd.Timestamp(utc)  # type: ignore[arg-type]
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize(UTC)
+    return stamp.to_pydatetime().astimezone()
 
 
 def _cell(text: str, width: str) -> widgets.Label:

@@ -3,7 +3,9 @@
 A thin view over :func:`~miqa_nb.dashboard.model.visible_projects`. Each row is
 ``miqa-project-row`` holding a button ``miqa-project`` + ``miqa-project-<n>`` (n counts
 rows from 0) that opens the project, a progress bar ``miqa-project-progress`` and a
-label. Names are shown as text (button descriptions and labels are not HTML).
+label ``miqa-project-progress-text``. Names are shown as text (button descriptions and
+labels are not HTML). :meth:`ProjectList.show_progress` changes one project's progress
+in place (the dashboard calls it as a review goes on, so it never shows a stale count).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class ProjectList:
         self.status = status or StatusBar()
         self.table = pd.DataFrame()
         self.buttons: list[widgets.Button] = []
+        #: project -> (its progress bar, its label, the user's role there)
+        self._progress: dict[str, tuple[widgets.IntProgress, widgets.Label, str]] = {}
         self.rows = widgets.VBox()
         self.rows.add_class("miqa-project-rows")
         refresh = widgets.Button(description="Refresh", icon="refresh", tooltip="Reload progress")
@@ -51,6 +55,7 @@ class ProjectList:
         self.table = visible_projects(self.catalog, self.user)
         old = list(self.rows.children)
         self.buttons = []
+        self._progress = {}
         rows: list[widgets.Widget] = []
         for n, row in enumerate(self.table.itertuples(index=False)):
             rows.append(self._row(n, row))
@@ -83,10 +88,25 @@ class ProjectList:
             value=reviewed, min=0, max=max(scans, 1), layout=widgets.Layout(width="12em")
         )
         bar.add_class("miqa-project-progress")
-        label = widgets.Label(
-            f"{reviewed}/{scans} reviewed, {complete} complete"
-            + (f" · {row.my_role}" if row.my_role else "")  # type: ignore[attr-defined]
-        )
+        role = str(row.my_role) if row.my_role else ""  # type: ignore[attr-defined]
+        label = widgets.Label(_progress_text(reviewed, scans, complete, role))
+        label.add_class("miqa-project-progress-text")
+        self._progress[name] = (bar, label, role)
         box = widgets.HBox([button, bar, label])
         box.add_class("miqa-project-row")
         return box
+
+    def show_progress(self, project: str, reviewed: int, scans: int, complete: int) -> None:
+        """Show ``project``'s progress as given (nothing happens for a project not listed)."""
+        found = self._progress.get(project)
+        if found is None:
+            return
+        bar, label, role = found
+        bar.max = max(scans, 1)
+        bar.value = min(reviewed, bar.max)
+        label.value = _progress_text(reviewed, scans, complete, role)
+
+
+def _progress_text(reviewed: int, scans: int, complete: int, role: str) -> str:
+    """``'3/11 reviewed, 2 complete · tier1'``."""
+    return f"{reviewed}/{scans} reviewed, {complete} complete" + (f" · {role}" if role else "")

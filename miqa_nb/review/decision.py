@@ -37,6 +37,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from miqa_nb.catalog import Catalog
 from miqa_nb.core import permissions
@@ -52,7 +53,7 @@ from miqa_nb.core.vocabulary import (
 )
 from miqa_nb.review.queue import ScanKey
 
-__all__ = ["DecisionWriter", "PendingDecision"]
+__all__ = ["DecisionWriter", "PendingDecision", "Stored"]
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,15 @@ class PendingDecision:
         return Location.from_mm(*crosshair)
 
 
+@dataclass(frozen=True)
+class Stored:
+    """A decision written to the catalog: its scan, its code and when (local time)."""
+
+    key: ScanKey
+    decision: str
+    at: datetime
+
+
 class DecisionWriter:
     """Writes one reviewer's accepted decisions to the catalog, and keeps what failed.
 
@@ -203,6 +213,19 @@ class DecisionWriter:
         self.last_submitted: tuple[ScanKey, int] | None = None
         #: Decisions accepted but not stored (scan, decision, why), newest last.
         self.unsaved: list[tuple[ScanKey, PendingDecision, str]] = []
+        #: The last decision stored: scan, code, when (local time).
+        self.last_stored: Stored | None = None
+        self._waiting = 0
+
+    @property
+    def waiting(self) -> int:
+        """Decisions accepted (:meth:`accept`) and not yet written or refused."""
+        return self._waiting
+
+    def accept(self) -> None:
+        """Count a decision whose :meth:`write` is on its way (see :attr:`waiting`)."""
+        with self._lock:
+            self._waiting += 1
 
     def write(
         self,
@@ -233,12 +256,24 @@ class DecisionWriter:
         except MiqaError as exc:
             with self._lock:
                 self.unsaved.append((key, pending, str(exc)))
+                self._done()
             self._fail(
                 type(exc)(
                     f"the {decision.value!r} decision on {key[0]}/{key[1]} was NOT stored: {exc}"
                 )
             )
             return False
-        self.last_submitted = (key, new_id)
+        except BaseException:
+            with self._lock:
+                self._done()
+            raise
+        with self._lock:  # the counts are right before anyone is told
+            self.last_submitted = (key, new_id)
+            self.last_stored = Stored(key, decision.value, datetime.now().astimezone())
+            self._done()
         self._notify("stored")
         return True
+
+    def _done(self) -> None:
+        """One accepted decision less on its way (call with the lock held)."""
+        self._waiting = max(0, self._waiting - 1)

@@ -336,12 +336,42 @@ class ScanQueue:
         return candidates[0] if candidates else None
 
     def first(
-        self, place: ScanKey | None, *, held_by_others: Collection[str] = ()
+        self,
+        place: ScanKey | None,
+        *,
+        held_by_others: Collection[str] = (),
+        decidable: Collection[ScanState] | None = None,
     ) -> ScanKey | None:
-        """Where a reviewer begins: ``place`` (where they left off) when it is in scope
-        and still matches the state filter, else the next scan after it, else the first
-        (as :meth:`find_next` prefers them); None for an empty queue."""
+        """Where a reviewer begins (resumes); None for an empty queue.
+
+        With ``decidable`` (the states of scans this reviewer can still decide: a
+        tier-1 reviewer's unreviewed scans, a tier-2 reviewer's unreviewed and
+        needs-tier-2 scans), the first scan from ``place`` on (wrapping around the
+        end) that matches the state filter, is in one of those states and whose
+        experiment nobody else holds; when there is none, or without ``decidable``:
+        ``place`` (where they left off) when it is in scope and still matches the
+        state filter, else the next scan after it, else the first (as
+        :meth:`find_next` prefers them).
+        """
         start = place if place is not None and self.in_scope(place) else None
+        if decidable:
+            wanted = frozenset(decidable)
+            v = self._v
+            order = list(v.keys)
+            if start is not None and start in v.positions:
+                n = order.index(start)
+                order = order[n:] + order[:n]
+            elif start is not None:  # not a member: from where it is in the scope
+                rank = v.at[start]
+                order = [k for k in order if v.at[k] >= rank] + [k for k in order if v.at[k] < rank]
+            for key in order:
+                info = self.info(key)
+                if (
+                    self._wanted(info)
+                    and info.state in wanted
+                    and info.experiment not in held_by_others
+                ):
+                    return key
         if start is not None and not self.matches(start):
             start = self.find_next(start, held_by_others=held_by_others)
         if start is None:

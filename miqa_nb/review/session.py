@@ -19,7 +19,14 @@ know nothing of it, and keeps one surface over them:
   refreshing (:meth:`refresh`) and claims instead of MIQA's experiment lock (opening
   a scan claims its experiment for a few minutes; :attr:`held_by`, :meth:`take_over`).
 - errors: a failed action never raises to the caller of a UI action; it is kept as
-  :attr:`last_error` (readable text) and announced to observers (``'error'``).
+  :attr:`last_error` (readable text) with :attr:`error_about` (which part of the
+  screen it belongs to: ``'decision'``, ``'save'``, ``'claim'``,
+  ``'experiment-note'``, or None for the scan and the page) and announced to
+  observers (``'error'``). Messages (:attr:`message`) and errors belong to the scan
+  they were about: opening another scan clears them.
+- claims seen before anything is chosen: :attr:`hold` (who holds the open scan's
+  experiment, until when, in local time) and :attr:`can_decide`; the experiments'
+  notes (:attr:`experiment_note`, :meth:`set_experiment_note`).
 
 Observers (:meth:`observe`) are called with an event name (:data:`EVENTS`):
 ``'scan'`` (another scan is open), ``'view'`` (frame, crosshair, slices or window),
@@ -58,11 +65,11 @@ from miqa_nb.core import permissions
 from miqa_nb.core.errors import MiqaError, PermissionDenied
 from miqa_nb.core.identity import current_user
 from miqa_nb.core.rules import scan_state
-from miqa_nb.core.vocabulary import ArtifactState, Decision
+from miqa_nb.core.vocabulary import ArtifactState, Decision, ScanState
 from miqa_nb.review import prefetch
 from miqa_nb.review._events import Observers
 from miqa_nb.review._view_controls import ViewControls
-from miqa_nb.review.decision import DecisionWriter, PendingDecision
+from miqa_nb.review.decision import DecisionWriter, PendingDecision, Stored
 from miqa_nb.review.prefetch import default_cache
 from miqa_nb.review.queue import FILTERS, Progress, ScanInfo, ScanKey, ScanQueue
 from miqa_nb.review.sync import IDLE_MINUTES, CatalogSync
@@ -169,11 +176,17 @@ class ReviewSession(ViewControls):
 
         self.last_error: str | None = None
         self.last_exception: BaseException | None = None
+        #: Which part of the screen :attr:`last_error` belongs to (see the module docstring).
+        self.error_about: str | None = None
         self.message = ""
         self._observers = Observers()
         #: Writes accepted decisions, keeps those not stored.
         self.writer = DecisionWriter(
-            catalog, self.project, self.user, notify=self._notify, fail=self._fail
+            catalog,
+            self.project,
+            self.user,
+            notify=self._notify,
+            fail=functools.partial(self._fail, about="save"),
         )
         self._lock = threading.RLock()  # guards the queue against a refresh's update
         self._key: ScanKey | None = None
@@ -213,7 +226,9 @@ class ReviewSession(ViewControls):
             scans, self._frames_df, filter=filter, scan_type=scan_type, experiment=experiment
         )
         self._scans_df = scans
-        start = self.queue.first(place, held_by_others=self.sync.others())
+        start = self.queue.first(
+            place, held_by_others=self.sync.others(), decidable=self._decidable()
+        )
         if start is None:
             self._say(f"nothing to review: no scan matches the filter {filter!r}")
         else:
@@ -261,9 +276,10 @@ class ReviewSession(ViewControls):
             self.sync.touch()  # the reviewer is at work: not idle
         self._observers.notify(event)
 
-    def _fail(self, exc: BaseException) -> None:
+    def _fail(self, exc: BaseException, about: str | None = None) -> None:
         self.last_exception = exc
         self.last_error = str(exc) or type(exc).__name__
+        self.error_about = about
         if not isinstance(exc, MiqaError | OSError | ValueError | IndexError):
             _log.error("unexpected error in the review session", exc_info=exc)
         self._notify("error")
@@ -275,9 +291,13 @@ class ReviewSession(ViewControls):
     def clear_error(self) -> None:
         """Forget :attr:`last_error`."""
         if self.last_error is not None:
-            self.last_error = None
-            self.last_exception = None
+            self._forget_error()
             self._notify("error")
+
+    def _forget_error(self) -> None:
+        self.last_error = None
+        self.last_exception = None
+        self.error_about = None
 
     def close(self) -> None:
         """Stop background work and give up this session's claims."""
@@ -364,6 +384,72 @@ class ReviewSession(ViewControls):
         """This user's claim on the open scan's experiment, if held."""
         return None if self._key is None else self.sync.mine(self._key[0])
 
+    @property
+    def hold(self) -> tuple[str, datetime] | None:
+        """``(holder, until)`` when someone else holds the open scan's experiment
+        (``until`` in this machine's local time, aware), else None."""
+        if self._key is None:
+            return None
+        holder = self.sync.held_by(self._key[0])
+        if holder is None:
+            return None
+        until = self.sync.live_claims().get(self._key[0], (holder, None))[1]
+        if until is None:  # the claim ended between the two reads
+            return None
+        return holder, until.replace(tzinfo=UTC).astimezone()
+
+    @property
+    def can_decide(self) -> bool:
+        """Whether this user may decide the open scan now: a scan is open, the role
+        records decisions, and nobody else holds its experiment."""
+        return self._key is not None and not self.read_only and self.held_by is None
+
+    @property
+    def last_stored(self) -> Stored | None:
+        """The last decision this session stored (scan, code, local time)."""
+        return self.writer.last_stored
+
+    @property
+    def writes_waiting(self) -> int:
+        """Decisions accepted and not yet written (they are being written)."""
+        return self.writer.waiting
+
+    @property
+    def experiment_note(self) -> str:
+        """The open scan's experiment's note ('' for none), as of the last read."""
+        return "" if self._key is None else self.sync.notes.get(self._key[0], "")
+
+    @property
+    def can_edit_experiment_note(self) -> bool:
+        """Whether this user may change experiment notes (the project's reviewers, its
+        creator, superusers), in a catalog it may write."""
+        try:
+            permissions.require_experiment_note(self.standing)
+        except PermissionDenied:
+            return False
+        return not self.catalog.store.read_only
+
+    def set_experiment_note(self, note: str) -> bool:
+        """Store ``note`` as the open scan's experiment's note (written at once, so a
+        colleague sees it at their next refresh); False if refused (see
+        :attr:`last_error`)."""
+        if self._key is None:
+            self._fail(MiqaError("no scan is open, so there is no experiment to note"))
+            return False
+        experiment = self._key[0]
+        try:
+            with self.catalog.store.connect():
+                self.catalog.set_experiment_note(self.project, experiment, note, by=self.user)
+                self.sync.read_shared()
+        except MiqaError as exc:
+            self._fail(exc, about="experiment-note")
+            return False
+        if self.error_about == "experiment-note":
+            self._forget_error()
+            self._notify("error")
+        self._notify("history")
+        return True
+
     def claims(self) -> dict[str, tuple[str, datetime]]:
         """Live claims: experiment -> (user, expiry UTC), as of the last read."""
         return self.sync.live_claims()
@@ -381,8 +467,8 @@ class ReviewSession(ViewControls):
             self.queue.pin(key)
             self._key = key
         self._pending = self._pending.cleared()
-        self.last_error = None
-        self.last_exception = None
+        self._forget_error()
+        self.message = ""  # a message belongs to the scan it was about
         loaded = self.view.show(f"{key[0]}/{key[1]}", self.queue.info(key).frames)
         self._notify("scan")
         if not loaded:
@@ -441,7 +527,9 @@ class ReviewSession(ViewControls):
             self.queue = queue
         self._notify("queue")
         if self._key is None or not queue.in_scope(self._key) or not queue.matches(self._key):
-            key = queue.first(self._key, held_by_others=self.sync.others())
+            key = queue.first(
+                self._key, held_by_others=self.sync.others(), decidable=self._decidable()
+            )
             if key is None:
                 self._key = None
                 self.view.clear()
@@ -456,15 +544,35 @@ class ReviewSession(ViewControls):
         try:
             pending = edit(self._pending)
         except MiqaError as exc:
-            self._fail(exc)
+            self._fail(exc, about="decision")
             return False
         self._pending = pending
+        if self.error_about == "decision":  # the refusal is answered
+            self._forget_error()
+            self._notify("error")
         self._notify("pending")
         return True
 
     def set_decision(self, decision: Decision | str | None) -> bool:
-        """Choose the decision to submit (None clears it); False if the role may not use it."""
-        return self._edit(lambda p: p.with_decision(decision, self.standing))
+        """Choose the decision to submit (None clears it); False if the role may not use
+        it, or another reviewer holds the experiment."""
+
+        def choose(pending: PendingDecision) -> PendingDecision:
+            if decision is not None:
+                self._require_not_held()
+            return pending.with_decision(decision, self.standing)
+
+        return self._edit(choose)
+
+    def _require_not_held(self) -> None:
+        hold = self.hold
+        if hold is not None and self._key is not None:
+            holder, until = hold
+            raise PermissionDenied(
+                f"{holder} is reviewing experiment {self._key[0]} until {until:%H:%M}; "
+                "you can look at its scans, and decide them when the claim ends"
+                + (" (or take it over)" if self.standing.superuser else "")
+            )
 
     def set_artifact(self, name: str, state: ArtifactState | str) -> None:
         """Mark an artifact present, absent or not assessed."""
@@ -486,14 +594,8 @@ class ReviewSession(ViewControls):
         """Raise what :meth:`submit` would refuse, without writing anything."""
         if self._key is None:
             raise MiqaError("no scan is open")
-        decision = self._pending.check(self.standing)
-        holder = self.held_by
-        if holder is not None:
-            raise PermissionDenied(
-                f"experiment {self._key[0]!r} is being reviewed by {holder!r}; wait for their "
-                "claim to expire" + (", or take it over" if self.standing.superuser else "")
-            )
-        return decision
+        self._require_not_held()  # first: no other decision can be made here now
+        return self._pending.check(self.standing)
 
     def submit(self) -> bool:
         """Record the pending decision, then go to the next scan (if configured).
@@ -519,7 +621,7 @@ class ReviewSession(ViewControls):
                 self.sync.ensure_claim(self._key[0])
             decision = self.check()
         except MiqaError as exc:
-            self._fail(exc)
+            self._fail(exc, about="decision")
             return False
         assert self._key is not None
         key, pending = self._key, self._pending
@@ -529,6 +631,7 @@ class ReviewSession(ViewControls):
             prefetch.start(self.cache, self.queue.info(following).frames[:1])
 
         write = functools.partial(self.writer.write, key, pending, decision, location)
+        self.writer.accept()
         if self.sync.inline:
             if not write():
                 return False
@@ -542,7 +645,7 @@ class ReviewSession(ViewControls):
                 self.sync.now().strftime("%Y-%m-%d %H:%M:%S"),
                 scan_state(decision.value, self.standing.tier2),
             )
-        self.last_error = None
+        self._forget_error()
         self._notify("submitted")
         self._notify("queue")
         if following is not None:
@@ -620,11 +723,20 @@ class ReviewSession(ViewControls):
             permissions.require_superuser(self.standing, "take over another reviewer's claim")
             self.sync.claim(self._key[0], take_over=True)
         except MiqaError as exc:
-            self._fail(exc)
+            self._fail(exc, about="claim")
             return False
-        self.last_error = None
+        self._forget_error()
         self._notify("claim")
+        self._notify("error")
         return True
+
+    def _decidable(self) -> frozenset[ScanState] | None:
+        """States of the scans this user can still decide (None: decides nothing)."""
+        if self.read_only:
+            return None
+        if self.standing.tier2:
+            return frozenset({ScanState.UNREVIEWED, ScanState.NEEDS_TIER2})
+        return frozenset({ScanState.UNREVIEWED})
 
     def _ahead(self) -> list[str]:
         """The files to decode while the reviewer looks at this scan."""

@@ -126,6 +126,8 @@ class CatalogSync:
         self._last_action = clock()
         #: True once claims were given up for want of activity (until :meth:`touch`).
         self.idle = False
+        #: The experiments' notes (experiment -> note), as of the last read.
+        self.notes: dict[str, str] = {}
 
     # ------------------------------------------------------------- background
     @property
@@ -196,10 +198,13 @@ class CatalogSync:
 
     # ------------------------------------------------------- catalog reading
     def read_shared(self) -> None:
-        """Read claims and decisions (call with the catalog open, or not)."""
+        """Read claims, decisions and the experiments' notes (call with the catalog
+        open, or not)."""
         claims = self.catalog.claims(self.project)
         decisions = self.catalog.decisions(self.project)
+        notes = self.catalog.experiment_notes(self.project)
         with self._lock:
+            self.notes = notes
             self._claims = {
                 str(r.experiment): (str(r.user), _naive_utc(r.expires_utc))
                 for r in claims.itertuples()
@@ -325,7 +330,7 @@ class CatalogSync:
 
     def claim(self, experiment: str, *, take_over: bool = False) -> None:
         """Claim or renew ``experiment`` (only when older than half its life, unless
-        ``take_over``); a claim someone else holds is announced with ``say``."""
+        ``take_over``); a claim someone else holds is kept as theirs (:meth:`held_by`)."""
         if not self.standing.allowed_decisions() or self.catalog.store.read_only:
             return  # collaborators look; they do not hold experiments
         mine = self._mine.get(experiment)
@@ -341,11 +346,8 @@ class CatalogSync:
                 self._mine[experiment] = claim
             else:
                 self._mine.pop(experiment, None)
-        if not claim.mine:
-            self._say(
-                f"experiment {experiment!r} is being reviewed by {claim.user!r} until "
-                f"{claim.expires_utc:%H:%M} UTC"
-            )
+        # another's claim is not announced here: the header shows the open scan's
+        # holder (a message would outlive the scan it was about)
 
 
 def _naive_utc(value: Any) -> datetime:

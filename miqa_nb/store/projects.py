@@ -1,4 +1,5 @@
-"""Projects and the import/export paths (each project's, and the global ones).
+"""Projects, experiments' notes and the import/export paths (each project's, and the
+global ones).
 
 Functions over an open catalog connection, called by :class:`~miqa_nb.catalog.Catalog`
 inside its transactions; permissions are checked by the caller, before.
@@ -15,10 +16,12 @@ from miqa_nb.store.names import absolute_path
 __all__ = [
     "PATHS",
     "create_project",
+    "experiment_notes",
     "global_paths",
     "project_exists",
     "project_path",
     "require_project",
+    "set_experiment_note",
     "set_global_paths",
     "set_project_paths",
 ]
@@ -96,3 +99,22 @@ def set_global_paths(con: duckdb.DuckDBPyConnection, paths: dict[str, str | None
                 "INSERT OR REPLACE INTO meta VALUES (?, ?)",
                 [f"global_{key}", absolute_path(value, key)],
             )
+
+
+def experiment_notes(con: duckdb.DuckDBPyConnection, project: str) -> dict[str, str]:
+    """The project's experiments that have a note: experiment -> note."""
+    rows = con.execute(
+        "SELECT name, note FROM experiments WHERE project = ? AND coalesce(note, '') <> ''",
+        [project],
+    ).fetchall()
+    return {str(name): str(note) for name, note in rows}
+
+
+def set_experiment_note(
+    con: duckdb.DuckDBPyConnection, project: str, experiment: str, note: str
+) -> None:
+    """Replace an experiment's note (it must exist; an empty note is stored as none)."""
+    con.execute(
+        "UPDATE experiments SET note = ? WHERE project = ? AND name = ?",
+        [note or None, project, experiment],
+    )

@@ -56,7 +56,8 @@ def remove_scan_type(con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
         raise MiqaError(
             f"scan type {name!r} is one of MIQA's names; it cannot be removed"
             if builtin
-            else f"scan type {name!r} is not one this catalog added (see its scan_types())"
+            else f"scan type {name!r} is not one this catalog added, so there is nothing to "
+            "remove; the catalog's own types and names are listed beside MIQA's"
         )
     stored, alias_of = found
     if alias_of is None:

@@ -2,9 +2,15 @@
 
 A thin view of :class:`~miqa_nb.review.session.ReviewSession`'s pending decision: buttons and
 fields call ``set_decision``, ``set_artifact``, ``set_note``, ``set_store_location`` and
-``submit``; the panel shows the session's state again on ``'pending'`` and ``'scan'``.
-Decisions the user's role may not record are disabled (the session refuses them too),
-and everything is disabled for collaborators.
+``submit``; the panel shows the session's state again on ``'pending'``, ``'scan'`` and
+``'claim'``. Decisions the user's role may not record are disabled (the session refuses
+them too), and everything is disabled for collaborators and while another reviewer
+holds the open scan's experiment (:attr:`ReviewSession.can_decide`; the header says
+who and until when), and enabled again when the claim ends.
+
+Below Submit, ``miqa-decision-error`` shows a refused decision or a failed write in
+words, and ``miqa-saved`` confirms each stored decision ("Saved U for scan S1 (E1) at
+14:02") with the decisions still being written or not stored, if any.
 """
 
 from __future__ import annotations
@@ -110,6 +116,9 @@ class DecisionPanel(w.VBox):
             "miqa-submit",
         )
         self.submit.on_click(safe(lambda _button: self.session.submit()))
+        # beside Submit: what became of the last decision (refused, written, waiting)
+        self.error = css(w.HTML(), "miqa-decision-error")
+        self.saved = css(w.HTML(), "miqa-saved")
         self.role = css(w.HTML(), "miqa-role")
         self.shortcuts = css(w.HTML(shortcuts_html()), "miqa-shortcuts")
         super().__init__(
@@ -123,29 +132,63 @@ class DecisionPanel(w.VBox):
                     layout=w.Layout(flex_flow="row wrap"),  # the location text is long
                 ),
                 self.submit,
+                self.error,
+                self.saved,
                 self.shortcuts,
             ],
             **kwargs,
         )
         css(self, "miqa-decision-panel")
         self._unobserve = session.observe(
-            self._on_session, events={"pending", "scan", "view", "claim"}
+            self._on_session,
+            events={"pending", "scan", "view", "claim", "error", "submitted", "stored"},
         )
         self.sync()
+        self.show_feedback()
 
     @safe
     def _on_session(self, event: str) -> None:
-        self.sync()
+        if event in ("pending", "scan", "view", "claim"):
+            self.sync()
+        if event in ("scan", "error", "submitted", "stored"):
+            self.show_feedback()
+
+    def show_feedback(self) -> None:
+        """The refusal or failed write of a decision, and the saved sign (escaped)."""
+        session = self.session
+        error = session.last_error if session.error_about in ("decision", "save") else None
+        self.error.value = (
+            f'<span class="miqa-error" style="color:#b71c1c">{text(error)}</span>' if error else ""
+        )
+        parts = []
+        stored = session.last_stored
+        if stored is not None:
+            (experiment, scan), when = stored.key, stored.at
+            parts.append(
+                f"Saved {text(stored.decision)} for scan {text(scan)} ({text(experiment)}) "
+                f"at {when:%H:%M:%S}."
+            )
+        waiting = session.writes_waiting
+        if waiting:
+            parts.append(f"{waiting} decision{'s' if waiting > 1 else ''} being written.")
+        unsaved = len(session.unsaved)
+        if unsaved:
+            parts.append(
+                f'<b style="color:#b71c1c">{unsaved} decision{"s" if unsaved > 1 else ""} '
+                "not stored</b>: the message above says why; submit again."
+            )
+        self.saved.value = f'<span class="miqa-saved-text">{" ".join(parts)}</span>'
 
     def sync(self) -> None:
         """Show the session's pending decision and what the user may do."""
         session = self.session
         pending, allowed = session.pending, set(session.allowed_decisions)
-        no_scan = session.key is None
+        # nothing to decide: no scan, a role that looks only, or a colleague's claim
+        off = not session.can_decide
         self._syncing = True
         try:
             for decision, button in self.buttons.items():
-                button.disabled = no_scan or decision not in allowed
+                button.disabled = off or decision not in allowed
                 chosen = pending.decision == decision
                 button.button_style = _STYLE[decision] if chosen else ""
                 if chosen:
@@ -154,10 +197,10 @@ class DecisionPanel(w.VBox):
                     button.remove_class("miqa-selected")
             for name, toggle in self.artifacts.items():
                 toggle.value = pending.artifact(name).value
-                toggle.disabled = no_scan or session.read_only
+                toggle.disabled = off
             if self.note.value != pending.note:
                 self.note.value = pending.note
-            self.note.disabled = no_scan or session.read_only
+            self.note.disabled = off
             self.store_location.value = pending.store_location
             xyz = session.crosshair if session.volume is not None else None  # not stale
             self.store_location.description = (
@@ -166,7 +209,7 @@ class DecisionPanel(w.VBox):
                 else "store location i={:.1f} j={:.1f} k={:.1f} mm".format(*xyz)
             )
             self.advance.value = session.advance_after_submit
-            self.submit.disabled = no_scan or session.read_only or pending.decision is None
+            self.submit.disabled = off or pending.decision is None
             role = session.standing
             what = (
                 "superuser"

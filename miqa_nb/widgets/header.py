@@ -1,4 +1,13 @@
-"""The scan header: where the open scan sits, what it is, who holds it, its history.
+"""The scan header: where the open scan sits, what it is, who holds it, its
+experiment's note, its history.
+
+The claim line (``miqa-claim``) says at once who holds the open scan's experiment and
+until when, in local time, in a sentence (``miqa-claim-other``; ``miqa-claim-mine``
+for this user's own claim); a refused take-over is said beside its button. The
+experiment's note (``miqa-experiment-note``) is shown escaped; the project's reviewers,
+its creator and superusers edit it (``miqa-experiment-note-edit``, then
+``miqa-experiment-note-text`` and ``miqa-experiment-note-save``), and a refusal is
+said beside the editor.
 
 Every value that comes from an import file or a user (names, notes, subject and
 session ids, links) is untrusted: it is escaped before it goes into an
@@ -11,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import ipywidgets as w
@@ -43,6 +53,35 @@ class ScanHeader(w.VBox):
             "miqa-take-over",
         )
         self.take_over.on_click(safe(lambda _b: self.session.take_over()))
+        self.claim_error = css(w.HTML(), "miqa-claim-error")
+        self.note = css(w.HTML(), "miqa-experiment-note")
+        self.note_edit = css(
+            w.Button(description="Edit note", tooltip="edit this experiment's note"),
+            "miqa-experiment-note-edit",
+        )
+        self.note_edit.on_click(safe(lambda _b: self.edit_note()))
+        self.note_text = css(
+            w.Textarea(
+                placeholder="a note about this experiment, for every reviewer",
+                layout=w.Layout(width="100%", height="4em"),
+            ),
+            "miqa-experiment-note-text",
+        )
+        self.note_save = css(
+            w.Button(description="Save note", button_style="primary"),
+            "miqa-experiment-note-save",
+        )
+        self.note_save.on_click(safe(lambda _b: self.save_note()))
+        self.note_cancel = css(w.Button(description="Cancel"), "miqa-experiment-note-cancel")
+        self.note_cancel.on_click(safe(lambda _b: self.close_editor()))
+        self.note_error = css(w.HTML(), "miqa-experiment-note-error")
+        self.note_editor = css(
+            w.VBox(
+                [self.note_text, w.HBox([self.note_save, self.note_cancel]), self.note_error],
+                layout=w.Layout(display="none", width="100%"),
+            ),
+            "miqa-experiment-note-editor",
+        )
         # Fixed heights: the claim line appears a moment after a scan opens, and scans
         # have histories of different lengths; neither may move the planes below (a
         # reviewer's mouse rests on a plane while the keys work). Long histories scroll.
@@ -51,28 +90,84 @@ class ScanHeader(w.VBox):
         self.history = css(
             w.VBox([self.empty], layout=w.Layout(height="60px", overflow="auto")), "miqa-history"
         )
-        claim_row = w.HBox([self.claim, self.take_over], layout=w.Layout(min_height="32px"))
-        super().__init__([self.info, claim_row, self.history], **kwargs)
+        claim_row = w.HBox(
+            [self.claim, self.take_over, self.claim_error], layout=w.Layout(min_height="32px")
+        )
+        note_row = w.HBox(
+            [self.note, self.note_edit],
+            layout=w.Layout(min_height="32px", max_height="5em", overflow="auto"),
+        )
+        super().__init__([self.info, claim_row, note_row, self.note_editor, self.history], **kwargs)
         css(self, "miqa-header")
         self._unobserve = session.observe(
-            self._on_session, events={"scan", "queue", "claim", "history", "submitted"}
+            self._on_session,
+            events={"scan", "queue", "claim", "history", "submitted", "error"},
         )
+        self._note_of: str | None = None  # the experiment the editor was opened on
         self.sync()
 
     @safe
     def _on_session(self, event: str) -> None:
         if event in ("scan", "queue", "submitted"):
             self.show_info()
-        if event in ("scan", "claim", "queue"):
+        if event in ("scan", "claim", "queue", "error"):
             self.show_claim()
         if event in ("scan", "history"):
             self.show_history()
+        if event in ("scan", "history", "error"):
+            self.show_note()
 
     def sync(self) -> None:
         """Show everything again."""
         self.show_info()
         self.show_claim()
         self.show_history()
+        self.show_note()
+
+    def show_note(self) -> None:
+        """The experiment's note (escaped), and the editor's state and refusal."""
+        session = self.session
+        experiment = None if session.key is None else session.key[0]
+        if self._note_of is not None and self._note_of != experiment:
+            self.close_editor()  # the editor belonged to another experiment
+        note = session.experiment_note
+        self.note.value = (
+            f'<span class="miqa-experiment-note-label">Experiment note:</span> '
+            f'<span class="miqa-experiment-note-value" style="white-space:pre-wrap">'
+            f"{text(note)}</span>"
+            if note
+            else '<span class="miqa-experiment-note-label">No experiment note.</span>'
+            if experiment is not None
+            else ""
+        )
+        self.note_edit.layout.display = (
+            "" if experiment is not None and session.can_edit_experiment_note else "none"
+        )
+        error = session.last_error if session.error_about == "experiment-note" else None
+        self.note_error.value = (
+            f'<span class="miqa-error" style="color:#b71c1c">{text(error)}</span>' if error else ""
+        )
+
+    def edit_note(self) -> None:
+        """Open the editor on the experiment's note."""
+        if self.session.key is None:
+            return
+        self._note_of = self.session.key[0]
+        self.note_text.value = self.session.experiment_note
+        self.note_editor.layout.display = ""
+        self.note_edit.layout.display = "none"
+
+    def save_note(self) -> None:
+        """Store the edited note; the editor closes when it was stored."""
+        if self.session.set_experiment_note(self.note_text.value):
+            self.close_editor()
+        self.show_note()
+
+    def close_editor(self) -> None:
+        self._note_of = None
+        self.note_editor.layout.display = "none"
+        self.note_error.value = ""
+        self.note_edit.layout.display = "" if self.session.can_edit_experiment_note else "none"
 
     def show_info(self) -> None:
         info = self.session.current
@@ -103,21 +198,28 @@ class ScanHeader(w.VBox):
         )
 
     def show_claim(self) -> None:
+        """Who holds the open scan's experiment and until when (local time)."""
         session = self.session
-        holder = session.held_by
-        if holder is not None:
-            until = session.claims().get(session.key[0] if session.key else "", (None, None))[1]
-            when = f" until {until:%H:%M} UTC" if until is not None else ""
+        error = session.last_error if session.error_about == "claim" else None
+        self.claim_error.value = (
+            f'<span class="miqa-error" style="color:#b71c1c">{text(error)}</span>' if error else ""
+        )
+        hold = session.hold
+        if hold is not None and session.key is not None:
+            holder, until = hold
             self.claim.value = (
-                f'<span class="miqa-claim-other">held by <b>{text(holder)}</b>{text(when)}: '
-                "they are reviewing this experiment</span>"
+                f'<span class="miqa-claim-other"><b class="miqa-claim-holder">{text(holder)}</b> '
+                f"is reviewing experiment {text(session.key[0])} until "
+                f'<span class="miqa-claim-until">{until:%H:%M}</span>: you can look at its '
+                "scans, and decide them when the claim ends.</span>"
             )
             self.take_over.layout.display = "" if session.standing.superuser else "none"
             return
         self.take_over.layout.display = "none"
         mine = session.claim
         self.claim.value = (
-            f'<span class="miqa-claim-mine">claimed by you until {mine.expires_utc:%H:%M} UTC</span>'
+            f'<span class="miqa-claim-mine">You are reviewing experiment '
+            f"{text(mine.experiment)} until {_local(mine.expires_utc):%H:%M}.</span>"
             if mine is not None
             else ""
         )
@@ -197,6 +299,11 @@ def _target(record: Mapping[Any, Any]) -> Location | None:
     if not location or any(_cell(record.get(a)) is None for a in "ijk"):
         return None
     return Location(float(record["i"]), float(record["j"]), float(record["k"]), location)
+
+
+def _local(utc: datetime) -> datetime:
+    """A UTC time (naive or aware) in this machine's local time."""
+    return (utc if utc.tzinfo is not None else utc.replace(tzinfo=UTC)).astimezone()
 
 
 def _last(decision: str | None, creator: str | None) -> str | None:

@@ -3,7 +3,10 @@ toolbar (previous / next / refresh / filter), progress and a status line.
 
 :class:`ReviewPanel` is what a notebook shows (``ReviewPanel(session)``) and what the
 Voila dashboard assembles. The status line shows :attr:`ReviewSession.last_error`
-(readable text; tracebacks go to the log) or the session's last message.
+(readable text; tracebacks go to the log) when it is about the scan or the page, or
+the session's last message; an error about a control is shown beside that control
+(a refused decision under Submit, see :attr:`ReviewSession.error_about`). Opening
+another scan clears both.
 
 Keys come from one keyboard widget for the page (:class:`~miqa_nb.widgets._keyboard.PageKeys`,
 shown as a "keys on/off" sign with a ``?`` button in the toolbar). The key set
@@ -220,7 +223,7 @@ class ReviewPanel(w.VBox):
 
     @safe
     def _on_session(self, event: str) -> None:
-        if event in ("queue", "scan", "submitted"):
+        if event in ("queue", "scan", "submitted", "stored"):
             self.show_progress()
         if event in ("error", "message", "scan", "submitted", "claim"):
             self.show_status()
@@ -283,7 +286,8 @@ class ReviewPanel(w.VBox):
             self._syncing = False
 
     def show_status(self) -> None:
-        error = self.session.last_error
+        # errors about a control are shown beside it (decision panel, header)
+        error = self.session.last_error if self.session.error_about is None else None
         if error:
             self.status.value = (
                 f'<span class="miqa-error" style="color:#b71c1c">⚠ {text(error)}</span>'

@@ -19,7 +19,7 @@ import pytest
 from widgets_dashboard.dashboard_catalog import DashboardCatalog, build
 
 from .chromium import CHROMIUM, CHROMIUM_ARGS
-from .review_site import add_review_project
+from .review_site import add_claims_project, add_review_project
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 SCREENSHOTS = ARTIFACTS / "screenshots"
@@ -47,9 +47,11 @@ def chromium_path() -> Path:
 @pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory) -> DashboardCatalog:
     """The served catalog: projects Alpha and Beta<script> (the dashboard tests'),
-    Gamma (the review tests', see :mod:`review_site`), users in every role."""
+    Gamma (the review tests') and Delta (the claims tests', see :mod:`review_site`),
+    users in every role."""
     built = build(tmp_path_factory.mktemp("site"))
     add_review_project(built)
+    add_claims_project(built)
     return built
 
 

@@ -18,6 +18,11 @@ E4          G7     T1    a decision whose note is a ``<script>``; tier-1 tries U
 Users: the dashboard catalog's (``admin`` superuser, ``tina`` tier-1, ``tom`` tier-2)
 and ``cleo``, who is not a superuser but is the project's creator (so she has the
 administration panel, without its global part).
+
+Project ``Delta`` (:func:`add_claims_project`) is the claims tests' own: experiments
+D1 (H1, H2), D2 (H3) and D3 (H4), no decisions, ``tina`` tier-1 and ``tom`` tier-2.
+Its decisions and claims are kept apart from Gamma, whose progress the review tests
+count.
 """
 
 from __future__ import annotations
@@ -120,6 +125,44 @@ def add_review_project(site: DashboardCatalog) -> None:
     cat.set_role(REVIEW_PROJECT, TIER2, "tier2", by=ADMIN)
     # a creator who is not a superuser (only superusers create projects, so hand it over)
     cat.sql("UPDATE projects SET creator = ? WHERE name = ?", [CREATOR, REVIEW_PROJECT])
+
+
+CLAIMS_PROJECT = "Delta"
+CLAIMS_SCANS = [  # experiment, scan, type
+    ("D1", "H1", "T1"),
+    ("D1", "H2", "T1"),
+    ("D2", "H3", "T1"),
+    ("D3", "H4", "T1"),
+]
+
+
+def add_claims_project(site: DashboardCatalog) -> None:
+    """Project Delta: the claims tests' scans, imported; roles for tina and tom."""
+    data = site.root / "data"
+    rows: list[dict[str, str]] = []
+    for seed, (experiment, scan, scan_type) in enumerate(CLAIMS_SCANS, start=40):
+        location = f"delta/{experiment}/{scan}.nii.gz"
+        head_volume(data / location, seed)
+        rows.append(
+            {
+                "project_name": CLAIMS_PROJECT,
+                "experiment_name": experiment,
+                "scan_name": scan,
+                "scan_type": scan_type,
+                "frame_number": "0",
+                "file_location": location,
+            }
+        )
+    import_csv = data / "delta.csv"
+    with open(import_csv, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(MIQA_COLUMNS))
+        writer.writeheader()
+        writer.writerows({c: row.get(c, "") for c in MIQA_COLUMNS} for row in rows)
+    cat = Catalog(site.catalog_path, data_roots=[data], retry_seconds=30)
+    cat.create_project(CLAIMS_PROJECT, by=ADMIN)
+    cat.import_file(import_csv, by=ADMIN, project=CLAIMS_PROJECT)
+    cat.set_role(CLAIMS_PROJECT, TIER1, "tier1", by=ADMIN)
+    cat.set_role(CLAIMS_PROJECT, TIER2, "tier2", by=ADMIN)
 
 
 def review_export_path(site: DashboardCatalog) -> Path:

@@ -35,7 +35,8 @@ def test_superuser_sees_the_project_list(page, server, shoot) -> None:
     seconds = open_as(page, server, ADMIN)
     print(f"page open to project list: {seconds:.2f} s")
     assert page.locator(".miqa-project-0").inner_text() == PROJECT
-    assert page.locator(".miqa-project-row").count() == 3  # Gamma is the review tests'
+    # Gamma and Delta are the review and claims tests'
+    assert page.locator(".miqa-project-row").count() == 4
     assert ADMIN in page.locator(".miqa-dashboard-header").inner_text()
     shoot("projects")
 

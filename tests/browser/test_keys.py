@@ -1,6 +1,6 @@
 """The review page's keys in a real browser: nothing typed is lost, cut or moved.
 
-Works on project ``Delta``, made here (six scans, one experiment each), so the
+Works on project ``Epsilon``, made here (six scans, one experiment each), so the
 review tests' project Gamma stays as they expect it. ``tom`` (tier 2) reviews with
 miqa_nb's keys, ``tina`` (tier 1) chooses MIQA's.
 """
@@ -19,14 +19,14 @@ from miqa_nb.exchange.formats import MIQA_COLUMNS
 from .review_site import head_volume
 from .test_review import OPEN_TIMEOUT, REVIEW, status_text, wait_for_picture, wait_for_scan
 
-PROJECT = "Delta"
+PROJECT = "Epsilon"
 SCANS = [f"D{n}" for n in range(1, 7)]
 NOTE = f"{REVIEW} .miqa-note textarea"
 
 
 @pytest.fixture(scope="module")
 def delta(site: DashboardCatalog) -> Catalog:
-    """Project Delta in the served catalog: D1 ... D6 in experiments X1 ... X6."""
+    """Project Epsilon in the served catalog: D1 ... D6 in experiments X1 ... X6."""
     data = site.root / "data"
     rows = []
     for n, scan in enumerate(SCANS, start=1):
@@ -59,7 +59,7 @@ def delta(site: DashboardCatalog) -> Catalog:
 
 
 def open_review(page, server, user: str, scan: str) -> None:
-    """Open Delta's overview as ``user``, then ``scan``; wait for its planes."""
+    """Open Epsilon's overview as ``user``, then ``scan``; wait for its planes."""
     page.goto(server.url_for(user))
     page.locator(".miqa-project", has_text=PROJECT).click(timeout=OPEN_TIMEOUT)
     page.locator(".miqa-overview-open", has_text=scan).click()
@@ -68,7 +68,7 @@ def open_review(page, server, user: str, scan: str) -> None:
 
 
 def stored(cat: Catalog, user: str, timeout: float = 20, n: int = 1) -> list[tuple[str, str, str]]:
-    """(scan, decision, note) of ``user``'s decisions in Delta, once there are ``n``."""
+    """(scan, decision, note) of ``user``'s decisions in Epsilon, once there are ``n``."""
     deadline = time.monotonic() + timeout
     while True:
         df = cat.decisions(PROJECT)

@@ -1,10 +1,10 @@
 """The review page's layout in a real browser at 1440 x 900: the planes use the width,
 Submit is visible without scrolling; one plane full size; window boxes; screenshot.
 
-Works on its own project ``Delta`` (added here, read by nobody else): two head-like
+Works on its own project ``Zeta`` (added here, read by nobody else): two head-like
 scans of 128 x 150 x 120 voxels, the size of a real structural scan at 1.2 mm, so the
 pictures are sized as a reviewer's are. Only looks: nothing is submitted. The module runs after ``test_dashboard`` (file
-order), whose project list counts the projects before Delta is added.
+order), whose project list counts the projects before Zeta is added.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from miqa_nb.exchange.formats import MIQA_COLUMNS
 
 from .review_site import head_volume
 
-PROJECT = "Delta"
+PROJECT = "Zeta"
 SCANS = [("D1", "L1"), ("D1", "L2")]
 SHAPE = (128, 150, 120)
 VIEWPORT = {"width": 1440, "height": 900}
@@ -32,7 +32,7 @@ REVIEW = ".miqa-review-area .miqa-review"
 
 @pytest.fixture(scope="module")
 def delta(site: DashboardCatalog) -> Iterator[str]:
-    """Project Delta in the served catalog (the server reads the catalog file)."""
+    """Project Zeta in the served catalog (the server reads the catalog file)."""
     data = site.root / "data"
     rows = []
     for seed, (experiment, scan) in enumerate(SCANS, start=40):
@@ -60,7 +60,7 @@ def delta(site: DashboardCatalog) -> Iterator[str]:
 
 
 def open_review(page, server) -> None:
-    """Open Delta's review at 1440 x 900 as the admin; wait for the axial picture."""
+    """Open Zeta's review at 1440 x 900 as the admin; wait for the axial picture."""
     page.set_viewport_size(VIEWPORT)
     page.goto(server.url_for(ADMIN))
     page.locator(".miqa-project", has_text=PROJECT).click(timeout=OPEN_TIMEOUT)

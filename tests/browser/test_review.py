@@ -258,12 +258,17 @@ def test_tier1_cannot_record_UN(page, server, site, shoot) -> None:
     assert page.locator(f"{REVIEW} .miqa-decision-U").is_enabled()
     keys_on(page)
     page.keyboard.press("4")
-    page.locator(f"{REVIEW} .miqa-status-error").wait_for()
-    assert "UN" in status_text(page) and "tier" in status_text(page).lower(), status_text(page)
+    # the refusal is said under Submit, beside the decision controls, in a sentence
+    refusal = page.locator(f"{REVIEW} .miqa-decision-error .miqa-error")
+    refusal.wait_for()
+    said = refusal.inner_text()
+    assert "UN" in said and "tier" in said.lower() and said.endswith("U and Q? only)"), said
+    assert page.locator(f"{REVIEW} .miqa-status-error").count() == 0
     assert page.locator(f"{REVIEW} .miqa-selected").count() == 0
     page.keyboard.press("Enter")  # nothing chosen: nothing to submit
     page.wait_for_function(
-        "document.querySelector('.miqa-review-area .miqa-status').innerText.includes('choose')"
+        "document.querySelector('.miqa-review-area .miqa-decision-error')"
+        "?.innerText.includes('choose')"
     )
     shoot("tier1-refused")
     page.wait_for_timeout(300)  # a write, if any, would be on its way by now

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from miqa_nb.widgets import ScanHeader
 from miqa_nb.widgets._base import is_web_link, link, text
 
@@ -85,14 +87,19 @@ def test_claims_are_shown_and_superusers_may_take_over(start):
     ana = start("t2")
     ben_header = ScanHeader(start("t2b", filter="all", resume=False))
     ben_header.session.open(("E1", "S1"))
-    assert "held by <b>t2</b>" in ben_header.claim.value
+    until = ana.claim.expires_utc.replace(tzinfo=UTC).astimezone()
+    assert ben_header.claim.value == (
+        '<span class="miqa-claim-other"><b class="miqa-claim-holder">t2</b> is reviewing '
+        f'experiment E1 until <span class="miqa-claim-until">{until:%H:%M}</span>: you can '
+        "look at its scans, and decide them when the claim ends.</span>"
+    )
     assert ben_header.take_over.layout.display == "none"
     admin = start("admin", filter="all", resume=False)
     header = ScanHeader(admin)
     admin.open(("E1", "S2"))
-    assert "held by" in header.claim.value
+    assert "miqa-claim-other" in header.claim.value
     assert header.take_over.layout.display == ""
     header.take_over.click()
-    assert "claimed by you" in header.claim.value
+    assert "You are reviewing experiment E1 until" in header.claim.value
     ana.refresh()
     assert ana.held_by == "admin"

@@ -76,13 +76,19 @@ def test_progress_and_status_after_submit(start, project):
     assert panel.progress.value == 0 and panel.progress.max == 7
     panel.decision.buttons[Decision.QUESTIONABLE].click()
     panel.decision.submit.click()
-    assert "needs a note" in panel.status.value
-    assert "miqa-status-error" in panel.status._dom_classes
+    # the refusal is shown under Submit, the button that caused it, not at the top
+    assert "needs a note" in panel.decision.error.value
+    assert "needs a note" not in panel.status.value
+    assert "miqa-status-error" not in panel.status._dom_classes
     panel.decision.note.value = "check motion"
     panel.decision.submit.click()
     assert panel.progress.value == 1 and "1/7 reviewed" in panel.progress_text.value
+    assert panel.decision.error.value == ""
     assert "⚠" not in panel.status.value
     assert "miqa-status-error" not in panel.status._dom_classes
+    stored = session.last_stored
+    assert stored is not None and stored.key == ("E1", "S1") and stored.decision == "Q?"
+    assert f"Saved Q? for scan S1 (E1) at {stored.at:%H:%M:%S}." in panel.decision.saved.value
     assert session.key == ("E1", "S2")
 
 

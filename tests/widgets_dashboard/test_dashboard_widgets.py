@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from datetime import UTC
 from pathlib import Path
 
 import ipywidgets as widgets
@@ -16,12 +17,14 @@ from widgets_dashboard.dashboard_catalog import (
     NASTY_SCAN,
     PROJECT,
     TIER1,
+    TIER2,
     DashboardCatalog,
     tiny_volume,
 )
 
 from miqa_nb.catalog import Catalog
 from miqa_nb.core.errors import MiqaError
+from miqa_nb.core.vocabulary import Decision
 from miqa_nb.dashboard._status import StatusBar
 from miqa_nb.dashboard.admin import AdminPanel
 from miqa_nb.dashboard.app import REVIEW_TAB, Dashboard, review_placeholder, review_view
@@ -421,13 +424,17 @@ def _linked_scan(env: dict[str, str], user: str) -> tuple[str, str] | None:
 
 def test_a_project_link_opens_its_review_where_the_user_left_off(dash: DashboardCatalog) -> None:
     env = {"MIQA_NB_CATALOG": str(dash.catalog_path), "MIQA_NB_IDENTITY": "query"}
-    first = _linked_scan(env, TIER1)  # nowhere left off yet: the queue's first scan
-    assert first is not None and first != ("E2", "S3")
-    elsewhere = ReviewSession(dash.catalog(), PROJECT, TIER1, filter="all", background=False)
+    # E1/S1 is complete, E1/S2 needs tier-2 review, E2/S3 is unreviewed. Nowhere left
+    # off yet: the first scan the reviewer can decide (a tier-2 reviewer: E1/S2)
+    first = _linked_scan(env, TIER2)
+    assert first == ("E1", "S2")
+    elsewhere = ReviewSession(dash.catalog(), PROJECT, TIER2, filter="all", background=False)
     try:
         assert elsewhere.open(("E2", "S3"))  # the reviewer moves on, then leaves
     finally:
         elsewhere.close()
+    assert _linked_scan(env, TIER2) == ("E2", "S3")
+    # a tier-1 reviewer decides only unreviewed scans: E2/S3, past the two others
     assert _linked_scan(env, TIER1) == ("E2", "S3")
     board = Dashboard.from_environment(env, f"token=x&user={TIER1}&project=Nope")
     try:
@@ -445,3 +452,64 @@ def test_a_project_link_builds_the_overview_only_when_shown(dash: DashboardCatal
         assert board.overview is not None and _find(board.widget, "miqa-overview-row")
     finally:
         board.close()
+
+
+def _inline_review(catalog, user, project, experiment, scan):
+    """The dashboard's review panel over a session without background threads."""
+    session = ReviewSession(catalog, project, user, filter="all", background=False)
+    if experiment is not None and scan is not None:
+        session.open((experiment, scan))
+    return ReviewPanel(session, auto_refresh=None)
+
+
+def _progress_label(board: Dashboard, project: str) -> str:
+    for row in _find(board.projects.widget, "miqa-project-row"):
+        if row.children[0].description == project:
+            return row.children[2].value
+    raise AssertionError(f"no row for {project}")
+
+
+def test_project_progress_and_status_follow_the_review(dash: DashboardCatalog) -> None:
+    """Each decision, scan change and colleague's decision shows in the project list
+    and the status line without reloading anything."""
+    cat = dash.catalog()
+    cat.set_role(PROJECT, TIER2, "tier2", by=ADMIN)
+    board = _dashboard(dash, TIER2, review_factory=_inline_review)
+    board.open_project(PROJECT)
+    assert _progress_label(board, PROJECT).startswith("2/3 reviewed, 1 complete")
+    board.open_review(PROJECT, "E1", "S2")
+    assert board.status.message == f"Reviewing scan S2 (E1) of project {PROJECT}."
+    panel = board.review
+    panel.decision.buttons[Decision.USABLE].click()
+    panel.decision.submit.click()
+    assert _progress_label(board, PROJECT).startswith("2/3 reviewed, 2 complete")
+    assert board.status.message == f"Reviewing scan S3 (E2) of project {PROJECT}."
+    cat.record_decision(PROJECT, "E2", "S3", "U", by=ADMIN)  # a colleague decides
+    panel.session.refresh()  # what the panel's auto-refresh does every few seconds
+    assert _progress_label(board, PROJECT).startswith("3/3 reviewed, 3 complete")
+    board.close()
+
+
+def test_the_overview_shows_who_holds_which_experiment(dash: DashboardCatalog) -> None:
+    cat = dash.catalog()
+    claim = cat.claim(PROJECT, "E1", by=TIER1)
+    until = claim.expires_utc.replace(tzinfo=UTC).astimezone()
+    status = StatusBar()
+    overview = Overview(cat, PROJECT, lambda *_: None, status=status, background=False)
+    assert overview.holds_line.value == (f"Being reviewed now: E1 by {TIER1} until {until:%H:%M}.")
+    held = {_row_scan(row): _hold_cell(row) for row in overview.row_widgets}
+    holder = f"{TIER1} until {until:%H:%M}"
+    assert held == {"S1": holder, "S2": holder, "S3": ""}
+    cat.release(PROJECT, "E1", by=TIER1)
+    overview.refresh()
+    assert overview.holds_line.value == "Nobody is reviewing an experiment of this project now."
+    assert all(_hold_cell(row) == "" for row in overview.row_widgets)
+    overview.close()
+
+
+def _row_scan(row: widgets.HBox) -> str:
+    return _find(row, "miqa-overview-open")[0].description
+
+
+def _hold_cell(row: widgets.HBox) -> str:
+    return _find(row, "miqa-overview-hold")[0].value
