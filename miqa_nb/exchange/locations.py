@@ -208,14 +208,10 @@ _SUFFIX_SQL = "CASE WHEN {exact} THEN true ELSE {any_case} END".format(
     any_case=" OR ".join(f"ends_with(lower(value[-{_TAIL}:]), '{s}')" for s in FRAME_SUFFIXES),
 )
 _DOTDOT = re.compile(r"(^|/)\.\.(/|$)")
-#: An ``s3://`` location (after the scheme) with an empty, ``.`` or ``..`` part.
-#: (The plain substring tests come first: they clear the usual key, so the regular
-#: expression runs only where an empty, '.' or '..' segment may be.)
-_S3_ODD_SQL = (
-    r"((contains(value, '/.') OR contains(substr(value, 6), '//') OR ends_with(value, '/')"
-    r" OR substr(value, 6) = '' OR starts_with(substr(value, 6), '/'))"
-    r" AND regexp_matches(substr(value, 6), '(^|/)\.{0,2}(/|$)'))"
-)
+#: An ``s3://`` location with an empty, ``.`` or ``..`` part after the scheme: a part
+#: that begins right after ``s3://`` or after a ``/``, and is ``''``, ``.`` or ``..``
+#: (RE2's syntax, for pyarrow; ``(?s)``: a line end is a character like any other).
+_S3_ODD = r"(?s)^[sS]3://(.*/)?\.{0,2}(/|$)"
 #: SQL giving a resolved location from the columns of :meth:`Resolved.columns` (most
 #: rows take the whole location: no slicing, which decodes the text).
 PATH_SQL = "CASE WHEN _cut = 0 THEN _prefix || {value} ELSE _prefix || {value}[_cut + 1:] END"
@@ -277,6 +273,41 @@ def resolve(
     their folders' listings. Locations with ``.``, ``..`` or doubled slashes (rare) are
     normalised by Python, one at a time.
     """
+    n = len(values)
+    # s3:// objects are kept as given: only their parts are checked (on their own, by
+    # one regular expression), and only the other locations are classified below.
+    s3 = pc.starts_with(values, "s3://").to_numpy(zero_copy_only=False)
+    s3 |= pc.starts_with(values, "S3://").to_numpy(zero_copy_only=False)
+    status = np.full(n, _CODE[EMPTY], dtype=np.int8)
+    resolved = Resolved(status, np.full(n, -1, dtype=np.int32), [""], np.zeros(n, np.int32))
+    if s3.any():
+        s3_rows = np.flatnonzero(s3)
+        status[s3_rows] = _CODE[S3]
+        resolved.prefix[s3_rows] = 0  # the URL as given
+        s3_values = values.filter(pa.array(s3))
+        odd = pc.match_substring_regex(s3_values, _S3_ODD).to_numpy(zero_copy_only=False)
+        status[s3_rows[odd]] = _CODE[S3_PATH]
+    if s3.all():
+        return resolved
+    others = np.flatnonzero(~s3)
+    if len(others) == n:
+        found = _resolve_files(con, values, import_file, roots)
+    else:
+        found = _resolve_files(con, values.filter(pa.array(~s3)), import_file, roots)
+    status[others] = found.status
+    resolved.prefix[others] = found.prefix  # both lists of prefixes begin with ''
+    resolved.prefixes = found.prefixes
+    resolved.cut[others] = found.cut
+    return resolved
+
+
+def _resolve_files(
+    con: duckdb.DuckDBPyConnection,
+    values: pa.Array | pa.ChunkedArray,
+    import_file: str | os.PathLike[str],
+    roots: DataRoots,
+) -> Resolved:
+    """:func:`resolve` of locations that are not ``s3://`` (empty, or files)."""
     base = os.path.dirname(os.path.abspath(import_file))
     grandparent = os.path.dirname(base)
     folders = _Folders()
@@ -284,9 +315,6 @@ def resolve(
     try:
         parts = con.sql(
             f"""SELECT value = '' AS empty,
-                       starts_with(value, 's3://') OR starts_with(value, 'S3://') AS s3,
-                       CASE WHEN starts_with(value, 's3://') OR starts_with(value, 'S3://')
-                            THEN {_S3_ODD_SQL} ELSE false END AS s3_odd,
                        ({_SUFFIX_SQL}) AND strpos(value, chr(0)) = 0 AS suffix_ok,
                        starts_with(value, '/') AS absolute,
                        starts_with(value, '.') OR contains(value, '/.') OR contains(value, '//')
@@ -299,21 +327,14 @@ def resolve(
         ).to_arrow_table()
     finally:
         con.unregister("loc_values")
-    flag = {
-        c: parts.column(c).to_numpy()
-        for c in ("empty", "s3", "s3_odd", "suffix_ok", "absolute", "odd")
-    }
+    flag = {c: parts.column(c).to_numpy() for c in ("empty", "suffix_ok", "absolute", "odd")}
     n = len(parts)
     status = np.full(n, _CODE[EMPTY], dtype=np.int8)
-    given = ~flag["empty"] & ~flag["s3"]
-    status[flag["s3"]] = _CODE[S3]
-    status[flag["s3_odd"]] = _CODE[S3_PATH]
+    given = ~flag["empty"]
     status[given & ~flag["suffix_ok"]] = _CODE[SUFFIX]
     files = given & flag["suffix_ok"]
     cut = parts.column("cut").to_numpy().astype(np.int32)  # a writable copy
     resolved = Resolved(status, np.full(n, -1, dtype=np.int32), [""], cut)
-    resolved.prefix[flag["s3"]] = 0  # the URL as given
-    resolved.cut[flag["s3"]] = 0
     if not files.any():
         return resolved
 
