@@ -36,13 +36,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from miqa_nb.core import arrow
 from miqa_nb.core.duck import typed_table
 from miqa_nb.core.errors import VocabularyError
 from miqa_nb.core.report import Problem, Severity
@@ -50,6 +50,9 @@ from miqa_nb.core.vocabulary import Decision, Location, ScanTypes, Timestamp, pa
 from miqa_nb.exchange import formats, locations
 from miqa_nb.exchange.formats import DECISION_COLUMNS
 from miqa_nb.exchange.validation._rows import FRAME_COLUMNS, RUN_COLUMNS, trimmed
+
+if TYPE_CHECKING:  # pandas loads on first use: an import never needs it
+    import pandas as pd
 
 __all__ = ["STAGING_MEMORY", "VOCABULARIES", "Staging", "connect", "staging"]
 
@@ -217,7 +220,7 @@ def _make_tables(
 
 def _stage_users(con: duckdb.DuckDBPyConnection, users: frozenset[str]) -> None:
     """Table ``users`` (from Arrow: no round trip through pandas)."""
-    con.register("users_in", pa.table({"name": pa.array(sorted(users), pa.string())}))
+    con.register("users_in", pa.table({"name": arrow.texts(sorted(users))}))
     con.execute("CREATE TABLE users AS SELECT name FROM users_in")
     con.unregister("users_in")
 
@@ -253,6 +256,8 @@ def _stage_csv_decisions(con: duckdb.DuckDBPyConnection) -> None:
 
 def _stage_json_decisions(con: duckdb.DuckDBPyConnection, decisions: pd.DataFrame | None) -> None:
     """Every decision of a JSON file's histories, trimmed as the runs are."""
+    import pandas as pd
+
     if decisions is None:
         decisions = pd.DataFrame(columns=list(formats.DECISIONS_TABLE))
     decisions = decisions.astype({"_order": "int64"})
