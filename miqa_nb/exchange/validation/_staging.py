@@ -4,9 +4,9 @@ This module owns the one step every check relies on. :func:`staging` turns what
 :mod:`~miqa_nb.exchange.validation._rows` split (runs and frames, in Arrow) into the
 tables the checks read, and yields them as a :class:`Staging`:
 
-- ``runs``: one row per run, with ``_run``, ``_row`` (its first row), ``_path`` (JSON)
-  and ``_n`` (its length); values trimmed of surrounding spaces (but for
-  :data:`formats.UNTRIMMED`).
+- ``runs``: a view over the runs, which stay in Arrow: one row per run, with
+  ``_run``, ``_row`` (its first row), ``_path`` (JSON) and ``_n`` (its length); values
+  trimmed of surrounding spaces (but for :data:`formats.UNTRIMMED`).
 - ``frames``: a view over the frame rows, which stay in Arrow (``_n`` = 1, so that
   rows are counted alike in both).
 - ``split_runs``: the runs of scans whose rows are not all in one run (``first``: the
@@ -137,8 +137,9 @@ class Staging:
     def drop_rows(self) -> None:
         """Free the rows (``runs`` and ``frames``); the other tables stay."""
         self.con.execute("DROP VIEW frames")
-        self.con.execute("DROP TABLE runs")
+        self.con.execute("DROP VIEW runs")
         self.con.unregister("frames_in")
+        self.con.unregister("runs_in")
 
     @property
     def resolved(self) -> locations.Resolved:
@@ -205,9 +206,10 @@ def _make_tables(
     frames: pa.Table,
     scan_types: ScanTypes,
 ) -> None:
+    # Views: the rows stay in Arrow (a copy into DuckDB cost more than the checks'
+    # scans of them gain).
     con.register("runs_in", runs)
-    con.execute("CREATE TABLE runs AS SELECT * FROM runs_in")
-    con.unregister("runs_in")
+    con.execute("CREATE TEMP VIEW runs AS SELECT * FROM runs_in")
     con.register("frames_in", frames)
     con.execute("CREATE TEMP VIEW frames AS SELECT *, 1 AS _n FROM frames_in")
     _stage_split_runs(con)
