@@ -23,10 +23,9 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 
 from miqa_nb.core import permissions
 from miqa_nb.core.errors import ImportFileError, MiqaError, PermissionDenied
@@ -50,6 +49,9 @@ from miqa_nb.store.claims import CLAIM_MINUTES, MAX_CLAIM_MINUTES, Claim
 from miqa_nb.store.database import CATALOG_ENV, Store
 from miqa_nb.store.names import check_name
 from miqa_nb.store.queries import SCANS_SQL
+
+if TYPE_CHECKING:  # pandas loads on first use: an import never needs it
+    import pandas as pd
 
 __all__ = [
     "BACKUPS_KEPT",
@@ -379,7 +381,7 @@ class Catalog:
                 self._require_import(con, by, project, staged.projects)
                 exchange.attach_staged(con, staged)
                 try:
-                    report.changes = exchange.diff(con, mode)
+                    report.change_counts = exchange.diff(con, mode)
                     self._require_own_decisions(con, by, project, mode)
                     if mode == "append":
                         for level, key, detail in exchange.conflicts(con):

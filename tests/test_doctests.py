@@ -9,6 +9,7 @@ import pytest
 #: only in a temporary folder the example makes and removes).
 MODULES = [
     "miqa_nb.catalog",
+    "miqa_nb.core.arrow",
     "miqa_nb.core.files",
     "miqa_nb.core.identity",
     "miqa_nb.core.permissions",

@@ -436,7 +436,7 @@ def _staged_rows(path: os.PathLike[str], **options) -> Iterator[Staging]:
 def _only(rows: Staging, sources: tuple[str, ...]) -> Staging:
     """``rows`` without every staged source not in ``sources``."""
     for name in rows.sources - set(sources) - {"locations"}:
-        rows.con.execute("DROP VIEW frames" if name == "frames" else f"DROP TABLE {name}")
+        rows.con.execute(f"DROP {'VIEW' if name in ('frames', 'runs') else 'TABLE'} {name}")
     unresolved: Future = Future()
     unresolved.set_exception(AssertionError("the locations were read but not declared"))
     return replace(

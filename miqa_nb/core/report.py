@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas loads on first use: an import never needs it
+    import pandas as pd
 
 __all__ = [
+    "CHANGE_COLUMNS",
     "COLUMNS",
     "SHOWN_PER_CHECK",
     "Problem",
@@ -26,6 +28,10 @@ __all__ = [
 ]
 
 Severity = Literal["error", "warning"]
+
+#: The columns of :attr:`Report.changes`: one row per level (projects, experiments,
+#: scans, frames, decisions).
+CHANGE_COLUMNS = ("level", "added", "removed", "changed", "unchanged", "conflicts")
 
 #: How many rows of one kind of problem ``str(report)`` shows before summarising.
 SHOWN_PER_CHECK = 10
@@ -101,15 +107,27 @@ class Report:
     problems : list of Problem
     counts : dict
         What the file holds: projects, experiments, scans, frames, decisions.
-    changes : pandas.DataFrame or None
+    change_counts : list of tuple or None
         For imports and dry runs: per level, how many would be (or were) added,
-        removed, changed and kept unchanged.
+        removed, changed, kept unchanged and left as conflicts, in the order of
+        :data:`CHANGE_COLUMNS`. :attr:`changes` shows them as a DataFrame.
     """
 
     file: str = ""
     problems: list[Problem] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
-    changes: pd.DataFrame | None = None
+    change_counts: list[tuple[str, int, int, int, int, int]] | None = None
+
+    @property
+    def changes(self) -> pd.DataFrame | None:
+        """:attr:`change_counts` as a DataFrame (columns :data:`CHANGE_COLUMNS`), or None.
+
+        Built when asked (an import itself needs no pandas)."""
+        if self.change_counts is None:
+            return None
+        import pandas as pd
+
+        return pd.DataFrame(self.change_counts, columns=list(CHANGE_COLUMNS))
 
     def add(self, severity: Severity, check: str, message: str, **where: object) -> None:
         """Record a problem (``where`` takes the fields of :class:`Problem`)."""
@@ -137,6 +155,8 @@ class Report:
 
     def to_frame(self) -> pd.DataFrame:
         """Return the problems as a DataFrame, one row per problem."""
+        import pandas as pd
+
         frame = pd.DataFrame([asdict(p) for p in self.problems], columns=COLUMNS)
         return frame.astype({"row": "Int64", "count": "int64"})
 

@@ -12,9 +12,8 @@ import json
 import os
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pandas as pd
 import pyarrow as pa
 
 from miqa_nb.core.errors import VocabularyError
@@ -31,6 +30,9 @@ from miqa_nb.exchange._parsed import (
     SCAN_KEYS,
     ParsedFile,
 )
+
+if TYPE_CHECKING:  # pandas loads when a JSON file is read, not with this module
+    import pandas as pd
 
 __all__ = ["decision_order", "read_json"]
 
@@ -59,6 +61,8 @@ def read_json(path: str | os.PathLike[str]) -> ParsedFile:
     them (:func:`decision_order`). What MIQA's own importer would refuse or read
     otherwise (``"notes": null``; ``decisions`` beside ``last_decision``) is a warning.
     """
+    import pandas as pd
+
     name = str(path)
     parsed = ParsedFile(name, "json")
     try:

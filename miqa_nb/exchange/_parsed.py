@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
 import pyarrow as pa
 
 from miqa_nb.core.report import Problem
+
+if TYPE_CHECKING:  # pandas loads on first use: an import never needs it
+    import pandas as pd
 
 __all__ = [
     "BATCH_COLUMNS",
@@ -130,6 +133,8 @@ class ParsedFile:
     def frame(self) -> pd.DataFrame:
         """The rows as a DataFrame, trimmed as an import reads them (for analysis;
         imports stay in Arrow and DuckDB)."""
+        import pandas as pd
+
         batches = list(self.batches())
         if not self.ok:
             return pd.DataFrame(columns=[*MIQA_COLUMNS, "_path"])

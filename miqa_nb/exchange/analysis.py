@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from miqa_nb.core.errors import ImportFileError, VocabularyError
 from miqa_nb.core.report import Report
 from miqa_nb.core.vocabulary import ARTIFACTS, Decision, Location, Timestamp, parse_artifacts
 from miqa_nb.exchange import formats
+
+if TYPE_CHECKING:  # pandas loads on first use: an import never needs it
+    import pandas as pd
 
 
 def read_export(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -84,6 +86,8 @@ def _lenient(values: pd.Series, parse: Callable[[str], Any]) -> dict[str, Any]:
 
 
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
     text = [c for c in formats.MIQA_COLUMNS if c not in ("frame_number",)]
     df[text] = df[text].replace("", None)
     df["frame_number"] = pd.to_numeric(df["frame_number"], errors="coerce").astype("Int64")

@@ -20,8 +20,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import duckdb
-import pandas as pd
+import pyarrow as pa
 
+from miqa_nb.core import arrow
 from miqa_nb.core.duck import one
 from miqa_nb.exchange.validation import Staged
 
@@ -61,7 +62,7 @@ def attach_staged(con: duckdb.DuckDBPyConnection, staged: Staged) -> None:
     for table in ("experiments", "scans", "decisions"):
         con.register(f"v_{table}", staged.table(table))
     staged.attach_frames(con)
-    con.register("v_projects", pd.DataFrame({"name": staged.projects}, dtype=object))
+    con.register("v_projects", pa.table({"name": arrow.texts(staged.projects)}))
 
 
 def detach_staged(con: duckdb.DuckDBPyConnection, staged: Staged) -> None:
@@ -75,10 +76,12 @@ def _in_projects(alias: str = "") -> str:
     return f"{prefix}project IN (SELECT name FROM v_projects)"
 
 
-def diff(con: duckdb.DuckDBPyConnection, mode: str) -> pd.DataFrame:
+def diff(con: duckdb.DuckDBPyConnection, mode: str) -> list[tuple[str, int, int, int, int, int]]:
     """Per level: what the staged import would add, remove, change, leave unchanged,
-    and (``append``) the conflicts it would leave as they are."""
-    rows = []
+    and (``append``) the conflicts it would leave as they are (the columns of
+    :data:`~miqa_nb.core.report.CHANGE_COLUMNS`, :attr:`Report.change_counts
+    <miqa_nb.core.report.Report.change_counts>`)."""
+    rows: list[tuple[str, int, int, int, int, int]] = []
     (new_projects,) = one(
         con, "SELECT count(*) FROM v_projects WHERE name NOT IN (SELECT name FROM projects)"
     ) or (0,)
@@ -123,9 +126,7 @@ def diff(con: duckdb.DuckDBPyConnection, mode: str) -> pd.DataFrame:
         ) or (0,)
     removed = catalog_only if mode == "replace" else 0
     rows.append(("decisions", file_only, removed, 0, in_file - file_only, 0))
-    return pd.DataFrame(
-        rows, columns=["level", "added", "removed", "changed", "unchanged", "conflicts"]
-    )
+    return rows
 
 
 def foreign_decisions(

@@ -21,14 +21,13 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from miqa_nb.core import files
+from miqa_nb.core import arrow, files
 from miqa_nb.core.errors import WriteError
 from miqa_nb.core.report import Problem
 from miqa_nb.exchange import limits, scanning
@@ -46,6 +45,9 @@ from miqa_nb.exchange._parsed import (
     ParsedFile,
 )
 from miqa_nb.exchange._parsed import BOM as _BOM
+
+if TYPE_CHECKING:  # pandas loads on first use: an import never needs it
+    import pandas as pd
 
 __all__ = [
     "BATCH_COLUMNS",
@@ -380,9 +382,9 @@ def _complete(batch: pa.RecordBatch, first_row: int) -> pa.RecordBatch:
     """``batch`` in :data:`BATCH_SCHEMA`: absent columns empty, ``_row`` counted."""
     n = batch.num_rows
     present = set(batch.schema.names)
-    empty = pa.repeat(pa.scalar("", pa.string()), n)
+    empty = arrow.texts([""]).take(arrow.from_numpy(np.zeros(n, dtype=np.int32)))
     arrays = [batch.column(c) if c in present else empty for c in MIQA_COLUMNS]
-    arrays.append(pa.array(np.arange(first_row, first_row + n, dtype=np.int64)))
+    arrays.append(arrow.from_numpy(np.arange(first_row, first_row + n, dtype=np.int64)))
     arrays.append(pa.nulls(n, pa.string()))
     return pa.RecordBatch.from_arrays(arrays, schema=BATCH_SCHEMA)
 

@@ -36,6 +36,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from miqa_nb.core import arrow
 from miqa_nb.core.settings import ROOTS_ENV, data_roots_named
 from miqa_nb.core.vocabulary import FRAME_SUFFIXES
 
@@ -116,8 +117,8 @@ class DataRoots:
         """:meth:`contains` of many real paths (without a trailing '/'), vectorised."""
         inside = np.zeros(len(real_paths), dtype=bool)
         for prefix in self.prefixes:
-            inside |= pc.starts_with(real_paths, prefix).to_numpy(zero_copy_only=False)
-            inside |= pc.equal(real_paths, prefix[:-1]).to_numpy(zero_copy_only=False)
+            inside |= arrow.to_numpy(pc.starts_with(real_paths, prefix))
+            inside |= arrow.to_numpy(pc.is_in(real_paths, value_set=arrow.texts([prefix[:-1]])))
         return inside
 
     @cached_property
@@ -208,14 +209,10 @@ _SUFFIX_SQL = "CASE WHEN {exact} THEN true ELSE {any_case} END".format(
     any_case=" OR ".join(f"ends_with(lower(value[-{_TAIL}:]), '{s}')" for s in FRAME_SUFFIXES),
 )
 _DOTDOT = re.compile(r"(^|/)\.\.(/|$)")
-#: An ``s3://`` location (after the scheme) with an empty, ``.`` or ``..`` part.
-#: (The plain substring tests come first: they clear the usual key, so the regular
-#: expression runs only where an empty, '.' or '..' segment may be.)
-_S3_ODD_SQL = (
-    r"((contains(value, '/.') OR contains(substr(value, 6), '//') OR ends_with(value, '/')"
-    r" OR substr(value, 6) = '' OR starts_with(substr(value, 6), '/'))"
-    r" AND regexp_matches(substr(value, 6), '(^|/)\.{0,2}(/|$)'))"
-)
+#: An ``s3://`` location with an empty, ``.`` or ``..`` part after the scheme: a part
+#: that begins right after ``s3://`` or after a ``/``, and is ``''``, ``.`` or ``..``
+#: (RE2's syntax, for pyarrow; ``(?s)``: a line end is a character like any other).
+_S3_ODD = r"(?s)^[sS]3://(.*/)?\.{0,2}(/|$)"
 #: SQL giving a resolved location from the columns of :meth:`Resolved.columns` (most
 #: rows take the whole location: no slicing, which decodes the text).
 PATH_SQL = "CASE WHEN _cut = 0 THEN _prefix || {value} ELSE _prefix || {value}[_cut + 1:] END"
@@ -255,12 +252,10 @@ class Resolved:
 
     def columns(self) -> dict[str, pa.Array]:
         """``_prefix`` (dictionary-encoded: no copy per row) and ``_cut``, for :data:`PATH_SQL`."""
-        indices = pa.array(self.prefix, mask=self.prefix < 0)
+        indices = arrow.from_numpy(self.prefix, mask=self.prefix < 0)
         return {
-            "_prefix": pa.DictionaryArray.from_arrays(
-                indices, pa.array(self.prefixes, pa.string())
-            ),
-            "_cut": pa.array(self.cut),
+            "_prefix": pa.DictionaryArray.from_arrays(indices, arrow.texts(self.prefixes)),
+            "_cut": arrow.from_numpy(self.cut),
         }
 
 
@@ -277,6 +272,41 @@ def resolve(
     their folders' listings. Locations with ``.``, ``..`` or doubled slashes (rare) are
     normalised by Python, one at a time.
     """
+    n = len(values)
+    # s3:// objects are kept as given: only their parts are checked (on their own, by
+    # one regular expression), and only the other locations are classified below.
+    s3 = arrow.to_numpy(pc.starts_with(values, "s3://"))
+    s3 |= arrow.to_numpy(pc.starts_with(values, "S3://"))
+    status = np.full(n, _CODE[EMPTY], dtype=np.int8)
+    resolved = Resolved(status, np.full(n, -1, dtype=np.int32), [""], np.zeros(n, np.int32))
+    if s3.any():
+        s3_rows = np.flatnonzero(s3)
+        status[s3_rows] = _CODE[S3]
+        resolved.prefix[s3_rows] = 0  # the URL as given
+        s3_values = values.filter(arrow.from_numpy(s3))
+        odd = arrow.to_numpy(pc.match_substring_regex(s3_values, _S3_ODD))
+        status[s3_rows[odd]] = _CODE[S3_PATH]
+    if s3.all():
+        return resolved
+    others = np.flatnonzero(~s3)
+    if len(others) == n:
+        found = _resolve_files(con, values, import_file, roots)
+    else:
+        found = _resolve_files(con, values.filter(arrow.from_numpy(~s3)), import_file, roots)
+    status[others] = found.status
+    resolved.prefix[others] = found.prefix  # both lists of prefixes begin with ''
+    resolved.prefixes = found.prefixes
+    resolved.cut[others] = found.cut
+    return resolved
+
+
+def _resolve_files(
+    con: duckdb.DuckDBPyConnection,
+    values: pa.Array | pa.ChunkedArray,
+    import_file: str | os.PathLike[str],
+    roots: DataRoots,
+) -> Resolved:
+    """:func:`resolve` of locations that are not ``s3://`` (empty, or files)."""
     base = os.path.dirname(os.path.abspath(import_file))
     grandparent = os.path.dirname(base)
     folders = _Folders()
@@ -284,9 +314,6 @@ def resolve(
     try:
         parts = con.sql(
             f"""SELECT value = '' AS empty,
-                       starts_with(value, 's3://') OR starts_with(value, 'S3://') AS s3,
-                       CASE WHEN starts_with(value, 's3://') OR starts_with(value, 'S3://')
-                            THEN {_S3_ODD_SQL} ELSE false END AS s3_odd,
                        ({_SUFFIX_SQL}) AND strpos(value, chr(0)) = 0 AS suffix_ok,
                        starts_with(value, '/') AS absolute,
                        starts_with(value, '.') OR contains(value, '/.') OR contains(value, '//')
@@ -299,21 +326,14 @@ def resolve(
         ).to_arrow_table()
     finally:
         con.unregister("loc_values")
-    flag = {
-        c: parts.column(c).to_numpy()
-        for c in ("empty", "s3", "s3_odd", "suffix_ok", "absolute", "odd")
-    }
+    flag = {c: arrow.to_numpy(parts.column(c)) for c in ("empty", "suffix_ok", "absolute", "odd")}
     n = len(parts)
     status = np.full(n, _CODE[EMPTY], dtype=np.int8)
-    given = ~flag["empty"] & ~flag["s3"]
-    status[flag["s3"]] = _CODE[S3]
-    status[flag["s3_odd"]] = _CODE[S3_PATH]
+    given = ~flag["empty"]
     status[given & ~flag["suffix_ok"]] = _CODE[SUFFIX]
     files = given & flag["suffix_ok"]
-    cut = parts.column("cut").to_numpy().astype(np.int32)  # a writable copy
+    cut = arrow.to_numpy(parts.column("cut")).astype(np.int32)  # a writable copy
     resolved = Resolved(status, np.full(n, -1, dtype=np.int32), [""], cut)
-    resolved.prefix[flag["s3"]] = 0  # the URL as given
-    resolved.cut[flag["s3"]] = 0
     if not files.any():
         return resolved
 
@@ -327,7 +347,7 @@ def resolve(
     odd_rows = np.flatnonzero(files & flag["odd"])
     dotdot = np.zeros(n, dtype=bool)
     if len(odd_rows):
-        odd_values = values.take(pa.array(odd_rows)).to_pylist()
+        odd_values = values.take(arrow.from_numpy(odd_rows)).to_pylist()
         dotdot[odd_rows] = [bool(_DOTDOT.search(v)) for v in odd_values]
         _lookup_odd(folders, odd_rows, odd_values, base, roots, resolved, found)
     parent_ok = files & found.inside & found.present
@@ -378,7 +398,7 @@ def _miqa_missing(
     resolved.cut[simple] = 0
     odd = np.flatnonzero(rows & ~plain)
     if len(odd):
-        texts = values.take(pa.array(odd)).to_pylist()
+        texts = values.take(arrow.from_numpy(odd)).to_pylist()
         paths = [os.path.normpath(f"{real_grandparent}/{t}") for t in texts]
         _set_paths(resolved, odd, paths, texts)
 
@@ -407,9 +427,9 @@ class _FolderKeys:
         keys = encoded.dictionary
         return cls(
             keys,
-            encoded.indices.to_numpy(zero_copy_only=False),
-            ~pc.starts_with(keys, "/").to_numpy(zero_copy_only=False),
-            pc.list_element(pc.split_pattern(keys, "/", max_splits=1), 0),
+            arrow.to_numpy(encoded.indices),
+            ~arrow.to_numpy(pc.starts_with(keys, "/")),
+            pc.replace_substring_regex(keys, "(?s)/.*", ""),  # the part before the first /
         )
 
 
@@ -444,7 +464,7 @@ def _lookup(
     real_anchor = folders.real(anchor or "/")[0].rstrip("/")
     gone = [
         h
-        for h in pc.unique(heads.filter(pa.array(wanted & relative))).to_pylist()
+        for h in pc.unique(heads.filter(arrow.from_numpy(wanted & relative))).to_pylist()
         if h and not os.path.lexists(os.path.join(anchor or "/", h))
     ]
     missing = wanted & relative & _isin(heads, gone) if gone else np.zeros(len(keys), bool)
@@ -452,7 +472,7 @@ def _lookup(
         wanted &= ~missing
         missing[:] = False
     picked = np.flatnonzero(wanted & ~missing)
-    chosen = keys.take(pa.array(picked)).to_pylist()
+    chosen = keys.take(arrow.from_numpy(picked)).to_pylist()
     real = folders.real_many(
         [k if k.startswith("/") else (f"{anchor}/{k}" if k else anchor or "/") for k in chosen]
     )
@@ -480,9 +500,11 @@ def _lookup(
     position[named & ~relative] = 0  # the empty prefix
     position[named & relative] = len(resolved.prefixes) - 1
     inside = np.zeros(len(keys), dtype=bool)
-    inside[picked] = roots.contains_many(pa.array(stripped, pa.string()))
+    inside[picked] = roots.contains_many(arrow.texts(stripped))
     if missing.any():
-        under = pc.binary_join_element_wise(real_anchor, keys.filter(pa.array(missing)), "/")
+        under = pc.binary_join_element_wise(
+            real_anchor, keys.filter(arrow.from_numpy(missing)), "/"
+        )
         inside[missing] = roots.contains_many(under)
     row_prefix = position[index]
     mine = rows & (row_prefix >= 0)
@@ -514,7 +536,7 @@ def _lookup(
         is_link = _isin(paths, linked)
         link_rows = check[is_link]
         found.is_link[link_rows] = True
-        targets = [os.path.realpath(p) for p in paths.filter(pa.array(is_link)).to_pylist()]
+        targets = [os.path.realpath(p) for p in paths.filter(arrow.from_numpy(is_link)).to_pylist()]
         found.present[link_rows] = [os.path.exists(t) for t in targets]
         found.inside[link_rows] = [roots.contains(t) for t in targets]
         _set_paths(resolved, link_rows, targets, values)
@@ -557,7 +579,7 @@ def _set_paths(
     values: list[str] | pa.Array | pa.ChunkedArray,
 ) -> None:
     """Give ``rows`` these whole paths (a prefix each, and nothing of the location)."""
-    texts = values if isinstance(values, list) else values.take(pa.array(rows)).to_pylist()
+    texts = values if isinstance(values, list) else values.take(arrow.from_numpy(rows)).to_pylist()
     offset = len(resolved.prefixes)
     resolved.prefixes.extend(paths)
     resolved.prefix[rows] = np.arange(offset, offset + len(rows), dtype=np.int32)
@@ -567,7 +589,7 @@ def _set_paths(
 def _path_table(
     values: pa.Array | pa.ChunkedArray, resolved: Resolved, rows: np.ndarray
 ) -> pa.Table:
-    take = pa.array(rows)
+    take = arrow.from_numpy(rows)
     columns = resolved.columns()
     return pa.table(
         {
@@ -579,9 +601,7 @@ def _path_table(
 
 
 def _isin(values: pa.Array | pa.ChunkedArray, among: list[str]) -> npt.NDArray[np.bool_]:
-    found: npt.NDArray[np.bool_] = pc.is_in(
-        values, value_set=pa.array(among, pa.string())
-    ).to_numpy(zero_copy_only=False)
+    found: npt.NDArray[np.bool_] = arrow.to_numpy(pc.is_in(values, value_set=arrow.texts(among)))
     return found
 
 

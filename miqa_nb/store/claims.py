@@ -14,12 +14,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
 
 from miqa_nb.core.duck import one
 from miqa_nb.core.errors import MiqaError, NotFound
+
+if TYPE_CHECKING:  # pandas loads on first use: an import never needs it
+    import pandas as pd
 
 __all__ = [
     "CLAIM_MINUTES",

@@ -9,14 +9,16 @@ catalog connection.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
-import pandas as pd
 
 from miqa_nb.core.rules import scan_state_sql
 from miqa_nb.core.vocabulary import ARTIFACTS, ArtifactState, Decision, Role, ScanState
+
+if TYPE_CHECKING:  # pandas loads on first use: an import never needs it
+    import pandas as pd
 
 __all__ = ["SCANS_SQL", "decisions", "frames", "projects", "scans"]
 
@@ -80,6 +82,8 @@ def frames(con: duckdb.DuckDBPyConnection, project: str | None = None) -> pd.Dat
 
 def scans(con: duckdb.DuckDBPyConnection, project: str | None = None) -> pd.DataFrame:
     """One row per scan, with frames, last decision and state, in MIQA's order."""
+    import pandas as pd
+
     where, params = _where(project)
     df = con.execute(f"SELECT * FROM ({SCANS_SQL}) {where} ORDER BY 1, 2, 3", params).df()
     df["last_decision"] = pd.Categorical(df["last_decision"], [d.value for d in Decision])
@@ -102,6 +106,8 @@ def decisions(con: duckdb.DuckDBPyConnection, project: str | None = None) -> pd.
 
 def _artifact_columns(df: pd.DataFrame) -> pd.DataFrame:
     """Add one categorical column per artifact: present / absent / not assessed."""
+    import pandas as pd
+
     states = [s.value for s in ArtifactState]
     present = df["artifacts_present"].fillna("").astype(str)
     absent = df["artifacts_absent"].fillna("").astype(str)

@@ -7,14 +7,17 @@ inside its transactions; permissions are checked by the caller, before.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
 
 from miqa_nb.core.duck import one
 from miqa_nb.core.errors import MiqaError, PermissionDenied
 from miqa_nb.core.permissions import Standing
 from miqa_nb.core.vocabulary import Role
+
+if TYPE_CHECKING:  # pandas loads on first use: an import never needs it
+    import pandas as pd
 
 __all__ = ["add_user", "count_users", "roles", "set_role", "standing", "user_names", "users"]
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
 
+from miqa_nb.core import arrow
 from miqa_nb.core.report import Severity
 from miqa_nb.exchange import locations
 from miqa_nb.exchange.validation._battery import MAX_LISTED, Check, Finding, reads
@@ -35,7 +35,7 @@ def files_found(staging: Staging) -> Iterator[Finding]:
             continue
         rows = np.flatnonzero(resolved.is_(status))
         # The first distinct values with this problem, in file order.
-        first = pa.array(rows[: MAX_LISTED * 20])
+        first = arrow.from_numpy(rows[: MAX_LISTED * 20])
         listed: dict[str, tuple[str | None, int, str | None]] = {}
         texts = values.take(first).to_pylist()
         for value, looked_at, row, jpath in zip(
@@ -47,7 +47,7 @@ def files_found(staging: Staging) -> Iterator[Finding]:
         ):
             if value not in listed and len(listed) < MAX_LISTED:
                 listed[value] = (looked_at, row, jpath)
-        among = pc.is_in(values, value_set=pa.array(list(listed), pa.string()))
+        among = pc.is_in(values, value_set=arrow.texts(list(listed)))
         counts = {
             c["values"].as_py(): c["counts"].as_py() for c in pc.value_counts(values.filter(among))
         }

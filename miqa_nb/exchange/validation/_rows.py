@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from miqa_nb.core import arrow
 from miqa_nb.exchange.formats import DECISION_COLUMNS
 
 __all__ = [
@@ -68,15 +69,15 @@ def split_rows(batches: Iterable[pa.RecordBatch]) -> tuple[pa.Table | None, pa.T
             head, tail = batch.slice(0, n - 1), batch.slice(1)
             for column in RUN_COLUMNS:
                 differs = pc.not_equal(tail.column(column), head.column(column))
-                starts_run[1:] |= differs.to_numpy(zero_copy_only=False)
+                starts_run[1:] |= arrow.to_numpy(differs)
         starts = np.flatnonzero(starts_run)
         if latest is not None and not starts_run[0]:  # the latest run goes on
             lengths[latest[0]][latest[1]] += starts[0] if len(starts) else n
-        first = pa.array(starts, pa.int64())
+        first = arrow.from_numpy(starts.astype(np.int64))
         runs.append(
             pa.RecordBatch.from_arrays(
                 [
-                    pa.array(np.arange(count, count + len(starts), dtype=np.int64)),
+                    arrow.from_numpy(np.arange(count, count + len(starts), dtype=np.int64)),
                     *(batch.column(c).take(first) for c in (*RUN_COLUMNS, "_row", "_path")),
                 ],
                 names=["_run", *RUN_COLUMNS, "_row", "_path"],
@@ -88,7 +89,7 @@ def split_rows(batches: Iterable[pa.RecordBatch]) -> tuple[pa.Table | None, pa.T
         frames.append(
             pa.RecordBatch.from_arrays(
                 [
-                    pa.array(np.cumsum(starts_run, dtype=np.int64) + (count - 1)),
+                    arrow.from_numpy(np.cumsum(starts_run, dtype=np.int64) + (count - 1)),
                     *(batch.column(c) for c in (*FRAME_COLUMNS, "_row", "_path")),
                 ],
                 names=["_run", *FRAME_COLUMNS, "_row", "_path"],
@@ -98,7 +99,9 @@ def split_rows(batches: Iterable[pa.RecordBatch]) -> tuple[pa.Table | None, pa.T
         last_row = [batch.column(c)[n - 1].as_py() for c in RUN_COLUMNS]
     if not runs:
         return None, None
-    table = pa.Table.from_batches(runs).append_column("_n", pa.array(np.concatenate(lengths)))
+    table = pa.Table.from_batches(runs).append_column(
+        "_n", arrow.from_numpy(np.concatenate(lengths))
+    )
     return table, pa.Table.from_batches(frames)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from miqa_nb.core import arrow
 from miqa_nb.core.duck import one
 from miqa_nb.exchange.validation._battery import MAX_LISTED, Check, Finding, reads
 from miqa_nb.exchange.validation._rows import SCAN_LEVEL
@@ -32,8 +33,8 @@ def frames_unique(staging: Staging) -> Iterator[Finding]:
     A scan whose frames are all below 64 is cleared by a bit mask (one bit per frame
     number: as many bits as frames); only the others are grouped by frame number.
     """
-    value = staging.numbers.to_numpy()
-    run = staging.frames.column("_run").to_numpy()
+    value = arrow.to_numpy(staging.numbers)
+    run = arrow.to_numpy(staging.frames.column("_run"))
     starts = np.flatnonzero(np.r_[True, run[1:] != run[:-1]])
     small = value < 64
     bits = np.where(
@@ -51,7 +52,14 @@ def frames_unique(staging: Staging) -> Iterator[Finding]:
         at = np.searchsorted(run[starts], np.array([r for (r,) in split], dtype=np.int64))
         con.register(
             "run_masks",
-            pa.table({"_run": run[starts][at], "n": n[at], "big": big[at], "mask": mask[at]}),
+            pa.table(
+                {
+                    "_run": arrow.from_numpy(run[starts][at]),
+                    "n": arrow.from_numpy(n[at]),
+                    "big": arrow.from_numpy(big[at]),
+                    "mask": arrow.from_numpy(mask[at]),
+                }
+            ),
         )
         try:
             more = staging.q(
@@ -65,7 +73,7 @@ def frames_unique(staging: Staging) -> Iterator[Finding]:
         doubtful = np.union1d(doubtful, np.array([r for (r,) in more], dtype=np.int64))
     if not len(doubtful):
         return
-    con.register("doubtful", pa.table({"_run": doubtful.astype(np.int64)}))
+    con.register("doubtful", pa.table({"_run": arrow.from_numpy(doubtful.astype(np.int64))}))
     try:
         rows = staging.q(
             """SELECT project_name, experiment_name, scan_name, frame_number::BIGINT,

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from miqa_nb.core import arrow
 from miqa_nb.core.duck import one
 from miqa_nb.core.report import Report
 from miqa_nb.exchange import locations
@@ -121,7 +122,7 @@ def _frames(staging: Staging) -> pa.Table:
     ).to_arrow_table()
     frames = staging.frames
     # Plain text, not dictionaries over the runs: DuckDB inserts text faster.
-    run = pa.array(frames.column("_run").to_numpy().astype(np.int32))
+    run = arrow.from_numpy(arrow.to_numpy(frames.column("_run")).astype(np.int32))
     return pa.table(
         {
             "project": names.column(0).combine_chunks().take(run),

@@ -4,9 +4,9 @@ This module owns the one step every check relies on. :func:`staging` turns what
 :mod:`~miqa_nb.exchange.validation._rows` split (runs and frames, in Arrow) into the
 tables the checks read, and yields them as a :class:`Staging`:
 
-- ``runs``: one row per run, with ``_run``, ``_row`` (its first row), ``_path`` (JSON)
-  and ``_n`` (its length); values trimmed of surrounding spaces (but for
-  :data:`formats.UNTRIMMED`).
+- ``runs``: a view over the runs, which stay in Arrow: one row per run, with
+  ``_run``, ``_row`` (its first row), ``_path`` (JSON) and ``_n`` (its length); values
+  trimmed of surrounding spaces (but for :data:`formats.UNTRIMMED`).
 - ``frames``: a view over the frame rows, which stay in Arrow (``_n`` = 1, so that
   rows are counted alike in both).
 - ``split_runs``: the runs of scans whose rows are not all in one run (``first``: the
@@ -36,13 +36,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from miqa_nb.core import arrow
 from miqa_nb.core.duck import typed_table
 from miqa_nb.core.errors import VocabularyError
 from miqa_nb.core.report import Problem, Severity
@@ -50,6 +50,9 @@ from miqa_nb.core.vocabulary import Decision, Location, ScanTypes, Timestamp, pa
 from miqa_nb.exchange import formats, locations
 from miqa_nb.exchange.formats import DECISION_COLUMNS
 from miqa_nb.exchange.validation._rows import FRAME_COLUMNS, RUN_COLUMNS, trimmed
+
+if TYPE_CHECKING:  # pandas loads on first use: an import never needs it
+    import pandas as pd
 
 __all__ = ["STAGING_MEMORY", "VOCABULARIES", "Staging", "connect", "staging"]
 
@@ -134,8 +137,9 @@ class Staging:
     def drop_rows(self) -> None:
         """Free the rows (``runs`` and ``frames``); the other tables stay."""
         self.con.execute("DROP VIEW frames")
-        self.con.execute("DROP TABLE runs")
+        self.con.execute("DROP VIEW runs")
         self.con.unregister("frames_in")
+        self.con.unregister("runs_in")
 
     @property
     def resolved(self) -> locations.Resolved:
@@ -202,9 +206,10 @@ def _make_tables(
     frames: pa.Table,
     scan_types: ScanTypes,
 ) -> None:
+    # Views: the rows stay in Arrow (a copy into DuckDB cost more than the checks'
+    # scans of them gain).
     con.register("runs_in", runs)
-    con.execute("CREATE TABLE runs AS SELECT * FROM runs_in")
-    con.unregister("runs_in")
+    con.execute("CREATE TEMP VIEW runs AS SELECT * FROM runs_in")
     con.register("frames_in", frames)
     con.execute("CREATE TEMP VIEW frames AS SELECT *, 1 AS _n FROM frames_in")
     _stage_split_runs(con)
@@ -217,7 +222,7 @@ def _make_tables(
 
 def _stage_users(con: duckdb.DuckDBPyConnection, users: frozenset[str]) -> None:
     """Table ``users`` (from Arrow: no round trip through pandas)."""
-    con.register("users_in", pa.table({"name": pa.array(sorted(users), pa.string())}))
+    con.register("users_in", pa.table({"name": arrow.texts(sorted(users))}))
     con.execute("CREATE TABLE users AS SELECT name FROM users_in")
     con.unregister("users_in")
 
@@ -253,6 +258,8 @@ def _stage_csv_decisions(con: duckdb.DuckDBPyConnection) -> None:
 
 def _stage_json_decisions(con: duckdb.DuckDBPyConnection, decisions: pd.DataFrame | None) -> None:
     """Every decision of a JSON file's histories, trimmed as the runs are."""
+    import pandas as pd
+
     if decisions is None:
         decisions = pd.DataFrame(columns=list(formats.DECISIONS_TABLE))
     decisions = decisions.astype({"_order": "int64"})

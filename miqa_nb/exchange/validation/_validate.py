@@ -7,8 +7,6 @@ import os
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from miqa_nb.core.report import Problem, Report
 from miqa_nb.core.vocabulary import ScanTypes
 from miqa_nb.exchange import formats
@@ -65,7 +63,7 @@ def validate(
     con = connect()
     staged = Staged(report, con)
     steps = ("reading", "checking values", "checking file locations", "staging")
-    with tqdm(total=len(steps), desc=os.path.basename(path), disable=not progress) as bar:
+    with _bar(len(steps), os.path.basename(path), progress) as bar:
         bar.set_postfix_str(steps[0])
         parsed = formats.read(path)
         runs, frames = split_rows(parsed.batches())
@@ -112,6 +110,32 @@ def check(path: str | os.PathLike[str], **options: Any) -> Report:
     staged = validate(path, **options)
     staged.close()
     return staged.report
+
+
+class _NoBar:
+    """What :func:`_bar` gives when no bar is shown: its methods do nothing."""
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self) -> None:
+        return None
+
+    def set_postfix_str(self, text: str) -> None:
+        return None
+
+
+def _bar(total: int, desc: str, shown: bool) -> Any:
+    """A tqdm progress bar over ``total`` steps, or none (tqdm, and the asyncio it
+    imports, load only when a bar is shown)."""
+    if not shown:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc)
 
 
 def _position(problem: Problem) -> tuple[int, int, str]:

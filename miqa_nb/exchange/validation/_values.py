@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from miqa_nb.core.rules import NAME_CONTROLS, control_class
@@ -56,8 +57,14 @@ def _required(table: str, column: str) -> Rule:
 def required_in_frames(staging: Staging) -> Iterator[Finding]:
     """Frame numbers and file locations are given on every row."""
     for column in formats.REQUIRED_COLUMNS:
-        if column in FRAME_COLUMNS and pc.any(pc.equal(staging.frames.column(column), "")).as_py():
+        if column in FRAME_COLUMNS and _has_empty(staging.frames.column(column)):
             yield _required("frames", column)
+
+
+def _has_empty(values: pa.ChunkedArray) -> bool:
+    """Whether a value is ``''`` (its shortest is 0 bytes long)."""
+    shortest: int | None = pc.min(pc.binary_length(values)).as_py()
+    return shortest == 0
 
 
 @reads("runs")
