@@ -262,9 +262,15 @@ class CatalogSync:
             self.run(lambda: self._take_up(key[0]))
 
     def _take_up(self, experiment: str) -> None:
-        self.claim(experiment)  # says so if someone else holds it now
+        self.claim(experiment)
         if self._claim_is_mine(experiment):
             self._say(f"welcome back: experiment {experiment!r} is yours again")
+        else:  # replaces the idle message, which invited the reviewer to go on
+            holder = self.held_by(experiment)
+            self._say(
+                f"welcome back: experiment {experiment!r} is being reviewed by {holder!r} "
+                "now; you can look at its scans, and decide them when the claim ends"
+            )
         self._notify("claim")
 
     def _idle_due(self) -> bool:

@@ -91,11 +91,11 @@ class ScanHeader(w.VBox):
             w.VBox([self.empty], layout=w.Layout(height="60px", overflow="auto")), "miqa-history"
         )
         claim_row = w.HBox(
-            [self.claim, self.take_over, self.claim_error], layout=w.Layout(min_height="32px")
+            [self.claim, self.take_over, self.claim_error], layout=w.Layout(min_height="24px")
         )
         note_row = w.HBox(
             [self.note, self.note_edit],
-            layout=w.Layout(min_height="32px", max_height="5em", overflow="auto"),
+            layout=w.Layout(min_height="26px", max_height="5em", overflow="auto"),
         )
         super().__init__([self.info, claim_row, note_row, self.note_editor, self.history], **kwargs)
         css(self, "miqa-header")

@@ -51,8 +51,8 @@ STYLE = """<style>
 .miqa-review .miqa-side p {margin: 0.15em 0;}
 .miqa-review .miqa-side .widget-html, .miqa-review .miqa-side .widget-html-content
   {min-height: 0; height: auto; line-height: 1.35;}
-.miqa-review .miqa-artifacts .widget-hbox {height: 24px;}
-.miqa-review .miqa-artifact-label {height: 22px; line-height: 22px;}
+.miqa-review .miqa-artifacts .widget-hbox {height: 22px;}
+.miqa-review .miqa-artifact-label {height: 21px; line-height: 21px;}
 .miqa-review .miqa-decisions {flex-wrap: wrap; gap: 3px;}
 .miqa-review .miqa-decisions .miqa-decision {flex: 1 1 45%; margin: 0; height: 28px;}
 .miqa-review .miqa-artifacts .widget-hbox {margin: 0; align-items: center;}
@@ -165,7 +165,7 @@ class ReviewPanel(w.VBox):
         )
         self.progress_text = css(w.HTML(), "miqa-progress-text")
         # one line tall even when empty: a message appearing must not move the planes
-        self.status = css(w.HTML(layout=w.Layout(min_height="28px")), "miqa-status")
+        self.status = css(w.HTML(layout=w.Layout(min_height="24px")), "miqa-status")
         self.header = css(ScanHeader(session), "miqa-side-header")
         # the planes take what the decision panel leaves: at 1440 px, three planes of
         # about 330 px beside a panel of 400 px (the panel keeps its width; the planes

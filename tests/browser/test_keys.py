@@ -201,8 +201,9 @@ def test_miqa_keys_are_kept_for_the_user_and_do_what_miqa_does(
     page.keyboard.press("ArrowDown")
     wait_for_scan(page, "D6")
     page.keyboard.press("o")  # Q? needs a note or an artifact
-    page.locator(f"{REVIEW} .miqa-status-error").wait_for()
-    assert "note" in status_text(page)
+    refusal = page.locator(f"{REVIEW} .miqa-decision-error .miqa-error")
+    refusal.wait_for()  # shown under Submit, beside what was refused
+    assert "note" in refusal.inner_text()
     page.keyboard.press("?")
     assert "MIQA keys" in page.locator(f"{REVIEW} .miqa-keys-help").inner_text()
     assert len(stored(delta, TIER1, timeout=1, n=99)) == len(before) + 1
