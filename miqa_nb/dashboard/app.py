@@ -47,7 +47,7 @@ from miqa_nb.dashboard.projects import ProjectList
 from miqa_nb.dashboard.upload import UploadPanel
 from miqa_nb.dashboard.uploads import UploadStager, default_upload_dir
 
-__all__ = ["Dashboard", "ReviewFactory", "review_view"]
+__all__ = ["Dashboard", "ReviewFactory", "preload", "review_view"]
 
 log = logging.getLogger("miqa_nb.dashboard")
 
@@ -96,6 +96,24 @@ def review_view(
     except Exception:
         log.exception("the review panel could not be built; showing the placeholder")
     return review_placeholder(project, experiment, scan)
+
+
+def preload(*, volume_view: bool = True) -> None:
+    """Import what a review page needs before any page asks for it.
+
+    The served notebook calls this in its first cell, which a pre-heated kernel runs
+    while it waits in Voila's pool (the second cell waits for the page's request): the
+    review panel's modules, and ipyvolume for the 3D view (several seconds of imports
+    on a small machine), are then loaded before the reviewer opens the page.
+    """
+    import miqa_nb.review.session  # noqa: F401 - imported for its side effect: loaded
+    import miqa_nb.widgets.panel  # noqa: F401
+
+    if volume_view:
+        try:
+            import ipyvolume  # noqa: F401
+        except Exception:  # the 3D button says so when pressed
+            log.exception("ipyvolume could not be imported; the 3D view will say why")
 
 
 def idle_minutes(environ: Mapping[str, str] | None = None) -> float:

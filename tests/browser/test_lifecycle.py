@@ -160,7 +160,7 @@ def test_an_abandoned_page_ends_its_kernel_and_claim(browser, own_site, own_serv
     context.close()
     # the server sees the page's websocket go; the kernel lets go after its grace (10 s)
     wait_until(lambda: claims(own_site) == {}, 30, "the abandoned page's claim was given up")
-    wait_until(lambda: not kernel_alive(own_server, kernel), 15, "the kernel ended")
+    wait_until(lambda: not kernel_alive(own_server, kernel), 30, "the kernel ended")
 
 
 def test_an_idle_page_gives_its_claim_up_says_so_and_claims_again(browser, own_site):
