@@ -120,6 +120,8 @@ def page(browser: object, request: pytest.FixtureRequest) -> Iterator[object]:
         ),
     )
     yield new_page
+    for opened in context.pages:  # as a person closes a tab: the kernel and its claims end
+        opened.close(run_before_unload=True)
     context.close()
     assert not errors, errors
 

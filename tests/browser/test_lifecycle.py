@@ -149,13 +149,18 @@ def test_a_reload_ends_the_old_kernel(browser, own_site, own_server):
         wait_until(lambda: claims(own_site) != {}, 30, "the new page holds the claim")
         assert set(claims(own_site).values()) == {TIER2}
     finally:
+        page.close(run_before_unload=True)
         context.close()
 
 
 def test_an_abandoned_page_ends_its_kernel_and_claim(browser, own_site, own_server):
     """A page that never says goodbye (a crashed browser): no shutdown request."""
+    wait_until(lambda: claims(own_site) == {}, 30, "the tests before gave their claims up")
     context, page, kernel = open_review(browser, own_server)
     wait_until(lambda: claims(own_site) != {}, 30, "the page claimed its scan")
+    # the reviewer looks at the scan a moment (a page closed within a second of opening
+    # is given the first grace, 60 s, as one still loading on a busy machine would be)
+    page.wait_for_timeout(3000)
     page.close(run_before_unload=False)
     context.close()
     # the server sees the page's websocket go; the kernel lets go after its grace (10 s)
