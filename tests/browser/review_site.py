@@ -138,14 +138,29 @@ CLAIMS_SCANS = [  # experiment, scan, type
 
 def add_claims_project(site: DashboardCatalog) -> None:
     """Project Delta: the claims tests' scans, imported; roles for tina and tom."""
+    import_project(site, CLAIMS_PROJECT, CLAIMS_SCANS, seed=40)
+
+
+def import_project(
+    site: DashboardCatalog,
+    project: str,
+    scans: list[tuple[str, str, str]],
+    *,
+    seed: int,
+    shape: tuple[int, int, int] = SHAPE,
+) -> Catalog:
+    """Write ``scans`` (experiment, scan, type) as head volumes in a folder of the
+    project's own, import them as ``project`` (made by the admin) and make tina tier 1
+    and tom tier 2 there; return the catalog."""
     data = site.root / "data"
+    folder = project.lower()
     rows: list[dict[str, str]] = []
-    for seed, (experiment, scan, scan_type) in enumerate(CLAIMS_SCANS, start=40):
-        location = f"delta/{experiment}/{scan}.nii.gz"
-        head_volume(data / location, seed)
+    for n, (experiment, scan, scan_type) in enumerate(scans, start=seed):
+        location = f"{folder}/{experiment}/{scan}.nii.gz"
+        head_volume(data / location, n, shape)
         rows.append(
             {
-                "project_name": CLAIMS_PROJECT,
+                "project_name": project,
                 "experiment_name": experiment,
                 "scan_name": scan,
                 "scan_type": scan_type,
@@ -153,16 +168,17 @@ def add_claims_project(site: DashboardCatalog) -> None:
                 "file_location": location,
             }
         )
-    import_csv = data / "delta.csv"
+    import_csv = data / f"{folder}.csv"
     with open(import_csv, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(MIQA_COLUMNS))
         writer.writeheader()
         writer.writerows({c: row.get(c, "") for c in MIQA_COLUMNS} for row in rows)
     cat = Catalog(site.catalog_path, data_roots=[data], retry_seconds=30)
-    cat.create_project(CLAIMS_PROJECT, by=ADMIN)
-    cat.import_file(import_csv, by=ADMIN, project=CLAIMS_PROJECT)
-    cat.set_role(CLAIMS_PROJECT, TIER1, "tier1", by=ADMIN)
-    cat.set_role(CLAIMS_PROJECT, TIER2, "tier2", by=ADMIN)
+    cat.create_project(project, by=ADMIN)
+    cat.import_file(import_csv, by=ADMIN, project=project)
+    cat.set_role(project, TIER1, "tier1", by=ADMIN)
+    cat.set_role(project, TIER2, "tier2", by=ADMIN)
+    return cat
 
 
 def review_export_path(site: DashboardCatalog) -> Path:

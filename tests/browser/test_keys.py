@@ -7,16 +7,14 @@ miqa_nb's keys, ``tina`` (tier 1) chooses MIQA's.
 
 from __future__ import annotations
 
-import csv
 import time
 
 import pytest
-from widgets_dashboard.dashboard_catalog import ADMIN, TIER1, TIER2, DashboardCatalog
+from widgets_dashboard.dashboard_catalog import TIER1, TIER2, DashboardCatalog
 
 from miqa_nb.catalog import Catalog
-from miqa_nb.exchange.formats import MIQA_COLUMNS
 
-from .review_site import head_volume
+from .review_site import import_project
 from .test_review import OPEN_TIMEOUT, REVIEW, status_text, wait_for_picture, wait_for_scan
 
 PROJECT = "Epsilon"
@@ -27,32 +25,8 @@ NOTE = f"{REVIEW} .miqa-note textarea"
 @pytest.fixture(scope="module")
 def delta(site: DashboardCatalog) -> Catalog:
     """Project Epsilon in the served catalog: D1 ... D6 in experiments X1 ... X6."""
-    data = site.root / "data"
-    rows = []
-    for n, scan in enumerate(SCANS, start=1):
-        location = f"delta/{scan}.nii.gz"
-        head_volume(data / location, 40 + n)
-        rows.append(
-            {
-                "project_name": PROJECT,
-                "experiment_name": f"X{n}",
-                "scan_name": scan,
-                "scan_type": "T1",
-                "frame_number": "0",
-                "file_location": location,
-            }
-        )
-    import_csv = data / "delta.csv"
-    with open(import_csv, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(MIQA_COLUMNS))
-        writer.writeheader()
-        writer.writerows({c: row.get(c, "") for c in MIQA_COLUMNS} for row in rows)
-    cat = Catalog(site.catalog_path, data_roots=[data], retry_seconds=30)
-    cat.create_project(PROJECT, by=ADMIN)
-    cat.import_file(import_csv, by=ADMIN, project=PROJECT)
-    cat.set_role(PROJECT, TIER1, "tier1", by=ADMIN)
-    cat.set_role(PROJECT, TIER2, "tier2", by=ADMIN)
-    return cat
+    scans = [(f"X{n}", scan, "T1") for n, scan in enumerate(SCANS, start=1)]
+    return import_project(site, PROJECT, scans, seed=41)
 
 
 # ---------------------------------------------------------------------- helpers

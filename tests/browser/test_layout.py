@@ -10,17 +10,13 @@ order), whose project list counts the projects before Zeta is added.
 from __future__ import annotations
 
 import base64
-import csv
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from widgets_dashboard.dashboard_catalog import ADMIN, DashboardCatalog
 
-from miqa_nb.catalog import Catalog
-from miqa_nb.exchange.formats import MIQA_COLUMNS
-
-from .review_site import head_volume
+from .review_site import import_project
 
 PROJECT = "Zeta"
 SCANS = [("D1", "L1"), ("D1", "L2")]
@@ -33,29 +29,7 @@ REVIEW = ".miqa-review-area .miqa-review"
 @pytest.fixture(scope="module")
 def delta(site: DashboardCatalog) -> Iterator[str]:
     """Project Zeta in the served catalog (the server reads the catalog file)."""
-    data = site.root / "data"
-    rows = []
-    for seed, (experiment, scan) in enumerate(SCANS, start=40):
-        location = f"delta/{experiment}/{scan}.nii.gz"
-        head_volume(data / location, seed, SHAPE)
-        rows.append(
-            {
-                "project_name": PROJECT,
-                "experiment_name": experiment,
-                "scan_name": scan,
-                "scan_type": "T1",
-                "frame_number": "0",
-                "file_location": location,
-            }
-        )
-    import_csv = data / "delta.csv"
-    with open(import_csv, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(MIQA_COLUMNS))
-        writer.writeheader()
-        writer.writerows({c: row.get(c, "") for c in MIQA_COLUMNS} for row in rows)
-    cat = Catalog(site.catalog_path, data_roots=[data], retry_seconds=30)
-    cat.create_project(PROJECT, by=ADMIN)
-    cat.import_file(import_csv, by=ADMIN, project=PROJECT)
+    import_project(site, PROJECT, [(e, s, "T1") for e, s in SCANS], seed=40, shape=SHAPE)
     yield PROJECT
 
 
