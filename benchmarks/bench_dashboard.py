@@ -12,7 +12,8 @@ plane ``<img>`` elements hold a new picture that has loaded), each beside its ta
   prints the reviewer's link (which it does once the page is warmed up). <= 10 s.
 - **first scan, reviewer's link, pool warm**: the link a reviewer is sent
   (``&user=U&project=P``: the Review tab where they left off) opened on a server whose
-  pre-heated kernels are ready -> three planes painted. p50 <= 3 s. The first page of
+  pre-heated kernels are ready (started, and done with the notebook's imports) ->
+  three planes painted. p50 <= 3 s. The first page of
   each fresh server ("cold") is shown apart; the others wait for the pool to refill.
 - **first scan, reviewer's link, pool used up**: two pages hold the pre-heated kernels,
   a third opens the link (its kernel starts then). p50 <= 6 s.
@@ -46,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 from _common import against, build_review_catalog, machine
 
 from miqa_nb.serve import Server, start
@@ -128,18 +130,42 @@ def start_server(catalog: Path, folder: Path, run: int) -> tuple[Server, Path]:
     log = folder / f"voila-{run}.log"
     server = start(catalog, private_dir=folder / f"jupyter-{run}", log=log, pool_size=2)
     server.wait_ready(timeout=60)
-    wait_pool(log, 1)
+    wait_pool(server, log, 1)
     server.warm_up()
     return server, log
 
 
-def wait_pool(log: Path, fills: int, timeout: float = 60) -> None:
-    """Wait until Voila has said ``fills`` times that its kernel pool is filled."""
+def wait_pool(server: Server, log: Path, fills: int, timeout: float = 60) -> None:
+    """Wait until Voila has said ``fills`` times that its kernel pool is filled, and its
+    kernels are pre-heated: the notebook's first cell (its imports, see
+    ``dashboard.app.preload``) has run, so no kernel is busy (under 5 % of a core over
+    half a second). Voila says "filled" when a kernel *starts*, seconds before that."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if log.exists() and log.read_text(errors="replace").count("is filled with") >= fills:
-            return
+            break
         time.sleep(0.1)
+    while time.monotonic() < deadline:
+        kernels = [child for child in _children(server) if _is_kernel(child)]
+        for kernel in kernels:
+            kernel.cpu_percent(None)
+        time.sleep(0.5)
+        try:
+            if all(kernel.cpu_percent(None) < 5 for kernel in kernels):
+                return
+        except psutil.Error:  # a kernel ended meanwhile: look again
+            pass
+
+
+def _children(server: Server) -> list[psutil.Process]:
+    return psutil.Process(server.process.pid).children(recursive=True)
+
+
+def _is_kernel(process: psutil.Process) -> bool:
+    try:
+        return "ipykernel" in " ".join(process.cmdline())
+    except psutil.Error:  # ended meanwhile (a closed page's kernel)
+        return False
 
 
 # ------------------------------------------------------------------ browser
@@ -301,12 +327,12 @@ def main(argv: list[str] | None = None) -> int:
                         close_page(page, context)
                         fills = 2
                         for _ in range(n_warm):
-                            wait_pool(log, fills)  # the pool kernel is pre-heated again
+                            wait_pool(server, log, fills)  # the pool kernel is pre-heated again
                             fills += 1
                             seconds, page, context = open_review_link(browser, server)
                             warm.append(seconds)
                             close_page(page, context)
-                        wait_pool(log, fills)
+                        wait_pool(server, log, fills)
                         used_up.append(pool_used_up(browser, server))
                     finally:
                         server.stop()
