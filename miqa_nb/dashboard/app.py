@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import atexit
 import html
+import importlib
 import logging
 import os
 import sys
@@ -106,12 +107,11 @@ def preload(*, volume_view: bool = True) -> None:
     review panel's modules, and ipyvolume for the 3D view (several seconds of imports
     on a small machine), are then loaded before the reviewer opens the page.
     """
-    import miqa_nb.review.session  # noqa: F401 - imported for its side effect: loaded
-    import miqa_nb.widgets.panel  # noqa: F401
-
+    for module in ("miqa_nb.review.session", "miqa_nb.widgets.panel"):
+        importlib.import_module(module)
     if volume_view:
         try:
-            import ipyvolume  # noqa: F401
+            importlib.import_module("ipyvolume")
         except Exception:  # the 3D button says so when pressed
             log.exception("ipyvolume could not be imported; the 3D view will say why")
 

@@ -8,7 +8,7 @@ them too), and everything is disabled for collaborators and while another review
 holds the open scan's experiment (:attr:`ReviewSession.can_decide`; the header says
 who and until when), and enabled again when the claim ends.
 
-Below Submit, ``miqa-decision-error`` shows a refused decision or a failed write in
+Beside Submit, ``miqa-decision-error`` shows a refused decision or a failed write in
 words, and ``miqa-saved`` confirms each stored decision ("Saved U for scan S1 (E1) at
 14:02") with the decisions still being written or not stored, if any.
 """
@@ -112,7 +112,12 @@ class DecisionPanel(w.VBox):
         )
         self.advance.observe(safe(self._advance_changed), names="value")
         self.submit = css(
-            w.Button(description="Submit", button_style="primary", tooltip="submit (Enter)"),
+            w.Button(
+                description="Submit",
+                button_style="primary",
+                tooltip="submit (Enter)",
+                layout=w.Layout(flex="0 0 auto"),  # keeps its width beside the messages
+            ),
             "miqa-submit",
         )
         self.submit.on_click(safe(lambda _button: self.session.submit()))
@@ -131,9 +136,18 @@ class DecisionPanel(w.VBox):
                     [self.store_location, self.advance],
                     layout=w.Layout(flex_flow="row wrap"),  # the location text is long
                 ),
-                self.submit,
-                self.error,
-                self.saved,
+                # what became of the decision, beside Submit (not under it: at 1440x900
+                # a line under Submit falls below the window's edge)
+                w.HBox(
+                    [
+                        self.submit,
+                        w.VBox(
+                            [self.error, self.saved],
+                            layout=w.Layout(flex="1 1 0", min_width="0", margin="0 0 0 8px"),
+                        ),
+                    ],
+                    layout=w.Layout(align_items="center", width="100%"),
+                ),
                 self.shortcuts,
             ],
             **kwargs,

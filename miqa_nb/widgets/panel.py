@@ -5,7 +5,7 @@ toolbar (previous / next / refresh / filter), progress and a status line.
 Voila dashboard assembles. The status line shows :attr:`ReviewSession.last_error`
 (readable text; tracebacks go to the log) when it is about the scan or the page, or
 the session's last message; an error about a control is shown beside that control
-(a refused decision under Submit, see :attr:`ReviewSession.error_about`). Opening
+(a refused decision beside Submit, see :attr:`ReviewSession.error_about`). Opening
 another scan clears both.
 
 Keys come from one keyboard widget for the page (:class:`~miqa_nb.widgets._keyboard.PageKeys`,

@@ -180,7 +180,7 @@ def test_miqa_keys_are_kept_for_the_user_and_do_what_miqa_does(
     wait_for_scan(page, "D6")
     page.keyboard.press("o")  # Q? needs a note or an artifact
     refusal = page.locator(f"{REVIEW} .miqa-decision-error .miqa-error")
-    refusal.wait_for()  # shown under Submit, beside what was refused
+    refusal.wait_for()  # shown beside Submit
     assert "note" in refusal.inner_text()
     page.keyboard.press("?")
     assert "MIQA keys" in page.locator(f"{REVIEW} .miqa-keys-help").inner_text()

@@ -80,6 +80,15 @@ def test_planes_fill_the_width_and_submit_is_visible(page, server, delta, shoot)
     assert submit["y"] >= 0 and submit["y"] + submit["height"] <= VIEWPORT["height"], submit
     note = box(page, f"{REVIEW} .miqa-note textarea")
     assert note["y"] + note["height"] <= VIEWPORT["height"], note
+    # a refused submit (UN needs a note) is said beside Submit, inside the window too
+    page.locator(f"{REVIEW} .miqa-decision", has_text="UN").click()
+    page.locator(f"{REVIEW} .miqa-submit").click()
+    refusal = page.locator(f"{REVIEW} .miqa-decision-error .miqa-error")
+    refusal.wait_for()
+    assert "note" in refusal.inner_text()
+    said = box(page, f"{REVIEW} .miqa-decision-error .miqa-error")
+    assert said["y"] + said["height"] <= VIEWPORT["height"], said
+    assert said["x"] > submit["x"] + submit["width"], (said, submit)  # beside it
     shoot("1440x900")
 
 

@@ -258,7 +258,7 @@ def test_tier1_cannot_record_UN(page, server, site, shoot) -> None:
     assert page.locator(f"{REVIEW} .miqa-decision-U").is_enabled()
     keys_on(page)
     page.keyboard.press("4")
-    # the refusal is said under Submit, beside the decision controls, in a sentence
+    # the refusal is said beside Submit, by the decision controls, in a sentence
     refusal = page.locator(f"{REVIEW} .miqa-decision-error .miqa-error")
     refusal.wait_for()
     said = refusal.inner_text()

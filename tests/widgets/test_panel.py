@@ -76,7 +76,7 @@ def test_progress_and_status_after_submit(start, project):
     assert panel.progress.value == 0 and panel.progress.max == 7
     panel.decision.buttons[Decision.QUESTIONABLE].click()
     panel.decision.submit.click()
-    # the refusal is shown under Submit, the button that caused it, not at the top
+    # the refusal is shown beside Submit, the button that caused it, not at the top
     assert "needs a note" in panel.decision.error.value
     assert "needs a note" not in panel.status.value
     assert "miqa-status-error" not in panel.status._dom_classes
