@@ -11,7 +11,8 @@ Two key sets, chosen per user (stored in the catalog as the setting
 :data:`SETTING`):
 
 - ``miqa_nb``: 1-4 choose a decision, Enter submits, n/p or →/← scans, ↑/↓ slices of
-  the plane under the mouse (axial elsewhere), ]/[ frames, l store location.
+  the plane under the mouse (axial elsewhere), ]/[ frames, l store location, f the
+  plane under the mouse full size, =/+ and - zoom, c crosshair on/off.
 - ``miqa``: MIQA's own bindings: u/i/o/p record U/UE/Q?/UN at once (with the note and
   artifacts, then the next scan, as MIQA does), ↑/↓ previous/next scan, ←/→ frames,
   q/w a/s z/x previous/next slice of the axial/sagittal/coronal plane, e/d/c that plane
@@ -87,8 +88,10 @@ class KeySet:
 
     Actions are ``'choose U'``, ``'record U'`` (choose and submit), ``'submit'``,
     ``'next'``, ``'previous'``, ``'slice +1'`` (plane under the mouse) or
-    ``'slice axial +1'``, ``'frame +1'``, ``'store location'``, ``'artifact <name>'``
-    and ``'full <plane>'`` (a panel action: the session has no say in layout).
+    ``'slice axial +1'``, ``'frame +1'``, ``'store location'``, ``'artifact <name>'``,
+    ``'zoom in'``, ``'zoom out'``, ``'crosshair'``, and ``'full <plane>'`` or
+    ``'full here'`` (the plane under the mouse; panel actions: the session has no say
+    in layout).
     """
 
     name: str
@@ -113,6 +116,11 @@ MIQA_NB_KEYS = KeySet(
         "]": "frame +1",
         "[": "frame -1",
         "l": "store location",
+        "f": "full here",
+        "=": "zoom in",
+        "+": "zoom in",
+        "-": "zoom out",
+        "c": "crosshair",
     },
     (
         ("1 2 3 4", "choose U, UE, Q?, UN"),
@@ -124,6 +132,9 @@ MIQA_NB_KEYS = KeySet(
         ("↑ ↓ or wheel", "next / previous slice of the plane under the mouse (else axial)"),
         ("] [", "next / previous frame"),
         ("l", "store location on / off"),
+        ("f", "the plane under the mouse (else axial) full size; again: all three"),
+        ("= or + / -", "zoom in / out (drag a zoomed plane to pan)"),
+        ("c", "crosshair on / off"),
         _COMMON_HELP[2],
     ),
 )
@@ -224,6 +235,12 @@ def handle_key(
         session.set_frame(session.frame + int(rest))
     elif verb == "store":
         session.set_store_location(not session.pending.store_location)
+    elif verb == "zoom":
+        (session.zoom_in if rest == "in" else session.zoom_out)()
+    elif verb == "crosshair":
+        session.show_crosshair(not session.view.crosshair_shown)
+    elif action == "full here":
+        return f"full {plane or 'axial'}"
     elif verb == "artifact":
         state = _CYCLE[session.pending.artifact(rest)]
         session.set_artifact(rest, state)

@@ -163,3 +163,28 @@ def test_tier1_keys_cannot_choose_tier2_decisions(start):
     press(panel, "4")
     assert session.pending.decision is None
     assert "tier-2" in session.last_error
+
+
+def test_miqa_nb_keys_show_a_plane_full_size_zoom_and_hide_the_crosshair(start):
+    panel = ReviewPanel(start("t2", filter="all"), auto_refresh=None)
+    session = panel.session
+    press(panel, "f", plane="coronal")  # the plane under the mouse
+    assert panel.viewer.full == "coronal"
+    press(panel, "f", plane="coronal")  # again: all three
+    assert panel.viewer.full is None
+    press(panel, "f")  # the mouse elsewhere: axial
+    assert panel.viewer.full == "axial"
+    assert session.zoom == 1
+    press(panel, "=")
+    assert session.zoom > 1
+    zoomed = session.zoom
+    press(panel, "+")
+    assert session.zoom > zoomed
+    press(panel, "-")
+    assert session.zoom == zoomed
+    assert session.view.crosshair_shown is True
+    press(panel, "c")
+    assert session.view.crosshair_shown is False
+    assert panel.viewer.crosshair_toggle.value is False
+    press(panel, "c")
+    assert session.view.crosshair_shown is True
