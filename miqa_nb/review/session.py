@@ -388,14 +388,10 @@ class ReviewSession(ViewControls):
     def hold(self) -> tuple[str, datetime] | None:
         """``(holder, until)`` when someone else holds the open scan's experiment
         (``until`` in this machine's local time, aware), else None."""
-        if self._key is None:
+        held = None if self._key is None else self.sync.hold(self._key[0])
+        if held is None:
             return None
-        holder = self.sync.held_by(self._key[0])
-        if holder is None:
-            return None
-        until = self.sync.live_claims().get(self._key[0], (holder, None))[1]
-        if until is None:  # the claim ended between the two reads
-            return None
+        holder, until = held
         return holder, until.replace(tzinfo=UTC).astimezone()
 
     @property

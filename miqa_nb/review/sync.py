@@ -311,12 +311,18 @@ class CatalogSync:
         now = self.now()
         return {e for e, (u, exp) in self._claims.items() if u != self.user and exp > now}
 
-    def held_by(self, experiment: str) -> str | None:
-        """Who else holds ``experiment`` now (None: nobody, or this user)."""
+    def hold(self, experiment: str) -> tuple[str, datetime] | None:
+        """``(user, expiry UTC)`` of another user's live claim on ``experiment`` (None:
+        nobody, or this user), as of the last read."""
         held = self._claims.get(experiment)
         if held is None or held[0] == self.user or held[1] <= self.now():
             return None
-        return held[0]
+        return held
+
+    def held_by(self, experiment: str) -> str | None:
+        """Who else holds ``experiment`` now (None: nobody, or this user)."""
+        held = self.hold(experiment)
+        return None if held is None else held[0]
 
     def mine(self, experiment: str) -> Claim | None:
         """This user's claim on ``experiment``, if held (as of the last read)."""

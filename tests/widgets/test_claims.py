@@ -59,7 +59,7 @@ def test_controls_come_back_when_the_claim_is_released(start):
     assert not panel.decision.submit.disabled
 
 
-def test_a_key_on_a_held_scan_is_refused_under_submit_in_a_sentence(start):
+def test_a_key_on_a_held_scan_is_refused_beside_submit_in_a_sentence(start):
     start("t2")
     ben = start("t2b", filter="all", resume=False)
     panel = ReviewPanel(ben, auto_refresh=None)
