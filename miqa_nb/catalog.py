@@ -44,7 +44,16 @@ from miqa_nb.core.vocabulary import (
 from miqa_nb.exchange import apply as exchange
 from miqa_nb.exchange import export
 from miqa_nb.exchange.validation import check, validate
-from miqa_nb.store import claims, decisions, projects, queries, scan_types, user_settings, users
+from miqa_nb.store import (
+    claims,
+    credentials,
+    decisions,
+    projects,
+    queries,
+    scan_types,
+    user_settings,
+    users,
+)
 from miqa_nb.store.claims import CLAIM_MINUTES, MAX_CLAIM_MINUTES, Claim
 from miqa_nb.store.database import CATALOG_ENV, Store
 from miqa_nb.store.names import check_name
@@ -154,9 +163,11 @@ class Catalog:
     # -------------------------------------------------------------- users, roles
 
     def users(self) -> pd.DataFrame:
-        """Users and whether each is a superuser."""
+        """Users, whether each is a superuser, and whether each has a password."""
         with self.store.connect() as con:
-            return users.users(con)
+            table = users.users(con)
+            table["password"] = table["name"].isin(credentials.users_with_password(con))
+            return table
 
     def add_user(self, name: str, *, superuser: bool = False, by: str | None = None) -> None:
         """Add a user (a superuser's job; the first user of a new catalog adds itself).
@@ -665,6 +676,89 @@ class Catalog:
         with self.store.transaction() as con:
             self._standing(con, by)  # a user of this catalog
             user_settings.set_user_setting(con, by, key, value)
+
+    # --------------------------------------------------------------- credentials
+    # Sign-in for the served dashboard: see miqa_nb.store.credentials. Each user's
+    # credentials are changed by the user itself or a superuser.
+
+    def _require_credentials(
+        self, con: duckdb.DuckDBPyConnection, user: str, by: str, action: str
+    ) -> None:
+        permissions.require_self_or_superuser(self._standing(con, by), user, action)
+        self._standing(con, user)  # the user must exist
+
+    def set_password(self, user: str, password: str, *, by: str) -> None:
+        """Set ``user``'s password (8 to 1024 characters), kept as an argon2id hash."""
+        hashed = credentials.hash_password(password)  # 0.1 s of CPU, outside the lock
+        with self.store.transaction() as con:
+            self._require_credentials(con, user, by, "set the password")
+            credentials.set_password(con, user, hashed, self._utcnow())
+
+    def check_password(self, user: str, password: str) -> bool:
+        """Whether ``password`` is ``user``'s. False for a wrong one, an unknown user
+        or one without a password, in the same time (one argon2 verification each)."""
+        with self.store.connect() as con:
+            stored = credentials.password_hash(con, user)
+        return credentials.verify_password(stored, password)
+
+    def has_password(self, user: str) -> bool:
+        """Whether ``user`` (a user of the catalog) has a password."""
+        with self.store.connect() as con:
+            self._standing(con, user)
+            return credentials.has_password(con, user)
+
+    def create_token(
+        self, user: str, *, by: str, expires_days: float | None = None
+    ) -> tuple[str, str]:
+        """Make an API token for ``user``; return ``(token_id, token)``. The token is
+        shown only now (the catalog keeps its SHA-256); None: it never expires."""
+        with self.store.transaction() as con:
+            self._require_credentials(con, user, by, "make tokens")
+            return credentials.create_token(con, user, self._utcnow(), expires_days)
+
+    def tokens(self, user: str, *, by: str) -> pd.DataFrame:
+        """``user``'s tokens: id, created_utc, expires_utc, revoked_utc, last_used_utc."""
+        with self.store.connect() as con:
+            self._require_credentials(con, user, by, "see the tokens")
+            return credentials.tokens(con, user)
+
+    def revoke_token(self, user: str, token_id: str, *, by: str) -> None:
+        """Revoke ``user``'s token ``token_id`` (an unknown id is an error naming it)."""
+        with self.store.transaction() as con:
+            self._require_credentials(con, user, by, "revoke tokens")
+            credentials.revoke_token(con, user, token_id, self._utcnow())
+
+    def token_user(self, token: str) -> str | None:
+        """The user of an API token that is well-formed, known, not revoked and not
+        expired; else None. Notes its last use at most once a minute (when the catalog
+        is writable)."""
+        parsed = credentials.parse_token(token)
+        if parsed is None:
+            return None
+        touch = not self.store.read_only
+        with self.store.connect() as con:
+            return credentials.token_user(con, *parsed, self._utcnow(), touch=touch)
+
+    def create_signin_link(self, user: str, *, by: str, minutes: float = 30) -> str:
+        """Make a one-time sign-in secret for ``user``, valid for ``minutes`` (the link
+        is :func:`miqa_nb.core.signin.link_url`); the catalog keeps its SHA-256."""
+        with self.store.transaction() as con:
+            self._require_credentials(con, user, by, "make sign-in links")
+            return credentials.create_signin_link(con, user, self._utcnow(), minutes)
+
+    def use_signin_link(self, secret: str) -> str | None:
+        """Use a sign-in link: its user, once; None when it is unknown, used already,
+        expired, or the catalog is read-only (a use that cannot be noted is refused)."""
+        if self.store.read_only:
+            return None
+        with self.store.transaction() as con:
+            return credentials.use_signin_link(con, secret, self._utcnow())
+
+    def credentials_version(self) -> str:
+        """A value that changes whenever a password, token or sign-in link is written:
+        a server may cache the tokens it verified (with their expiry) until it changes."""
+        with self.store.connect() as con:
+            return credentials.credentials_version(con)
 
     # ---------------------------------------------------------------- DataFrames
 

@@ -34,6 +34,7 @@ __all__ = [
     "require_own_decisions",
     "require_project_admin",
     "require_read",
+    "require_self_or_superuser",
     "require_superuser",
     "require_transfer",
 ]
@@ -114,6 +115,20 @@ def require_superuser(standing: Standing, action: str) -> None:
     """
     if not standing.superuser:
         raise _deny(standing, action, "superusers")
+
+
+def require_self_or_superuser(standing: Standing, user: str, action: str) -> None:
+    """A user's own credentials (password, tokens, sign-in links): the user itself, or
+    a superuser.
+
+    >>> require_self_or_superuser(Standing("bo"), "bo", "set the password")
+    >>> require_self_or_superuser(Standing("bo"), "ana", "set the password")
+    Traceback (most recent call last):
+    ...
+    miqa_nb.core.errors.PermissionDenied: user 'bo' may not set the password of user 'ana': only 'ana' itself and superusers may do that
+    """
+    if standing.user != user and not standing.superuser:
+        raise _deny(standing, f"{action} of user {user!r}", f"{user!r} itself and superusers")
 
 
 def require_project_admin(standing: Standing, action: str) -> None:

@@ -1,9 +1,15 @@
 """The catalog's schema: its tables, its version, and making a file ready to use.
 
 :func:`open_schema` creates the tables of a new catalog and stamps its version in
-``meta``; for an existing catalog it checks that version. A catalog whose version this
-miqa_nb does not read is refused with a message saying so (when the schema changes,
-this is where a catalog is upgraded). Text columns hold ``NULL`` for "not given".
+``meta``; for an existing catalog it checks that version, and upgrades an older one
+(:data:`UPGRADES`) when the file is opened writable. A catalog whose version this
+miqa_nb does not read is refused with a message saying so. Text columns hold ``NULL``
+for "not given".
+
+Versions: "1", the first; "2" adds the sign-in credentials (``passwords``,
+``api_tokens``, ``signin_links``; :mod:`miqa_nb.store.credentials`). A version-1
+catalog is upgraded on its first writable opening (its users have no password until
+one is set); opened read-only it is read as it is, without those tables.
 """
 
 from __future__ import annotations
@@ -15,11 +21,12 @@ import duckdb
 from miqa_nb.core.duck import one
 from miqa_nb.core.errors import MiqaError
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "open_schema"]
+__all__ = ["READABLE_VERSIONS", "SCHEMA", "SCHEMA_VERSION", "UPGRADES", "open_schema"]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
-SCHEMA = """
+#: Version 1's tables.
+_TABLES_1 = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 CREATE TABLE IF NOT EXISTS users (
     name VARCHAR PRIMARY KEY,
@@ -85,6 +92,38 @@ CREATE TABLE IF NOT EXISTS user_settings (
 );
 """
 
+#: Version 2 adds the sign-in credentials (:mod:`miqa_nb.store.credentials`).
+_CREDENTIALS = """
+CREATE TABLE IF NOT EXISTS passwords (
+    user_name VARCHAR PRIMARY KEY,
+    hash VARCHAR NOT NULL,  -- argon2id, PHC string; never the password
+    changed_utc TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_tokens (
+    id VARCHAR PRIMARY KEY,  -- the token's public part: miqa_<id>_<secret>
+    user_name VARCHAR NOT NULL,
+    sha256 VARCHAR NOT NULL,  -- of the whole token, hex
+    created_utc TIMESTAMP NOT NULL,
+    expires_utc TIMESTAMP,  -- NULL: never
+    revoked_utc TIMESTAMP,
+    last_used_utc TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS signin_links (
+    sha256 VARCHAR PRIMARY KEY,  -- of the link's secret, hex
+    user_name VARCHAR NOT NULL,
+    created_utc TIMESTAMP NOT NULL,
+    expires_utc TIMESTAMP NOT NULL,
+    used_utc TIMESTAMP
+);
+"""
+
+#: Every table of a catalog of :data:`SCHEMA_VERSION` (each made only when missing).
+SCHEMA = _TABLES_1 + _CREDENTIALS
+#: What upgrades a catalog of each older version: the next version, and its SQL.
+UPGRADES: dict[str, tuple[str, str]] = {"1": ("2", _CREDENTIALS)}
+#: The versions this miqa_nb reads: its own, and (read-only, without upgrading) older ones.
+READABLE_VERSIONS = frozenset({SCHEMA_VERSION, *UPGRADES})
+
 
 def open_schema(con: duckdb.DuckDBPyConnection, path: Path, *, read_only: bool = False) -> None:
     """Create the tables of a new catalog, or check an existing catalog's version.
@@ -96,7 +135,8 @@ def open_schema(con: duckdb.DuckDBPyConnection, path: Path, *, read_only: bool =
     path : Path
         The catalog file, for the message.
     read_only : bool
-        The catalog is open read-only: check its version, create nothing.
+        The catalog is open read-only: check its version, create and upgrade nothing
+        (an older version is read as it is).
 
     Raises
     ------
@@ -119,8 +159,22 @@ def open_schema(con: duckdb.DuckDBPyConnection, path: Path, *, read_only: bool =
         raise MiqaError(f"{path} has no catalog schema version, and it is read-only for this user")
     if found is None:
         con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
-    elif found[0] != SCHEMA_VERSION:
+        return
+    version = found[0]
+    if version not in READABLE_VERSIONS:
         raise MiqaError(
-            f"{path} has catalog schema version {found[0]}; this miqa_nb "
-            f"reads version {SCHEMA_VERSION}: upgrade miqa_nb"
+            f"{path} has catalog schema version {version}; this miqa_nb "
+            f"reads versions up to {SCHEMA_VERSION}: upgrade miqa_nb"
         )
+    if read_only or version not in UPGRADES:
+        return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        while version in UPGRADES:
+            version, sql = UPGRADES[version]
+            con.execute(sql)
+            con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [version])
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
