@@ -15,6 +15,8 @@ is ``miqa-nb --catalog C demo --dir D``); given twice, the last one wins, and ev
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +28,7 @@ from miqa_nb.catalog import Catalog, default_catalog_path
 from miqa_nb.core.errors import ImportFileError, MiqaError
 from miqa_nb.core.identity import current_user
 from miqa_nb.core.report import Report
+from miqa_nb.core.signin import SERVER_URL_ENV, link_url
 from miqa_nb.core.vocabulary import Role
 from miqa_nb.exchange.validation import check
 
@@ -141,7 +144,36 @@ def _parser() -> argparse.ArgumentParser:
     p = users.add_parser("add", help="add a user (the first user of a catalog is a superuser)")
     p.add_argument("name")
     p.add_argument("--superuser", action="store_true")
-    users.add_parser("list", help="list users")
+    users.add_parser("list", help="list users (and whether each has a password)")
+    p = users.add_parser(
+        "passwd", help="set NAME's password (asked twice on a terminal; never an argument)"
+    )
+    p.add_argument("name")
+    p.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of stdin (for scripts)",
+    )
+    p = users.add_parser("token", help="make an API token for NAME; printed once, on stdout")
+    p.add_argument("name")
+    p.add_argument(
+        "--expires", type=float, metavar="DAYS", help="it expires after DAYS (default: never)"
+    )
+    p = users.add_parser("tokens", help="list NAME's tokens (never the tokens themselves)")
+    p.add_argument("name")
+    p = users.add_parser("revoke", help="revoke NAME's token TOKEN_ID")
+    p.add_argument("name")
+    p.add_argument("token_id")
+    p = users.add_parser("link", help="make a one-time sign-in link for NAME")
+    p.add_argument("name")
+    p.add_argument(
+        "--minutes", type=float, default=30, metavar="M", help="it expires after M minutes (30)"
+    )
+    p.add_argument(
+        "--server",
+        metavar="URL",
+        help=f"the dashboard's address (default: ${SERVER_URL_ENV}; else the link says PORT)",
+    )
 
     roles = sub.add_parser("roles", help="manage project roles").add_subparsers(
         dest="action", required=True
@@ -285,12 +317,7 @@ def _run(args: argparse.Namespace) -> int:
         print(_table(catalog.projects(), "no projects yet; import a file: `miqa-nb import FILE`"))
         return 0
     if args.command == "users":
-        if args.action == "add":
-            catalog.add_user(args.name, superuser=args.superuser, by=user)
-            print(f"added user {args.name!r}")
-        else:
-            print(_table(catalog.users(), "no users yet; `miqa-nb users add NAME`"))
-        return 0
+        return _users(args, catalog, user)
     if args.command == "roles":
         if args.action == "set":
             role = None if args.role.lower() == "none" else args.role
@@ -308,6 +335,75 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "scan-types":
         return _scan_types(args, catalog, user)
     raise AssertionError(args.command)  # pragma: no cover - argparse rejects the rest
+
+
+def _users(args: argparse.Namespace, catalog: Catalog, user: str) -> int:
+    if args.action == "add":
+        catalog.add_user(args.name, superuser=args.superuser, by=user)
+        print(f"added user {args.name!r}")
+    elif args.action == "passwd":
+        catalog.set_password(args.name, _new_password(args.name, args.password_stdin), by=user)
+        print(f"password set for {args.name}")
+    elif args.action == "token":
+        token_id, token = catalog.create_token(args.name, by=user, expires_days=args.expires)
+        print(token)
+        expires = str(_tokens(catalog, args.name, user).set_index("id").at[token_id, "expires_utc"])
+        until = "never expires" if expires == "-" else f"expires {expires} UTC"
+        print(
+            f"token {token_id} for {args.name}, {until}; it is shown only now: keep it secret",
+            file=sys.stderr,
+        )
+    elif args.action == "tokens":
+        listing = _tokens(catalog, args.name, user)
+        print(_table(listing, f"{args.name} has no tokens; `miqa-nb users token {args.name}`"))
+    elif args.action == "revoke":
+        catalog.revoke_token(args.name, args.token_id, by=user)
+        print(f"revoked token {args.token_id} of {args.name}")
+    elif args.action == "link":
+        server = args.server or os.environ.get(SERVER_URL_ENV) or ""
+        link_url(server or "http://127.0.0.1/", "")  # a wrong address before any link
+        secret = catalog.create_signin_link(args.name, by=user, minutes=args.minutes)
+        print(link_url(server or "http://127.0.0.1:PORT/", secret))
+        where = (
+            ""
+            if server
+            else f"; replace PORT by the port `miqa-nb serve` printed (or give --server URL, "
+            f"or set {SERVER_URL_ENV})"
+        )
+        print(
+            f"a sign-in link for {args.name}: it works once, for {args.minutes:g} minutes{where}",
+            file=sys.stderr,
+        )
+    else:
+        print(_table(catalog.users(), "no users yet; `miqa-nb users add NAME`"))
+    return 0
+
+
+def _tokens(catalog: Catalog, name: str, user: str) -> pd.DataFrame:
+    """``name``'s tokens, times to the second ("-" for none)."""
+    listing = catalog.tokens(name, by=user)
+    for column in listing.columns.drop("id"):
+        listing[column] = listing[column].dt.strftime("%Y-%m-%d %H:%M:%S").fillna("-")
+    return listing
+
+
+def _new_password(name: str, from_stdin: bool) -> str:
+    """The new password: the first line of stdin, or typed twice on the terminal
+    (never an argument, which other users see in ``ps``)."""
+    if from_stdin:
+        password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    else:
+        if not sys.stdin.isatty():
+            raise MiqaError(
+                "the password is typed on a terminal, and stdin is not one: give it on stdin "
+                "with --password-stdin; nothing was changed"
+            )
+        password = getpass.getpass(f"new password for {name}: ")
+        if password and getpass.getpass("again: ") != password:
+            raise MiqaError("the two passwords differ; nothing was changed")
+    if not password:
+        raise MiqaError("no password was given; nothing was changed")
+    return password
 
 
 def _scan_types(args: argparse.Namespace, catalog: Catalog, user: str) -> int:
