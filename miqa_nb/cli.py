@@ -195,17 +195,10 @@ def _parser() -> argparse.ArgumentParser:
     p = types.add_parser("remove", help="remove a scan type or name this catalog added")
     p.add_argument("name")
 
-    p = sub.add_parser("serve", help="serve the reviewer dashboard (Voila) on 127.0.0.1")
-    p.add_argument("--port", type=int, default=None, help="port (default: a free one)")
-    p.add_argument("--token", default=None, help="access token (default: a random one)")
-    p.add_argument(
-        "--idle-minutes",
-        type=float,
-        default=None,
-        metavar="M",
-        help="a review page gives its claims up after M minutes without an action, and "
-        "says so (default 10)",
-    )
+    p = sub.add_parser("serve", help="serve the reviewer dashboard behind sign-in (127.0.0.1)")
+    from miqa_nb.serve import add_serve_options
+
+    add_serve_options(p)
 
     p = sub.add_parser("render", help="write axial.png, coronal.png and sagittal.png of an image")
     p.add_argument("file", type=Path)

@@ -1,22 +1,27 @@
-"""``miqa-nb serve``: the reviewer dashboard, served by Voila.
+"""``miqa-nb serve``: the reviewer dashboard behind the catalog's sign-in.
 
 This module owns how the dashboard is served; what it shows is
-``voila_app/dashboard.ipynb`` (which calls :mod:`miqa_nb.dashboard.app`).
+``voila_app/dashboard.ipynb`` (which calls :mod:`miqa_nb.dashboard.app`), and the
+server process itself is :mod:`miqa_nb.server` (Voila's application with sign-in).
 
 Contract
 --------
-- Voila listens on 127.0.0.1 with a token (random unless given), ``--no-browser``,
-  tracebacks hidden from pages (``--show_tracebacks=False``; the dashboard shows
-  readable messages and logs tracebacks to this process's stderr), and pre-heated
-  kernels. Settings that do not depend on the run are in ``voila_app/voila.json``.
+- The server listens on 127.0.0.1 unless ``--ip`` says otherwise (with
+  ``--certfile``/``--keyfile`` for HTTPS; a non-local address without them is served
+  with a warning), ``--no-browser``, tracebacks hidden from pages
+  (``--show_tracebacks=False``; the dashboard shows readable messages and logs
+  tracebacks to this process's stderr), and pre-heated kernels. Settings that do not
+  depend on the run are in ``voila_app/voila.json``.
+- Every request is a catalog user's (:mod:`miqa_nb.server.identity`): the browser signs
+  in on the sign-in page (or with a one-time link, :meth:`Server.signin_link`),
+  scripts with HTTP Basic, an API token or XNAT's ``JSESSIONID``. No secret is on a
+  command line or in the kernels' environment, except each kernel's own key.
 - Every page gets its own kernel; all kernels share one catalog file, which
   serialises access across processes (:mod:`miqa_nb.store.database`).
 - Kernels learn the catalog from ``MIQA_NB_CATALOG`` and how to find their user from
-  ``MIQA_NB_IDENTITY``: ``hub`` under JupyterHub (``JUPYTERHUB_USER``; the query string
-  is ignored), else ``query``: the page URL carries ``?token=...&user=NAME`` and the
-  notebook reads it with :func:`voila.utils.get_query_string`, which also works with
-  pre-heated kernels (the kernel waits for the request's details). Standalone, the
-  token is the only secret: whoever holds it may open the page as any catalog user.
+  ``MIQA_NB_IDENTITY``: ``hub`` under JupyterHub (``JUPYTERHUB_USER``: the hub verified
+  it, and the server admits nobody else), else ``server``: the kernel asks the server,
+  with its key, which signed-in page took it (:mod:`miqa_nb.dashboard.lifeline`).
 - Behind JupyterHub (``JUPYTERHUB_SERVICE_PREFIX`` set), Voila's ``--base_url`` is
   that prefix and the port defaults to the one in ``JUPYTERHUB_SERVICE_URL``.
 - Voila, Jupyter and the kernels write to a private folder (``JUPYTER_*``,
@@ -27,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -36,7 +40,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import webbrowser
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -47,7 +50,7 @@ from urllib.parse import quote, urlsplit
 
 from miqa_nb.catalog import default_catalog_path
 from miqa_nb.core.errors import MiqaError
-from miqa_nb.dashboard.lifeline import IDLE_MINUTES_ENV, SERVE_TOKEN_ENV, SERVE_URL_ENV
+from miqa_nb.dashboard.lifeline import IDLE_MINUTES_ENV, SERVE_URL_ENV
 from miqa_nb.dashboard.model import IDENTITY_ENV
 from miqa_nb.dashboard.uploads import UPLOAD_DIR_ENV
 from miqa_nb.store.database import CATALOG_ENV
@@ -56,13 +59,14 @@ __all__ = [
     "APP_DIR",
     "NOTEBOOK",
     "Server",
+    "add_serve_options",
     "base_url_from_env",
     "free_port",
     "serve",
     "serve_main",
+    "server_command",
     "server_environment",
     "start",
-    "voila_command",
 ]
 
 #: ``voila_app/`` of the source tree (``MIQA_NB_VOILA_APP`` overrides it).
@@ -101,40 +105,47 @@ def free_port(host: str = HOST) -> int:
         return int(sock.getsockname()[1])
 
 
-def voila_command(
+def server_command(
     catalog: str | os.PathLike[str],
     *,
     port: int,
-    token: str,
     base_url: str = "/",
+    ip: str = HOST,
+    certfile: str | os.PathLike[str] | None = None,
+    keyfile: str | os.PathLike[str] | None = None,
     app_dir: str | os.PathLike[str] = APP_DIR,
     preheat: bool = True,
     pool_size: int = 1,
     python: str = sys.executable,
 ) -> list[str]:
-    """The command line that starts Voila on the dashboard notebook.
+    """The command line that starts the server on the dashboard notebook.
 
-    ``catalog`` is not on the command line (kernels read ``MIQA_NB_CATALOG``, see
+    It holds no secret (any local user may read it with ``ps``). ``catalog`` is not on
+    it (the server and kernels read ``MIQA_NB_CATALOG``, see
     :func:`server_environment`); it is taken so a caller cannot forget it.
     """
-    if not token:
-        raise MiqaError("the dashboard needs a token; pass one or let serve() choose one")
     if not str(catalog):
         raise MiqaError("the dashboard needs a catalog file")
-    return [
+    if keyfile and not certfile:
+        raise MiqaError("--keyfile needs --certfile (the certificate of that key)")
+    command = [
         python,
         "-m",
-        "voila",
+        "miqa_nb.server",
         str(Path(app_dir) / NOTEBOOK),
         "--no-browser",
-        f"--Voila.ip={HOST}",
+        f"--Voila.ip={ip}",
         f"--port={int(port)}",
-        f"--token={token}",
         f"--base_url={base_url}",
         "--show_tracebacks=False",
         f"--preheat_kernel={preheat}",
         f"--pool_size={int(pool_size) if preheat else 0}",
     ]
+    if certfile:
+        command.append(f"--certfile={Path(certfile).resolve()}")
+    if keyfile:
+        command.append(f"--keyfile={Path(keyfile).resolve()}")
+    return command
 
 
 def server_environment(
@@ -148,14 +159,14 @@ def server_environment(
     """The environment of the Voila process, which its kernels inherit.
 
     Sets ``MIQA_NB_CATALOG`` (absolute), ``MIQA_NB_IDENTITY`` (``hub`` when
-    ``JUPYTERHUB_USER`` is set, else ``query``), the private ``JUPYTER_*`` folders,
+    ``JUPYTERHUB_USER`` is set, else ``server``), the private ``JUPYTER_*`` folders,
     ``MIQA_NB_UPLOAD_DIR`` and ``MIQA_NB_IDLE_MINUTES`` (after how long without an
     action a review gives its claims up) when given. ``MIQA_NB_USER`` is removed: a
     served page's user comes from the hub or the page URL, never from the server's shell.
     """
     env = dict(os.environ if environ is None else environ)
     env[CATALOG_ENV] = str(Path(catalog).resolve())
-    env[IDENTITY_ENV] = "hub" if env.get("JUPYTERHUB_USER") else "query"
+    env[IDENTITY_ENV] = "hub" if env.get("JUPYTERHUB_USER") else "server"
     env.pop("MIQA_NB_USER", None)
     for name, sub in PRIVATE_DIRS.items():
         env[name] = str(Path(private_dir) / sub)
@@ -175,53 +186,49 @@ class Server:
 
     process: subprocess.Popen[bytes]
     port: int
-    token: str
     base_url: str
     private_dir: Path
+    catalog: Path
     log_path: Path | None = None
+    ip: str = HOST
+    scheme: str = "http"
     _owns_private_dir: bool = field(default=False, repr=False)
 
     @property
     def url(self) -> str:
-        """The dashboard's address, token included."""
-        return f"http://{HOST}:{self.port}{self.base_url}?token={quote(self.token)}"
+        """The dashboard's address (it asks a browser to sign in)."""
+        host = HOST if self.ip in ("", "0.0.0.0", "::") else self.ip
+        return f"{self.scheme}://{host}:{self.port}{self.base_url}"
 
-    def url_for(self, user: str) -> str:
-        """The dashboard's address for one reviewer (standalone: ``&user=NAME``)."""
-        return f"{self.url}&user={quote(user)}"
+    def signin_link(self, user: str, *, project: str | None = None, minutes: float = 30) -> str:
+        """A one-time sign-in link for ``user`` that opens the dashboard (on
+        ``project``'s review when given). Made by the catalog's file owner: whoever may
+        write the catalog may make one (``miqa-nb users link`` does the same)."""
+        from miqa_nb.catalog import Catalog
+
+        secret = Catalog(self.catalog).create_signin_link(user, by=user, minutes=minutes)
+        target = self.base_url + (f"?project={quote(project)}" if project else "")
+        return f"{self.url}login?link={quote(secret)}&next={quote(target)}"
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        """Wait until Voila accepts connections; raise if it exits or takes too long."""
+        """Wait until the server accepts connections; raise if it exits or takes too long."""
         deadline = time.monotonic() + timeout
+        host = HOST if self.ip in ("", "0.0.0.0", "::") else self.ip
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise MiqaError(
-                    f"Voila exited with status {self.process.returncode} before it answered"
-                    + self._log_tail()
+                    f"the server exited with status {self.process.returncode} before it "
+                    "answered" + self._log_tail()
                 )
             try:
-                with socket.create_connection((HOST, self.port), timeout=0.5):
+                with socket.create_connection((host, self.port), timeout=0.5):
                     return
             except OSError:
                 time.sleep(0.1)
         raise MiqaError(
-            f"Voila did not answer on port {self.port} within {timeout:.0f} s" + self._log_tail()
+            f"the server did not answer on port {self.port} within {timeout:.0f} s"
+            + self._log_tail()
         )
-
-    def warm_up(self, timeout: float = 60.0) -> None:
-        """Have Voila render the page once, without a user (a refusal page).
-
-        The first page a fresh Voila server renders takes seconds longer than the next
-        ones (template and exporter set-up); doing it here keeps that wait off the first
-        reviewer. It asks for another theme than the pre-heated pages', so Voila renders
-        it in a kernel of its own: the pool stays full for the reviewers, and no
-        replacement kernel starts while the first of them opens the page.
-        """
-        try:
-            with urllib.request.urlopen(self.url + "&theme=dark", timeout=timeout) as answer:
-                answer.read()
-        except OSError as exc:  # best effort: the page itself will say what is wrong
-            print(f"miqa-nb serve: warm-up request failed: {exc}", file=sys.stderr)
 
     def _log_tail(self, lines: int = 30) -> str:
         if self.log_path is None or not self.log_path.exists():
@@ -230,7 +237,7 @@ class Server:
         return "; its log ends:\n" + "\n".join(text)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop Voila (and with it, its kernels) and remove the private folder it owns."""
+        """Stop the server (and with it, its kernels); remove the private folder it owns."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -246,7 +253,9 @@ def start(
     catalog: str | os.PathLike[str],
     *,
     port: int | None = None,
-    token: str | None = None,
+    ip: str = HOST,
+    certfile: str | os.PathLike[str] | None = None,
+    keyfile: str | os.PathLike[str] | None = None,
     private_dir: str | os.PathLike[str] | None = None,
     upload_dir: str | os.PathLike[str] | None = None,
     log: IO[bytes] | str | os.PathLike[str] | None = None,
@@ -256,16 +265,18 @@ def start(
     idle_minutes: float | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Server:
-    """Start Voila on the dashboard in the background; return at once.
+    """Start the dashboard's server in the background; return at once.
 
     Parameters
     ----------
     catalog : path-like
-        The catalog file; it must exist.
+        The catalog file; it must exist. Its users sign in.
     port : int, optional
         Default: the port of ``JUPYTERHUB_SERVICE_URL``, else a free one.
-    token : str, optional
-        Default: a random one (``secrets.token_urlsafe``).
+    ip : str
+        The address to listen on (default 127.0.0.1, this machine only).
+    certfile, keyfile : path-like, optional
+        Serve HTTPS with this certificate and key.
     private_dir : path-like, optional
         Folder for Jupyter's files; default a new temporary folder, removed by
         :meth:`Server.stop`.
@@ -275,15 +286,15 @@ def start(
         Keep ``pool_size`` kernels started and the notebook's imports done, waiting
         for a page (each page still gets a kernel of its own).
     log : file, path or None
-        Where Voila's output (and the kernels' logs and tracebacks) goes; default
+        Where the server's output (and the kernels' logs and tracebacks) goes; default
         this process's stdout/stderr.
     idle_minutes : float, optional
         A review page gives its claims up after this long without an action
         (default 10).
     environ : mapping, optional
-        The environment Voila starts from (default this process's).
+        The environment the server starts from (default this process's).
     """
-    catalog = Path(catalog)
+    catalog = Path(catalog).resolve()
     if not catalog.is_file():
         raise MiqaError(
             f"no catalog file at {catalog}; create one with `miqa-nb users add NAME --catalog "
@@ -291,18 +302,22 @@ def start(
         )
     if not (Path(app_dir) / NOTEBOOK).is_file():
         raise MiqaError(f"the dashboard notebook {Path(app_dir) / NOTEBOOK} is missing")
+    for name, given in (("--certfile", certfile), ("--keyfile", keyfile)):
+        if given and not Path(given).is_file():
+            raise MiqaError(f"{name} {given}: no such file")
     port = port or _hub_port(os.environ) or free_port()
-    token = token or secrets.token_urlsafe(24)
     owns = private_dir is None
     private = Path(private_dir or tempfile.mkdtemp(prefix="miqa-nb-serve-"))
     for sub in PRIVATE_DIRS.values():
         (private / sub).mkdir(parents=True, exist_ok=True)
     base_url = base_url_from_env(os.environ)
-    command = voila_command(
+    command = server_command(
         catalog,
         port=port,
-        token=token,
         base_url=base_url,
+        ip=ip,
+        certfile=certfile,
+        keyfile=keyfile,
         app_dir=app_dir,
         preheat=preheat,
         pool_size=pool_size,
@@ -311,10 +326,11 @@ def start(
         catalog, private, environ=environ, upload_dir=upload_dir, idle_minutes=idle_minutes
     )
     _trust(Path(app_dir) / NOTEBOOK, Path(env["JUPYTER_DATA_DIR"]))
-    # a page's kernel asks the server whether its page is still open (and, once it has
-    # gone, to end the kernel): see miqa_nb.dashboard.lifeline
-    env[SERVE_URL_ENV] = f"http://{HOST}:{port}{base_url}"
-    env[SERVE_TOKEN_ENV] = token
+    scheme = "https" if certfile else "http"
+    # a page's kernel asks the server, with its own key, which page took it and whether
+    # that page is still open: see miqa_nb.dashboard.lifeline
+    host = HOST if ip in ("", "0.0.0.0", "::") else ip
+    env[SERVE_URL_ENV] = f"{scheme}://{host}:{port}{base_url}"
     log_path: Path | None = None
     out: IO[bytes] | int | None = None
     if isinstance(log, str | os.PathLike):
@@ -334,7 +350,7 @@ def start(
     finally:
         if log_path is not None and out is not None and not isinstance(out, int):
             out.close()
-    return Server(process, port, token, base_url, private, log_path, owns)
+    return Server(process, port, base_url, private, catalog, log_path, ip, scheme, owns)
 
 
 def _trust(notebook: Path, data_dir: Path) -> None:
@@ -358,39 +374,49 @@ def _trust(notebook: Path, data_dir: Path) -> None:
 def serve(
     catalog: str | os.PathLike[str],
     port: int | None = None,
-    token: str | None = None,
     open_browser: bool = False,
     *,
     stream: IO[str] | None = None,
-    user: str | None = None,
+    links_for: Sequence[str] = (),
+    ip: str = HOST,
+    certfile: str | os.PathLike[str] | None = None,
+    keyfile: str | os.PathLike[str] | None = None,
     idle_minutes: float | None = None,
 ) -> int:
     """Serve the dashboard until interrupted; print its address first.
 
-    ``user``, when the catalog knows them, also gets a ready link to their first
-    project's review. Returns Voila's exit status (0 after Ctrl-C).
+    Each user of ``links_for`` whom the catalog knows gets a one-time sign-in link
+    (to their first project's review). Returns the server's exit status (0 after
+    Ctrl-C).
     """
     out = stream or sys.stdout
     with _exit_on_termination():
         # two pre-heated kernels: the first two reviewers get one each
-        server = start(catalog, port=port, token=token, pool_size=2, idle_minutes=idle_minutes)
+        server = start(
+            catalog,
+            port=port,
+            ip=ip,
+            certfile=certfile,
+            keyfile=keyfile,
+            pool_size=2,
+            idle_minutes=idle_minutes,
+        )
         try:
             server.wait_ready()
-            server.warm_up()
-            hub = bool(os.environ.get("JUPYTERHUB_USER"))
             print(f"miqa-nb dashboard for {Path(catalog).resolve()}", file=out)
-            if hub:
-                print(f"  {server.url}  (reviewer: {os.environ['JUPYTERHUB_USER']})", file=out)
+            print(f"  {server.url}", file=out)
+            if os.environ.get("JUPYTERHUB_USER"):
+                print(f"  (signed-in user: {os.environ['JUPYTERHUB_USER']} only)", file=out)
             else:
-                print(f"  {server.url}&user=NAME", file=out)
                 print(
-                    "  NAME is a user of the catalog (miqa-nb users list); add &project=P to",
+                    "  sign in with your catalog user and password; a superuser makes a",
                     file=out,
                 )
-                print("  open project P's review where NAME left off", file=out)
-                link = _ready_link(server, catalog, user)
+                print("  one-time link with `miqa-nb users link NAME`", file=out)
+            for user in links_for:
+                link = _ready_link(server, user)
                 if link:
-                    print(f"  for you ({user}): {link}", file=out)
+                    print(f"  one-time sign-in link for {user}: {link}", file=out)
             out.flush()
             if open_browser:
                 webbrowser.open(server.url)
@@ -422,27 +448,26 @@ def _exit_on_termination() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _ready_link(server: Server, catalog: str | os.PathLike[str], user: str | None) -> str:
-    """``user``'s link to the review of the first project they may see, or ''."""
-    if not user:
-        return ""
+def _ready_link(server: Server, user: str) -> str:
+    """A one-time link signing ``user`` in to the first project they may see, or ''."""
     from miqa_nb.catalog import Catalog
 
     try:
-        cat = Catalog(catalog)
+        cat = Catalog(server.catalog)
         cat.standing(user)  # refuses a name the catalog does not know
         projects = [
             str(p) for p in cat.projects()["project"] if cat.standing(user, str(p)).can_read
         ]
-    except MiqaError:  # not a user of this catalog: only the general address
+        return server.signin_link(user, project=projects[0] if projects else None)
+    except MiqaError as exc:  # not a user of this catalog, or a read-only catalog
+        print(f"miqa-nb serve: no sign-in link for {user}: {exc}", file=sys.stderr)
         return ""
-    link = server.url_for(user)
-    return f"{link}&project={quote(projects[0])}" if projects else link
 
 
 def serve_main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
-    """Run ``miqa-nb serve``: ``args`` has ``catalog`` (path or None), ``port`` and
-    ``token`` (None for defaults), or is an argument list to parse.
+    """Run ``miqa-nb serve``: ``args`` has ``catalog`` (path or None), ``port``, ``ip``,
+    ``certfile``, ``keyfile``, ``link_for`` (None for defaults), or is an argument list
+    to parse.
 
     Returns the exit status; a missing catalog prints a message and returns 1.
     """
@@ -453,9 +478,11 @@ def serve_main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         return serve(
             catalog,
             port=getattr(args, "port", None),
-            token=getattr(args, "token", None),
             open_browser=getattr(args, "open_browser", False),
-            user=getattr(args, "user", None) or os.environ.get("MIQA_NB_USER"),
+            links_for=list(getattr(args, "link_for", None) or ()),
+            ip=getattr(args, "ip", None) or HOST,
+            certfile=getattr(args, "certfile", None),
+            keyfile=getattr(args, "keyfile", None),
             idle_minutes=getattr(args, "idle_minutes", None),
         )
     except MiqaError as exc:
@@ -463,17 +490,34 @@ def serve_main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         return 1
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="miqa-nb serve", description="serve the dashboard")
-    parser.add_argument("--catalog", type=Path, default=None)
-    parser.add_argument("--port", type=int, default=None)
-    parser.add_argument("--token", default=None)
-    parser.add_argument("--open-browser", action="store_true")
+def add_serve_options(parser: argparse.ArgumentParser) -> None:
+    """The options of ``miqa-nb serve`` (shared with the command line's parser)."""
+    parser.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+    parser.add_argument(
+        "--ip", default=None, help="address to listen on (default 127.0.0.1: this machine only)"
+    )
+    parser.add_argument("--certfile", default=None, help="TLS certificate: serve HTTPS")
+    parser.add_argument("--keyfile", default=None, help="TLS private key of --certfile")
+    parser.add_argument(
+        "--link-for",
+        action="append",
+        default=None,
+        metavar="USER",
+        help="print a one-time sign-in link for USER (repeatable)",
+    )
     parser.add_argument(
         "--idle-minutes",
         type=float,
         default=None,
         metavar="M",
-        help="a review page gives its claims up after M minutes without an action (10)",
+        help="a review page gives its claims up after M minutes without an action, and "
+        "says so (default 10)",
     )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="miqa-nb serve", description="serve the dashboard")
+    parser.add_argument("--catalog", type=Path, default=None)
+    parser.add_argument("--open-browser", action="store_true")
+    add_serve_options(parser)
     return parser

@@ -241,16 +241,22 @@ class Dashboard:
     ) -> Dashboard:
         """The dashboard for the page being served (see :mod:`miqa_nb.serve`).
 
-        ``query_string`` defaults to Voila's (:func:`voila.utils.get_query_string`,
-        which waits for the request when the kernel was pre-heated).
+        Served, the kernel waits until a signed-in page takes it and asks the server
+        whose page it is (:func:`~miqa_nb.dashboard.lifeline.served_page`); the page's
+        query string only chooses what to show (``project=P``), never who is shown it.
         """
+        from miqa_nb.dashboard.lifeline import served_page
+
         _log_to_server()
         env = os.environ if environ is None else environ
         catalog = Catalog(env.get("MIQA_NB_CATALOG") or default_catalog_path())
-        if query_string is None:
-            query_string = _voila_query_string()
+        page = served_page(env) if query_string is None else None
+        if page is not None:
+            query_string = page.query
         try:
-            identity = resolve_user(catalog, env, query_string)
+            identity = resolve_user(
+                catalog, env, query_string, page_user=page.user if page else None
+            )
         except Exception as exc:  # e.g. an unreadable catalog: say so on the page
             log.exception("cannot resolve the dashboard's user")
             from miqa_nb.dashboard.model import readable_error
@@ -495,14 +501,3 @@ def _quietly(action: Callable[[], object]) -> None:
         action()
     except Exception:
         log.exception("giving up the claims at the kernel's end failed")
-
-
-def _voila_query_string() -> str | None:
-    """The page URL's query string under Voila, else ``QUERY_STRING`` or None."""
-    if "VOILA_KERNEL_ID" in os.environ or "VOILA_PREHEAT" in os.environ:
-        try:
-            from voila.utils import get_query_string
-        except ImportError:  # pragma: no cover - Voila is a dependency
-            return os.environ.get("QUERY_STRING")
-        return get_query_string()
-    return os.environ.get("QUERY_STRING")

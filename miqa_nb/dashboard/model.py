@@ -4,9 +4,9 @@ The dashboard's panels (:mod:`miqa_nb.dashboard.app` and its siblings) are thin
 views over the plain objects here, which tests drive directly:
 
 - :func:`resolve_user` -- who the page belongs to: ``JUPYTERHUB_USER`` under
-  JupyterHub, else the ``?user=NAME`` query parameter that :mod:`miqa_nb.serve` asks
-  the page URL to carry (in a plain notebook, :func:`miqa_nb.core.identity.named_user`
-  first); the user must exist in the catalog.
+  JupyterHub, else the signed-in user the server names to the page's kernel (in a
+  plain notebook, :func:`miqa_nb.core.identity.named_user`); the user must exist in
+  the catalog.
 - :func:`readable_error` -- the sentence a status bar shows for an exception (never a
   traceback: those go to the server log).
 - :func:`visible_projects` -- the projects a user may see, with review progress.
@@ -55,8 +55,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: How the served page learns its user: ``hub`` (``JUPYTERHUB_USER``) or ``query``
-#: (``?user=NAME``). Set by :mod:`miqa_nb.serve`; unset in a plain notebook.
+#: How the served page learns its user: ``hub`` (``JUPYTERHUB_USER``) or ``server``
+#: (the signed-in user the server names). Set by :mod:`miqa_nb.serve`; unset in a
+#: plain notebook.
 IDENTITY_ENV = "MIQA_NB_IDENTITY"
 #: The folder of thumbnail PNGs (default: beside the catalog).
 THUMBNAIL_DIR_ENV = "MIQA_NB_THUMBNAIL_DIR"
@@ -76,7 +77,10 @@ class Identity:
 
 
 def resolve_user(
-    catalog: Catalog, environ: Mapping[str, str], query_string: str | None
+    catalog: Catalog,
+    environ: Mapping[str, str],
+    query_string: str | None,
+    page_user: str | None = None,
 ) -> Identity:
     """Find the page's user and check that the catalog knows them.
 
@@ -85,14 +89,17 @@ def resolve_user(
     catalog : Catalog
     environ : mapping
         The kernel's environment. ``MIQA_NB_IDENTITY=hub`` takes ``JUPYTERHUB_USER``
-        and ignores the query string (the hub authenticated the user);
-        ``MIQA_NB_IDENTITY=query`` takes ``user`` from the query string only. Unset (a
-        notebook outside :mod:`miqa_nb.serve`): the user the environment names
-        (:func:`miqa_nb.core.identity.named_user`: ``MIQA_NB_USER``, then
-        ``JUPYTERHUB_USER``), then the query string -- never the login name, which on
-        a server is the server's account.
+        (the hub authenticated the user); ``MIQA_NB_IDENTITY=server`` takes
+        ``page_user``, the signed-in user the server named. Unset (a notebook outside
+        :mod:`miqa_nb.serve`, on its user's own account): the user the environment
+        names (:func:`miqa_nb.core.identity.named_user`: ``MIQA_NB_USER``, then
+        ``JUPYTERHUB_USER``), then the query string's ``user`` -- never the login name,
+        which on a server is the server's account. The query string never names the
+        user of a served page.
     query_string : str or None
-        The page URL's query string (``token=...&user=ana``).
+        The page URL's query string (a notebook's only).
+    page_user : str, optional
+        The user the server verified (``MIQA_NB_IDENTITY=server``).
 
     Returns
     -------
@@ -100,19 +107,20 @@ def resolve_user(
         ``user`` when the catalog knows them, else ``refusal``: a sentence to show.
     """
     mode = environ.get(IDENTITY_ENV, "")
-    from_query = parse_qs(query_string or "").get("user", [""])[-1].strip()
     if mode == "hub":
         name = environ.get("JUPYTERHUB_USER", "")
         if not name:
             return Identity(refusal="JupyterHub did not name the user (JUPYTERHUB_USER is unset).")
-    elif mode == "query":
-        name = from_query
+    elif mode == "server":
+        name = page_user or ""
         if not name:
             return Identity(
-                refusal="This page needs your user name: add &user=NAME to its address "
-                "(the name a superuser gave you in the catalog)."
+                refusal="This page does not know who you are: sign in again, then reload."
             )
+    elif mode:
+        return Identity(refusal=f"Unknown way to find the page's user: {IDENTITY_ENV}={mode}.")
     else:
+        from_query = parse_qs(query_string or "").get("user", [""])[-1].strip()
         name = named_user(None, environ) or from_query
         if not name:
             return Identity(refusal="No user given: set MIQA_NB_USER or open with ?user=NAME.")

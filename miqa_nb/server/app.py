@@ -1,0 +1,173 @@
+"""The server application: Voila's app with sign-in, kernel ownership and TLS.
+
+:class:`MiqaServer` is Voila's standalone application (a Jupyter Server web
+application: Jupyter Server's handlers, identity provider, authorizer and kernel
+manager) serving the dashboard notebook with pre-heated kernels, changed where the
+dashboard needs it:
+
+- identity: :class:`~miqa_nb.server.identity.CatalogIdentityProvider` (set in
+  ``voila_app/voila.json``); the sign-in pages and XNAT's ``data/JSESSION`` are added
+  under the base URL (:mod:`miqa_nb.server.handlers`);
+- kernels: :class:`~miqa_nb.server.kernels.MiqaKernelManager` gives each kernel a key,
+  the page handler records which signed-in page takes which kernel, and
+  :class:`~miqa_nb.server.kernels.OwnerAuthorizer` keeps every kernel to its user;
+- Voila's ``voila/query/<kernel>`` websocket, which told any caller the request of the
+  page that took a kernel, is not served (kernels ask ``miqa/kernel/page`` with their
+  key instead), and Voila's shutdown request is checked against the kernel's owner;
+- the access log names method, path (never the query string: it may hold a one-time
+  link), status, user and time;
+- ``--certfile``/``--keyfile`` serve HTTPS (Jupyter Server's option names); a
+  non-local address without them is served with a warning.
+
+Run as ``python -m miqa_nb.server NOTEBOOK [options]`` (see :mod:`miqa_nb.serve`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import ssl
+from typing import Any, ClassVar
+
+import tornado.ioloop
+from jupyter_server.utils import url_path_join
+from tornado import web
+from traitlets import Unicode
+from voila.app import Voila
+from voila.request_info_handler import RequestInfoSocketHandler
+from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
+from voila.tornado.handler import TornadoVoilaHandler
+
+from miqa_nb.server.handlers import (
+    JSessionHandler,
+    KernelSelfHandler,
+    PasswordHandler,
+    ShutdownHandler,
+    SignInHandler,
+    SignOutHandler,
+)
+from miqa_nb.server.kernels import PAGE_REQUEST, Page, track_pages
+
+__all__ = ["MiqaServer", "PageHandler", "is_local", "main"]
+
+access_log = logging.getLogger("miqa_nb.server.access")
+
+
+class PageHandler(TornadoVoilaHandler):
+    """Voila's page, whose kernel is recorded as the signed-in user's.
+
+    Reading ``xsrf_token`` sets the ``_xsrf`` cookie, which Voila's page reads for its
+    shutdown request when it is closed (Voila's own page handler never sets it, so
+    every such request was refused and closed pages kept their kernels).
+    """
+
+    @web.authenticated
+    async def get(self, path: str | None = None) -> None:
+        provider = self.identity_provider
+        session = provider.browser_session(self) if hasattr(provider, "browser_session") else ""
+        PAGE_REQUEST.set(Page(self.current_user.username, self.request.query, session or ""))
+        self.xsrf_token  # noqa: B018 - sets the cookie when missing
+        await super().get(path)
+
+
+def is_local(ip: str) -> bool:
+    """Whether ``ip`` only listens on this machine (a loopback address)."""
+    if ip in ("localhost", ""):
+        return ip == "localhost"
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
+
+
+def log_request(handler: web.RequestHandler) -> None:
+    """One access-log line, without the query string."""
+    status = handler.get_status()
+    request = handler.request
+    user = getattr(handler, "_jupyter_current_user", None)
+    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    access_log.log(
+        level,
+        "%d %s %s (%s%s) %.1f ms",
+        status,
+        request.method,
+        request.path,
+        request.remote_ip,
+        f" {user.username}" if user is not None else "",
+        1000.0 * request.request_time(),
+    )
+
+
+class MiqaServer(Voila):
+    """Voila's application behind the catalog's sign-in (see the module)."""
+
+    name = "miqa-nb-server"
+    certfile = Unicode("", help="SSL/TLS certificate file (serve HTTPS).").tag(config=True)
+    keyfile = Unicode("", help="SSL/TLS private key file.").tag(config=True)
+    aliases: ClassVar[dict[str, str]] = {
+        **Voila.aliases,
+        "ip": "Voila.ip",
+        "certfile": "MiqaServer.certfile",
+        "keyfile": "MiqaServer.keyfile",
+    }
+
+    def init_settings(self) -> dict[str, Any]:
+        settings: dict[str, Any] = super().init_settings()
+        track_pages(self.kernel_manager)
+        settings["log_function"] = log_request
+        settings["xsrf_cookie_kwargs"] = {"samesite": "Strict"}
+        return settings
+
+    def init_handlers(self) -> list[Any]:
+        def at(path: str) -> str:
+            return str(url_path_join(self.server_url, path))
+
+        ours: list[Any] = [
+            (at("/login"), SignInHandler),
+            (at("/signin"), SignInHandler),
+            (at("/login/password"), PasswordHandler),
+            (at("/logout"), SignOutHandler),
+            (at("/signout"), SignOutHandler),
+            (at("/data/JSESSION"), JSessionHandler),
+            (
+                at(r"/miqa/kernel/?(page|connections|)"),
+                KernelSelfHandler,
+                {"kernel_manager": self.kernel_manager},
+            ),
+            (at(r"/voila/api/shutdown/(?P<kernel_id>[\w-]+)"), ShutdownHandler),
+        ]
+        theirs = []
+        for handler in super().init_handlers():
+            cls = handler[1]
+            if cls in (RequestInfoSocketHandler, VoilaShutdownKernelHandler):
+                continue
+            if cls is TornadoVoilaHandler:
+                handler = (handler[0], PageHandler, *handler[2:])
+            theirs.append(handler)
+        return ours + theirs
+
+    def listen(self) -> None:
+        """Listen on ``ip:port`` (HTTPS with a certificate); run until stopped."""
+        ssl_options = None
+        if self.certfile:
+            ssl_options = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ssl_options.load_cert_chain(self.certfile, self.keyfile or None)
+        elif not is_local(self.ip):
+            self.log.warning(
+                "miqa-nb serve listens on %s without TLS: passwords and session cookies "
+                "cross the network in clear. Give --certfile and --keyfile.",
+                self.ip or "every address",
+            )
+        self.app.listen(self.port, self.ip, ssl_options=ssl_options)
+        scheme = "https" if ssl_options else "http"
+        self.log.info("miqa-nb server at %s://%s:%d%s", scheme, self.ip, self.port, self.base_url)
+        self.ioloop = tornado.ioloop.IOLoop.current()
+        try:
+            self.ioloop.start()
+        except KeyboardInterrupt:
+            self.log.info("Stopping...")
+        finally:
+            self.stop()
+
+
+main = MiqaServer.launch_instance

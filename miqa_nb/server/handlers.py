@@ -1,0 +1,296 @@
+"""The server's own pages and endpoints, beside Voila's.
+
+- ``login`` (also ``signin``): the sign-in page (GET the form; POST name and password)
+  and one-time sign-in links (``?link=SECRET``). A wrong name and a wrong password get
+  the same answer. After a link, a user without a password is asked to set one.
+- ``logout`` (also ``signout``): ends the browser's session and the kernels of the
+  pages it opened, and clears the cookie.
+- ``login/password``: a signed-in user sets their password.
+- ``data/JSESSION``: XNAT's session for scripts. ``GET`` (authenticated by Basic or a
+  token) answers a new session id as text and sets it as the ``JSESSIONID`` cookie;
+  ``DELETE`` ends it. Unauthenticated calls under ``data/`` get 401 with a Basic
+  challenge, as XNAT answers, not a redirect to the sign-in page.
+- ``miqa/kernel/...``: a kernel's own questions, authenticated by its key
+  (:mod:`miqa_nb.server.kernels`): which page it serves, whether that page is still
+  connected, and its own shutdown.
+- ``voila/api/shutdown/<kernel>``: Voila's page asks for its kernel's end when closed;
+  allowed to the kernel's own user only.
+
+Pages are plain HTML built with escaped values, no script.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import json
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from jupyter_core.utils import ensure_async
+from jupyter_server.auth.decorator import allow_unauthenticated
+from jupyter_server.base.handlers import JupyterHandler
+from tornado import web
+
+from miqa_nb.core.errors import MiqaError
+from miqa_nb.server.identity import JSESSION_COOKIE, CatalogIdentityProvider
+from miqa_nb.server.kernels import REGISTRY
+
+__all__ = [
+    "JSessionHandler",
+    "KernelSelfHandler",
+    "PasswordHandler",
+    "ShutdownHandler",
+    "SignInHandler",
+    "SignOutHandler",
+]
+
+#: The same answer for an unknown user and a wrong password.
+WRONG = "Wrong user name or password."
+
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:26rem;margin:4rem auto;padding:0 1rem}"
+    "label{display:block;margin:.8rem 0 .2rem}input{width:100%;padding:.4rem;font-size:1rem}"
+    "button{margin-top:1rem;padding:.5rem 1.2rem;font-size:1rem}.error{color:#a00}"
+)
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
+
+
+class _Base(JupyterHandler):
+    @property
+    def provider(self) -> CatalogIdentityProvider:
+        provider = self.identity_provider
+        assert isinstance(provider, CatalogIdentityProvider)
+        return provider
+
+    def safe_next(self) -> str:
+        """The ``next`` address if it stays on this server under its base URL."""
+        target = self.get_argument("next", "") or self.base_url
+        parts = urlsplit(target)
+        if (
+            parts.scheme
+            or parts.netloc
+            or not parts.path.startswith(self.base_url)
+            or target.startswith("//")
+            or "\\" in target
+        ):
+            return str(self.base_url)
+        return target
+
+    def write_page(self, title: str, body: str, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(_page(title, body))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        reason = self._reason if status_code != 429 else "Too many failed sign-ins"
+        self.write_page("miqa-nb", f"<p class='error'>{html.escape(reason)}</p>", status_code)
+
+
+class SignInHandler(_Base):
+    """The sign-in page and one-time sign-in links."""
+
+    def form(self, message: str = "", name: str = "", status: int = 200) -> None:
+        error = f"<p class='error' role='alert'>{html.escape(message)}</p>" if message else ""
+        action = html.escape(self.base_url + "login?" + urlencode({"next": self.safe_next()}))
+        body = (
+            f"{error}<form method='post' action='{action}'>{self.xsrf_form_html()}"
+            "<label for='user'>User name</label>"
+            f"<input id='user' name='user' autocomplete='username' value='{html.escape(name)}'"
+            " autofocus required>"
+            "<label for='password'>Password</label>"
+            "<input id='password' name='password' type='password'"
+            " autocomplete='current-password' required>"
+            "<button type='submit'>Sign in</button></form>"
+        )
+        self.write_page("Sign in to miqa-nb", body, status)
+
+    @allow_unauthenticated
+    async def get(self) -> None:
+        secret = self.get_argument("link", "")
+        if not secret:
+            self.form()
+            return
+        user = await self.provider.sign_in_by_link(self, secret)
+        if user is None:
+            self.form(
+                "This sign-in link has been used or has expired. Ask a superuser for a "
+                "new one, or sign in with your password.",
+                status=403,
+            )
+            return
+        self.provider.start_session(self, user)
+        target = self.safe_next()
+        if not await self.provider.credentials.has_password(user.username):
+            target = self.base_url + "login/password?" + urlencode({"next": target})
+        self.redirect(target)
+
+    @allow_unauthenticated
+    async def post(self) -> None:
+        name = self.get_body_argument("user", "").strip()
+        password = self.get_body_argument("password", "")
+        user = await self.provider.sign_in(self, name, password)
+        if user is None:
+            self.form(WRONG, name=name, status=401)
+            return
+        self.provider.start_session(self, user)
+        self.redirect(self.safe_next())
+
+
+class SignOutHandler(_Base):
+    """Sign out: the session and its pages' kernels end, the cookie goes."""
+
+    @allow_unauthenticated
+    async def get(self) -> None:
+        sid = self.provider.end_session(self)
+        for kernel_id in REGISTRY.kernels_of(sid or ""):
+            with contextlib.suppress(KeyError):  # ended meanwhile
+                await ensure_async(self.kernel_manager.shutdown_kernel(kernel_id))
+        link = html.escape(self.base_url + "login")
+        self.write_page("Signed out", f"<p>You have signed out. <a href='{link}'>Sign in</a></p>")
+
+    post = get
+
+
+class PasswordHandler(_Base):
+    """A signed-in user sets their password."""
+
+    def form(self, message: str = "", status: int = 200) -> None:
+        error = f"<p class='error' role='alert'>{html.escape(message)}</p>" if message else ""
+        target = self.safe_next()
+        action = html.escape(self.base_url + "login/password?" + urlencode({"next": target}))
+        user = self.current_user.username
+        body = (
+            f"<p>Signed in as <b>{html.escape(user)}</b>. Choose a password (at least 8 "
+            "characters) to sign in next time.</p>"
+            f"{error}<form method='post' action='{action}'>{self.xsrf_form_html()}"
+            "<label for='password'>New password</label>"
+            "<input id='password' name='password' type='password' autocomplete='new-password'"
+            " required>"
+            "<label for='again'>Again</label>"
+            "<input id='again' name='again' type='password' autocomplete='new-password' required>"
+            "<button type='submit'>Set password</button></form>"
+            f"<p><a href='{html.escape(target)}'>Not now</a></p>"
+        )
+        self.write_page("Set your password", body, status)
+
+    @web.authenticated
+    async def get(self) -> None:
+        self.form()
+
+    @web.authenticated
+    async def post(self) -> None:
+        password = self.get_body_argument("password", "")
+        if password != self.get_body_argument("again", ""):
+            self.form("The two passwords differ; type the same one twice.", 400)
+            return
+        try:
+            await self.provider.credentials.set_password(self.current_user.username, password)
+        except MiqaError as exc:
+            self.form(str(exc), 400)
+            return
+        self.redirect(self.safe_next())
+
+
+class JSessionHandler(_Base):
+    """XNAT's ``/data/JSESSION``: a session id for scripts."""
+
+    def _challenge(self) -> None:
+        self.set_status(401)
+        self.set_header("WWW-Authenticate", 'Basic realm="XNAT"')
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish("Authentication required: a user name and password or API token\n")
+
+    @allow_unauthenticated
+    async def get(self) -> None:
+        if self.current_user is None:
+            self._challenge()
+            return
+        sid = self.provider.sessions.start(self.current_user.username, "api")
+        self.set_cookie(
+            JSESSION_COOKIE,
+            sid,
+            path=self.base_url,
+            httponly=True,
+            samesite="Strict",
+            secure=self.request.protocol == "https",
+        )
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(sid)
+
+    @allow_unauthenticated
+    async def delete(self) -> None:
+        sid = self.get_cookie(JSESSION_COOKIE)
+        if self.current_user is None or not sid:
+            self._challenge()
+            return
+        self.provider.sessions.end(sid)
+        self.clear_cookie(JSESSION_COOKIE, path=self.base_url)
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish("")
+
+
+class KernelSelfHandler(web.RequestHandler):
+    """A kernel's questions about itself, with ``Authorization: kernel ID KEY``."""
+
+    def initialize(self, kernel_manager: Any) -> None:
+        self.kernel_manager = kernel_manager
+
+    def _kernel(self) -> str:
+        scheme, _, rest = self.request.headers.get("Authorization", "").partition(" ")
+        kernel_id, _, key = rest.strip().partition(" ")
+        if scheme.lower() != "kernel" or not REGISTRY.kernel_for(kernel_id, key.strip()):
+            raise web.HTTPError(403)
+        return kernel_id
+
+    def check_xsrf_cookie(self) -> None:
+        """No cookies here: the kernel's key is in a header."""
+
+    async def get(self, what: str) -> None:
+        kernel_id = self._kernel()
+        self.set_header("Content-Type", "application/json")
+        if what == "page":
+            wait = min(float(self.get_argument("wait", "30")), 120.0)
+            page = await REGISTRY.wait_page(kernel_id, wait)
+            if page is None:
+                self.set_status(204)
+                self.finish()
+                return
+            self.finish(json.dumps({"user": page.user, "query": page.query}))
+        elif what == "connections":
+            model = self.kernel_manager.kernel_model(kernel_id)
+            self.finish(json.dumps({"connections": int(model.get("connections", 0))}))
+        else:
+            raise web.HTTPError(404)
+
+    async def delete(self, what: str) -> None:
+        kernel_id = self._kernel()
+        if what != "":
+            raise web.HTTPError(404)
+        await ensure_async(self.kernel_manager.shutdown_kernel(kernel_id))
+        self.set_status(204)
+        self.finish()
+
+
+class ShutdownHandler(_Base):
+    """Voila's page-closed request, for the kernel's own user only."""
+
+    @web.authenticated
+    async def post(self, kernel_id: str) -> None:
+        self.kernel_id = kernel_id
+        if not self.authorizer.is_authorized(self, self.current_user, "write", "kernels"):
+            raise web.HTTPError(403)
+        try:
+            await ensure_async(self.kernel_manager.shutdown_kernel(kernel_id))
+        except KeyError as exc:
+            raise web.HTTPError(404) from exc
+        self.set_status(204)
+        self.finish()
