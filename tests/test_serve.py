@@ -1,5 +1,5 @@
-"""``miqa-nb serve``: the Voila command, its environment, the token, JupyterHub; and the
-real command on a free port, asked for pages the way a reviewer's browser asks."""
+"""``miqa-nb serve``: the server's command, its environment, sign-in links, JupyterHub;
+and the real command on a free port, asked for pages the way a reviewer's browser asks."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import requests
 
 from miqa_nb.catalog import Catalog
 from miqa_nb.core.errors import MiqaError
@@ -29,31 +30,34 @@ from miqa_nb.serve import (
     base_url_from_env,
     free_port,
     serve_main,
+    server_command,
     server_environment,
     start,
-    voila_command,
 )
 
 
-def test_voila_command() -> None:
-    cmd = voila_command("/c/lab.duckdb", port=8123, token="tok", base_url="/user/ana/")
-    assert cmd[:3] == [sys.executable, "-m", "voila"]
+def test_server_command_holds_no_secret() -> None:
+    cmd = server_command("/c/lab.duckdb", port=8123, base_url="/user/ana/")
+    assert cmd[:3] == [sys.executable, "-m", "miqa_nb.server"]
     assert cmd[3] == str(APP_DIR / NOTEBOOK)
     for flag in (
         "--no-browser",
         "--Voila.ip=127.0.0.1",
         "--port=8123",
-        "--token=tok",
         "--base_url=/user/ana/",
         "--show_tracebacks=False",
         "--preheat_kernel=True",
         "--pool_size=1",
     ):
         assert flag in cmd
-    cold = voila_command("/c/lab.duckdb", port=1, token="t", preheat=False)
+    assert not any("token" in part for part in cmd)  # `ps` shows the command line
+    cold = server_command("/c/lab.duckdb", port=1, preheat=False)
     assert "--preheat_kernel=False" in cold and "--pool_size=0" in cold
-    with pytest.raises(MiqaError, match="token"):
-        voila_command("/c/lab.duckdb", port=1, token="")
+    tls = server_command("/c/lab.duckdb", port=1, ip="0.0.0.0", certfile="c.pem", keyfile="k.pem")
+    assert "--Voila.ip=0.0.0.0" in tls
+    assert f"--certfile={Path('c.pem').resolve()}" in tls
+    with pytest.raises(MiqaError, match="--keyfile needs --certfile"):
+        server_command("/c/lab.duckdb", port=1, keyfile="k.pem")
 
 
 @pytest.mark.parametrize(
@@ -73,7 +77,7 @@ def test_server_environment(tmp_path: Path) -> None:
         upload_dir="up",
     )
     assert env["MIQA_NB_CATALOG"] == str(Path("rel.duckdb").resolve())
-    assert env["MIQA_NB_IDENTITY"] == "query"
+    assert env["MIQA_NB_IDENTITY"] == "server"
     assert "MIQA_NB_USER" not in env  # the page's user never comes from the server's shell
     assert env["PATH"] == "/bin"
     assert env["MIQA_NB_UPLOAD_DIR"] == str(Path("up").resolve())
@@ -107,18 +111,18 @@ def test_start_needs_a_catalog(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_real_server_needs_the_token(tmp_path: Path) -> None:
+def test_real_server_asks_for_sign_in(tmp_path: Path) -> None:
     catalog = tmp_path / "c.duckdb"
     Catalog(catalog).add_user("ana")
-    server = start(catalog, token="sesame", log=tmp_path / "voila.log", preheat=False)
+    server = start(catalog, log=tmp_path / "server.log", preheat=False)
     try:
         server.wait_ready()
         base = f"http://127.0.0.1:{server.port}/"
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(base + "voila/api/shutdown/x", timeout=10)
-        assert refused.value.code in (401, 403)
-        assert server.url == base + "?token=sesame"
-        assert server.url_for("a b") == base + "?token=sesame&user=a%20b"
+        assert server.url == base
+        status, location, _ = _get(server.port, "/voila/api/shutdown/x")
+        assert (status, location.split("?")[0]) == (302, "/login")
+        link = server.signin_link("ana", project="P q")
+        assert link.startswith(base + "login?link=") and link.endswith("&next=/%3Fproject%3DP%2520q")
     finally:
         server.stop()
     assert server.process.poll() is not None
@@ -127,9 +131,8 @@ def test_real_server_needs_the_token(tmp_path: Path) -> None:
 
 # --- the real ``miqa-nb serve``, met the way a reviewer's browser meets it ---------
 
-TOKEN = "sesame"
 #: How the last line ``miqa-nb serve`` prints for anyone ends (a known user's link follows).
-LAST_LINE = "left off"
+LAST_LINE = "miqa-nb users link NAME`"
 
 
 @dataclass
@@ -167,7 +170,7 @@ def _serve(root: Path, user: str) -> Served:
     port = free_port()
     log = root / "serve.log"
     command = [sys.executable, "-m", "miqa_nb.cli", "--catalog", str(root / "c.duckdb")]
-    command += ["serve", "--port", str(port), "--token", TOKEN]
+    command += ["serve", "--port", str(port), "--link-for", user]
     with open(log, "wb") as err:
         process = subprocess.Popen(
             command,
@@ -258,25 +261,41 @@ def ana(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         _stop(served)
 
 
+def _signed_in(served: Served) -> tuple[requests.Session, str]:
+    """A browser-like session signed in with the link ``serve`` printed; the page
+    address the link led to."""
+    link = served.printed[-1].split(": ", 1)[1]
+    session = requests.Session()
+    answer = session.get(link, timeout=120)
+    return session, answer.url
+
+
 @pytest.mark.slow
-def test_serve_prints_ready_links_whose_token_opens_the_dashboard(ana: Served) -> None:
-    base = f"http://127.0.0.1:{ana.port}/?token={TOKEN}"
-    assert f"  {base}&user=NAME" in ana.printed
-    assert any("add &project=P" in line for line in ana.printed)
-    link = f"{base}&user=ana&project=Brain%20study"
-    assert ana.printed[-1] == f"  for you (ana): {link}"
+def test_serve_prints_a_one_time_link_that_signs_in_and_opens_the_dashboard(ana: Served) -> None:
+    base = f"http://127.0.0.1:{ana.port}/"
+    assert f"  {base}" in ana.printed
+    assert ana.printed[-1].startswith(f"  one-time sign-in link for ana: {base}login?link=")
+    link = ana.printed[-1].split(": ", 1)[1]
+    session = requests.Session()
+    first = session.get(link, allow_redirects=False, timeout=60)
+    assert first.status_code == 302
+    # ana has no password yet: the link asks for one, and goes on to her project
+    assert first.headers["Location"].startswith("/login/password?next=")
+    cookie = first.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
     start = len(ana.log.read_text(errors="replace"))
-    status, _, page = _get(ana.port, link.removeprefix(f"http://127.0.0.1:{ana.port}"))
-    assert status == 200 and "miqa-dashboard" in page
+    page = session.get(base + "?project=Brain%20study", timeout=120)
+    assert page.status_code == 200 and "miqa-dashboard" in page.text
     # the page found ana in the catalog: no refusal, no error in the kernels' log
     after = ana.lines_after(start, "dashboard refused", timeout=3)
     assert "dashboard refused" not in after and "miqa_nb.dashboard ERROR" not in after
+    again = requests.get(link, allow_redirects=False, timeout=60)  # one use only
+    assert again.status_code == 403 and "used or has expired" in again.text
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("token", [None, "", "sesam", TOKEN + "x"])
-def test_without_the_token_the_server_refuses(ana: Served, token: str | None) -> None:
-    query = "?user=ana" if token is None else f"?token={token}&user=ana"
+@pytest.mark.parametrize("query", ["", "?user=ana", "?token=sesame&user=ana"])
+def test_without_signing_in_the_server_refuses(ana: Served, query: str) -> None:
     for path in ("/", "/api/kernels"):  # the page, and Jupyter's API behind it
         status, location, page = _get(ana.port, path + query)
         assert (status, location.split("?")[0]) == (302, "/login"), path
@@ -284,24 +303,24 @@ def test_without_the_token_the_server_refuses(ana: Served, token: str | None) ->
 
 
 @pytest.mark.slow
-def test_pages_read_the_user_from_their_address_and_know_the_catalog(ana: Served) -> None:
-    """Kernels get MIQA_NB_IDENTITY=query and this catalog: the page's own ``&user=``
-    decides, never the MIQA_NB_USER of the shell that started the server."""
+def test_the_address_never_chooses_the_pages_user(ana: Served) -> None:
+    """A signed-in page's user is the sign-in's: ``&user=stranger`` in its address (and
+    the MIQA_NB_USER of the shell that started the server) change nothing: were it
+    taken, the page would refuse 'stranger', whom the catalog does not know."""
+    session = requests.Session()
+    cat = Catalog(ana.home.parent / "c.duckdb")
+    base = f"http://127.0.0.1:{ana.port}/"
+    secret = cat.create_signin_link("ana", by="ana")
+    assert session.get(f"{base}login?link={secret}", timeout=60).status_code == 200
     start = len(ana.log.read_text(errors="replace"))
-    status, _, _ = _get(ana.port, f"/?token={TOKEN}&user=stranger")
-    assert status == 200
-    after = ana.lines_after(start, "dashboard refused")
-    assert "dashboard refused: User 'stranger' is not in this catalog" in after
-    # the warm-up page (no &user) was refused although serve ran with MIQA_NB_USER=ana
-    assert "dashboard refused: This page needs your user name" in ana.log_at_print
+    page = session.get(base + "?user=stranger", timeout=120)
+    assert page.status_code == 200
+    after = ana.lines_after(start, "Using pre-heated kernel", timeout=10)
+    assert "Using pre-heated kernel" in after and "dashboard refused" not in after
 
 
 @pytest.mark.slow
-def test_serve_warms_the_page_up_before_printing_and_keeps_two_kernels_ready(ana: Served) -> None:
-    """Before the address is printed Voila has rendered the page once (without a user),
-    in a kernel of its own: the pre-heated kernels stay for the first two reviewers."""
-    assert ana.log_at_print.count("dashboard refused") == 1  # the warm-up, already done
-    assert "Using pre-heated kernel" not in ana.log_at_print
+def test_serve_keeps_two_kernels_ready(ana: Served) -> None:
     assert "is filled with 2 kernel(s)" in ana.lines_after(0, "is filled with 2 kernel(s)", 60)
 
 
@@ -309,8 +328,10 @@ def test_serve_warms_the_page_up_before_printing_and_keeps_two_kernels_ready(ana
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc/net/tcp (Linux)")
 def test_serve_listens_on_loopback_only_and_leaves_home_alone(ana: Served) -> None:
     assert _listening(ana.port) == {("tcp", "0100007F")}  # 127.0.0.1, no IPv6, no 0.0.0.0
-    status, _, _ = _get(ana.port, f"/?token={TOKEN}&user=ana")  # one more page rendered
-    assert status == 200
+    session = requests.Session()
+    secret = Catalog(ana.home.parent / "c.duckdb").create_signin_link("ana", by="ana")
+    page = session.get(f"http://127.0.0.1:{ana.port}/login?link={secret}&next=/", timeout=120)
+    assert page.status_code == 200  # one more page rendered
     # Jupyter's files go to the server's private folder; the one thing in home is the
     # empty folder ipyvolume makes when imported (the pooled kernels import it for 3D)
     found = sorted(p.relative_to(ana.home).as_posix() for p in ana.home.rglob("*"))
@@ -327,7 +348,7 @@ def test_serve_for_an_unknown_user_prints_no_ready_link_and_stops_on_ctrl_c(
     _wait_until_serving(served)  # everything serve prints is printed by then
     status, rest = _stop(served)
     assert status == 0 and rest == ""  # nothing after the general address
-    assert not any("for you" in line for line in served.printed)
+    assert not any("sign-in link for" in line for line in served.printed)
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", served.port), 2):
         pass  # Voila stopped with it
 
@@ -357,7 +378,9 @@ def test_a_terminated_server_leaves_no_voila_or_kernel(tmp_path: Path) -> None:
     serve = served.process
     try:
         (voila,) = _children(serve.pid)
-        kernels = _children(voila)
+        deadline = time.monotonic() + 60
+        while not (kernels := _children(voila)) and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert kernels  # pre-heated ones
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(30) == 128 + signal.SIGTERM
@@ -385,12 +408,12 @@ def test_a_page_watch_needs_a_served_kernel() -> None:
 
     served = {
         "MIQA_NB_SERVE_URL": "http://127.0.0.1:1/base/",
-        "MIQA_NB_SERVE_TOKEN": "tok",
+        "MIQA_NB_KERNEL_KEY": "key",
         "VOILA_KERNEL_ID": "0e5c9f3a-0000-4000-8000-000000000000",
     }
     watch = PageWatch.from_environment(served, on_gone=lambda: None)
     assert watch is not None
-    assert watch.url == "http://127.0.0.1:1/base/api/kernels/0e5c9f3a-0000-4000-8000-000000000000"
+    assert watch.kernel == "0e5c9f3a-0000-4000-8000-000000000000"
     assert watch.connections() is None  # nobody answers: no decision is taken
     for missing in served:  # a notebook, or a kernel started by another server
         rest = {k: v for k, v in served.items() if k != missing}
