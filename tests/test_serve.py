@@ -12,8 +12,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,7 +120,9 @@ def test_real_server_asks_for_sign_in(tmp_path: Path) -> None:
         status, location, _ = _get(server.port, "/voila/api/shutdown/x")
         assert (status, location.split("?")[0]) == (302, "/login")
         link = server.signin_link("ana", project="P q")
-        assert link.startswith(base + "login?link=") and link.endswith("&next=/%3Fproject%3DP%2520q")
+        assert link.startswith(base + "login?link=") and link.endswith(
+            "&next=/%3Fproject%3DP%2520q"
+        )
     finally:
         server.stop()
     assert server.process.poll() is not None

@@ -184,3 +184,12 @@ def import_project(
 def review_export_path(site: DashboardCatalog) -> Path:
     """Where Gamma's export goes."""
     return site.root / "out" / "gamma-export.csv"
+
+
+def sign_in(page, server, user: str, project: str | None = None, timeout: float = 60_000) -> None:
+    """Open the dashboard signed in as ``user`` through a one-time sign-in link (what
+    ``miqa-nb users link`` prints), on ``project``'s review when given. The tests' users
+    have no password, so the link asks for one first: they choose "Not now"."""
+    page.goto(server.signin_link(user, project=project), timeout=timeout)
+    if "/login/password" in page.url:
+        page.get_by_text("Not now").click()

@@ -21,7 +21,7 @@ from widgets_dashboard.dashboard_catalog import TIER1, TIER2, DashboardCatalog
 
 from miqa_nb.catalog import Catalog
 
-from .review_site import CLAIMS_PROJECT, CLAIMS_SCANS
+from .review_site import CLAIMS_PROJECT, CLAIMS_SCANS, sign_in
 
 #: Opening a page waits for a kernel; give a cold one time on a busy machine.
 OPEN_TIMEOUT = 60_000
@@ -44,7 +44,7 @@ def catalog(site: DashboardCatalog) -> Catalog:
 
 def open_link(page, server, user: str) -> None:
     """A reviewer's link to Delta: the Review tab, where they can decide."""
-    page.goto(f"{server.url_for(user)}&project={CLAIMS_PROJECT}", timeout=OPEN_TIMEOUT)
+    sign_in(page, server, user, project=CLAIMS_PROJECT, timeout=OPEN_TIMEOUT)
     try:
         page.locator(f"{REVIEW} .miqa-scan-info .miqa-where").wait_for(timeout=OPEN_TIMEOUT)
     except Exception:

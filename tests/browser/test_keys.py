@@ -14,7 +14,7 @@ from widgets_dashboard.dashboard_catalog import TIER1, TIER2, DashboardCatalog
 
 from miqa_nb.catalog import Catalog
 
-from .review_site import import_project
+from .review_site import import_project, sign_in
 from .test_review import OPEN_TIMEOUT, REVIEW, status_text, wait_for_picture, wait_for_scan
 
 PROJECT = "Epsilon"
@@ -34,7 +34,7 @@ def delta(site: DashboardCatalog) -> Catalog:
 
 def open_review(page, server, user: str, scan: str) -> None:
     """Open Epsilon's overview as ``user``, then ``scan``; wait for its planes."""
-    page.goto(server.url_for(user))
+    sign_in(page, server, user)
     page.locator(".miqa-project", has_text=PROJECT).click(timeout=OPEN_TIMEOUT)
     page.locator(".miqa-overview-open", has_text=scan).click()
     wait_for_scan(page, scan)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from widgets_dashboard.dashboard_catalog import ADMIN, DashboardCatalog
 
-from .review_site import import_project
+from .review_site import import_project, sign_in
 
 PROJECT = "Zeta"
 SCANS = [("D1", "L1"), ("D1", "L2")]
@@ -36,7 +36,7 @@ def delta(site: DashboardCatalog) -> Iterator[str]:
 def open_review(page, server) -> None:
     """Open Zeta's review at 1440 x 900 as the admin; wait for the axial picture."""
     page.set_viewport_size(VIEWPORT)
-    page.goto(server.url_for(ADMIN))
+    sign_in(page, server, ADMIN)
     page.locator(".miqa-project", has_text=PROJECT).click(timeout=OPEN_TIMEOUT)
     page.locator(".miqa-project-title", has_text=PROJECT).wait_for()
     page.get_by_text("Review", exact=True).click()

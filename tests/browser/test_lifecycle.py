@@ -25,7 +25,7 @@ from miqa_nb.catalog import Catalog
 from miqa_nb.serve import Server, start
 
 from .conftest import ARTIFACTS
-from .review_site import REVIEW_PROJECT, add_review_project
+from .review_site import REVIEW_PROJECT, add_review_project, sign_in
 
 POOL = 2
 PLANE = ".miqa-review img.miqa-plane-axial"
@@ -74,14 +74,23 @@ def kernel_processes(server: Server) -> list[int]:
     return found
 
 
+_TOKENS: dict[str, str] = {}
+
+
 def kernel_alive(server: Server, kernel: str) -> bool:
+    """Whether ``kernel`` runs, asked as its user (tom, with an API token): the server
+    answers 403 for a kernel that serves no page of tom's -- once it has ended."""
+    if str(server.catalog) not in _TOKENS:
+        _, token = Catalog(server.catalog).create_token(TIER2, by=TIER2)
+        _TOKENS[str(server.catalog)] = token
     url = f"http://127.0.0.1:{server.port}{server.base_url}api/kernels/{kernel}"
-    request = urllib.request.Request(url, headers={"Authorization": f"token {server.token}"})
+    headers = {"Authorization": f"token {_TOKENS[str(server.catalog)]}"}
+    request = urllib.request.Request(url, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as answer:
             return bool(json.load(answer).get("id") == kernel)
     except urllib.error.HTTPError as exc:
-        if exc.code == 404:
+        if exc.code in (403, 404):
             return False
         raise
 
@@ -106,7 +115,7 @@ def open_review(browser: object, server: Server) -> tuple[object, object, str]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
     context.set_default_timeout(90_000)
     page = context.new_page()
-    page.goto(server.url_for(TIER2) + "&project=" + REVIEW_PROJECT)
+    sign_in(page, server, TIER2, project=REVIEW_PROJECT)
     page.locator(PLANE).wait_for()
     found = re.search(r'"kernelId":\s*"([0-9a-f-]{36})"', page.content())
     assert found, "the page names no kernel"

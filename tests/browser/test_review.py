@@ -30,6 +30,7 @@ from .review_site import (
     SCRIPT_NOTE,
     SCRIPT_SCAN,
     review_export_path,
+    sign_in,
 )
 
 #: Opening a page waits for a kernel; give a cold one time on a busy machine.
@@ -81,7 +82,7 @@ def require_keyboard_review(site: DashboardCatalog) -> pd.DataFrame:
 
 def open_project(page, server, user: str) -> None:
     """Open the dashboard as ``user`` and then project Gamma's overview."""
-    page.goto(server.url_for(user))
+    sign_in(page, server, user)
     button = page.locator(".miqa-project", has_text=REVIEW_PROJECT)
     button.wait_for(timeout=OPEN_TIMEOUT)
     button.click()
