@@ -464,6 +464,12 @@ def _demo(args: argparse.Namespace, user: str) -> int:
     print(catalog.summary())
     print(f"users: {user} (superuser), " + ", ".join(f"{n} ({r})" for n, r in DEMO_USERS.items()))
     print(f"catalog: {catalog_path}")
+    reviewer = next(iter(DEMO_USERS))
+    print(
+        f"serve it: miqa-nb --catalog {catalog_path} serve --link-for {user} --link-for "
+        f"{reviewer}\n  (prints a one-time sign-in link for each; `miqa-nb users link NAME` "
+        "makes more)"
+    )
     return 0
 
 
