@@ -47,14 +47,18 @@ def dash(tmp_path: Path) -> DashboardCatalog:
 # ---------------------------------------------------------------------- identity
 
 
-def test_identity_from_query_string(dash: DashboardCatalog) -> None:
+def test_a_served_page_is_the_signed_in_users(dash: DashboardCatalog) -> None:
+    """Served, the user is the one the server verified; the query string and the server's
+    own environment never name it."""
     cat = dash.catalog()
-    env = {"MIQA_NB_IDENTITY": "query", "MIQA_NB_USER": ADMIN, "JUPYTERHUB_USER": ADMIN}
-    assert resolve_user(cat, env, "token=abc&user=tina").user == TIER1
-    missing = resolve_user(cat, env, "token=abc")  # the server's own variables do not count
-    assert missing.user is None and "&user=NAME" in (missing.refusal or "")
-    unknown = resolve_user(cat, env, "user=%3Cscript%3E")
+    env = {"MIQA_NB_IDENTITY": "server", "MIQA_NB_USER": ADMIN, "JUPYTERHUB_USER": ADMIN}
+    assert resolve_user(cat, env, "user=admin", page_user=TIER1).user == TIER1
+    missing = resolve_user(cat, env, "user=admin")  # the server named nobody
+    assert missing.user is None and "sign in again" in (missing.refusal or "")
+    unknown = resolve_user(cat, env, None, page_user="<script>")
     assert unknown.user is None and "'<script>' is not in this catalog" in (unknown.refusal or "")
+    old = resolve_user(cat, {"MIQA_NB_IDENTITY": "query"}, "user=admin")  # no longer a way
+    assert old.user is None and "MIQA_NB_IDENTITY=query" in (old.refusal or "")
 
 
 def test_identity_under_jupyterhub_ignores_the_query(dash: DashboardCatalog) -> None:

@@ -385,7 +385,7 @@ def test_review_view_is_the_review_panel_on_the_scan(dash: DashboardCatalog) -> 
 
 
 def test_dashboard_refuses_unknown_user_and_unreadable_project(dash: DashboardCatalog) -> None:
-    env = {"MIQA_NB_CATALOG": str(dash.catalog_path), "MIQA_NB_IDENTITY": "query"}
+    env = {"MIQA_NB_CATALOG": str(dash.catalog_path)}
     board = Dashboard.from_environment(env, "token=x&user=mallory")
     refusal = _find(board.widget, "miqa-refusal")
     assert refusal and "mallory" in refusal[0].value and "not in this catalog" in refusal[0].value
@@ -423,7 +423,7 @@ def _linked_scan(env: dict[str, str], user: str) -> tuple[str, str] | None:
 
 
 def test_a_project_link_opens_its_review_where_the_user_left_off(dash: DashboardCatalog) -> None:
-    env = {"MIQA_NB_CATALOG": str(dash.catalog_path), "MIQA_NB_IDENTITY": "query"}
+    env = {"MIQA_NB_CATALOG": str(dash.catalog_path)}
     # E1/S1 is complete, E1/S2 needs tier-2 review, E2/S3 is unreviewed. Nowhere left
     # off yet: the first scan the reviewer can decide (a tier-2 reviewer: E1/S2)
     first = _linked_scan(env, TIER2)
@@ -444,7 +444,7 @@ def test_a_project_link_opens_its_review_where_the_user_left_off(dash: Dashboard
 
 
 def test_a_project_link_builds_the_overview_only_when_shown(dash: DashboardCatalog) -> None:
-    env = {"MIQA_NB_CATALOG": str(dash.catalog_path), "MIQA_NB_IDENTITY": "query"}
+    env = {"MIQA_NB_CATALOG": str(dash.catalog_path)}
     board = Dashboard.from_environment(env, f"token=x&user={ADMIN}&project={PROJECT}")
     try:
         assert board.overview is None
