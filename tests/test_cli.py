@@ -1,8 +1,12 @@
 """The miqa-nb command line, run as a user would (a real subprocess for the entry point)."""
 
 import os
+import pty
+import select
+import shlex
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
@@ -253,3 +257,192 @@ def test_serve_and_render_accept_global_options_after_the_command(tmp_path, samp
     out = tmp_path / "r"
     assert main(["render", str(image), "--out", str(out), "--user", "ana"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["axial.png", "coronal.png", "sagittal.png"]
+
+
+# ------------------------------------------------------------------ credentials
+
+SECRET = "Correct-Horse-Battery-7"
+
+
+def _cli_env(catalog, user="admin", **more):
+    return {
+        **os.environ,
+        "MIQA_NB_CATALOG": str(catalog),
+        "MIQA_NB_USER": user,
+        "PYTHONPATH": os.pathsep.join(sys.path),
+        **more,
+    }
+
+
+def _run_cli(catalog, *argv, stdin=None, user="admin"):
+    return subprocess.run(
+        [sys.executable, "-m", "miqa_nb.cli", *argv],
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        env=_cli_env(catalog, user),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _on_a_terminal(catalog, argv, answers):
+    """Run the command line on a terminal (a pseudo-terminal), answering each prompt
+    in turn; returns the exit status and everything the terminal showed."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the command line, with the terminal as its own
+        os.execve(sys.executable, [sys.executable, "-m", "miqa_nb.cli", *argv], _cli_env(catalog))
+    shown = b""
+    deadline = time.monotonic() + 120
+
+    def read() -> bool:
+        nonlocal shown
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        assert ready, f"no prompt within the time; the terminal showed {shown!r}"
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the command ended and closed the terminal
+            return False
+        shown += chunk
+        return bool(chunk)
+
+    try:
+        for answer in answers:
+            asked = shown.count(b": ")
+            while shown.count(b": ") == asked and read():
+                pass
+            os.write(fd, answer.encode() + b"\n")
+        while read():
+            pass
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    return os.waitstatus_to_exitcode(status), shown.decode(errors="replace")
+
+
+def test_passwd_asks_twice_on_a_terminal_and_shows_nothing_typed(cli):
+    main(["users", "add", "ana"])
+    status, shown = _on_a_terminal(cli, ["users", "passwd", "ana"], [SECRET, SECRET])
+    assert status == 0, shown
+    assert "new password for ana: " in shown and "again: " in shown
+    assert "password set for ana" in shown
+    assert SECRET not in shown
+    assert Catalog(cli).check_password("ana", SECRET)
+
+
+def test_passwd_refuses_two_different_passwords(cli):
+    main(["users", "add", "ana"])
+    status, shown = _on_a_terminal(cli, ["users", "passwd", "ana"], [SECRET, SECRET + "x"])
+    assert status == 1
+    assert "the two passwords differ; nothing was changed" in shown
+    assert not Catalog(cli).has_password("ana")
+
+
+def test_passwd_reads_one_line_from_stdin_and_says_only_that(cli):
+    main(["users", "add", "ana"])
+    done = _run_cli(cli, "users", "passwd", "ana", "--password-stdin", stdin=f"{SECRET}\nnext\n")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "password set for ana\n", "")
+    assert Catalog(cli).check_password("ana", SECRET)
+
+
+@pytest.mark.parametrize(
+    ("argv", "stdin", "said"),
+    [
+        ([], None, "stdin is not one: give it on stdin with --password-stdin"),
+        (["--password-stdin"], "\n", "no password was given; nothing was changed"),
+        (["--password-stdin"], "short\n", "a password needs at least 8 characters"),
+    ],
+)
+def test_passwd_without_a_password_changes_nothing(cli, argv, stdin, said):
+    main(["users", "add", "ana"])
+    done = _run_cli(cli, "users", "passwd", "ana", *argv, stdin=stdin)
+    assert done.returncode == 1 and said in done.stderr and done.stdout == ""
+    assert not Catalog(cli).has_password("ana")
+
+
+def test_a_token_is_printed_alone_on_stdout(cli):
+    main(["users", "add", "ana"])
+    command = shlex.join([sys.executable, "-m", "miqa_nb.cli", "users", "token", "ana"])
+    done = subprocess.run(
+        ["sh", "-c", f'TOKEN=$({command} --expires 2) && printf "%s" "$TOKEN"'],
+        env=_cli_env(cli),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    token = done.stdout
+    assert Catalog(cli).token_user(token) == "ana"
+    (token_id,) = Catalog(cli).tokens("ana", by="ana")["id"]
+    assert f"token {token_id} for ana, expires " in done.stderr
+    assert token not in done.stderr
+
+
+def test_tokens_are_listed_and_revoked(cli, capsys):
+    main(["users", "add", "ana"])
+    capsys.readouterr()  # what adding them printed
+    token_id, token = Catalog(cli).create_token("ana", by="ana")
+    assert main(["users", "tokens", "ana"]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split() == ["id", "created_utc", "expires_utc", "revoked_utc", "last_used_utc"]
+    assert row.split()[0] == token_id and token.split("_", 2)[2] not in row
+    assert main(["users", "revoke", "ana", token_id]) == 0
+    assert capsys.readouterr().out == f"revoked token {token_id} of ana\n"
+    assert Catalog(cli).token_user(token) is None
+    assert main(["users", "revoke", "ana", "XXXXXXXXXX"]) == 1
+    assert "user 'ana' has no token 'XXXXXXXXXX'" in capsys.readouterr().err
+
+
+def test_a_user_makes_its_own_tokens_only(cli, capsys):
+    main(["users", "add", "ana"])
+    main(["users", "add", "bo"])
+    capsys.readouterr()  # what adding them printed
+    assert main(["--user", "bo", "users", "token", "ana"]) == 1
+    assert "user 'bo' may not make tokens of user 'ana'" in capsys.readouterr().err
+    assert main(["users", "link", "ana", "--user", "bo"]) == 1
+    assert main(["users", "tokens", "ana", "--user", "bo"]) == 1
+    assert Catalog(cli).tokens("ana", by="admin").empty
+    assert main(["--user", "bo", "users", "token", "bo"]) == 0
+    assert Catalog(cli).token_user(capsys.readouterr().out.strip()) == "bo"
+
+
+def test_a_sign_in_link_names_the_server(cli, capsys, monkeypatch):
+    main(["users", "add", "ana"])
+    capsys.readouterr()  # what adding them printed
+    assert main(["users", "link", "ana", "--server", "https://review.example.org/miqa"]) == 0
+    (link,) = capsys.readouterr().out.splitlines()
+    prefix = "https://review.example.org/miqa/signin?link="
+    assert link.startswith(prefix)
+    assert Catalog(cli).use_signin_link(link.removeprefix(prefix)) == "ana"
+    monkeypatch.setenv("MIQA_NB_SERVER_URL", "http://127.0.0.1:8866/")
+    assert main(["users", "link", "ana", "--minutes", "5"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("http://127.0.0.1:8866/signin?link=")
+    assert "it works once, for 5 minutes" in err
+
+
+def test_a_sign_in_link_without_a_server_says_to_put_in_the_port(cli, capsys):
+    main(["users", "add", "ana"])
+    capsys.readouterr()  # what adding them printed
+    assert main(["users", "link", "ana"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("http://127.0.0.1:PORT/signin?link=")
+    assert "replace PORT by the port `miqa-nb serve` printed" in err
+
+
+def test_a_wrong_server_address_makes_no_link(cli, capsys):
+    main(["users", "add", "ana"])
+    capsys.readouterr()  # what adding them printed
+    assert main(["users", "link", "ana", "--server", "review.example.org"]) == 1
+    assert "the server address must look like http://HOST:PORT/" in capsys.readouterr().err
+    assert Catalog(cli).sql("SELECT count(*) AS n FROM signin_links")["n"].tolist() == [0]
+
+
+def test_users_list_says_who_has_a_password(cli, capsys):
+    main(["users", "add", "ana"])
+    capsys.readouterr()  # what adding them printed
+    Catalog(cli).set_password("ana", SECRET, by="ana")
+    assert main(["users", "list"]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.split()[-1] == "password"
+    assert {row.split()[0]: row.split()[-1] for row in rows} == {"admin": "False", "ana": "True"}
