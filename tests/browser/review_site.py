@@ -183,4 +183,4 @@ def import_project(
 
 def review_export_path(site: DashboardCatalog) -> Path:
     """Where Gamma's export goes."""
-    return site.root / "out" / "gamma-export.csv"
+    return site.root / "exports" / "gamma-export.csv"  # inside the export folder
