@@ -79,10 +79,14 @@ EXPORT_PLACEHOLDER = "file.csv or .json, in the export folder"
 
 
 def _text(description: str, css: str, value: str | None, placeholder: str) -> widgets.Text:
+    # The value goes to the kernel when the field is left (or on Enter), not with each
+    # key: a page holds a model's updates back while one is unanswered, and a click is
+    # sent at once, so typing fast and clicking Save could save the path's first letters.
     text = widgets.Text(
         value=value or "",
         description=description,
         placeholder=placeholder,
+        continuous_update=False,
         layout=widgets.Layout(width="40em"),
         style={"description_width": "8em"},
     )
