@@ -178,9 +178,9 @@ def test_admin_paths(dash: DashboardCatalog) -> None:
         "import_path": str(dash.import_csv),
         "export_path": str(dash.export_csv),
     }
-    actions.set_paths(export_path=str(dash.root / "x.csv"))
+    actions.set_paths(export_path=str(dash.root / "exports" / "x.csv"))
     assert actions.paths()["import_path"] == str(dash.import_csv)
-    assert actions.paths()["export_path"] == str(dash.root / "x.csv")
+    assert actions.paths()["export_path"] == str(dash.root / "exports" / "x.csv")
     with pytest.raises(MiqaError, match="open a project"):
         AdminActions(dash.catalog(), ADMIN).export_project()
 

@@ -5,7 +5,12 @@ one of its methods, which refuse anyone but superusers and the project's creator
 (and the catalog checks again). The dashboard builds this panel only for them; a
 refusal that still happens shows in the status bar.
 
-Stable classes: paths ``miqa-import-path``, ``miqa-export-path``, ``miqa-save-paths``;
+Paths typed here are checked by the actions, not by these widgets (the page is
+untrusted): import files inside the data roots, exports inside the export folder
+(:mod:`miqa_nb.dashboard.folders`); the panel says which folders those are.
+
+Stable classes: paths ``miqa-import-path``, ``miqa-export-path``, ``miqa-save-paths``,
+``miqa-path-rules`` (where paths may point);
 import ``miqa-import-mode``, ``miqa-import-dry-run``, ``miqa-import-run`` (enabled
 only after a dry run of the same mode), ``miqa-import-report``; ``miqa-export``,
 ``miqa-export-result``, ``miqa-export-safe`` (the exports' form: spreadsheet-safe,
@@ -68,11 +73,20 @@ def _button(description: str, css: str, *, style: str = "", tooltip: str = "") -
     return button
 
 
-def _text(description: str, css: str, value: str | None = None) -> widgets.Text:
+#: What the path fields suggest typing.
+IMPORT_PLACEHOLDER = "/absolute/path/in/a/data/root/file.csv or .json"
+EXPORT_PLACEHOLDER = "file.csv or .json, in the export folder"
+
+
+def _text(description: str, css: str, value: str | None, placeholder: str) -> widgets.Text:
+    # The value goes to the kernel when the field is left (or on Enter), not with each
+    # key: a page holds a model's updates back while one is unanswered, and a click is
+    # sent at once, so typing fast and clicking Save could save the path's first letters.
     text = widgets.Text(
         value=value or "",
         description=description,
-        placeholder="/absolute/path/file.csv or .json",
+        placeholder=placeholder,
+        continuous_update=False,
         layout=widgets.Layout(width="40em"),
         style={"description_width": "8em"},
     )
@@ -100,8 +114,16 @@ class AdminPanel:
         guard = self.status.guard
         paths = actions.paths()
 
-        self.import_path = _text("Import path", "miqa-import-path", paths["import_path"])
-        self.export_path = _text("Export path", "miqa-export-path", paths["export_path"])
+        self.import_path = _text(
+            "Import path", "miqa-import-path", paths["import_path"], IMPORT_PLACEHOLDER
+        )
+        self.export_path = _text(
+            "Export path", "miqa-export-path", paths["export_path"], EXPORT_PLACEHOLDER
+        )
+        self.path_rules = widgets.HTML(
+            f"<p>{html.escape(actions.confined.describe())}</p>",
+        )
+        self.path_rules.add_class("miqa-path-rules")
         self.save_paths = _button("Save paths", "miqa-save-paths")
         self.save_paths.on_click(guard(lambda _b: self._save_paths()))
 
@@ -136,7 +158,9 @@ class AdminPanel:
         sections: list[tuple[str, widgets.Widget]] = [
             (
                 "Paths",
-                widgets.VBox([self.import_path, self.export_path, self.save_paths]),
+                widgets.VBox(
+                    [self.path_rules, self.import_path, self.export_path, self.save_paths]
+                ),
             ),
             (
                 "Import and export",
@@ -208,10 +232,10 @@ class AdminPanel:
         guard = self.status.guard
         paths = self.actions.global_paths()
         self.global_import_path = _text(
-            "Import path", "miqa-global-import-path", paths["import_path"]
+            "Import path", "miqa-global-import-path", paths["import_path"], IMPORT_PLACEHOLDER
         )
         self.global_export_path = _text(
-            "Export path", "miqa-global-export-path", paths["export_path"]
+            "Export path", "miqa-global-export-path", paths["export_path"], EXPORT_PLACEHOLDER
         )
         save = _button("Save global paths", "miqa-save-global-paths")
         save.on_click(guard(lambda _b: self._save_global_paths()))
@@ -240,6 +264,9 @@ class AdminPanel:
 
     def _save_global_paths(self) -> None:
         self.actions.set_global_paths(self.global_import_path.value, self.global_export_path.value)
+        paths = self.actions.global_paths()
+        self.global_import_path.value = paths["import_path"] or ""
+        self.global_export_path.value = paths["export_path"] or ""
         self.global_import.disabled = True
         self.status.ok("Global paths saved.")
 

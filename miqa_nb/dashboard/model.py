@@ -14,7 +14,8 @@ views over the plain objects here, which tests drive directly:
   last decision and the image of their first frame.
 - :class:`AdminActions` -- project and global import/export, paths, users and roles,
   refused (``PermissionDenied``) for anyone but superusers and the project's creator,
-  on top of the catalog's own checks.
+  on top of the catalog's own checks; import and export paths are confined to the
+  data roots and the export folder (:mod:`miqa_nb.dashboard.folders`).
 - :func:`default_thumbnail_dir` -- where the overview's thumbnails are cached.
 
 Contract: nothing here imports ipywidgets or Voila; every change goes through
@@ -26,7 +27,8 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -40,6 +42,7 @@ from miqa_nb.core.permissions import Standing
 from miqa_nb.core.report import Report
 from miqa_nb.core.settings import folder_beside
 from miqa_nb.core.vocabulary import Role, ScanState
+from miqa_nb.dashboard.folders import PageFolders
 
 __all__ = [
     "IDENTITY_ENV",
@@ -256,11 +259,24 @@ class AdminActions:
     superuser, or the project's creator; ``PermissionDenied`` otherwise) -- the
     dashboard hides its panel from others, and this refuses them even if a panel is
     reached -- and then calls the catalog, which checks again.
+
+    Paths are checked here, where the action runs, because the page is untrusted (a
+    crafted widget message can set any value): an import path must lie inside the data
+    roots, an export path inside the export folder (``folders``, default
+    :meth:`PageFolders.of` the catalog; see :mod:`miqa_nb.dashboard.folders`). Paths
+    are checked as they are saved and again, as stored, when an import or export runs;
+    the import reads, and the export writes, the real path that was checked.
     """
 
     catalog: Catalog
     user: str
     project: str | None = None
+    folders: PageFolders | None = field(default=None, repr=False)
+
+    @cached_property
+    def confined(self) -> PageFolders:
+        """The folders this page's paths may name (``folders``, else the catalog's)."""
+        return self.folders if self.folders is not None else PageFolders.of(self.catalog)
 
     def standing(self) -> Standing:
         """The user's standing in the project (or globally)."""
@@ -297,20 +313,43 @@ class AdminActions:
             "export_path": _none_if_missing(row["export_path"].iloc[0]),
         }
 
-    def set_paths(self, import_path: str = "", export_path: str = "") -> None:
-        """Change the project's paths (blank leaves a path as it is)."""
-        project = self._require("change the paths")
-        self.catalog.set_project_paths(
-            project,
-            by=self.user,
-            import_path=import_path.strip() or None,
-            export_path=export_path.strip() or None,
+    def _checked(self, import_path: str, export_path: str) -> tuple[str | None, str | None]:
+        """Both paths confined (blank gives None), or a refusal before anything changes."""
+        return (
+            self.confined.import_file("Import path", import_path) if import_path.strip() else None,
+            self.confined.export_file("Export path", export_path) if export_path.strip() else None,
         )
 
+    def set_paths(self, import_path: str = "", export_path: str = "") -> None:
+        """Change the project's paths (blank leaves a path as it is).
+
+        The import path must lie inside the data roots; the export path inside the
+        export folder (a relative one is taken from there). The real paths checked are
+        saved; a refusal (:class:`~miqa_nb.dashboard.folders.PathRefused`) changes nothing.
+        """
+        project = self._require("change the paths")
+        checked_import, checked_export = self._checked(import_path, export_path)
+        self.catalog.set_project_paths(
+            project, by=self.user, import_path=checked_import, export_path=checked_export
+        )
+
+    def _stored(self, which: str, stored: str | None, where: str) -> str:
+        if not stored:
+            raise MiqaError(
+                f"no {which} path is set; set it first (the dashboard's Administration tab, "
+                f"{where})"
+            )
+        return stored
+
     def import_project(self, *, mode: str = "replace", dry_run: bool = True) -> Report:
-        """Import the project from its import path (a dry run unless told otherwise)."""
+        """Import the project from its import path (a dry run unless told otherwise),
+        once the path is found inside the data roots (else nothing is read)."""
         project = self._require("import")
-        return self.catalog.import_project(project, by=self.user, mode=mode, dry_run=dry_run)
+        stored = self._stored("import", self.paths()["import_path"], "Paths, Import path")
+        path = self.confined.import_file("The project's import path", stored)
+        return self.catalog.import_file(
+            path, by=self.user, project=project, mode=mode, dry_run=dry_run
+        )
 
     def export_project(self, *, spreadsheet_safe: bool = True) -> Path:
         """Export the project to its export path.
@@ -322,7 +361,11 @@ class AdminActions:
         form (to import back, into miqa_nb or MIQA). See :meth:`Catalog.export_file`.
         """
         project = self._require("export")
-        return self.catalog.export_project(project, by=self.user, spreadsheet_safe=spreadsheet_safe)
+        stored = self._stored("export", self.paths()["export_path"], "Paths, Export path")
+        path = self.confined.export_file("The project's export path", stored)
+        return self.catalog.export_file(
+            path, by=self.user, project=project, spreadsheet_safe=spreadsheet_safe
+        )
 
     def global_paths(self) -> dict[str, str | None]:
         """The global import and export paths (superusers)."""
@@ -330,24 +373,32 @@ class AdminActions:
         return self.catalog.global_paths()
 
     def set_global_paths(self, import_path: str = "", export_path: str = "") -> None:
-        """Change the global paths (blank leaves a path as it is)."""
+        """Change the global paths (blank leaves a path as it is), confined as
+        :meth:`set_paths`."""
         self._require_global("change the global paths")
+        checked_import, checked_export = self._checked(import_path, export_path)
         self.catalog.set_global_paths(
-            by=self.user,
-            import_path=import_path.strip() or None,
-            export_path=export_path.strip() or None,
+            by=self.user, import_path=checked_import, export_path=checked_export
         )
 
     def import_global(self, *, mode: str = "replace", dry_run: bool = True) -> Report:
-        """Import every project of the global import file (superusers)."""
+        """Import every project of the global import file (superusers), once the path
+        is found inside the data roots (else nothing is read)."""
         self._require_global("run a global import")
-        return self.catalog.import_global(by=self.user, mode=mode, dry_run=dry_run)
+        where = "'Global import and export', Import path"
+        stored = self._stored("global import", self.catalog.global_paths()["import_path"], where)
+        path = self.confined.import_file("The global import path", stored)
+        return self.catalog.import_file(path, by=self.user, mode=mode, dry_run=dry_run)
 
     def export_global(self, *, spreadsheet_safe: bool = True) -> Path:
-        """Export every project to the global export file (superusers); spreadsheet-safe
-        unless told otherwise, as :meth:`export_project`."""
+        """Export every project to the global export file (superusers), once the path is
+        found inside the export folder; spreadsheet-safe unless told otherwise, as
+        :meth:`export_project`."""
         self._require_global("run a global export")
-        return self.catalog.export_global(by=self.user, spreadsheet_safe=spreadsheet_safe)
+        where = "'Global import and export', Export path"
+        stored = self._stored("global export", self.catalog.global_paths()["export_path"], where)
+        path = self.confined.export_file("The global export path", stored)
+        return self.catalog.export_file(path, by=self.user, spreadsheet_safe=spreadsheet_safe)
 
     def users(self) -> pd.DataFrame:
         """Every user of the catalog."""

@@ -10,7 +10,8 @@ The rules (``docs/design.md`` says why):
   (``MIQA_NB_DATA_ROOTS``, a list of folders separated by ``os.pathsep``; by default the
   import file's folder). Anything else is an error, whatever the path looked like.
   :class:`DataRoots` is the one home of that rule: imports test their files with it,
-  the dashboard its upload folder and the files it writes there (:func:`inside`).
+  the dashboard its upload folder and the files it writes there (:func:`inside`), and
+  the import paths a person types in its administration.
 - ``s3://`` locations are kept as given, when they are already normal: a bucket and a
   key without empty, ``.`` or ``..`` parts (``s3://bucket/../../etc/passwd`` is an
   error; normalising it would name another object). A missing file is a warning. A relative
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -71,13 +72,16 @@ ERRORS = frozenset({SUFFIX, OUTSIDE, ESCAPES, SYMLINK, S3_PATH})
 
 
 def roots_setting(
-    roots: Iterable[str | os.PathLike[str]] | None, default: str | os.PathLike[str]
+    roots: Iterable[str | os.PathLike[str]] | None,
+    default: str | os.PathLike[str],
+    environ: Mapping[str, str] | None = None,
 ) -> list[str | os.PathLike[str]]:
     """The data roots as set, not resolved: ``roots`` when given, else the folders of
-    ``MIQA_NB_DATA_ROOTS`` (separated by ``os.pathsep``), else ``[default]``."""
+    ``MIQA_NB_DATA_ROOTS`` (separated by ``os.pathsep``) in ``environ`` (default
+    ``os.environ``), else ``[default]``."""
     if roots is not None:
         return list(roots)
-    return list(data_roots_named()) or [default]
+    return list(data_roots_named(environ)) or [default]
 
 
 @dataclass(frozen=True)
@@ -99,10 +103,13 @@ class DataRoots:
 
     @classmethod
     def from_setting(
-        cls, roots: Iterable[str | os.PathLike[str]] | None, default: str | os.PathLike[str]
+        cls,
+        roots: Iterable[str | os.PathLike[str]] | None,
+        default: str | os.PathLike[str],
+        environ: Mapping[str, str] | None = None,
     ) -> DataRoots:
         """Use ``roots``; else the ``MIQA_NB_DATA_ROOTS`` variable; else ``default``."""
-        return cls.of(roots_setting(roots, default))
+        return cls.of(roots_setting(roots, default, environ))
 
     def holds(self, path: str | os.PathLike[str]) -> bool:
         """True when ``path``, after resolving ``..`` and symlinks, lies inside one of

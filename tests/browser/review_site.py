@@ -183,7 +183,7 @@ def import_project(
 
 def review_export_path(site: DashboardCatalog) -> Path:
     """Where Gamma's export goes."""
-    return site.root / "out" / "gamma-export.csv"
+    return site.root / "exports" / "gamma-export.csv"  # inside the export folder
 
 
 def sign_in(page, server, user: str, project: str | None = None, timeout: float = 60_000) -> None:

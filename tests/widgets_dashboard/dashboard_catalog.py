@@ -98,7 +98,8 @@ def build(root: Path) -> DashboardCatalog:
             }
         ],
     )
-    export_csv = root / "out" / "alpha-export.csv"
+    # The dashboard writes exports only in <catalog folder>/exports (its export folder).
+    export_csv = root / "exports" / "alpha-export.csv"
     export_csv.parent.mkdir(parents=True, exist_ok=True)
     catalog_path = root / "catalog.duckdb"
     cat = Catalog(catalog_path, data_roots=[data], retry_seconds=30)

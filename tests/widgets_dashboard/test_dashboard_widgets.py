@@ -175,10 +175,11 @@ def test_admin_export_and_paths(dash: DashboardCatalog) -> None:
     assert panel.export_path.value == str(dash.export_csv)
     panel.export.click()
     assert dash.export_csv.exists() and status.level == "ok"
-    panel.export_path.value = "relative.csv"
+    panel.export_path.value = "relative.csv"  # taken from the export folder
     panel.save_paths.click()
-    assert status.level == "error" and "absolute" in status.message
-    new = dash.root / "out" / "other.csv"
+    assert status.level == "ok", status.message
+    assert panel.export_path.value == str(dash.root / "exports" / "relative.csv")
+    new = dash.root / "exports" / "other.csv"
     panel.export_path.value = str(new)
     panel.save_paths.click()
     assert status.level == "ok"
@@ -192,7 +193,7 @@ def test_admin_exports_are_spreadsheet_safe_unless_unticked(dash: DashboardCatal
     cat, status, panel = _admin(dash)
     formula = '=HYPERLINK("http://evil.example","open")'
     cat.record_decision(PROJECT, "E2", "S3", "UN", by=ADMIN, note=formula)
-    global_csv = dash.root / "out" / "all.csv"
+    global_csv = dash.root / "exports" / "all.csv"
     panel.global_export_path.value = str(global_csv)
     _find(panel.widget, "miqa-save-global-paths")[0].click()
     (safe,) = _find(panel.widget, "miqa-export-safe")
@@ -215,7 +216,7 @@ def test_admin_exports_are_spreadsheet_safe_unless_unticked(dash: DashboardCatal
 def test_admin_global_and_roles(dash: DashboardCatalog) -> None:
     cat, status, panel = _admin(dash)
     assert panel.global_box is not None
-    target = dash.root / "out" / "all.json"
+    target = dash.root / "exports" / "all.json"
     panel.global_export_path.value = str(target)
     panel.global_import_path.value = str(dash.import_csv)
     _find(panel.widget, "miqa-save-global-paths")[0].click()
