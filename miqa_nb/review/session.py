@@ -280,7 +280,9 @@ class ReviewSession(ViewControls):
         self.last_exception = exc
         self.last_error = str(exc) or type(exc).__name__
         self.error_about = about
-        if not isinstance(exc, MiqaError | OSError | ValueError | IndexError):
+        if isinstance(exc, PermissionDenied):  # a page that asks what its user may not do
+            _log.warning("refused for %s in %s: %s", self.user, self.project, exc)
+        elif not isinstance(exc, MiqaError | OSError | ValueError | IndexError):
             _log.error("unexpected error in the review session", exc_info=exc)
         self._notify("error")
 
