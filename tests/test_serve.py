@@ -315,8 +315,8 @@ def test_the_address_never_chooses_the_pages_user(ana: Served) -> None:
     start = len(ana.log.read_text(errors="replace"))
     page = session.get(base + "?user=stranger", timeout=120)
     assert page.status_code == 200
-    after = ana.lines_after(start, "Using pre-heated kernel", timeout=10)
-    assert "Using pre-heated kernel" in after and "dashboard refused" not in after
+    after = ana.lines_after(start, "dashboard opened for", timeout=60)
+    assert "dashboard opened for ana" in after and "dashboard refused" not in after
 
 
 @pytest.mark.slow
@@ -419,3 +419,39 @@ def test_a_page_watch_needs_a_served_kernel() -> None:
         rest = {k: v for k, v in served.items() if k != missing}
         if missing != "VOILA_KERNEL_ID":
             assert PageWatch.from_environment(rest, on_gone=lambda: None) is None
+
+
+@pytest.mark.slow
+def test_under_jupyterhub_the_server_admits_the_hubs_user_only(tmp_path: Path) -> None:
+    """With ``JUPYTERHUB_USER`` set (the hub verified that user and spawned this server
+    for them) the server is theirs: their link opens their dashboard, anybody else's
+    credentials open nothing."""
+    catalog = tmp_path / "c.duckdb"
+    cat = Catalog(catalog)
+    cat.add_user("ana")
+    cat.add_user("tom", by="ana")
+    cat.set_password("ana", "ana's passphrase", by="ana")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
+    env["JUPYTERHUB_USER"] = "tom"
+    log = tmp_path / "server.log"
+    server = start(catalog, log=log, environ=env)
+    try:
+        server.wait_ready()
+        tom = requests.Session()
+        page = tom.get(server.signin_link("tom"), timeout=120)
+        assert page.status_code == 200 and page.url.startswith(server.url + "login/password")
+        assert tom.get(server.url, timeout=120).status_code == 200
+        deadline = time.monotonic() + 60
+        while "dashboard opened for" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "dashboard opened for tom" in log.read_text()
+        assert "dashboard refused" not in log.read_text()
+        ana = requests.Session()
+        refused = ana.get(server.signin_link("ana"), allow_redirects=False, timeout=60)
+        assert refused.status_code == 403
+        basic = requests.get(
+            server.url + "data/JSESSION", auth=("ana", "ana's passphrase"), timeout=60
+        )
+        assert basic.status_code == 401
+    finally:
+        server.stop()

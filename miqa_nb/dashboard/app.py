@@ -264,6 +264,8 @@ class Dashboard:
             return cls(catalog, None, refusal=readable_error(exc))
         if identity.user is None:
             log.info("dashboard refused: %s", identity.refusal)
+        else:
+            log.info("dashboard opened for %s", identity.user)
         dashboard = cls(catalog, identity.user, refusal=identity.refusal or "")
         dashboard.watch_page(env)
         project = parse_qs(query_string or "").get("project", [""])[-1].strip()
