@@ -91,6 +91,8 @@ class _Base(JupyterHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         reason = self._reason if status_code != 429 else "Too many failed sign-ins"
+        if status_code == 429 and getattr(self, "retry_after", None):
+            self.set_header("Retry-After", self.retry_after)
         self.write_page("miqa-nb", f"<p class='error'>{html.escape(reason)}</p>", status_code)
 
 

@@ -168,7 +168,9 @@ def track_pages(kernel_manager: Any) -> None:
     is hidden from what the call starts meanwhile (the pool's refill), so a new
     pooled kernel never inherits it.
     """
-    original = kernel_manager.get_rendered_notebook
+    original = getattr(kernel_manager, "get_rendered_notebook", None)
+    if original is None:  # no pool (--preheat_kernel=False): start_kernel assigns kernels
+        return
 
     async def get_rendered_notebook(*args: Any, **kwargs: Any) -> Any:
         page = PAGE_REQUEST.get()
