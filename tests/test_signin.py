@@ -449,7 +449,7 @@ def _ws_url(site: Site, path: str) -> str:
     return "ws" + site.url[len("http") :] + path
 
 
-async def _open_socket(site: Site, path: str, cookies: dict[str, str]) -> Any:
+async def _open_socket(site: Site, path: str, cookies: dict[str, str | None]) -> Any:
     cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
     return await websocket_connect(HTTPRequest(_ws_url(site, path), headers={"Cookie": cookie}))
 
