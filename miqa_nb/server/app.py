@@ -24,6 +24,7 @@ Run as ``python -m miqa_nb.server NOTEBOOK [options]`` (see :mod:`miqa_nb.serve`
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import ssl
@@ -80,13 +81,17 @@ def is_local(ip: str) -> bool:
         return False
 
 
-def log_request(handler: web.RequestHandler) -> None:
-    """One access-log line, without the query string."""
+def log_request(handler: web.RequestHandler, logger: logging.Logger = access_log) -> None:
+    """One access-log line, without the query string (as Jupyter Server logs: answers
+    below 300 and 304 at debug level, redirects at info, refusals as warnings)."""
     status = handler.get_status()
     request = handler.request
     user = getattr(handler, "_jupyter_current_user", None)
-    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
-    access_log.log(
+    if status < 300 or status == 304:
+        level = logging.DEBUG
+    else:
+        level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    logger.log(
         level,
         "%d %s %s (%s%s) %.1f ms",
         status,
@@ -114,7 +119,7 @@ class MiqaServer(Voila):
     def init_settings(self) -> dict[str, Any]:
         settings: dict[str, Any] = super().init_settings()
         track_pages(self.kernel_manager)
-        settings["log_function"] = log_request
+        settings["log_function"] = functools.partial(log_request, logger=self.log)
         settings["xsrf_cookie_kwargs"] = {"samesite": "Strict"}
         return settings
 

@@ -91,6 +91,9 @@ class _Base(JupyterHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         reason = self._reason if status_code != 429 else "Too many failed sign-ins"
+        retry_after = getattr(self, "retry_after", None)
+        if status_code == 429 and retry_after:
+            self.set_header("Retry-After", retry_after)
         self.write_page("miqa-nb", f"<p class='error'>{html.escape(reason)}</p>", status_code)
 
 
@@ -225,6 +228,12 @@ class JSessionHandler(_Base):
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
         self.finish(sid)
+
+    def check_xsrf_cookie(self) -> None:
+        """Unauthenticated calls get XNAT's 401 challenge (below), not an XSRF 403."""
+        if getattr(self, "_jupyter_current_user", None) is None:
+            return
+        super().check_xsrf_cookie()
 
     @allow_unauthenticated
     async def delete(self) -> None:

@@ -210,7 +210,9 @@ class CatalogIdentityProvider(IdentityProvider):
         """Refuse with 429 while ``user`` or the address has too many recent failures."""
         wait = self.throttle.retry_after(self.throttle_keys(handler, user))
         if wait > 0:
-            handler.set_header("Retry-After", str(int(wait) + 1))
+            # kept on the handler too: sending the error clears the headers set so far
+            handler.retry_after = str(int(wait) + 1)  # type: ignore[attr-defined]
+            handler.set_header("Retry-After", handler.retry_after)  # type: ignore[attr-defined]
             raise web.HTTPError(429, "too many failed sign-ins; try again in a minute")
 
     async def _from_header(self, handler: web.RequestHandler, header: str) -> User | None:
@@ -270,7 +272,9 @@ class CatalogIdentityProvider(IdentityProvider):
         if secure:
             options["secure"] = True
         options.setdefault("path", handler.base_url)  # type: ignore[attr-defined]
-        handler.set_secure_cookie(self.get_cookie_name(handler), sid, **options)
+        # a browser-session cookie: it ends with the browser, the session on the server
+        # after 8 idle or 24 hours (whichever comes first)
+        handler.set_secure_cookie(self.get_cookie_name(handler), sid, expires_days=None, **options)
         return sid
 
     def browser_session(self, handler: web.RequestHandler) -> str | None:
