@@ -175,7 +175,10 @@ def test_demo_takes_its_catalog_after_the_command(tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-1] == "catalog: C.duckdb"
+    lines = result.stdout.splitlines()
+    assert "catalog: C.duckdb" in lines
+    # how to serve it with one-time sign-in links for the admin and a demo reviewer
+    assert lines[-2] == "serve it: miqa-nb --catalog C.duckdb serve --link-for lead --link-for ana"
     assert not (tmp_path / "D" / "demo.duckdb").exists()
     users = Catalog(tmp_path / "C.duckdb").users().set_index("name")["superuser"]
     assert bool(users["lead"]) is True
