@@ -126,12 +126,12 @@ def build(folder: Path, n_scans: int) -> Path:
 
 def start_server(catalog: Path, folder: Path, run: int) -> tuple[Server, Path]:
     """Start the server as ``miqa-nb serve`` does: two pre-heated kernels, one page
-    rendered (warm-up) before the address is printed; return when it would print it."""
+    rendered (the server's warm-up) before the address is printed; return when it
+    would print it."""
     log = folder / f"voila-{run}.log"
     server = start(catalog, private_dir=folder / f"jupyter-{run}", log=log, pool_size=2)
-    server.wait_ready(timeout=60)
+    server.wait_ready(timeout=120)  # includes the warm-up
     wait_pool(server, log, 1)
-    server.warm_up()
     return server, log
 
 
@@ -181,7 +181,7 @@ def open_review_link(browser: Any, server: Server) -> tuple[float, Any, Any]:
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     context.set_default_timeout(90_000)
     page = context.new_page()
-    page.goto(server.url_for(USER) + "&project=" + PROJECT)
+    page.goto(server.signin_link(USER, project=PROJECT))  # a one-time link signs in
     handle = page.wait_for_function(PLANES_READY_JS, arg=plane_selectors())
     return float(handle.json_value()) / 1000, page, context
 
@@ -253,9 +253,11 @@ def pool_used_up(browser: Any, server: Server) -> float:
 
 
 def serve_link_seconds(catalog: Path, folder: Path) -> float:
-    """Seconds from starting ``miqa-nb serve`` to its printing the reviewer's link."""
+    """Seconds from starting ``miqa-nb serve`` to its printing the reviewer's link
+    (a one-time sign-in link, ``--link-for``)."""
     env = dict(os.environ, HOME=str(folder), PYTHONPATH=os.pathsep.join(sys.path))
     command = [sys.executable, "-m", "miqa_nb.cli", "serve", "--catalog", str(catalog)]
+    command += ["--link-for", USER]
     began = time.perf_counter()
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True
@@ -263,7 +265,7 @@ def serve_link_seconds(catalog: Path, folder: Path) -> float:
     try:
         assert process.stdout is not None
         for text in process.stdout:
-            if "token=" in text:
+            if "login?link=" in text:
                 return time.perf_counter() - began
         raise RuntimeError(f"miqa-nb serve ended without a link (status {process.wait()})")
     finally:

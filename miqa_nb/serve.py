@@ -35,11 +35,13 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import webbrowser
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -210,10 +212,16 @@ class Server:
         target = self.base_url + (f"?project={quote(project)}" if project else "")
         return f"{self.url}login?link={quote(secret)}&next={quote(target)}"
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        """Wait until the server accepts connections; raise if it exits or takes too long."""
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Wait until the server has warmed up (``miqa/ready`` answers 200: it has
+        rendered the page once, so the first reviewer's page is as quick as the next);
+        raise if it exits or takes too long."""
         deadline = time.monotonic() + timeout
-        host = HOST if self.ip in ("", "0.0.0.0", "::") else self.ip
+        context = None
+        if self.scheme == "https":  # our own server, perhaps with a self-signed certificate
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise MiqaError(
@@ -221,12 +229,16 @@ class Server:
                     "answered" + self._log_tail()
                 )
             try:
-                with socket.create_connection((host, self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.1)
+                with urllib.request.urlopen(
+                    self.url + "miqa/ready", timeout=5, context=context
+                ) as answer:
+                    if answer.status == 200:
+                        return
+            except (OSError, ValueError):  # not listening yet, or 503: warming up
+                pass
+            time.sleep(0.2)
         raise MiqaError(
-            f"the server did not answer on port {self.port} within {timeout:.0f} s"
+            f"the server did not get ready on port {self.port} within {timeout:.0f} s"
             + self._log_tail()
         )
 

@@ -320,7 +320,12 @@ def test_the_address_never_chooses_the_pages_user(ana: Served) -> None:
 
 
 @pytest.mark.slow
-def test_serve_keeps_two_kernels_ready(ana: Served) -> None:
+def test_serve_warms_the_page_up_before_printing_and_keeps_two_kernels_ready(ana: Served) -> None:
+    """Before the address is printed the server has rendered the page once (as nobody:
+    refused), in a kernel of its own that it then ended: the pre-heated kernels stay
+    for the first two reviewers."""
+    assert "dashboard refused: User '(warm-up)' is not in this catalog" in ana.log_at_print
+    assert "Using pre-heated kernel" not in ana.log_at_print
     assert "is filled with 2 kernel(s)" in ana.lines_after(0, "is filled with 2 kernel(s)", 60)
 
 

@@ -16,6 +16,10 @@ dashboard needs it:
   key instead), and Voila's shutdown request is checked against the kernel's owner;
 - the access log names method, path (never the query string: it may hold a one-time
   link), status, user and time;
+- once listening, the server renders the page once for itself (the first page a fresh
+  Voila server renders is seconds slower than the next: templates, exporter), in a
+  kernel of its own that it then ends, and only then answers ``miqa/ready`` with 200
+  (503 before), which :mod:`miqa_nb.serve` waits for before it prints the address;
 - ``--certfile``/``--keyfile`` serve HTTPS (Jupyter Server's option names); a
   non-local address without them is served with a warning.
 
@@ -24,6 +28,7 @@ Run as ``python -m miqa_nb.server NOTEBOOK [options]`` (see :mod:`miqa_nb.serve`
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import logging
@@ -31,8 +36,10 @@ import ssl
 from typing import Any, ClassVar
 
 import tornado.ioloop
+from jupyter_core.utils import ensure_async
 from jupyter_server.utils import url_path_join
 from tornado import web
+from tornado.httpclient import AsyncHTTPClient
 from traitlets import Unicode
 from voila.app import Voila
 from voila.request_info_handler import RequestInfoSocketHandler
@@ -47,11 +54,25 @@ from miqa_nb.server.handlers import (
     SignInHandler,
     SignOutHandler,
 )
-from miqa_nb.server.kernels import PAGE_REQUEST, Page, track_pages
+from miqa_nb.server.identity import WARM_UP_USER
+from miqa_nb.server.kernels import PAGE_REQUEST, REGISTRY, Page, track_pages
 
-__all__ = ["MiqaServer", "PageHandler", "is_local", "main"]
+__all__ = ["MiqaServer", "PageHandler", "ReadyHandler", "is_local", "main"]
 
 access_log = logging.getLogger("miqa_nb.server.access")
+
+
+class ReadyHandler(web.RequestHandler):
+    """``miqa/ready``: 200 once the server has warmed up, 503 before (says nothing else)."""
+
+    def initialize(self, server: MiqaServer) -> None:
+        self.server = server
+
+    def get(self) -> None:
+        self.set_header("Cache-Control", "no-store")
+        if not self.server.warmed:
+            self.set_status(503)
+        self.finish("ready\n" if self.server.warmed else "warming up\n")
 
 
 class PageHandler(TornadoVoilaHandler):
@@ -87,7 +108,7 @@ def log_request(handler: web.RequestHandler, logger: logging.Logger = access_log
     status = handler.get_status()
     request = handler.request
     user = getattr(handler, "_jupyter_current_user", None)
-    if status < 300 or status == 304:
+    if status < 300 or status == 304 or isinstance(handler, ReadyHandler):  # polled at start
         level = logging.DEBUG
     else:
         level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
@@ -134,6 +155,7 @@ class MiqaServer(Voila):
             (at("/logout"), SignOutHandler),
             (at("/signout"), SignOutHandler),
             (at("/data/JSESSION"), JSessionHandler),
+            (at("/miqa/ready"), ReadyHandler, {"server": self}),
             (
                 at(r"/miqa/kernel/?(page|connections|)"),
                 KernelSelfHandler,
@@ -151,6 +173,36 @@ class MiqaServer(Voila):
             theirs.append(handler)
         return ours + theirs
 
+    warmed = False
+
+    async def _warm_up(self, scheme: str) -> None:
+        """Render the page once, as nobody (the page refuses), then end its kernel.
+
+        It asks for another theme than the pool's, so Voila renders it in a kernel of
+        its own and the pre-heated kernels stay for the reviewers.
+        """
+        provider = self.identity_provider
+        host = "127.0.0.1" if self.ip in ("", "0.0.0.0") else self.ip
+        if ":" in host:
+            host = f"[{host}]"
+        url = f"{scheme}://{host}:{self.port}{self.base_url}?theme=dark"
+        secret = provider.open_warm_up()
+        try:
+            await AsyncHTTPClient().fetch(
+                url,
+                headers={"Authorization": f"warm-up {secret}"},
+                request_timeout=300,
+                validate_cert=False,  # our own certificate, perhaps self-signed
+            )
+        except Exception as exc:  # the first reviewer's page pays it, that is all
+            self.log.warning("the warm-up page failed: %s", exc)
+        finally:
+            provider.close_warm_up()
+            for kernel_id in REGISTRY.kernels_owned_by(WARM_UP_USER):
+                with contextlib.suppress(KeyError):
+                    await ensure_async(self.kernel_manager.shutdown_kernel(kernel_id))
+            self.warmed = True
+
     def listen(self) -> None:
         """Listen on ``ip:port`` (HTTPS with a certificate); run until stopped."""
         ssl_options = None
@@ -167,6 +219,7 @@ class MiqaServer(Voila):
         scheme = "https" if ssl_options else "http"
         self.log.info("miqa-nb server at %s://%s:%d%s", scheme, self.ip, self.port, self.base_url)
         self.ioloop = tornado.ioloop.IOLoop.current()
+        self.ioloop.add_callback(self._warm_up, scheme)
         try:
             self.ioloop.start()
         except KeyboardInterrupt:

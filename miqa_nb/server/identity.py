@@ -31,8 +31,10 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import hmac
 import inspect
 import os
+import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -45,10 +47,12 @@ from traitlets import Unicode, default
 from miqa_nb.catalog import Catalog
 from miqa_nb.server.sessions import Sessions, Throttle
 
-__all__ = ["JSESSION_COOKIE", "CatalogIdentityProvider", "Credentials"]
+__all__ = ["JSESSION_COOKIE", "WARM_UP_USER", "CatalogIdentityProvider", "Credentials"]
 
 #: XNAT's session cookie.
 JSESSION_COOKIE = "JSESSIONID"
+#: Who renders the page once at start-up (no catalog user: the page refuses it).
+WARM_UP_USER = "(warm-up)"
 #: How long a verified credential is remembered while the catalog file is unchanged.
 REMEMBER_SECONDS = 30.0
 
@@ -149,6 +153,16 @@ class CatalogIdentityProvider(IdentityProvider):
         self.sessions = Sessions()
         self.throttle = Throttle()
         self.hub_user = os.environ.get("JUPYTERHUB_USER") or None
+        self._warm_up_secret: str | None = None
+
+    def open_warm_up(self) -> str:
+        """A secret, known only to this process, that admits one request as
+        :data:`WARM_UP_USER` until :meth:`close_warm_up` (the server's own warm-up)."""
+        self._warm_up_secret = secrets.token_urlsafe(32)
+        return self._warm_up_secret
+
+    def close_warm_up(self) -> None:
+        self._warm_up_secret = None
 
     # --- what Jupyter Server asks
 
@@ -219,6 +233,11 @@ class CatalogIdentityProvider(IdentityProvider):
         scheme, _, value = header.strip().partition(" ")
         scheme, value = scheme.lower(), value.strip()
         name: str | None = None
+        if scheme == "warm-up":
+            expected = self._warm_up_secret
+            if expected and hmac.compare_digest(value.encode(), expected.encode()):
+                return User(username=WARM_UP_USER, name=WARM_UP_USER)
+            return None
         if scheme == "basic":
             try:
                 decoded = base64.b64decode(value, validate=True).decode()

@@ -103,6 +103,10 @@ class KernelRegistry:
         """The kernels of pages opened in the sign-in ``session``."""
         return [k for k, p in self._pages.items() if session and p.session == session]
 
+    def kernels_owned_by(self, user: str) -> list[str]:
+        """The kernels of ``user``'s pages."""
+        return [k for k, p in self._pages.items() if p.user == user]
+
     async def wait_page(self, kernel_id: str, timeout: float) -> Page | None:
         """The page ``kernel_id`` serves, waiting up to ``timeout`` seconds for one."""
         if kernel_id not in self._pages:

@@ -72,7 +72,7 @@ def server(site: DashboardCatalog, chromium_path: Path) -> Iterator[object]:
         pool_size=2,
     )
     try:
-        running.wait_ready(timeout=60)
+        running.wait_ready(timeout=180)
         _wait_for_pool(log, timeout=60)
         yield running
     finally:

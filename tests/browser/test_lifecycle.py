@@ -49,7 +49,7 @@ def serve(site: DashboardCatalog, name: str, **options: object) -> Server:
         pool_size=POOL,
         **options,  # type: ignore[arg-type]
     )
-    running.wait_ready(timeout=60)
+    running.wait_ready(timeout=180)
     return running
 
 
