@@ -42,7 +42,12 @@ from miqa_nb.core import permissions
 from miqa_nb.dashboard._status import StatusBar
 from miqa_nb.dashboard.admin import AdminPanel
 from miqa_nb.dashboard.lifeline import IDLE_MINUTES_ENV
-from miqa_nb.dashboard.model import AdminActions, default_thumbnail_dir, resolve_user
+from miqa_nb.dashboard.model import (
+    IDENTITY_ENV,
+    AdminActions,
+    default_thumbnail_dir,
+    resolve_user,
+)
 from miqa_nb.dashboard.overview import Overview
 from miqa_nb.dashboard.projects import ProjectList
 from miqa_nb.dashboard.upload import UploadPanel
@@ -179,6 +184,9 @@ class Dashboard:
         Builds the review view; default :func:`review_view`.
     background : bool
         Load thumbnails in a worker thread (False in tests).
+    signed_in : bool
+        The page is served behind sign-in (``miqa-nb serve``): the header offers
+        sign-out, a refusal offers sign-in.
     """
 
     def __init__(
@@ -191,6 +199,7 @@ class Dashboard:
         upload_dir: str | os.PathLike[str] | None = None,
         review_factory: ReviewFactory | None = None,
         background: bool = True,
+        signed_in: bool = False,
     ) -> None:
         self.catalog = catalog
         self.user = user
@@ -213,7 +222,10 @@ class Dashboard:
         if user is None:
             message = widgets.HTML(
                 f'<div style="padding:1em;font-size:1.1em"><b>Cannot open the dashboard.</b> '
-                f"{html.escape(refusal)}</div>"
+                f"{html.escape(refusal)}"
+                # relative to the page's address: the server's base URL
+                + (" <a class='miqa-signin' href='login'>Sign in</a>" if signed_in else "")
+                + "</div>"
             )
             message.add_class("miqa-refusal")
             self.widget = widgets.VBox([message])
@@ -222,7 +234,9 @@ class Dashboard:
         header = widgets.HTML(
             STYLE + f"<h2 style='margin:0.2em 0'>MIQA review</h2><div>Signed in as "
             f"<b class='miqa-user'>{html.escape(user)}</b> · catalog "
-            f"<code>{html.escape(catalog.path.name)}</code></div>"
+            f"<code>{html.escape(catalog.path.name)}</code>"
+            + (" · <a class='miqa-signout' href='logout'>Sign out</a>" if signed_in else "")
+            + "</div>"
         )
         header.add_class("miqa-dashboard-header")
         self.projects = ProjectList(
@@ -266,7 +280,12 @@ class Dashboard:
             log.info("dashboard refused: %s", identity.refusal)
         else:
             log.info("dashboard opened for %s", identity.user)
-        dashboard = cls(catalog, identity.user, refusal=identity.refusal or "")
+        dashboard = cls(
+            catalog,
+            identity.user,
+            refusal=identity.refusal or "",
+            signed_in=env.get(IDENTITY_ENV) == "server",
+        )
         dashboard.watch_page(env)
         project = parse_qs(query_string or "").get("project", [""])[-1].strip()
         if project and identity.user is not None:

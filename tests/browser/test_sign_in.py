@@ -70,7 +70,8 @@ def test_sign_in_review_sign_out(page, server, eta: Catalog, shoot) -> None:
     wait_for_scan(page, "J2")
     assert stored(eta) == [("J1", USER)]
 
-    page.goto(server.url + "logout")
+    page.locator(".miqa-dashboard-header a.miqa-signout").click()  # the header's link
+    page.wait_for_url(server.url + "logout")
     assert "signed out" in page.locator("body").inner_text()
     page.goto(f"{server.url}?project={PROJECT}", timeout=OPEN_TIMEOUT)
     page.wait_for_selector("input#user")
