@@ -20,7 +20,14 @@ SAMPLES = Path(os.environ.get("MIQA_NB_SAMPLES", SHARED / "data" / "miqa-samples
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never see the developer's catalog, roots or user settings."""
-    for name in ("MIQA_NB_CATALOG", "MIQA_NB_DATA_ROOTS", "MIQA_NB_USER", "JUPYTERHUB_USER"):
+    for name in (
+        "MIQA_NB_CATALOG",
+        "MIQA_NB_DATA_ROOTS",
+        "MIQA_NB_EXPORT_DIR",
+        "MIQA_NB_USER",
+        "JUPYTERHUB_USER",
+        "MIQA_NB_SERVER_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
