@@ -67,6 +67,7 @@ def test_a_password_is_checked(cat):
     assert cat.check_password("bo", PASSWORD) is False  # bo has none
     assert cat.check_password("nobody", PASSWORD) is False  # no such user
     assert cat.check_password("ana", "y" * 5000) is False  # longer than any password
+    assert cat.check_password("ana", None) is False  # not even text
 
 
 def test_users_list_says_who_has_a_password(cat):
@@ -101,7 +102,7 @@ def test_the_file_holds_an_argon2id_hash_and_never_a_secret(cat):
                 con.execute("CHECKPOINT")
         data = _file_bytes(cat.path)
         assert stored.encode() in data  # strings are stored readable: the check can fail
-        for secret in (PASSWORD, token, token.rsplit("_", 1)[1], link):
+        for secret in (PASSWORD, token, token.split("_", 2)[2], link):
             assert secret.encode() not in data
             assert secret.encode("utf-16-le") not in data
 

@@ -131,8 +131,8 @@ def hash_password(password: str) -> str:
 def verify_password(stored: str | None, password: str) -> bool:
     """Whether ``password`` matches the hash ``stored``; with None (no such user, no
     password) a dummy hash is checked, so both cost one argon2 verification."""
-    if len(password) > MAX_PASSWORD:  # never a password: refused without the work
-        return False
+    if not isinstance(password, str) or len(password) > MAX_PASSWORD:
+        return False  # never a password: refused without the work
     try:
         return _HASHER.verify(stored or _DUMMY_HASH, password) and stored is not None
     except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
