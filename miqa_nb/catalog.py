@@ -702,8 +702,8 @@ class Catalog:
         return credentials.verify_password(stored, password)
 
     def has_password(self, user: str) -> bool:
-        """Whether ``user`` (a user of the catalog) has a password."""
-        with self.store.connect() as con:
+        """Whether ``user`` (a user of the catalog) has a password (a peek)."""
+        with self.store.peek() as con:
             self._standing(con, user)
             return credentials.has_password(con, user)
 
