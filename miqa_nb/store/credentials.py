@@ -22,7 +22,6 @@ version 1 opened read-only has none of these tables: reads find no credential th
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import math
@@ -62,6 +61,7 @@ __all__ = [
     "set_password",
     "token_user",
     "tokens",
+    "touch_token",
     "use_signin_link",
     "users_with_password",
     "verify_password",
@@ -131,8 +131,8 @@ def hash_password(password: str) -> str:
 def verify_password(stored: str | None, password: str) -> bool:
     """Whether ``password`` matches the hash ``stored``; with None (no such user, no
     password) a dummy hash is checked, so both cost one argon2 verification."""
-    if len(password) > MAX_PASSWORD:  # never a password: refused without the work
-        return False
+    if not isinstance(password, str) or len(password) > MAX_PASSWORD:
+        return False  # never a password: refused without the work
     try:
         return _HASHER.verify(stored or _DUMMY_HASH, password) and stored is not None
     except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
@@ -261,14 +261,12 @@ def revoke_token(con: duckdb.DuckDBPyConnection, user: str, token_id: str, now: 
 
 
 def token_user(
-    con: duckdb.DuckDBPyConnection, token_id: str, digest: str, now: datetime, *, touch: bool
-) -> str | None:
+    con: duckdb.DuckDBPyConnection, token_id: str, digest: str, now: datetime
+) -> tuple[str, bool] | None:
     """The user of the token with id ``token_id`` and SHA-256 ``digest`` (from
-    :func:`parse_token`), if it is known, not revoked and not expired; else None.
-
-    With ``touch``, its ``last_used_utc`` is written when older than
-    :data:`TOUCH_SECONDS`; a failure to write it is ignored (the check was a read).
-    """
+    :func:`parse_token`), if it is known, not revoked and not expired, and whether its
+    last use is older than :data:`TOUCH_SECONDS` (see :func:`touch_token`); else None.
+    Reads only."""
     try:
         found = one(
             con,
@@ -285,10 +283,14 @@ def token_user(
         return None
     if revoked is not None or (expires is not None and expires <= now):
         return None
-    if touch and (last_used is None or (now - last_used).total_seconds() >= TOUCH_SECONDS):
-        with contextlib.suppress(duckdb.Error):
-            con.execute("UPDATE api_tokens SET last_used_utc = ? WHERE id = ?", [now, token_id])
-    return str(user)
+    due = last_used is None or (now - last_used).total_seconds() >= TOUCH_SECONDS
+    return str(user), due
+
+
+def touch_token(con: duckdb.DuckDBPyConnection, token_id: str, now: datetime) -> None:
+    """Note that token ``token_id`` was used at ``now`` (not a change of credentials:
+    :func:`credentials_version` stays)."""
+    con.execute("UPDATE api_tokens SET last_used_utc = ? WHERE id = ?", [now, token_id])
 
 
 # -------------------------------------------------------------- sign-in links
