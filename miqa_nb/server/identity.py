@@ -15,10 +15,10 @@ so Jupyter Server skips its XSRF check for them (a browser never sends such a he
 on its own, and the ``JSESSIONID`` cookie is ``SameSite=Strict``); requests by the
 login cookie are XSRF-checked on every change, as in Jupyter Server.
 
-Passwords are checked with argon2 by the catalog; API tokens by their SHA-256. A
-verified token or password is remembered (by its digest) until the catalog file
-changes or 30 s pass, so a script's calls do not each pay a catalog read (or an
-argon2 hash). Failed attempts are braked per user and per address
+Passwords are checked with argon2 by the catalog, and a verified one is remembered
+while the catalog's credentials are unchanged (:class:`Credentials`), so a script
+that sends its password with every call does not pay argon2 each time; API tokens are
+checked by their SHA-256 in the catalog on every call (a read of about 1.5 ms). Failed attempts are braked per user and per address
 (:class:`~miqa_nb.server.sessions.Throttle`: 10 a minute, then 429).
 
 Served under JupyterHub (``JUPYTERHUB_USER`` set), the server belongs to that user:
@@ -53,64 +53,49 @@ __all__ = ["JSESSION_COOKIE", "WARM_UP_USER", "CatalogIdentityProvider", "Creden
 JSESSION_COOKIE = "JSESSIONID"
 #: Who renders the page once at start-up (no catalog user: the page refuses it).
 WARM_UP_USER = "(warm-up)"
-#: How long a verified credential is remembered while the catalog file is unchanged.
-REMEMBER_SECONDS = 30.0
+#: How long a verified password is remembered while the catalog's credentials are unchanged.
+REMEMBER_SECONDS = 600.0
 
 T = TypeVar("T")
 
 
 class Credentials:
-    """The catalog's passwords, tokens and sign-in links, checked off the event loop."""
+    """The catalog's passwords, tokens and sign-in links, checked off the event loop.
+
+    API tokens are checked in the catalog on every request (a short read, about 1.5 ms:
+    ``Catalog.token_user``), so a revoked or expired token is refused at once. A
+    password, slow to check on purpose (argon2), is remembered once verified: by an
+    HMAC under a key of this process, with the catalog's ``credentials_version``, which
+    every change of a password, token or link renews -- so a changed password is
+    checked again -- and for at most :data:`REMEMBER_SECONDS`.
+    """
 
     def __init__(self, catalog: str | os.PathLike[str]) -> None:
         self.path = Path(catalog)
         self.catalog = Catalog(self.path)
-        self._verified: dict[bytes, tuple[str, tuple[int, ...], float]] = {}
-
-    def _stamp(self) -> tuple[int, ...]:
-        stamp: list[int] = []
-        for path in (self.path, self.path.with_name(self.path.name + ".wal")):
-            try:
-                st = path.stat()
-            except OSError:
-                stamp += [0, 0]
-            else:
-                stamp += [st.st_mtime_ns, st.st_size]
-        return tuple(stamp)
-
-    def _remembered(self, digest: bytes) -> str | None:
-        hit = self._verified.get(digest)
-        if hit and hit[1] == self._stamp() and time.monotonic() - hit[2] < REMEMBER_SECONDS:
-            return hit[0]
-        self._verified.pop(digest, None)
-        return None
-
-    def _remember(self, digest: bytes, user: str) -> None:
-        self._verified[digest] = (user, self._stamp(), time.monotonic())
-        if len(self._verified) > 10_000:  # a bound; entries are cheap to redo
-            self._verified.clear()
+        self._key = secrets.token_bytes(32)
+        self._verified: dict[bytes, tuple[str, str, float]] = {}
 
     async def _run(self, call: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(None, call)
 
     async def token_user(self, token: str) -> str | None:
         """The user of API token ``token``, or None."""
-        digest = hashlib.sha256(b"token\0" + token.encode()).digest()
-        user = self._remembered(digest)
-        if user is None:
-            user = await self._run(lambda: self.catalog.token_user(token))
-            if user is not None:
-                self._remember(digest, user)
-        return user
+        return await self._run(lambda: self.catalog.token_user(token))
 
     async def password_ok(self, user: str, password: str) -> bool:
         """Whether ``password`` is ``user``'s password."""
-        digest = hashlib.sha256(f"password\0{user}\0{password}".encode()).digest()
-        if self._remembered(digest) == user:
+        digest = hmac.new(self._key, f"{user}\0{password}".encode(), hashlib.sha256).digest()
+        version = await self._run(self.catalog.credentials_version)
+        hit = self._verified.get(digest)
+        if hit and hit[:2] == (user, version) and time.monotonic() - hit[2] < REMEMBER_SECONDS:
             return True
+        self._verified.pop(digest, None)
         ok = await self._run(lambda: self.catalog.check_password(user, password))
         if ok:
-            self._remember(digest, user)
+            if len(self._verified) > 10_000:  # a bound; entries are cheap to redo
+                self._verified.clear()
+            self._verified[digest] = (user, version, time.monotonic())
         return ok
 
     async def use_link(self, secret: str) -> str | None:
