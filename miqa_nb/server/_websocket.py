@@ -132,7 +132,7 @@ def v1_frame_problem(frame: bytes | str, max_parts: int = MAX_PARTS) -> str | No
     return None
 
 
-class CheckedChannelsConnection(ZMQChannelsWebsocketConnection):  # type: ignore[misc]
+class CheckedChannelsConnection(ZMQChannelsWebsocketConnection):
     """jupyter_server's kernel websocket connection, v1 protocol only, frames checked.
 
     See the module's docstring for what it refuses and why.
