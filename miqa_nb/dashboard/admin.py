@@ -18,7 +18,9 @@ ticked by default, or MIQA's exact form); global (superusers, ``miqa-admin-globa
 ``miqa-global-import-path``, ``miqa-global-export-path``, ``miqa-save-global-paths``,
 ``miqa-global-dry-run``, ``miqa-global-import``, ``miqa-global-export``; users and
 roles: ``miqa-roles``, ``miqa-role-user``, ``miqa-role``, ``miqa-set-role``,
-``miqa-new-user``, ``miqa-new-superuser``, ``miqa-add-user``; scan types (superusers,
+``miqa-new-user``, ``miqa-new-superuser``, ``miqa-add-user``, and for superusers the
+sign-in section ``miqa-admin-credentials`` (passwords, one-time sign-in links, API
+tokens: :mod:`miqa_nb.dashboard.credentials`); scan types (superusers,
 ``miqa-admin-scan-types``): ``miqa-scan-types``, ``miqa-scan-type-name``,
 ``miqa-scan-type-of``, ``miqa-add-scan-type``, ``miqa-remove-scan-type``.
 """
@@ -34,6 +36,7 @@ import pandas as pd
 from miqa_nb.core.report import Report
 from miqa_nb.core.vocabulary import Role
 from miqa_nb.dashboard._status import StatusBar
+from miqa_nb.dashboard.credentials import CredentialsSection
 from miqa_nb.dashboard.model import AdminActions
 
 __all__ = ["AdminPanel", "report_html", "table_html"]
@@ -290,6 +293,7 @@ class AdminPanel:
 
     def _roles_section(self) -> widgets.VBox:
         guard = self.status.guard
+        self.credentials: CredentialsSection | None = None
         self.roles = widgets.HTML()
         self.roles.add_class("miqa-roles")
         self.role_user = widgets.Dropdown(description="User", options=[])
@@ -312,12 +316,16 @@ class AdminPanel:
             add = _button("Add user", "miqa-add-user")
             add.on_click(guard(lambda _b: self._add_user()))
             children.append(widgets.HBox([self.new_user, self.new_superuser, add]))
+            self.credentials = CredentialsSection(self.actions, self.status)
+            children.append(self.credentials.widget)
         self._refresh_roles()
         return widgets.VBox(children)
 
     def _refresh_roles(self) -> None:
         self.roles.value = table_html(self.actions.roles())
         self.role_user.options = [str(n) for n in self.actions.users()["name"]]
+        if self.credentials is not None:
+            self.credentials.refresh()  # a new user; and a shown secret goes
 
     def _set_role(self) -> None:
         if self.role_user.value is None:

@@ -39,9 +39,10 @@ import ipywidgets as widgets
 
 from miqa_nb.catalog import Catalog, default_catalog_path
 from miqa_nb.core import permissions
+from miqa_nb.core.signin import SERVER_URL_ENV
 from miqa_nb.dashboard._status import StatusBar
 from miqa_nb.dashboard.admin import AdminPanel
-from miqa_nb.dashboard.lifeline import IDLE_MINUTES_ENV
+from miqa_nb.dashboard.lifeline import IDLE_MINUTES_ENV, SERVE_URL_ENV
 from miqa_nb.dashboard.model import (
     IDENTITY_ENV,
     AdminActions,
@@ -187,6 +188,10 @@ class Dashboard:
     signed_in : bool
         The page is served behind sign-in (``miqa-nb serve``): the header offers
         sign-out, a refusal offers sign-in.
+    server_url : str, optional
+        The dashboard's address, which the sign-in links made in the administration
+        start with (served: ``MIQA_NB_SERVER_URL`` if set, else the address the server
+        gives its kernels, ``MIQA_NB_SERVE_URL``).
     """
 
     def __init__(
@@ -200,9 +205,11 @@ class Dashboard:
         review_factory: ReviewFactory | None = None,
         background: bool = True,
         signed_in: bool = False,
+        server_url: str | None = None,
     ) -> None:
         self.catalog = catalog
         self.user = user
+        self.server_url = server_url
         self.thumbnail_dir = Path(thumbnail_dir or default_thumbnail_dir(catalog.path))
         self.upload_dir = Path(upload_dir or default_upload_dir(catalog.path))
         self.review_factory = review_factory or review_view
@@ -285,6 +292,7 @@ class Dashboard:
             identity.user,
             refusal=identity.refusal or "",
             signed_in=env.get(IDENTITY_ENV) == "server",
+            server_url=env.get(SERVER_URL_ENV) or env.get(SERVE_URL_ENV) or None,
         )
         dashboard.watch_page(env)
         project = parse_qs(query_string or "").get("project", [""])[-1].strip()
@@ -323,7 +331,7 @@ class Dashboard:
         self.review_box.add_class("miqa-review-area")
         children: list[widgets.Widget] = [self.scans_box, self.review_box]
         titles = ["Scans", "Review"]
-        actions = AdminActions(self.catalog, self.user, project)
+        actions = AdminActions(self.catalog, self.user, project, server_url=self.server_url)
         if actions.allowed:
             stager = UploadStager(self.catalog, self.user, self.upload_dir)
             self.upload = UploadPanel(stager, project, self.status, on_change=self.refresh)

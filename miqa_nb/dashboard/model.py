@@ -15,7 +15,9 @@ views over the plain objects here, which tests drive directly:
 - :class:`AdminActions` -- project and global import/export, paths, users and roles,
   refused (``PermissionDenied``) for anyone but superusers and the project's creator,
   on top of the catalog's own checks; import and export paths are confined to the
-  data roots and the export folder (:mod:`miqa_nb.dashboard.folders`).
+  data roots and the export folder (:mod:`miqa_nb.dashboard.folders`). Users'
+  sign-in credentials (passwords, one-time sign-in links, API tokens) are for
+  superusers only; a new secret comes back once, as a :class:`Secret`.
 - :func:`default_thumbnail_dir` -- where the overview's thumbnails are cached.
 
 Contract: nothing here imports ipywidgets or Voila; every change goes through
@@ -25,9 +27,11 @@ Contract: nothing here imports ipywidgets or Voila; every change goes through
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -41,6 +45,7 @@ from miqa_nb.core.identity import named_user
 from miqa_nb.core.permissions import Standing
 from miqa_nb.core.report import Report
 from miqa_nb.core.settings import folder_beside
+from miqa_nb.core.signin import link_url
 from miqa_nb.core.vocabulary import Role, ScanState
 from miqa_nb.dashboard.folders import PageFolders
 
@@ -48,6 +53,7 @@ __all__ = [
     "IDENTITY_ENV",
     "AdminActions",
     "Identity",
+    "Secret",
     "default_thumbnail_dir",
     "filter_overview",
     "overview_table",
@@ -272,6 +278,9 @@ class AdminActions:
     user: str
     project: str | None = None
     folders: PageFolders | None = field(default=None, repr=False)
+    #: The served dashboard's address, which sign-in links start with (None: unknown,
+    #: the link then says ``http://127.0.0.1:PORT/``).
+    server_url: str | None = None
 
     @cached_property
     def confined(self) -> PageFolders:
@@ -440,6 +449,88 @@ class AdminActions:
         """Remove a scan type or name the catalog added (superusers); the names removed."""
         self._require_global("remove scan types")
         return self.catalog.remove_scan_type(name, by=self.user)
+
+    # ------------------------------------------------------------ credentials
+    # Superusers only, although the catalog lets users change their own: this panel
+    # acts on other people's accounts, and a project's creator may not.
+
+    def credentials(self) -> pd.DataFrame:
+        """Every user: ``name``, ``superuser`` and whether they have a ``password``."""
+        self._require_global("see who has a password")
+        return self.catalog.users().loc[:, ["name", "superuser", "password"]]
+
+    def set_password(self, member: str, password: str, again: str) -> None:
+        """Set ``member``'s password, typed twice (superusers). Neither value appears in
+        an error, a log or a return value."""
+        self._require_global("set passwords")
+        if password != again:
+            raise MiqaError("the two passwords differ: type the same password in both fields")
+        self.catalog.set_password(member, password, by=self.user)
+        log.info("%s set the password of %s", self.user, member)
+
+    def signin_link(self, member: str, minutes: float = 30) -> Secret:
+        """Make a one-time sign-in link for ``member``, valid ``minutes`` (superusers)."""
+        self._require_global("make sign-in links")
+        server = self.server_url or "http://127.0.0.1:PORT/"
+        link_url(server, "")  # a wrong address is refused before a link is made
+        secret = self.catalog.create_signin_link(member, by=self.user, minutes=minutes)
+        expires = datetime.now(UTC) + timedelta(minutes=minutes)
+        log.info("%s made a sign-in link for %s", self.user, member)
+        return Secret("sign-in link", member, link_url(server, secret), expires)
+
+    def create_token(self, member: str, expires_days: str | float | None = None) -> Secret:
+        """Make an API token for ``member`` (superusers); ``expires_days`` blank or
+        None: it never expires."""
+        self._require_global("make API tokens")
+        days = _days(expires_days)
+        token_id, token = self.catalog.create_token(member, by=self.user, expires_days=days)
+        listing = self.catalog.tokens(member, by=self.user)
+        expires = listing.loc[listing["id"] == token_id, "expires_utc"].dropna()
+        log.info("%s made API token %s for %s", self.user, token_id, member)
+        until = pd.Timestamp(expires.iloc[0]).to_pydatetime() if len(expires) else None
+        return Secret("API token", member, token, until, token_id)
+
+    def tokens(self, member: str) -> pd.DataFrame:
+        """``member``'s tokens (never the tokens themselves): id, created_utc,
+        expires_utc, revoked_utc, last_used_utc (superusers)."""
+        self._require_global("see API tokens")
+        return self.catalog.tokens(member, by=self.user)
+
+    def revoke_token(self, member: str, token_id: str) -> None:
+        """Revoke ``member``'s token ``token_id`` (superusers)."""
+        self._require_global("revoke API tokens")
+        self.catalog.revoke_token(member, token_id, by=self.user)
+        log.info("%s revoked API token %s of %s", self.user, token_id, member)
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A secret made for ``user``, to be shown once: a sign-in link or an API token.
+
+    ``text`` (the link or the token) stays out of ``repr``, so a log or a traceback
+    that prints this object does not carry it.
+    """
+
+    kind: str
+    user: str
+    text: str = field(repr=False)
+    expires_utc: datetime | None = None
+    token_id: str | None = None
+
+
+def _days(value: str | float | None) -> float | None:
+    """A token's lifetime in days from what the page sent: blank or None is none."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        days = float(value)
+    except ValueError:
+        raise MiqaError(
+            f"a token's expiry is a number of days, or blank for none; {value!r} was provided"
+        ) from None
+    if not math.isfinite(days):
+        raise MiqaError(f"a token's expiry must be a finite number of days; {value!r} was provided")
+    return days
 
 
 def _none_if_missing(value: object) -> str | None:
