@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 def frame_row(
     project: str = "P",
@@ -21,3 +23,16 @@ def frame_row(
     }
     row.update(more)
     return row
+
+
+def page_sets(widget: Any, **state: Any) -> None:
+    """What a page's ``update`` message does: set traits, whatever the widget shows
+    (a hostile page sends any value, to any widget, enabled or not)."""
+    data = {"method": "update", "state": state, "buffer_paths": []}
+    widget._handle_msg({"content": {"data": data}, "buffers": []})
+
+
+def page_clicks(button: Any) -> None:
+    """What a page's click message does (a disabled button too: the kernel does not know)."""
+    data = {"method": "custom", "content": {"event": "click"}}
+    button._handle_msg({"content": {"data": data}, "buffers": []})

@@ -21,11 +21,6 @@ from miqa_nb.dashboard.model import AdminActions, readable_error
 SECRET = "root:x:0:0:secret-marker:/root:/bin/bash"
 
 
-@pytest.fixture(autouse=True)
-def _no_export_dir(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(EXPORT_DIR_ENV, raising=False)
-
-
 @pytest.fixture
 def site(tmp_path: Path) -> DashboardCatalog:
     """The dashboard tests' catalog in ``<tmp>/site`` (its folder is the data root)."""

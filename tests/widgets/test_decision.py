@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from support import page_clicks, page_sets
+
 from miqa_nb.core.vocabulary import ARTIFACTS, Decision
 from miqa_nb.widgets import DecisionPanel
 from miqa_nb.widgets.decision import decision_class
@@ -122,34 +124,22 @@ def test_location_and_advance_checkboxes(start, project):
     assert session.key == ("E1", "S1") and not session.advance_after_submit
 
 
-def _page_sets(widget, **state) -> None:
-    """What a page's ``update`` message does: set traits, whatever the widget shows."""
-    data = {"method": "update", "state": state, "buffer_paths": []}
-    widget._handle_msg({"content": {"data": data}, "buffers": []})
-
-
-def _page_clicks(button) -> None:
-    """What a page's click message does (a disabled button too: the kernel does not know)."""
-    data = {"method": "custom", "content": {"event": "click"}}
-    button._handle_msg({"content": {"data": data}, "buffers": []})
-
-
 def test_crafted_page_messages_are_refused_where_they_run(start, project, caplog):
     """A tier-1 reviewer's page that enables and clicks UN, then Submit, and a
     collaborator's page that chooses U and submits, send messages their widgets never
     would: nothing is written; the refusal is said beside Submit and logged."""
     caplog.set_level("INFO", logger="miqa_nb")
     tier1 = DecisionPanel(start("t1"))
-    _page_sets(tier1.buttons[Decision.UNUSABLE], disabled=False)
-    _page_clicks(tier1.buttons[Decision.UNUSABLE])
+    page_sets(tier1.buttons[Decision.UNUSABLE], disabled=False)
+    page_clicks(tier1.buttons[Decision.UNUSABLE])
     assert "tier-2" in tier1.error.value and tier1.session.pending.decision is None
-    _page_sets(tier1.note, value="crafted")
-    _page_clicks(tier1.submit)  # nothing chosen: nothing to write
+    page_sets(tier1.note, value="crafted")
+    page_clicks(tier1.submit)  # nothing chosen: nothing to write
     reader = DecisionPanel(start("col"))
-    _page_sets(reader.submit, disabled=False)
-    _page_clicks(reader.buttons[Decision.USABLE])
+    page_sets(reader.submit, disabled=False)
+    page_clicks(reader.buttons[Decision.USABLE])
     assert "may not record decisions" in reader.error.value
-    _page_clicks(reader.submit)
+    page_clicks(reader.submit)
     assert project.decisions(PROJECT).empty
     refused = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused")]
     assert any(m.startswith("refused for t1 in P:") and "tier-2" in m for m in refused)

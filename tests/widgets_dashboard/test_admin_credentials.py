@@ -14,6 +14,7 @@ from typing import Any
 import ipywidgets as widgets
 import pytest
 from ipywidgets.widgets.widget import _instances as widget_instances
+from support import page_clicks, page_sets
 from widgets_dashboard.dashboard_catalog import (
     ADMIN,
     COLLABORATOR,
@@ -23,7 +24,6 @@ from widgets_dashboard.dashboard_catalog import (
     DashboardCatalog,
     build,
 )
-from widgets_dashboard.test_admin_paths import page_clicks, page_sets
 
 from miqa_nb.catalog import Catalog
 from miqa_nb.dashboard._status import StatusBar

@@ -5,26 +5,19 @@ typed values and clicks, and widget messages that set any value and click any bu
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import ipywidgets as widgets
 import pandas as pd
 import pytest
+from support import page_clicks, page_sets
 from widgets_dashboard.dashboard_catalog import ADMIN, PROJECT, DashboardCatalog, build
 
 from miqa_nb.catalog import Catalog
 from miqa_nb.dashboard._status import StatusBar
 from miqa_nb.dashboard.admin import AdminPanel
 from miqa_nb.dashboard.app import Dashboard
-from miqa_nb.dashboard.folders import EXPORT_DIR_ENV
 from miqa_nb.dashboard.model import AdminActions
 
 SECRET = "root:x:0:0:secret-marker:/root:/bin/bash"
-
-
-@pytest.fixture(autouse=True)
-def _no_export_dir(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(EXPORT_DIR_ENV, raising=False)
 
 
 @pytest.fixture
@@ -44,18 +37,6 @@ def _panel(site: DashboardCatalog) -> tuple[Catalog, StatusBar, AdminPanel]:
     cat = site.catalog()
     status = StatusBar()
     return cat, status, AdminPanel(AdminActions(cat, ADMIN, PROJECT), status)
-
-
-def page_sets(widget: widgets.Widget, **state: Any) -> None:
-    """What a page's ``update`` message does: set traits, whatever the widget shows."""
-    data = {"method": "update", "state": state, "buffer_paths": []}
-    widget._handle_msg({"content": {"data": data}, "buffers": []})
-
-
-def page_clicks(button: widgets.Button) -> None:
-    """What a page's click message does (a disabled button too: the kernel does not know)."""
-    data = {"method": "custom", "content": {"event": "click"}}
-    button._handle_msg({"content": {"data": data}, "buffers": []})
 
 
 def _paths(cat: Catalog) -> tuple[pd.DataFrame, dict[str, str | None]]:
