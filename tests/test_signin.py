@@ -15,11 +15,12 @@ processes' command lines and environments.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import itertools
 import re
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -456,6 +457,13 @@ async def _open_socket(site: Site, path: str, cookies: dict[str, str | None]) ->
     return await websocket_connect(HTTPRequest(_ws_url(site, path), headers={"Cookie": cookie}))
 
 
+def run_apart(attempt: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """``asyncio.run(attempt())`` on a thread of its own: the browser tests' Playwright
+    keeps an event loop running on the main thread for the whole session."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, attempt()).result(timeout=120)
+
+
 def test_another_user_cannot_open_a_page_kernel_s_websocket(site: Site, tina_page: Page) -> None:
     other = sign_in(site, COLLABORATOR)
 
@@ -469,7 +477,7 @@ def test_another_user_cannot_open_a_page_kernel_s_websocket(site: Site, tina_pag
         socket.close()
         return 101
 
-    assert asyncio.run(attempt()) == 403
+    assert run_apart(attempt) == 403
 
 
 def test_voila_query_socket_is_not_served(site: Site, tina_page: Page) -> None:
@@ -486,7 +494,7 @@ def test_voila_query_socket_is_not_served(site: Site, tina_page: Page) -> None:
         socket.close()
         return 101
 
-    assert asyncio.run(attempt()) != 101
+    assert run_apart(attempt) != 101
 
 
 def test_a_kernel_s_own_questions_need_its_key(site: Site, tina_page: Page) -> None:
