@@ -547,6 +547,11 @@ def test_failed_signins_are_braked_per_user(site: Site) -> None:
     )
     assert form.status_code == 429
     assert client.cookies.get("miqa-nb-signin") is None
+    # Jupyter Server's and Voila's own handlers say when to try again too
+    for path in ("api/kernels/00000000-0000-4000-8000-000000000000", ""):
+        braked = curl("-u", f"{BRAKED}:{PASSWORDS[BRAKED]}", site.url + path, address=address)
+        assert braked.status == 429, path
+        assert 1 <= int(braked.headers["retry-after"]) <= 61, path
 
 
 def test_failed_signins_are_braked_per_address(site: Site) -> None:

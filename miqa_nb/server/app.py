@@ -57,9 +57,25 @@ from miqa_nb.server.handlers import (
 from miqa_nb.server.identity import WARM_UP_USER
 from miqa_nb.server.kernels import PAGE_REQUEST, REGISTRY, Page, track_pages
 
-__all__ = ["MiqaServer", "PageHandler", "ReadyHandler", "is_local", "main"]
+__all__ = ["MiqaServer", "PageHandler", "ReadyHandler", "RetryAfter", "is_local", "main"]
 
 access_log = logging.getLogger("miqa_nb.server.access")
+
+
+class RetryAfter(web.OutputTransform):
+    """Writes ``Retry-After`` on a 429 answer (a braked sign-in), whichever handler sent
+    it: Tornado clears a handler's headers when it sends an error page."""
+
+    def __init__(self, request: Any) -> None:
+        self.request = request
+
+    def transform_first_chunk(
+        self, status_code: int, headers: Any, chunk: bytes, finishing: bool
+    ) -> tuple[int, Any, bytes]:
+        wait = getattr(self.request, "miqa_retry_after", None)
+        if status_code == 429 and wait:
+            headers["Retry-After"] = wait
+        return status_code, headers, chunk
 
 
 class ReadyHandler(web.RequestHandler):
@@ -205,6 +221,7 @@ class MiqaServer(Voila):
 
     def listen(self) -> None:
         """Listen on ``ip:port`` (HTTPS with a certificate); run until stopped."""
+        self.app.add_transform(RetryAfter)
         ssl_options = None
         if self.certfile:
             ssl_options = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

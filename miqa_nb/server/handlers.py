@@ -91,9 +91,6 @@ class _Base(JupyterHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         reason = self._reason if status_code != 429 else "Too many failed sign-ins"
-        retry_after = getattr(self, "retry_after", None)
-        if status_code == 429 and retry_after:
-            self.set_header("Retry-After", retry_after)
         self.write_page("miqa-nb", f"<p class='error'>{html.escape(reason)}</p>", status_code)
 
 

@@ -209,9 +209,9 @@ class CatalogIdentityProvider(IdentityProvider):
         """Refuse with 429 while ``user`` or the address has too many recent failures."""
         wait = self.throttle.retry_after(self.throttle_keys(handler, user))
         if wait > 0:
-            # kept on the handler too: sending the error clears the headers set so far
-            handler.retry_after = str(int(wait) + 1)  # type: ignore[attr-defined]
-            handler.set_header("Retry-After", handler.retry_after)  # type: ignore[attr-defined]
+            # kept on the request: sending the error clears the handler's headers, and
+            # the server's RetryAfter transform writes it on whatever answers the 429
+            handler.request.miqa_retry_after = str(int(wait) + 1)  # type: ignore[attr-defined]
             raise web.HTTPError(429, "too many failed sign-ins; try again in a minute")
 
     async def _from_header(self, handler: web.RequestHandler, header: str) -> User | None:
