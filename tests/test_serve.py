@@ -429,7 +429,8 @@ def test_a_page_watch_needs_a_served_kernel() -> None:
 @pytest.mark.slow
 def test_under_jupyterhub_the_server_admits_the_hubs_user_only(tmp_path: Path) -> None:
     """With ``JUPYTERHUB_USER`` set (the hub verified that user and spawned this server
-    for them) the server is theirs: their link opens their dashboard, anybody else's
+    for them) the server is theirs: their link opens their dashboard (``?user=ana`` in
+    its address changes nothing), their token works for scripts, anybody else's
     credentials open nothing."""
     catalog = tmp_path / "c.duckdb"
     cat = Catalog(catalog)
@@ -445,7 +446,7 @@ def test_under_jupyterhub_the_server_admits_the_hubs_user_only(tmp_path: Path) -
         tom = requests.Session()
         page = tom.get(server.signin_link("tom"), timeout=120)
         assert page.status_code == 200 and page.url.startswith(server.url + "login/password")
-        assert tom.get(server.url, timeout=120).status_code == 200
+        assert tom.get(server.url + "?user=ana", timeout=120).status_code == 200
         deadline = time.monotonic() + 60
         while "dashboard opened for" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -458,5 +459,15 @@ def test_under_jupyterhub_the_server_admits_the_hubs_user_only(tmp_path: Path) -
             server.url + "data/JSESSION", auth=("ana", "ana's passphrase"), timeout=60
         )
         assert basic.status_code == 401
+        # scripts: the hub's user signs in with a token; another user's token opens nothing
+        _, toms = cat.create_token("tom", by="tom")
+        _, anas = cat.create_token("ana", by="ana")
+        for token, status in ((toms, 200), (anas, 401)):
+            answer = requests.get(
+                server.url + "data/JSESSION",
+                headers={"Authorization": f"token {token}"},
+                timeout=60,
+            )
+            assert answer.status_code == status
     finally:
         server.stop()
