@@ -309,7 +309,10 @@ class AdminPanel:
             widgets.HBox([self.role_user, self.role, set_role]),
         ]
         if self.actions.global_allowed:
-            self.new_user = widgets.Text(description="New user", placeholder="name")
+            # sent when the field is left, not with each key (see _text)
+            self.new_user = widgets.Text(
+                description="New user", placeholder="name", continuous_update=False
+            )
             self.new_user.add_class("miqa-new-user")
             self.new_superuser = widgets.Checkbox(description="superuser", value=False)
             self.new_superuser.add_class("miqa-new-superuser")
@@ -350,7 +353,9 @@ class AdminPanel:
         guard = self.status.guard
         self.scan_types = widgets.HTML()
         self.scan_types.add_class("miqa-scan-types")
-        self.scan_type_name = widgets.Text(description="Name", placeholder="FLAIR")
+        self.scan_type_name = widgets.Text(
+            description="Name", placeholder="FLAIR", continuous_update=False
+        )
         self.scan_type_name.add_class("miqa-scan-type-name")
         self.scan_type_of = widgets.Dropdown(description="Means", options=[])
         self.scan_type_of.add_class("miqa-scan-type-of")

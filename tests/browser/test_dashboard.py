@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from widgets_dashboard.dashboard_catalog import (
     ADMIN,
     NASTY_EXPERIMENT,
@@ -119,6 +120,27 @@ def test_dry_run_preview_before_a_replacing_import(page, server, shoot) -> None:
     assert "Dry run" in page.locator(".miqa-import-report").inner_text()
     assert run.is_enabled()
     shoot("dry-run")
+
+
+@pytest.mark.parametrize("delay", [0, 80])
+def test_a_name_typed_fast_then_added_is_added_whole(page, server, site, delay) -> None:
+    """A superuser types a new user's name and clicks Add at once: the name reaches the
+    kernel whole before the click (the field sends its value when it is left)."""
+    name = f"quick{delay}-typist"
+    open_as(page, server, ADMIN)
+    open_project(page)
+    page.get_by_text("Administration", exact=True).click()
+    field = page.locator(".miqa-new-user input")
+    field.click()
+    field.type(name, delay=delay)
+    page.click(".miqa-add-user")
+    page.locator(".miqa-roles, .miqa-role-user").first.wait_for()
+    deadline = time.monotonic() + 20
+    while name not in set(site.catalog().users()["name"]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    names = set(site.catalog().users()["name"])
+    assert name in names
+    assert not [n for n in names if n != name and name.startswith(n) and n.startswith("quick")]
 
 
 def test_a_superuser_adds_a_scan_type(page, server, site: DashboardCatalog, shoot) -> None:
