@@ -371,6 +371,12 @@ class _Counted:
     def tell(self) -> int:
         return self.raw.tell()
 
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
 
 def _tar_members(tf: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
     while (member := tf.next()) is not None:
