@@ -20,6 +20,7 @@ MODULES = [
     "miqa_nb.dashboard.uploads",
     "miqa_nb.demo.artifacts",
     "miqa_nb.exchange._json",
+    "miqa_nb.ingest.uploads",
     "miqa_nb.exchange.analysis",
     "miqa_nb.exchange.limits",
     "miqa_nb.exchange.scanning",
