@@ -1,0 +1,186 @@
+"""XNAT's import service on the dashboard's server: ``POST /data/services/import``.
+
+What is built: an archive (zip, tar, tar.gz, or one DICOM file) sent as a multipart
+form file or as the body (``inbody=true``), by any signed-in way (HTTP Basic, a token,
+``JSESSIONID``), streamed to a staging folder (never whole in memory), unpacked safely
+(:mod:`miqa_nb.ingest.archives`), its DICOM series read and routed as XNAT routes them
+(``project``/``subject``/``session`` parameters, ``dest=/archive/projects/P``, else the
+headers: :mod:`miqa_nb.ingest.dicom`), converted and archived as reviewable scans
+(:mod:`miqa_nb.ingest.archiving`). The answer is XNAT's: 200 with ``text/uri-list``,
+one ``/data/archive/projects/P/subjects/S/experiments/E`` per session; XNAT's error
+texts with 400, 401, 403, 404 or 409. The staging folder is removed whatever happens.
+
+Not built yet: the prearchive (``dest=/prearchive...``, answered 501), ``src`` from the
+user's cache, ``http-session-listener`` progress, ``gradual-DICOM`` and ``XAR``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from jupyter_server.auth.decorator import allow_unauthenticated
+from jupyter_server.base.handlers import JupyterHandler
+from tornado import web
+
+from miqa_nb.catalog import Catalog, default_catalog_path
+from miqa_nb.core.errors import MiqaError, NotFound, PermissionDenied
+from miqa_nb.ingest.archives import UploadLimits, unpack
+from miqa_nb.ingest.archiving import ArchiveConflict, archive_sessions
+from miqa_nb.ingest.dicom import NotDicomError, read_sessions
+from miqa_nb.ingest.uploads import UploadReceiver, UploadTooLarge
+
+__all__ = ["ImportHandler"]
+
+NO_FILES = "Upload did not include parsable files for session generation."
+
+
+@web.stream_request_body
+class ImportHandler(JupyterHandler):
+    """``POST data/services/import`` (see the module)."""
+
+    receiver: UploadReceiver | None = None
+    staging: Path | None = None
+    refused: tuple[int, str] | None = None
+
+    def check_xsrf_cookie(self) -> None:
+        """Unauthenticated calls get XNAT's 401 challenge, not an XSRF 403."""
+        if getattr(self, "_jupyter_current_user", None) is None:
+            return
+        super().check_xsrf_cookie()
+
+    def _text(self, status: int, text: str) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        if status == 401:
+            self.set_header("WWW-Authenticate", 'Basic realm="XNAT"')
+        self.finish(text.rstrip("\n") + "\n")
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        await super().prepare(_redirect_to_login=False)
+        if self.current_user is None:
+            return  # post() answers 401 (the body is discarded)
+        self.request.connection.set_max_body_size(UploadLimits().max_upload_bytes)
+        self.staging = Path(tempfile.mkdtemp(prefix="import-", dir=_staging_root()))
+        try:
+            length = self.request.headers.get("Content-Length")
+            self.receiver = UploadReceiver(
+                self.staging,
+                UploadLimits(),
+                self.request.headers.get("Content-Type"),
+                inbody=self.get_query_argument("inbody", "").lower() == "true",
+                content_length=int(length) if length and length.isdigit() else None,
+            )
+        except MiqaError as exc:
+            self.refused = (413 if isinstance(exc, UploadTooLarge) else 400, str(exc))
+
+    def data_received(self, chunk: bytes) -> None:
+        if self.receiver is None or self.refused is not None:
+            return
+        try:
+            self.receiver.feed(chunk)
+        except MiqaError as exc:
+            self.refused = (413 if isinstance(exc, UploadTooLarge) else 400, str(exc))
+            self.receiver.abort()
+
+    def on_finish(self) -> None:
+        self._clean()
+
+    def on_connection_close(self) -> None:
+        self._clean()
+
+    def _clean(self) -> None:
+        if self.receiver is not None:
+            self.receiver.abort()
+        if self.staging is not None:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            self.staging = None
+
+    @allow_unauthenticated
+    async def post(self) -> None:
+        if self.current_user is None:
+            self._text(401, "Authentication required: a user name and password or API token")
+            return
+        if self.refused is not None:
+            self._text(*self.refused)
+            return
+        dest = self.get_argument("dest", "")
+        if dest.startswith("/prearchive"):
+            self._text(501, "The prearchive is not built yet: send dest=/archive...")
+            return
+        options = {
+            "project": self.get_argument("project", "") or self.get_argument("PROJECT_ID", ""),
+            "subject": self.get_argument("subject", "") or self.get_argument("SUBJECT_ID", ""),
+            "session": self.get_argument("session", "") or self.get_argument("EXPT_LABEL", ""),
+        }
+        options.update(_from_dest(dest))
+        overwrite = self.get_argument("overwrite", "none").lower()
+        assert self.receiver is not None and self.staging is not None
+        try:
+            upload = self.receiver.finish()
+        except MiqaError as exc:
+            self._text(400, str(exc))
+            return
+        staging, user = self.staging, self.current_user.username
+        try:
+            uris = await asyncio.get_running_loop().run_in_executor(
+                None, _import, upload.path, staging, user, options, overwrite
+            )
+        except PermissionDenied as exc:
+            self._text(403, str(exc))
+        except NotFound as exc:
+            self._text(404, str(exc))
+        except ArchiveConflict as exc:
+            self._text(409, str(exc))
+        except NotDicomError as exc:
+            self._text(400, f"{NO_FILES} {exc}")
+        except MiqaError as exc:
+            self._text(400, str(exc))
+        else:
+            self.set_header("Content-Type", "text/uri-list")
+            self.finish("".join(uri + "\n" for uri in uris))
+
+
+def _staging_root() -> Path:
+    """``<catalog>-staging/`` beside the catalog: uploads wait there while imported."""
+    catalog = _catalog_path()
+    folder = catalog.with_name(catalog.stem + "-staging")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _from_dest(dest: str) -> dict[str, str]:
+    """``/archive/projects/P[/subjects/S[/experiments/E]]`` as routing parameters."""
+    parts = [unquote(p) for p in dest.strip("/").split("/") if p]
+    found: dict[str, str] = {}
+    for key, name in (("projects", "project"), ("subjects", "subject"), ("experiments", "session")):
+        if key in parts and parts.index(key) + 1 < len(parts):
+            found[name] = parts[parts.index(key) + 1]
+    return found
+
+
+def _import(
+    archive: Path, staging: Path, user: str, options: dict[str, Any], overwrite: str
+) -> list[str]:
+    catalog = Catalog(_catalog_path())
+    files = staging / "files"
+    unpack(archive, files, UploadLimits())
+    sessions = read_sessions(
+        files,
+        project=options.get("project") or None,
+        subject=options.get("subject") or None,
+        session=options.get("session") or None,
+        scan_types=catalog.scan_types(),
+    )
+    if not sessions:
+        raise MiqaError(NO_FILES)
+    return [a.uri for a in archive_sessions(catalog, sessions, by=user, overwrite=overwrite)]
+
+
+def _catalog_path() -> Path:
+    """The served catalog (``MIQA_NB_CATALOG``, set by :mod:`miqa_nb.serve`)."""
+    return Path(default_catalog_path()).resolve()
