@@ -15,7 +15,6 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
-import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
@@ -132,7 +131,3 @@ def write_series(
             paths.append(path)
     return paths
 
-
-def read_back(path: str | Path) -> pydicom.Dataset:
-    """A written file read back (headers and pixels), for the support's own checks."""
-    return pydicom.dcmread(path)
