@@ -28,7 +28,7 @@ from miqa_nb.exchange.formats import MIQA_COLUMNS
 from miqa_nb.ingest.convert import convert_series
 from miqa_nb.ingest.dicom import Session
 
-__all__ = ["MISC", "Archived", "ArchiveConflict", "archive_sessions", "data_folder"]
+__all__ = ["MISC", "ArchiveConflict", "Archived", "archive_sessions", "data_folder"]
 
 #: The catalog's type for a series whose type could not be guessed.
 MISC = "MISC"

@@ -64,7 +64,8 @@ class ImportHandler(JupyterHandler):
         await super().prepare(_redirect_to_login=False)
         if self.current_user is None:
             return  # post() answers 401 (the body is discarded)
-        self.request.connection.set_max_body_size(UploadLimits().max_upload_bytes)
+        connection: Any = self.request.connection  # Tornado's HTTP1Connection
+        connection.set_max_body_size(UploadLimits().max_upload_bytes)  # its default: 100 MB
         self.staging = Path(tempfile.mkdtemp(prefix="import-", dir=_staging_root()))
         try:
             length = self.request.headers.get("Content-Length")
