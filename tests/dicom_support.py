@@ -130,4 +130,3 @@ def write_series(
             ds.save_as(path, enforce_file_format=True)
             paths.append(path)
     return paths
-
