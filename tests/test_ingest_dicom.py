@@ -293,6 +293,23 @@ def test_files_that_are_not_dicom_are_all_named_and_nothing_is_returned(tmp_path
     assert isinstance(raised.value, MiqaError) and isinstance(raised.value, ValueError)
 
 
+def test_a_link_is_never_followed(tmp_path, anatomy):
+    elsewhere = tmp_path / "elsewhere"
+    write_series(nib.Nifti1Image(anatomy[40:50, 40:50, 40:44], np.eye(4)), elsewhere)
+    upload = tmp_path / "upload"
+    upload.mkdir()
+    (upload / "slice.dcm").symlink_to(elsewhere / "IM00001.dcm")
+    (upload / "folder").symlink_to(elsewhere, target_is_directory=True)
+
+    headers = read_headers(upload)
+
+    assert headers.files == ()
+    assert headers.not_dicom == (
+        NotDicom("folder", "a link, not a file"),
+        NotDicom("slice.dcm", "a link, not a file"),
+    )
+
+
 def test_a_folder_without_dicom_files_is_an_error(tmp_path):
     with pytest.raises(NotDicomError, match="no DICOM files"):
         read_sessions(tmp_path)

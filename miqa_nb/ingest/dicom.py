@@ -178,14 +178,16 @@ def read_headers(folder: str | Path) -> Headers:
     -------
     Headers
         ``files``: each DICOM image file with its header (no pixel data); ``not_dicom``:
-        every other file with the reason, paths relative to ``folder``. DICOMDIR index
-        files are neither (they hold no image and are skipped).
+        every other file with the reason, paths relative to ``folder``; a symbolic link
+        is such a file, never followed. DICOMDIR index files are neither (they hold no
+        image and are skipped).
     """
     root = Path(folder)
     files: list[DicomFile] = []
     problems: list[NotDicom] = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        found = _read(path)
+    for path in sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink()):
+        # a link may point anywhere on this machine: never read through it
+        found = "a link, not a file" if path.is_symlink() else _read(path)
         if isinstance(found, Dataset):
             files.append(DicomFile(path, found))
         elif found:
