@@ -11,14 +11,18 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from widgets_dashboard.dashboard_catalog import ADMIN, PROJECT, DashboardCatalog, build
+from widgets_dashboard.dashboard_catalog import (
+    ADMIN,
+    PROJECT,
+    SECRET,
+    DashboardCatalog,
+    build,
+    outside_folder,
+)
 
 from miqa_nb.catalog import Catalog
 from miqa_nb.dashboard.folders import EXPORT_DIR_ENV, PageFolders, PathRefused
 from miqa_nb.dashboard.model import AdminActions, readable_error
-
-#: The first line of the file outside the roots; no message may ever show it.
-SECRET = "root:x:0:0:secret-marker:/root:/bin/bash"
 
 
 @pytest.fixture
@@ -29,12 +33,7 @@ def site(tmp_path: Path) -> DashboardCatalog:
 
 @pytest.fixture
 def outside(tmp_path: Path) -> Path:
-    """A folder beside the site, outside its roots, holding a secret .csv and .json."""
-    folder = tmp_path / "outside"
-    folder.mkdir()
-    for name in ("secret.csv", "secret.json", "passwd"):
-        (folder / name).write_text(SECRET + "\n", encoding="utf-8")
-    return folder
+    return outside_folder(tmp_path)
 
 
 def _state(cat: Catalog) -> tuple[pd.DataFrame, dict[str, str | None], pd.DataFrame]:

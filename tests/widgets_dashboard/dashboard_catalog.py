@@ -116,3 +116,17 @@ def build(root: Path) -> DashboardCatalog:
     cat.record_decision(PROJECT, "E1", "S1", "U", by=TIER2)
     cat.record_decision(PROJECT, "E1", "S2", "Q?", by=TIER1, note="motion <i>maybe</i>")
     return DashboardCatalog(root, catalog_path, import_csv, export_csv, nasty_csv)
+
+
+#: A line of the file outside the roots that no message of the page may ever show.
+SECRET = "root:x:0:0:secret-marker:/root:/bin/bash"
+
+
+def outside_folder(tmp_path: Path) -> Path:
+    """A folder beside a site built in ``tmp_path/site``, outside its roots, holding
+    files that start with :data:`SECRET` (``secret.csv``, ``secret.json``, ``passwd``)."""
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    for name in ("secret.csv", "secret.json", "passwd"):
+        (folder / name).write_text(SECRET + "\n", encoding="utf-8")
+    return folder

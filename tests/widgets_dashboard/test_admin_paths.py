@@ -9,15 +9,20 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from support import page_clicks, page_sets
-from widgets_dashboard.dashboard_catalog import ADMIN, PROJECT, DashboardCatalog, build
+from widgets_dashboard.dashboard_catalog import (
+    ADMIN,
+    PROJECT,
+    SECRET,
+    DashboardCatalog,
+    build,
+    outside_folder,
+)
 
 from miqa_nb.catalog import Catalog
 from miqa_nb.dashboard._status import StatusBar
 from miqa_nb.dashboard.admin import AdminPanel
 from miqa_nb.dashboard.app import Dashboard
 from miqa_nb.dashboard.model import AdminActions
-
-SECRET = "root:x:0:0:secret-marker:/root:/bin/bash"
 
 
 @pytest.fixture
@@ -27,10 +32,7 @@ def site(tmp_path: Path) -> DashboardCatalog:
 
 @pytest.fixture
 def outside(tmp_path: Path) -> Path:
-    folder = tmp_path / "outside"
-    folder.mkdir()
-    (folder / "secret.csv").write_text(SECRET + "\n", encoding="utf-8")
-    return folder
+    return outside_folder(tmp_path)
 
 
 def _panel(site: DashboardCatalog) -> tuple[Catalog, StatusBar, AdminPanel]:
