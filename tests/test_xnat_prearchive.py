@@ -12,10 +12,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dicom_support import write_series
 from test_xnat_import import ADMIN, COLLAB, PASSWORD, PROJECT, TIER1, Site, _template, curl
 from test_xnat_import import session_zip as _session_zip
 
@@ -110,6 +112,9 @@ def test_pyxnat_prearchive_browses_and_deletes(site: Site) -> None:
     assert pre.get_resources(triple, "2") == "DICOM"  # one row: a value
     files = pre.get_files(triple, "2", "DICOM")
     assert len(files) == 40 and all(name.endswith(".dcm") for name in files)  # 40 slices
+    reply = pre.reset(triple)  # action=build: read the files again
+    assert (reply.decode() if isinstance(reply, bytes) else str(reply)).strip() == uri
+    assert pre.status(triple) == "READY"
     pre.delete(pre.get_uri(triple))
     assert triple not in pre.get()
     assert not (_prearchive(site) / PROJECT / triple[1] / "S1_P2").exists()
@@ -190,3 +195,18 @@ def test_unassigned_is_for_superusers_and_headers_route_by_default(site: Site) -
         f"{site.url}data/services/prearchive/delete",
     )
     assert status == 200
+
+
+def test_headers_with_aa_true_archive_at_once(site: Site) -> None:
+    folder = site.root / "aa"
+    write_series(
+        site.template, folder / "t1", SeriesNumber=2, SeriesDescription="t1_mprage_sag",
+        PatientComments=f"Project:{PROJECT} Subject:S2 Session:S2_AA AA:true",
+    )  # fmt: skip
+    archive = site.root / "aa.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(folder.rglob("*.dcm")):
+            zf.write(path, path.relative_to(folder).as_posix())
+    (uri,) = stage(site, archive, dest="")
+    assert uri == f"/data/archive/projects/{PROJECT}/subjects/S2/experiments/S2_AA"
+    assert not [r for r in listing(site, TIER1, "json") if r["folderName"] == "S2_AA"]
