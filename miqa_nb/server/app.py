@@ -56,6 +56,7 @@ from miqa_nb.server.handlers import (
 )
 from miqa_nb.server.identity import WARM_UP_USER
 from miqa_nb.server.kernels import PAGE_REQUEST, REGISTRY, Page, track_pages
+from miqa_nb.server.prearchive import PREARCHIVE_ROUTES
 from miqa_nb.server.xnat import ImportHandler
 
 __all__ = ["MiqaServer", "PageHandler", "ReadyHandler", "RetryAfter", "is_local", "main"]
@@ -173,6 +174,7 @@ class MiqaServer(Voila):
             (at("/signout"), SignOutHandler),
             (at("/data/JSESSION"), JSessionHandler),
             (at("/data/services/import"), ImportHandler),
+            *((at(path), handler) for path, handler in PREARCHIVE_ROUTES),
             (at("/miqa/ready"), ReadyHandler, {"server": self}),
             (
                 at(r"/miqa/kernel/?(page|connections|)"),

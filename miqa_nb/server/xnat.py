@@ -10,8 +10,13 @@ headers: :mod:`miqa_nb.ingest.dicom`), converted and archived as reviewable scan
 one ``/data/archive/projects/P/subjects/S/experiments/E`` per session; XNAT's error
 texts with 400, 401, 403, 404 or 409. The staging folder is removed whatever happens.
 
-Not built yet: the prearchive (``dest=/prearchive...``, answered 501), ``src`` from the
-user's cache, ``http-session-listener`` progress, ``gradual-DICOM`` and ``XAR``.
+With ``dest=/prearchive[/projects/P]``, or with no ``dest`` for a session whose headers
+do not say ``AA:true`` (XNAT's default), the sessions are staged in the prearchive
+instead (:mod:`miqa_nb.ingest.prearchive`, served by :mod:`miqa_nb.server.prearchive`)
+and the answer lists ``/data/prearchive/projects/P/TIMESTAMP/SESSION``.
+
+Not built yet: ``src`` from the user's cache, ``http-session-listener`` progress,
+``gradual-DICOM`` and ``XAR``.
 """
 
 from __future__ import annotations
@@ -32,26 +37,26 @@ from miqa_nb.core.errors import MiqaError, NotFound, PermissionDenied
 from miqa_nb.ingest.archives import UploadLimits, unpack
 from miqa_nb.ingest.archiving import ArchiveConflict, archive_sessions
 from miqa_nb.ingest.dicom import NotDicomError, read_sessions
+from miqa_nb.ingest.prearchive import stage_sessions
 from miqa_nb.ingest.uploads import UploadReceiver, UploadTooLarge
 
-__all__ = ["ImportHandler"]
+__all__ = ["ImportHandler", "XnatHandler"]
 
 NO_FILES = "Upload did not include parsable files for session generation."
+SIGN_IN = "Authentication required: a user name and password or API token"
 
 
-@web.stream_request_body
-class ImportHandler(JupyterHandler):
-    """``POST data/services/import`` (see the module)."""
-
-    receiver: UploadReceiver | None = None
-    staging: Path | None = None
-    refused: tuple[int, str] | None = None
+class XnatHandler(JupyterHandler):
+    """XNAT's REST conventions: 401 with a Basic challenge, plain-text errors, no HTML."""
 
     def check_xsrf_cookie(self) -> None:
         """Unauthenticated calls get XNAT's 401 challenge, not an XSRF 403."""
         if getattr(self, "_jupyter_current_user", None) is None:
             return
         super().check_xsrf_cookie()
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        await super().prepare(_redirect_to_login=False)
 
     def _text(self, status: int, text: str) -> None:
         self.set_status(status)
@@ -60,8 +65,21 @@ class ImportHandler(JupyterHandler):
             self.set_header("WWW-Authenticate", 'Basic realm="XNAT"')
         self.finish(text.rstrip("\n") + "\n")
 
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Errors as plain text, never Jupyter's HTML page."""
+        self._text(status_code, self._reason)
+
+
+@web.stream_request_body
+class ImportHandler(XnatHandler):
+    """``POST data/services/import`` (see the module)."""
+
+    receiver: UploadReceiver | None = None
+    staging: Path | None = None
+    refused: tuple[int, str] | None = None
+
     async def prepare(self) -> None:  # type: ignore[override]
-        await super().prepare(_redirect_to_login=False)
+        await super().prepare()
         if self.current_user is None:
             return  # post() answers 401 (the body is discarded)
         connection: Any = self.request.connection  # Tornado's HTTP1Connection
@@ -104,21 +122,21 @@ class ImportHandler(JupyterHandler):
     @allow_unauthenticated
     async def post(self) -> None:
         if self.current_user is None:
-            self._text(401, "Authentication required: a user name and password or API token")
+            self._text(401, SIGN_IN)
             return
         if self.refused is not None:
             self._text(*self.refused)
             return
         dest = self.get_argument("dest", "")
-        if dest.startswith("/prearchive"):
-            self._text(501, "The prearchive is not built yet: send dest=/archive...")
-            return
         options = {
             "project": self.get_argument("project", "") or self.get_argument("PROJECT_ID", ""),
             "subject": self.get_argument("subject", "") or self.get_argument("SUBJECT_ID", ""),
             "session": self.get_argument("session", "") or self.get_argument("EXPT_LABEL", ""),
         }
         options.update(_from_dest(dest))
+        options["where"] = (
+            "archive" if dest.startswith("/archive") else "prearchive" if dest else "headers"
+        )
         overwrite = self.get_argument("overwrite", "none").lower()
         assert self.receiver is not None and self.staging is not None
         try:
@@ -155,7 +173,8 @@ def _staging_root() -> Path:
 
 
 def _from_dest(dest: str) -> dict[str, str]:
-    """``/archive/projects/P[/subjects/S[/experiments/E]]`` as routing parameters."""
+    """``/archive/projects/P[/subjects/S[/experiments/E]]`` (or ``/prearchive/projects/P``)
+    as routing parameters."""
     parts = [unquote(p) for p in dest.strip("/").split("/") if p]
     found: dict[str, str] = {}
     for key, name in (("projects", "project"), ("subjects", "subject"), ("experiments", "session")):
@@ -179,7 +198,18 @@ def _import(
     )
     if not sessions:
         raise MiqaError(NO_FILES)
-    return [a.uri for a in archive_sessions(catalog, sessions, by=user, overwrite=overwrite)]
+    where = options.get("where", "archive")
+    named = options.get("project")
+    if where == "prearchive" and named and named not in set(catalog.projects()["project"]):
+        raise NotFound(f"project {named!r} is not in the catalog")
+    now = [
+        s for s in sessions if where == "archive" or (where == "headers" and s.route.auto_archive)
+    ]
+    later = [s for s in sessions if s not in now]
+    uris = (
+        [a.uri for a in archive_sessions(catalog, now, by=user, overwrite=overwrite)] if now else []
+    )
+    return uris + ["/data" + e.url for e in stage_sessions(catalog, later, by=user)]
 
 
 def _catalog_path() -> Path:

@@ -1,0 +1,189 @@
+"""XNAT's prearchive REST calls on the signed-in server (what pyxnat's ``PreArchive`` uses).
+
+- ``GET /data/prearchive/projects[/P]``: the entries the user may see;
+- ``GET /data/prearchive/projects/P/TS/SESSION[/scans[/ID/resources[/R/files]]]``;
+- ``POST /data/prearchive/projects/P/TS/SESSION`` with ``action=build``: read again;
+- ``POST /data/services/archive`` with ``src=/prearchive/projects/P/TS/SESSION``;
+- ``POST /data/services/prearchive/delete`` with ``src=...``.
+
+Listings answer ``format=json`` (``{"ResultSet": {"Result": [...], "totalRecords": "N"}}``,
+the default) and ``format=csv`` (a header row, then rows), which is what pyxnat asks.
+Refusals are XNAT's: 401 with a Basic challenge, 403, 404, 409, in plain text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from jupyter_server.auth.decorator import allow_unauthenticated
+
+from miqa_nb.catalog import Catalog
+from miqa_nb.core.errors import MiqaError, NotFound, PermissionDenied
+from miqa_nb.ingest import prearchive
+from miqa_nb.ingest.archiving import ArchiveConflict
+from miqa_nb.server.xnat import SIGN_IN, XnatHandler, _catalog_path
+
+__all__ = ["PREARCHIVE_ROUTES", "ArchiveHandler", "DeleteHandler", "EntryHandler", "ListHandler"]
+
+T = TypeVar("T")
+_PART = r"([^/]+)"
+_ENTRY = rf"/data/prearchive/projects/{_PART}/{_PART}/{_PART}"
+
+
+class _Base(XnatHandler):
+    async def _call(self, work: Callable[[Catalog, str], T]) -> T | None:
+        """Run ``work(catalog, user)`` off the event loop; answer its refusal and return None."""
+        if self.current_user is None:
+            self._text(401, SIGN_IN)
+            return None
+        user = self.current_user.username
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                None, lambda: work(Catalog(_catalog_path()), user)
+            )
+        except PermissionDenied as exc:
+            self._text(403, str(exc))
+        except NotFound as exc:
+            self._text(404, str(exc))
+        except ArchiveConflict as exc:
+            self._text(409, str(exc))
+        except MiqaError as exc:
+            self._text(400, str(exc))
+        return None
+
+    def _table(self, rows: list[dict[str, Any]], columns: list[str]) -> None:
+        if self.get_argument("format", "json").lower() == "csv":
+            out = io.StringIO()
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(columns)
+            writer.writerows([str(row.get(c, "")) for c in columns] for row in rows)
+            self.set_header("Content-Type", "text/csv; charset=utf-8")
+            self.finish(out.getvalue())
+            return
+        result = [{c: str(row.get(c, "")) for c in columns} for row in rows]
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps({"ResultSet": {"Result": result, "totalRecords": str(len(rows))}}))
+
+    def _src(self) -> tuple[str, str, str]:
+        return prearchive.parse_src(self.get_argument("src", ""))
+
+
+COLUMNS = [
+    "project", "timestamp", "folderName", "name", "subject", "status",
+    "url", "tag", "scan_date", "uploaded", "lastmod",
+]  # fmt: skip
+
+
+class ListHandler(_Base):
+    """``GET /data/prearchive/projects[/P]``."""
+
+    @allow_unauthenticated
+    async def get(self, project: str | None = None) -> None:
+        found = await self._call(lambda cat, user: prearchive.entries(cat, user, project))
+        if found is not None:
+            self._table([e.row() for e in found], COLUMNS)
+
+
+class EntryHandler(_Base):
+    """One entry, its scans, a scan's resources, a resource's files; ``action=build``."""
+
+    @allow_unauthenticated
+    async def get(self, project: str, ts: str, folder: str, rest: str | None = None) -> None:
+        entry = await self._call(lambda c, u: prearchive.get_entry(c, u, project, ts, folder))
+        if entry is None:
+            return
+        parts = [p for p in (rest or "").split("/") if p]
+        scans = {s["id"]: s for s in entry.scans}
+        if not parts:
+            self._table([entry.row()], COLUMNS)
+        elif parts == ["scans"]:
+            rows = [
+                {"ID": s["id"], "type": s["type"], "series_description": s["description"],
+                 "files": s["files"]}
+                for s in entry.scans
+            ]  # fmt: skip
+            self._table(rows, ["ID", "type", "series_description", "files"])
+        elif (
+            len(parts) == 3
+            and parts[0] == "scans"
+            and parts[1] in scans
+            and parts[2] == "resources"
+        ):
+            folder_ = entry.path / "SCANS" / scans[parts[1]]["folder"] / "DICOM"
+            count = sum(1 for p in folder_.iterdir() if p.is_file())
+            self._table([{"label": "DICOM", "format": "DICOM", "file_count": count}],
+                        ["label", "format", "file_count"])  # fmt: skip
+        elif (
+            len(parts) == 5 and parts[0] == "scans" and parts[1] in scans
+            and parts[2:] == ["resources", "DICOM", "files"]
+        ):  # fmt: skip
+            base = f"/data{entry.url}/scans/{parts[1]}/resources/DICOM/files"
+            files = sorted(
+                p for p in (entry.path / "SCANS" / scans[parts[1]]["folder"] / "DICOM").iterdir()
+            )
+            rows = [
+                {"Name": p.name, "URI": f"{base}/{p.name}", "Size": p.stat().st_size} for p in files
+            ]
+            self._table(rows, ["Name", "URI", "Size"])
+        else:
+            self._text(404, f"no such resource under /data{entry.url}: {rest}")
+
+    @allow_unauthenticated
+    async def post(self, project: str, ts: str, folder: str, rest: str | None = None) -> None:
+        if self.current_user is None:
+            self._text(401, SIGN_IN)
+            return
+        if (rest or "").strip("/") or self.get_argument("action", "") != "build":
+            self._text(400, "POST to a prearchive session takes action=build")
+            return
+        entry = await self._call(lambda c, u: prearchive.rebuild_entry(c, u, project, ts, folder))
+        if entry is not None:
+            self._text(200, f"/data{entry.url}")
+
+
+class ArchiveHandler(_Base):
+    """``POST /data/services/archive`` with ``src`` and ``overwrite``."""
+
+    @allow_unauthenticated
+    async def post(self) -> None:
+        overwrite = self.get_argument("overwrite", "none").lower()
+
+        def work(cat: Catalog, user: str) -> list[str]:
+            p, ts, folder = self._src()
+            done = prearchive.archive_entry(cat, user, p, ts, folder, overwrite=overwrite)
+            return [a.uri for a in done]
+
+        uris = await self._call(work)
+        if uris is not None:
+            self.set_header("Content-Type", "text/uri-list")
+            self.finish("".join(uri + "\n" for uri in uris))
+
+
+class DeleteHandler(_Base):
+    """``POST /data/services/prearchive/delete`` with ``src``."""
+
+    @allow_unauthenticated
+    async def post(self) -> None:
+        def work(cat: Catalog, user: str) -> str:
+            p, ts, folder = self._src()
+            prearchive.delete_entry(cat, user, p, ts, folder)
+            return f"/data/prearchive/projects/{p}/{ts}/{folder}"
+
+        gone = await self._call(work)
+        if gone is not None:
+            self._text(200, gone)
+
+
+#: ``(path under the server's base URL, handler)`` pairs.
+PREARCHIVE_ROUTES: list[tuple[str, type[XnatHandler]]] = [
+    ("/data/prearchive/projects/?", ListHandler),
+    (rf"/data/prearchive/projects/{_PART}/?", ListHandler),
+    (rf"{_ENTRY}(/.*)?", EntryHandler),
+    ("/data/services/archive", ArchiveHandler),
+    ("/data/services/prearchive/delete", DeleteHandler),
+]
