@@ -1,0 +1,252 @@
+"""Benchmark: a DICOM session uploaded to the import service, end to end, against dcm2niix.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_ingest.py [--repeat K] [--large-mb M] [--keep]
+    .venv/bin/python benchmarks/bench_ingest.py --quick   # 3 repeats, a 300 MB large upload
+
+A three-series session of about 500 DICOM files is written from real anatomy (the
+MNI152 template at 1 mm, cropped to 170 x 200 x 170 voxels, one file per slice:
+T1, T2 and FLAIR series of 170 slices each) into a temporary folder outside the
+repository, and zipped (stored, as scanners' exports often are). A real signed-in
+server (:func:`miqa_nb.serve.start`) serves a fresh catalog.
+
+**The import, as a person waits for it**, ``K`` runs alternating, medians:
+
+- the baseline: dcm2niix run directly on the three series' folders, one after the
+  other, with the flags the import uses (gzip, a sidecar, one file per series), into a
+  new folder each run;
+- the upload: ``requests.post`` of the zip as the body (``inbody=true``) to
+  ``data/services/import?dest=/archive/projects/P/subjects/S/experiments/E<run>`` (a new
+  session label each run), from the first byte sent until the answer (200): receiving,
+  unpacking, reading the headers, converting, archiving. Target <= 1.3x the baseline.
+  Files/s and MB/s of both are printed.
+
+**The server's memory during a large upload**: a session of ``M`` MB (the same slices
+as more series, each with a series UID of its own) is uploaded while the server
+process's RSS is sampled every 50 ms; its peak above the idle RSS (measured just before)
+is printed against a target of 300 MB. dcm2niix runs as a child process and is not
+counted; the server's kernels are other processes and are not counted.
+
+Every figure is printed beside its target with PASS or MISS; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import psutil
+import requests
+from _common import Figure, against, machine, mb, row
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from dicom_support import write_series
+
+from miqa_nb.catalog import Catalog
+from miqa_nb.ingest.convert import DCM2NIIX
+from miqa_nb.serve import Server, start
+
+ADMIN = "admin"
+PASSWORD = "a benchmark's passphrase"
+PROJECT = "Scanner"
+RATIO = 1.3  # x dcm2niix alone
+PEAK_ABOVE_IDLE = 300e6
+SERIES = (("t1_mprage_sag", 2), ("t2_tse_tra", 3), ("t2_flair_tra", 4))
+
+
+def template() -> nib.Nifti1Image:
+    """The MNI152 template at 1 mm cropped to 170 x 200 x 170, as a scanner stores it."""
+    from nilearn.datasets import load_mni152_template
+
+    img = load_mni152_template(resolution=1)
+    start = np.array([12, 15, 10])
+    i, j, k = start
+    block = np.asarray(img.dataobj, dtype=np.float64)[i : i + 170, j : j + 200, k : k + 170]
+    data = np.rint(block / block.max() * 1000).astype(np.int16)
+    affine = img.affine.copy()
+    affine[:3, 3] = img.affine[:3, :3] @ start + img.affine[:3, 3]
+    return nib.Nifti1Image(data, affine)
+
+
+def write_session(folder: Path, img: nib.Nifti1Image) -> list[Path]:
+    """The three series, one folder each; returns the folders."""
+    study = "1.2.826.0.1.3680043.8.498.20240611"
+    comments = f"Project:{PROJECT} Subject:B1 Session:B1_MR"
+    folders = []
+    for description, number in SERIES:
+        out = folder / f"s{number}"
+        write_series(
+            img, out, study_uid=study, SeriesNumber=number,
+            SeriesDescription=description, PatientComments=comments,
+        )  # fmt: skip
+        folders.append(out)
+    return folders
+
+
+def zip_folders(folders: list[Path], archive: Path, copies: int = 1) -> int:
+    """Zip the series' files (stored); with ``copies`` > 1 each series is repeated as new
+    series (its SeriesInstanceUID replaced by one of the same length; the import names
+    series of the same SeriesNumber ``2``, ``2-1``...). Returns the files written."""
+    count = 0
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:
+        for copy in range(copies):
+            for folder in folders:
+                files = sorted(folder.glob("*.dcm"))
+                uid = _series_uid(files[0])
+                new = uid if copy == 0 else _same_length_uid(uid, copy)
+                for path in files:
+                    data = path.read_bytes()
+                    if copy:
+                        data = data.replace(uid, new)
+                    zf.writestr(f"c{copy}/{folder.name}/{path.name}", data)
+                    count += 1
+    return count
+
+
+def _series_uid(path: Path) -> bytes:
+    import pydicom
+
+    return str(pydicom.dcmread(path, stop_before_pixels=True).SeriesInstanceUID).encode()
+
+
+def _same_length_uid(uid: bytes, copy: int) -> bytes:
+    tail = str(copy).encode()
+    return uid[: len(uid) - len(tail)] + tail
+
+
+def dcm2niix(folders: list[Path], out: Path) -> tuple[float, int]:
+    """Convert each series folder as the import does; return the seconds and the
+    highest peak RSS of the dcm2niix processes."""
+    began, peak = time.perf_counter(), 0
+    for folder in folders:
+        target = out / folder.name
+        target.mkdir(parents=True)
+        command = [DCM2NIIX, "-z", "y", "-b", "y", "-f", "scan", "-o", str(target)]
+        child = subprocess.Popen(
+            [*command, "-w", "1", "-d", "0", str(folder)], stdout=subprocess.DEVNULL
+        )
+        with Sampler(child.pid) as sampler:  # not ru_maxrss: Linux carries the parent's
+            child.wait()
+        if child.returncode != 0:
+            raise RuntimeError(f"dcm2niix failed on {folder} (exit {child.returncode})")
+        peak = max(peak, sampler.peak)
+    return time.perf_counter() - began, peak
+
+
+class Sampler:
+    """The peak RSS of a process, sampled every 50 ms in a thread."""
+
+    def __init__(self, pid: int) -> None:
+        self.process = psutil.Process(pid)
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(0.05)
+
+    def _sample(self) -> None:
+        with contextlib.suppress(psutil.Error):  # ended, or a zombie not yet reaped
+            self.peak = max(self.peak, self.process.memory_info().rss)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+
+def upload(server: Server, archive: Path, label: str) -> tuple[float, int]:
+    """Send ``archive`` as experiment ``label``; return the seconds and the server's peak
+    RSS meanwhile."""
+    dest = f"/archive/projects/{PROJECT}/subjects/B1/experiments/{label}"
+    url = f"{server.url}data/services/import?inbody=true&dest={dest}"
+    with Sampler(server.process.pid) as sampler, open(archive, "rb") as body:
+        began = time.perf_counter()
+        answer = requests.post(url, data=body, auth=(ADMIN, PASSWORD), timeout=3600)
+        seconds = time.perf_counter() - began
+    if answer.status_code != 200:
+        raise RuntimeError(f"the upload {label} was answered {answer.status_code}: {answer.text}")
+    return seconds, sampler.peak
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--large-mb", type=int, default=1000, help="the large upload's size")
+    parser.add_argument("--quick", action="store_true", help="3 repeats, a 300 MB large upload")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeat, args.large_mb = 3, 300
+    root = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    server: Server | None = None
+    try:
+        folders = write_session(root / "dicom", template())
+        archive = root / "session.zip"
+        n_files = zip_folders(folders, archive)
+        size = sum(p.stat().st_size for f in folders for p in f.glob("*.dcm"))
+        print(f"session: {n_files} DICOM files in 3 series, {mb(size)} ({root})")
+        catalog = Catalog(root / "c.duckdb")
+        catalog.add_user(ADMIN, superuser=True)
+        catalog.set_password(ADMIN, PASSWORD, by=ADMIN)
+        catalog.create_project(PROJECT, by=ADMIN)
+        server = start(root / "c.duckdb", log=root / "server.log", pool_size=1)
+        server.wait_ready(timeout=300)
+
+        base, sent = Figure("dcm2niix alone (3 series)"), Figure("upload to archive (end to end)")
+        for i in range(args.repeat):
+            seconds, peak = dcm2niix(folders, root / f"nifti{i}")
+            base.runs.append({"seconds": seconds, "peak_rss": peak})
+            seconds, peak = upload(server, archive, f"B1_MR{i}")
+            sent.runs.append({"seconds": seconds, "peak_rss": peak})
+            print(f"  .. run {i + 1}/{args.repeat}: dcm2niix {base.runs[-1]['seconds']:.2f} s, "
+                  f"upload {seconds:.2f} s", file=sys.stderr, flush=True)  # fmt: skip
+        scans = catalog.scans(PROJECT)
+        assert len(scans) == 3 * args.repeat, scans
+        print(f"\n{machine()}")
+        print(row(base))
+        print(row(sent, base, RATIO))
+        for figure in (base, sent):
+            print(f"  {figure.name}: {n_files / figure.median:6.0f} files/s, "
+                  f"{size / 1e6 / figure.median:6.1f} MB/s")  # fmt: skip
+
+        copies = max(1, round(args.large_mb * 1e6 / size))
+        large = root / "large.zip"
+        n_large = zip_folders(folders, large, copies)
+        shutil.rmtree(root / "dicom")
+        idle = psutil.Process(server.process.pid).memory_info().rss
+        seconds, peak = upload(server, large, "B1_LARGE")
+        print(f"\nlarge upload: {n_large} files in {3 * copies} series, "
+              f"{mb(large.stat().st_size)}, {seconds:.1f} s "
+              f"({large.stat().st_size / 1e6 / seconds:.1f} MB/s)")  # fmt: skip
+        print(f"  server RSS idle {mb(idle)}, peak {mb(peak)}, above idle {mb(peak - idle)}  "
+              f"{against((peak - idle) / 1e6, PEAK_ABOVE_IDLE / 1e6, ' MB')}")  # fmt: skip
+    finally:
+        if server is not None:
+            server.stop()
+        if args.keep:
+            print(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
