@@ -57,7 +57,7 @@ from miqa_nb.server.handlers import (
 from miqa_nb.server.identity import WARM_UP_USER
 from miqa_nb.server.kernels import PAGE_REQUEST, REGISTRY, Page, track_pages
 from miqa_nb.server.prearchive import PREARCHIVE_ROUTES
-from miqa_nb.server.xnat import ImportHandler
+from miqa_nb.server.xnat import ImportHandler, clean_staging
 
 __all__ = ["MiqaServer", "PageHandler", "ReadyHandler", "RetryAfter", "is_local", "main"]
 
@@ -226,6 +226,10 @@ class MiqaServer(Voila):
     def listen(self) -> None:
         """Listen on ``ip:port`` (HTTPS with a certificate); run until stopped."""
         self.app.add_transform(RetryAfter)
+        for folder in clean_staging():
+            self.log.info(
+                "removed the staging folder %s of an upload a stopped server left", folder
+            )
         ssl_options = None
         if self.certfile:
             ssl_options = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

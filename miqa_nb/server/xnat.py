@@ -22,10 +22,11 @@ Not built yet: ``src`` from the user's cache, ``http-session-listener`` progress
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import unquote
 
 from jupyter_server.auth.decorator import allow_unauthenticated
@@ -75,6 +76,7 @@ class ImportHandler(XnatHandler):
     """``POST data/services/import`` (see the module)."""
 
     receiver: UploadReceiver | None = None
+    _lock: IO[bytes] | None = None
     staging: Path | None = None
     refused: tuple[int, str] | None = None
 
@@ -85,6 +87,9 @@ class ImportHandler(XnatHandler):
         connection: Any = self.request.connection  # Tornado's HTTP1Connection
         connection.set_max_body_size(UploadLimits().max_upload_bytes)  # its default: 100 MB
         self.staging = Path(tempfile.mkdtemp(prefix="import-", dir=_staging_root()))
+        # held while the upload is handled: a server killed meanwhile releases it, and
+        # the next server's start-up removes the folder (clean_staging)
+        self._lock = _hold(self.staging / LOCK_NAME)
         try:
             length = self.request.headers.get("Content-Length")
             self.receiver = UploadReceiver(
@@ -118,6 +123,9 @@ class ImportHandler(XnatHandler):
         if self.staging is not None:
             shutil.rmtree(self.staging, ignore_errors=True)
             self.staging = None
+        lock, self._lock = getattr(self, "_lock", None), None
+        if lock is not None:
+            lock.close()
 
     @allow_unauthenticated
     async def post(self) -> None:
@@ -162,6 +170,36 @@ class ImportHandler(XnatHandler):
         else:
             self.set_header("Content-Type", "text/uri-list")
             self.finish("".join(uri + "\n" for uri in uris))
+
+
+#: The file an upload's staging folder holds locked while the upload is handled.
+LOCK_NAME = ".in-use"
+
+
+def _hold(path: Path) -> IO[bytes]:
+    """Open ``path`` and hold an exclusive lock on it (released when it is closed, or
+    when the process ends however it ends)."""
+    handle = open(path, "wb")  # noqa: SIM115 - held until the upload is done
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    return handle
+
+
+def clean_staging() -> list[Path]:
+    """Remove the staging folders of uploads nobody handles any more (a server killed in
+    the middle of one); a folder whose lock another server holds stays. Returns those
+    removed. Called when the server starts."""
+    removed = []
+    for folder in sorted(_staging_root().glob("import-*")):
+        try:
+            with open(folder / LOCK_NAME, "ab") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(folder, ignore_errors=True)
+        except BlockingIOError:  # a live upload of another server on this catalog
+            continue
+        except OSError:  # no lock file: made by nobody we know; leave it
+            continue
+        removed.append(folder)
+    return removed
 
 
 def _staging_root() -> Path:
