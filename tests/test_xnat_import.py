@@ -9,6 +9,7 @@ the source's; refusals leave nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import zipfile
 from collections.abc import Iterator
@@ -75,9 +76,10 @@ def session_zip(site: Site, name: str, *, session: str, project: str = PROJECT) 
     return archive
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    root = tmp_path_factory.mktemp("xnat")
+@contextlib.contextmanager
+def served_site(root: Path) -> Iterator[Site]:
+    """A served catalog in ``root``: admin (superuser), tina (tier 1) and carl
+    (collaborator) in project Scanner, all with a password."""
     cat = Catalog(root / "c.duckdb")
     cat.add_user(ADMIN, superuser=True)
     for user in (TIER1, COLLAB):
@@ -93,6 +95,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         yield Site(server, cat, root, _template())
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    with served_site(tmp_path_factory.mktemp("xnat")) as served:
+        yield served
 
 
 def curl(*args: str) -> tuple[int, str]:

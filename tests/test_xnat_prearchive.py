@@ -18,37 +18,25 @@ from pathlib import Path
 
 import pytest
 from dicom_support import write_series
-from test_xnat_import import ADMIN, COLLAB, PASSWORD, PROJECT, TIER1, Site, _template, curl
-from test_xnat_import import session_zip as _session_zip
-
-from miqa_nb.catalog import Catalog
-from miqa_nb.serve import start
+from test_xnat_import import (
+    ADMIN,
+    COLLAB,
+    PASSWORD,
+    PROJECT,
+    TIER1,
+    Site,
+    curl,
+    served_site,
+    session_zip,
+)
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    root = tmp_path_factory.mktemp("prearchive")
-    cat = Catalog(root / "c.duckdb")
-    cat.add_user(ADMIN, superuser=True)
-    for user in (TIER1, COLLAB):
-        cat.add_user(user, by=ADMIN)
-    for user in (ADMIN, TIER1, COLLAB):
-        cat.set_password(user, PASSWORD, by=ADMIN)
-    cat.create_project(PROJECT, by=ADMIN)
-    cat.set_role(PROJECT, TIER1, "tier1", by=ADMIN)
-    cat.set_role(PROJECT, COLLAB, "collaborator", by=ADMIN)
-    server = start(root / "c.duckdb", log=root / "server.log", pool_size=1)
-    try:
-        server.wait_ready(timeout=180)
-        yield Site(server, cat, root, _template())
-    finally:
-        server.stop()
-
-
-def session_zip(site: Site, name: str, *, session: str, project: str = PROJECT) -> Path:
-    return _session_zip(site, name, session=session, project=project)
+    with served_site(tmp_path_factory.mktemp("prearchive")) as served:
+        yield served
 
 
 def stage(site: Site, archive: Path, user: str = TIER1, dest: str = "/prearchive") -> list[str]:

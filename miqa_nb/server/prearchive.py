@@ -23,9 +23,8 @@ from typing import Any, TypeVar
 from jupyter_server.auth.decorator import allow_unauthenticated
 
 from miqa_nb.catalog import Catalog
-from miqa_nb.core.errors import MiqaError, NotFound, PermissionDenied
+from miqa_nb.core.errors import MiqaError
 from miqa_nb.ingest import prearchive
-from miqa_nb.ingest.archiving import ArchiveConflict
 from miqa_nb.server.xnat import SIGN_IN, XnatHandler, _catalog_path
 
 __all__ = ["PREARCHIVE_ROUTES", "ArchiveHandler", "DeleteHandler", "EntryHandler", "ListHandler"]
@@ -46,14 +45,8 @@ class _Base(XnatHandler):
             return await asyncio.get_running_loop().run_in_executor(
                 None, lambda: work(Catalog(_catalog_path()), user)
             )
-        except PermissionDenied as exc:
-            self._text(403, str(exc))
-        except NotFound as exc:
-            self._text(404, str(exc))
-        except ArchiveConflict as exc:
-            self._text(409, str(exc))
         except MiqaError as exc:
-            self._text(400, str(exc))
+            self.refuse(exc)
         return None
 
     def _table(self, rows: list[dict[str, Any]], columns: list[str]) -> None:

@@ -70,6 +70,20 @@ class XnatHandler(JupyterHandler):
         """Errors as plain text, never Jupyter's HTML page."""
         self._text(status_code, self._reason)
 
+    def refuse(self, exc: MiqaError) -> None:
+        """Answer a refusal with XNAT's status for it: 403 not allowed, 404 not found,
+        409 a conflict with what is archived, else 400."""
+        status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 400)
+        self._text(status, str(exc))
+
+
+#: XNAT's status for each kind of refusal (the first that fits).
+_STATUS: tuple[tuple[type[MiqaError], int], ...] = (
+    (PermissionDenied, 403),
+    (NotFound, 404),
+    (ArchiveConflict, 409),
+)
+
 
 @web.stream_request_body
 class ImportHandler(XnatHandler):
@@ -157,16 +171,10 @@ class ImportHandler(XnatHandler):
             uris = await asyncio.get_running_loop().run_in_executor(
                 None, _import, upload.path, staging, user, options, overwrite
             )
-        except PermissionDenied as exc:
-            self._text(403, str(exc))
-        except NotFound as exc:
-            self._text(404, str(exc))
-        except ArchiveConflict as exc:
-            self._text(409, str(exc))
         except NotDicomError as exc:
             self._text(400, f"{NO_FILES} {exc}")
         except MiqaError as exc:
-            self._text(400, str(exc))
+            self.refuse(exc)
         else:
             self.set_header("Content-Type", "text/uri-list")
             self.finish("".join(uri + "\n" for uri in uris))
