@@ -54,6 +54,7 @@ from miqa_nb.store import (
     user_settings,
     users,
 )
+from miqa_nb.store import quarantine as quarantines
 from miqa_nb.store.claims import CLAIM_MINUTES, MAX_CLAIM_MINUTES, Claim
 from miqa_nb.store.database import CATALOG_ENV, Store
 from miqa_nb.store.names import check_name
@@ -334,6 +335,7 @@ class Catalog:
         mode: str = "replace",
         dry_run: bool = False,
         progress: bool = False,
+        quarantine: bool = False,
     ) -> Report:
         """Import a MIQA CSV or JSON file in one transaction.
 
@@ -352,6 +354,10 @@ class Catalog:
             conflicts.
         dry_run : bool
             Report what would be added, removed and changed; write nothing.
+        quarantine : bool
+            Hold the file's experiments in quarantine (XNAT's ``quarantine=true``),
+            in the same transaction: no review queue ever shows them until they are
+            released (:meth:`release_quarantine`).
 
         Returns
         -------
@@ -412,6 +418,10 @@ class Catalog:
                     # backup file, which stays when the import fails.
                     with self.store.transaction():
                         exchange.apply(con, mode, by)
+                        if mode == "replace":
+                            quarantines.forget_missing(con)
+                        if quarantine:
+                            quarantines.hold_staged(con, by, self._utcnow())
                 finally:
                     exchange.detach_staged(con, staged)
             return report
@@ -655,6 +665,36 @@ class Catalog:
         """The (experiment, scan) ``by`` last had open in ``project``, if any."""
         with self.store.connect() as con:
             return claims.place(con, project, by)
+
+    # ---------------------------------------------------------------- quarantine
+    # XNAT's quarantine: archived, hidden from every review queue until released.
+
+    def quarantine_experiment(self, project: str, experiment: str, *, by: str) -> None:
+        """Hold an experiment in quarantine: its scans leave every review queue and the
+        counts reviewers see until it is released. The project's creator and superusers
+        (an import may also quarantine what it adds: ``import_file(quarantine=True)``)."""
+        with self.store.transaction() as con:
+            projects.require_project(con, project)
+            standing = self._standing(con, by, project)
+            permissions.require_release(standing, f"quarantine experiment {experiment!r}")
+            quarantines.hold(con, project, experiment, by, self._utcnow())
+
+    def release_quarantine(self, project: str, experiment: str, *, by: str) -> None:
+        """Release a quarantined experiment into review: the project's creator and
+        superusers (MIQA's project administrators); others get ``PermissionDenied``."""
+        with self.store.transaction() as con:
+            projects.require_project(con, project)
+            standing = self._standing(con, by, project)
+            permissions.require_release(standing, f"release experiment {experiment!r}")
+            quarantines.release(con, project, experiment)
+
+    def quarantined(self, project: str | None = None) -> pd.DataFrame:
+        """The experiments held in quarantine: project, experiment, scans, frames,
+        quarantined_by and since_utc (UTC)."""
+        with self.store.connect() as con:
+            if project is not None:
+                projects.require_project(con, project)
+            return quarantines.listing(con, project)
 
     # ------------------------------------------------------------ user settings
 

@@ -34,6 +34,7 @@ __all__ = [
     "require_own_decisions",
     "require_project_admin",
     "require_read",
+    "require_release",
     "require_self_or_superuser",
     "require_superuser",
     "require_transfer",
@@ -135,6 +136,18 @@ def require_project_admin(standing: Standing, action: str) -> None:
     """Changing a project's paths and roles: its creator or a superuser."""
     if not standing.project_admin:
         raise _deny(standing, action, "the project's creator and superusers")
+
+
+def require_release(standing: Standing, action: str) -> None:
+    """Putting an experiment in quarantine and releasing it: the project's creator and
+    superusers (the people who administer a project in MIQA)."""
+    if not standing.project_admin:
+        raise _deny(
+            standing,
+            action,
+            "the project's creator and superusers",
+            "ask one of them",
+        )
 
 
 def require_transfer(standing: Standing, action: str) -> None:

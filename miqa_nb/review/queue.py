@@ -8,7 +8,9 @@ Contract
 --------
 - Order is MIQA's: experiment, then scan name (the order ``Catalog.scans`` returns).
 - The *scope* is every scan of the project that passes the scan-type and experiment
-  filters; progress counts the scope. The *queue* is the part of the scope that
+  filters, but those of experiments held in quarantine (``quarantined`` in
+  ``Catalog.scans``: archived, hidden from review until released); progress counts
+  the scope. The *queue* is the part of the scope that
   matches the state filter (``'unreviewed'``, ``'needs tier-2'`` or ``'all'``) when
   the queue was built or at any refresh since: it only grows, so a scan the reviewer
   just decided stays in place and "previous" goes back to it.
@@ -183,6 +185,8 @@ class ScanQueue:
         self._v = _View.of(scope, self._members)
 
     def _in_scope(self, row: Mapping[str, Any]) -> bool:
+        if bool(row.get("quarantined") or False):
+            return False  # hidden from every review until released
         if self.experiments is not None and str(row["experiment"]) not in self.experiments:
             return False
         if self.scan_type is not None:

@@ -5,6 +5,10 @@ the state follows MIQA's rule, written once in :mod:`miqa_nb.core.rules` and tur
 into SQL there. Categorical columns carry every possible value (all decision codes,
 all states, all artifact states), so counts show zeros too. Functions over an open
 catalog connection.
+
+Experiments held in quarantine (:mod:`miqa_nb.store.quarantine`) are not under review:
+:func:`scans` marks their scans (``quarantined``) so that review queues and scan lists
+leave them out, and :func:`projects` counts only the others.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import duckdb
 import numpy as np
 
 from miqa_nb.core.rules import scan_state_sql
+from miqa_nb.store.quarantine import quarantined_sql
 from miqa_nb.core.vocabulary import ARTIFACTS, ArtifactState, Decision, Role, ScanState
 
 if TYPE_CHECKING:  # pandas loads on first use: an import never needs it
@@ -53,9 +58,12 @@ def _where(project: str | None, alias: str = "") -> tuple[str, list[Any]]:
 
 
 def projects(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Projects with their paths and review progress."""
+    """Projects with their paths and review progress; the counts (experiments, scans,
+    frames, reviewed, complete) leave out the experiments held in quarantine."""
     return con.execute(
-        f"""WITH s AS ({SCANS_SQL})
+        f"""WITH q AS ({quarantined_sql(con)}),
+            s AS (SELECT * FROM ({SCANS_SQL}) a WHERE NOT EXISTS (
+                SELECT 1 FROM q WHERE q.project = a.project AND q.experiment = a.experiment))
             SELECT p.name AS project, p.creator, p.import_path, p.export_path,
                    p.anatomy_orientation,
                    count(DISTINCT s.experiment) AS experiments, count(s.scan) AS scans,
@@ -81,11 +89,18 @@ def frames(con: duckdb.DuckDBPyConnection, project: str | None = None) -> pd.Dat
 
 
 def scans(con: duckdb.DuckDBPyConnection, project: str | None = None) -> pd.DataFrame:
-    """One row per scan, with frames, last decision and state, in MIQA's order."""
+    """One row per scan, with frames, last decision and state, in MIQA's order;
+    ``quarantined`` is True for the scans of an experiment held in quarantine."""
     import pandas as pd
 
-    where, params = _where(project)
-    df = con.execute(f"SELECT * FROM ({SCANS_SQL}) {where} ORDER BY 1, 2, 3", params).df()
+    where, params = _where(project, "a")
+    df = con.execute(
+        f"""SELECT a.*, q.experiment IS NOT NULL AS quarantined FROM ({SCANS_SQL}) a
+            LEFT JOIN ({quarantined_sql(con)}) q
+              ON q.project = a.project AND q.experiment = a.experiment
+            {where} ORDER BY 1, 2, 3""",
+        params,
+    ).df()
     df["last_decision"] = pd.Categorical(df["last_decision"], [d.value for d in Decision])
     df["state"] = pd.Categorical(df["state"], [s.value for s in ScanState])
     return df.astype({"type": "category", "n_frames": "int64", "n_decisions": "int64"})

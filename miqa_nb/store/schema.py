@@ -9,7 +9,10 @@ for "not given".
 Versions: "1", the first; "2" adds the sign-in credentials (``passwords``,
 ``api_tokens``, ``signin_links``; :mod:`miqa_nb.store.credentials`). A version-1
 catalog is upgraded on its first writable opening (its users have no password until
-one is set); opened read-only it is read as it is, without those tables.
+one is set); opened read-only it is read as it is, without those tables. "3" adds
+``quarantine`` (experiments archived but hidden from review queues until released;
+:mod:`miqa_nb.store.quarantine`): a version-2 catalog gets it, empty, on its first
+writable opening; read-only, nothing in it is quarantined.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from miqa_nb.core.errors import MiqaError
 
 __all__ = ["READABLE_VERSIONS", "SCHEMA", "SCHEMA_VERSION", "UPGRADES", "open_schema"]
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 #: Version 1's tables.
 _TABLES_1 = """
@@ -117,10 +120,21 @@ CREATE TABLE IF NOT EXISTS signin_links (
 );
 """
 
+#: Version 3 adds the experiments held in quarantine (:mod:`miqa_nb.store.quarantine`).
+_QUARANTINE = """
+CREATE TABLE IF NOT EXISTS quarantine (
+    project VARCHAR NOT NULL,
+    experiment VARCHAR NOT NULL,
+    quarantined_by VARCHAR,  -- who archived it in quarantine (or put it there)
+    since_utc TIMESTAMP NOT NULL,
+    PRIMARY KEY (project, experiment)
+);
+"""
+
 #: Every table of a catalog of :data:`SCHEMA_VERSION` (each made only when missing).
-SCHEMA = _TABLES_1 + _CREDENTIALS
+SCHEMA = _TABLES_1 + _CREDENTIALS + _QUARANTINE
 #: What upgrades a catalog of each older version: the next version, and its SQL.
-UPGRADES: dict[str, tuple[str, str]] = {"1": ("2", _CREDENTIALS)}
+UPGRADES: dict[str, tuple[str, str]] = {"1": ("2", _CREDENTIALS), "2": ("3", _QUARANTINE)}
 #: The versions this miqa_nb reads: its own, and (read-only, without upgrading) older ones.
 READABLE_VERSIONS = frozenset({SCHEMA_VERSION, *UPGRADES})
 
