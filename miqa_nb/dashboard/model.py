@@ -44,10 +44,10 @@ from miqa_nb.core.errors import ImportFileError, MiqaError, NotFound, Permission
 from miqa_nb.core.identity import named_user
 from miqa_nb.core.permissions import Standing
 from miqa_nb.core.report import Report
-from miqa_nb.core.settings import folder_beside
 from miqa_nb.core.signin import link_url
 from miqa_nb.core.vocabulary import Role, ScanState
 from miqa_nb.dashboard.folders import PageFolders
+from miqa_nb.volumes.thumbnails import catalog_thumbnail_dir
 
 __all__ = [
     "IDENTITY_ENV",
@@ -68,8 +68,6 @@ log = logging.getLogger(__name__)
 #: (the signed-in user the server names). Set by :mod:`miqa_nb.serve`; unset in a
 #: plain notebook.
 IDENTITY_ENV = "MIQA_NB_IDENTITY"
-#: The folder of thumbnail PNGs (default: beside the catalog).
-THUMBNAIL_DIR_ENV = "MIQA_NB_THUMBNAIL_DIR"
 
 ALL = "all"
 
@@ -542,4 +540,4 @@ def _none_if_missing(value: object) -> str | None:
 
 def default_thumbnail_dir(catalog_path: str | os.PathLike[str]) -> Path:
     """``MIQA_NB_THUMBNAIL_DIR``, else ``<catalog>-thumbnails`` beside the catalog."""
-    return folder_beside(catalog_path, "thumbnails", THUMBNAIL_DIR_ENV)
+    return catalog_thumbnail_dir(catalog_path)

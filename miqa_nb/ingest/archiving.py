@@ -27,6 +27,7 @@ from miqa_nb.core.errors import MiqaError, NotFound
 from miqa_nb.exchange.formats import MIQA_COLUMNS
 from miqa_nb.ingest.convert import convert_series
 from miqa_nb.ingest.dicom import Session
+from miqa_nb.ingest.pipelines import run_pipelines
 
 __all__ = ["MISC", "ArchiveConflict", "Archived", "archive_sessions", "data_folder"]
 
@@ -72,6 +73,8 @@ def archive_sessions(
     *,
     by: str,
     overwrite: str = "none",
+    quarantine: bool = False,
+    trigger_pipelines: bool = True,
 ) -> list[Archived]:
     """Convert and import ``sessions`` as experiments of their projects.
 
@@ -87,6 +90,12 @@ def archive_sessions(
         An experiment of the same name already in the project: ``none`` refuses
         (:class:`ArchiveConflict`), ``append`` adds the series it lacks (``delete``,
         replacing it, is not built yet and is refused).
+    quarantine : bool
+        Hold the experiments in quarantine (XNAT's ``quarantine=true``), in the
+        import's own transaction: no review queue shows them until released.
+    trigger_pipelines : bool
+        Run the project's automatic processing (:mod:`miqa_nb.ingest.pipelines`) in
+        the background afterwards (XNAT's ``triggerPipelines``, default true).
 
     Returns
     -------
@@ -161,7 +170,9 @@ def archive_sessions(
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 scan_dir.rename(destination)
                 moved.append(destination)
-        _import(catalog, rows, by=by, roots=[data])
+        _import(catalog, rows, by=by, roots=[data], quarantine=quarantine)
+        if trigger_pipelines:
+            run_pipelines(catalog, archived)
         return archived
     except BaseException:
         for path in moved:
@@ -187,7 +198,14 @@ def _accept_misc(catalog: Catalog) -> None:
     catalog.add_scan_type(MISC, by=str(superusers.iloc[0]))
 
 
-def _import(catalog: Catalog, rows: list[dict[str, str]], *, by: str, roots: list[Path]) -> None:
+def _import(
+    catalog: Catalog,
+    rows: list[dict[str, str]],
+    *,
+    by: str,
+    roots: list[Path],
+    quarantine: bool = False,
+) -> None:
     """Import the frames, project by project, as an append (one transaction each)."""
     projects = sorted({row["project_name"] for row in rows})
     with_roots = Catalog(catalog.path, data_roots=[*roots])
@@ -203,6 +221,8 @@ def _import(catalog: Catalog, rows: list[dict[str, str]], *, by: str, roots: lis
                 if row["project_name"] == project
             )
         try:
-            with_roots.import_file(Path(handle.name), by=by, project=project, mode="append")
+            with_roots.import_file(
+                Path(handle.name), by=by, project=project, mode="append", quarantine=quarantine
+            )
         finally:
             Path(handle.name).unlink(missing_ok=True)

@@ -333,6 +333,8 @@ def archive_entry(
     folder: str,
     *,
     overwrite: str = "none",
+    quarantine: bool = False,
+    trigger_pipelines: bool = True,
 ) -> list[Archived]:
     """Archive an entry as an experiment of its project, then remove it.
 
@@ -354,7 +356,12 @@ def archive_entry(
     busy = _claim(entry)
     try:
         archived = archive_sessions(
-            catalog, _read(catalog, entry, busy), by=user, overwrite=overwrite
+            catalog,
+            _read(catalog, entry, busy),
+            by=user,
+            overwrite=overwrite,
+            quarantine=quarantine,
+            trigger_pipelines=trigger_pipelines,
         )
     except BaseException:
         busy.rename(entry.path)

@@ -145,10 +145,21 @@ class ArchiveHandler(_Base):
     @allow_unauthenticated
     async def post(self) -> None:
         overwrite = self.get_argument("overwrite", "none").lower()
+        quarantine = self.get_argument("quarantine", "false").lower() == "true"
+        pipelines = self.get_argument("triggerPipelines", "").lower() != "false"
 
         def work(cat: Catalog, user: str) -> list[str]:
             p, ts, folder = self._src()
-            done = prearchive.archive_entry(cat, user, p, ts, folder, overwrite=overwrite)
+            done = prearchive.archive_entry(
+                cat,
+                user,
+                p,
+                ts,
+                folder,
+                overwrite=overwrite,
+                quarantine=quarantine,
+                trigger_pipelines=pipelines,
+            )
             return [a.uri for a in done]
 
         uris = await self._call(work)

@@ -160,6 +160,8 @@ class ImportHandler(XnatHandler):
             "archive" if dest.startswith("/archive") else "prearchive" if dest else "headers"
         )
         overwrite = self.get_argument("overwrite", "none").lower()
+        options["quarantine"] = self.get_argument("quarantine", "false").lower()
+        options["trigger_pipelines"] = self.get_argument("triggerPipelines", "true").lower()
         assert self.receiver is not None and self.staging is not None
         try:
             upload = self.receiver.finish()
@@ -252,8 +254,14 @@ def _import(
         s for s in sessions if where == "archive" or (where == "headers" and s.route.auto_archive)
     ]
     later = [s for s in sessions if s not in now]
+    flags = {  # XNAT's quarantine (default false) and triggerPipelines (default true)
+        "quarantine": options.get("quarantine") == "true",
+        "trigger_pipelines": options.get("trigger_pipelines") != "false",
+    }
     uris = (
-        [a.uri for a in archive_sessions(catalog, now, by=user, overwrite=overwrite)] if now else []
+        [a.uri for a in archive_sessions(catalog, now, by=user, overwrite=overwrite, **flags)]
+        if now
+        else []
     )
     return uris + ["/data" + e.url for e in stage_sessions(catalog, later, by=user)]
 

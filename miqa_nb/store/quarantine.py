@@ -79,7 +79,9 @@ def hold(
 ) -> None:
     """Quarantine an existing experiment (again: its row is renewed)."""
     _require_experiment(con, project, experiment)
-    con.execute("DELETE FROM quarantine WHERE project = ? AND experiment = ?", [project, experiment])
+    con.execute(
+        "DELETE FROM quarantine WHERE project = ? AND experiment = ?", [project, experiment]
+    )
     con.execute("INSERT INTO quarantine VALUES (?, ?, ?, ?)", [project, experiment, by, now])
 
 
@@ -132,7 +134,9 @@ def release(con: duckdb.DuckDBPyConnection, project: str, experiment: str) -> No
             f"experiment {experiment!r} of project {project!r} is not in quarantine; "
             f"quarantined there: {held or 'none'}"
         )
-    con.execute("DELETE FROM quarantine WHERE project = ? AND experiment = ?", [project, experiment])
+    con.execute(
+        "DELETE FROM quarantine WHERE project = ? AND experiment = ?", [project, experiment]
+    )
 
 
 def listing(con: duckdb.DuckDBPyConnection, project: str | None = None) -> pd.DataFrame:

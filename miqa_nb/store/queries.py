@@ -19,8 +19,8 @@ import duckdb
 import numpy as np
 
 from miqa_nb.core.rules import scan_state_sql
-from miqa_nb.store.quarantine import quarantined_sql
 from miqa_nb.core.vocabulary import ARTIFACTS, ArtifactState, Decision, Role, ScanState
+from miqa_nb.store.quarantine import quarantined_sql
 
 if TYPE_CHECKING:  # pandas loads on first use: an import never needs it
     import pandas as pd

@@ -27,16 +27,33 @@ from pathlib import Path
 import numpy as np
 
 from miqa_nb.core.files import write_atomic
+from miqa_nb.core.settings import folder_beside
 from miqa_nb.volumes.io import load_volume
 from miqa_nb.volumes.orientation import PLANES, Convention
 from miqa_nb.volumes.render import encode_image, plane_images
 from miqa_nb.volumes.volume import Volume
 from miqa_nb.volumes.window import WindowSpec
 
-__all__ = ["THUMBNAIL_SIZE", "thumbnail", "thumbnail_path", "thumbnail_pixels"]
+__all__ = [
+    "THUMBNAIL_DIR_ENV",
+    "THUMBNAIL_SIZE",
+    "catalog_thumbnail_dir",
+    "thumbnail",
+    "thumbnail_path",
+    "thumbnail_pixels",
+]
 
 THUMBNAIL_SIZE = 96
+#: The folder of a catalog's thumbnail PNGs (default: beside the catalog).
+THUMBNAIL_DIR_ENV = "MIQA_NB_THUMBNAIL_DIR"
 _VERSION = "1"  # bump when the picture's layout changes, so old files are not reused
+
+
+def catalog_thumbnail_dir(catalog_path: str | os.PathLike[str]) -> Path:
+    """A catalog's thumbnails: ``MIQA_NB_THUMBNAIL_DIR``, else ``<catalog>-thumbnails``
+    beside the catalog file (the dashboard's overview and the pipelines after an
+    archive share it)."""
+    return folder_beside(catalog_path, "thumbnails", THUMBNAIL_DIR_ENV)
 
 
 def thumbnail_path(
