@@ -195,6 +195,17 @@ def _parser() -> argparse.ArgumentParser:
     p = types.add_parser("remove", help="remove a scan type or name this catalog added")
     p.add_argument("name")
 
+    held = sub.add_parser(
+        "quarantine", help="experiments archived in quarantine (hidden from review)"
+    ).add_subparsers(dest="action", required=True)
+    p = held.add_parser("list", help="list the quarantined experiments (of PROJECT)")
+    p.add_argument("project", nargs="?")
+    p = held.add_parser(
+        "release", help="release EXPERIMENT of PROJECT into review (its creator, superusers)"
+    )
+    p.add_argument("project")
+    p.add_argument("experiment")
+
     p = sub.add_parser("serve", help="serve the reviewer dashboard behind sign-in (127.0.0.1)")
     from miqa_nb.serve import add_serve_options
 
@@ -216,7 +227,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", type=Path, default=Path("demo"), help="where to write it (./demo)")
     for command in sub.choices.values():  # global options after the command, too
         _add_global_options(command, 1)
-    for group in (users, roles, types):
+    for group in (users, roles, types, held):
         for action in group.choices.values():
             _add_global_options(action, 2)
     return parser
@@ -327,6 +338,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "scan-types":
         return _scan_types(args, catalog, user)
+    if args.command == "quarantine":
+        return _quarantine(args, catalog, user)
     raise AssertionError(args.command)  # pragma: no cover - argparse rejects the rest
 
 
@@ -413,6 +426,16 @@ def _scan_types(args: argparse.Namespace, catalog: Catalog, user: str) -> int:
             aliases = ", ".join(types.aliases_of(name))
             line = f"{name:<{width}}  {'(this catalog)' if name in own else '(MIQA)':<14}"
             print(f"{line}  {'also: ' + aliases if aliases else ''}".rstrip())
+    return 0
+
+
+def _quarantine(args: argparse.Namespace, catalog: Catalog, user: str) -> int:
+    if args.action == "release":
+        catalog.release_quarantine(args.project, args.experiment, by=user)
+        print(f"released {args.experiment} of {args.project} into review")
+        return 0
+    where = f" in project {args.project!r}" if args.project else ""
+    print(_table(catalog.quarantined(args.project), f"no experiment is in quarantine{where}"))
     return 0
 
 
