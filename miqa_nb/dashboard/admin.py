@@ -18,7 +18,9 @@ ticked by default, or MIQA's exact form); global (superusers, ``miqa-admin-globa
 ``miqa-global-import-path``, ``miqa-global-export-path``, ``miqa-save-global-paths``,
 ``miqa-global-dry-run``, ``miqa-global-import``, ``miqa-global-export``; users and
 roles: ``miqa-roles``, ``miqa-role-user``, ``miqa-role``, ``miqa-set-role``,
-``miqa-new-user``, ``miqa-new-superuser``, ``miqa-add-user``, and for superusers the
+``miqa-new-user``, ``miqa-new-superuser``, ``miqa-add-user``; quarantine
+(``miqa-admin-quarantine``): ``miqa-quarantined`` (the experiments held, a table),
+``miqa-quarantine-experiment``, ``miqa-release-quarantine``; and for superusers the
 sign-in section ``miqa-admin-credentials`` (passwords, one-time sign-in links, API
 tokens: :mod:`miqa_nb.dashboard.credentials`); scan types (superusers,
 ``miqa-admin-scan-types``): ``miqa-scan-types``, ``miqa-scan-type-name``,
@@ -176,6 +178,7 @@ class AdminPanel:
                 ),
             ),
             ("Users and roles", self._roles_section()),
+            ("Quarantine", self._quarantine_section()),
         ]
         self.global_box: widgets.VBox | None = None
         if actions.global_allowed:
@@ -346,6 +349,52 @@ class AdminPanel:
         self.new_user.value = ""
         self._refresh_roles()
         self.status.ok(f"Added user {name}.")
+
+    # --------------------------------------------------------------- quarantine
+
+    def _quarantine_section(self) -> widgets.VBox:
+        self.quarantined = widgets.HTML()
+        self.quarantined.add_class("miqa-quarantined")
+        self.quarantine_experiment = widgets.Dropdown(description="Experiment", options=[])
+        self.quarantine_experiment.add_class("miqa-quarantine-experiment")
+        self.release_button = _button(
+            "Release into review",
+            "miqa-release-quarantine",
+            tooltip="Show the experiment's scans to reviewers",
+        )
+        self.release_button.on_click(self.status.guard(lambda _b: self._release()))
+        self.refresh_quarantine()
+        box = widgets.VBox(
+            [
+                widgets.HTML(
+                    "<p>Experiments archived in quarantine are hidden from every review "
+                    "queue until released.</p>"
+                ),
+                self.quarantined,
+                widgets.HBox([self.quarantine_experiment, self.release_button]),
+            ]
+        )
+        box.add_class("miqa-admin-quarantine")
+        return box
+
+    def refresh_quarantine(self) -> None:
+        """Show the experiments held in quarantine now."""
+        held = self.actions.quarantined()
+        self.quarantined.value = (
+            table_html(held) if len(held) else "<p>No experiment is in quarantine.</p>"
+        )
+        self.quarantine_experiment.options = [str(e) for e in held["experiment"]]
+        self.release_button.disabled = held.empty
+
+    def _release(self) -> None:
+        experiment = self.quarantine_experiment.value
+        if experiment is None:
+            self.status.info("No experiment is in quarantine.")
+            return
+        self.actions.release_quarantine(experiment)
+        self.refresh_quarantine()
+        self.on_change()
+        self.status.ok(f"Released {experiment} into review.")
 
     # --------------------------------------------------------------- scan types
 

@@ -11,8 +11,10 @@ views over the plain objects here, which tests drive directly:
   traceback: those go to the server log).
 - :func:`visible_projects` -- the projects a user may see, with review progress.
 - :func:`overview_table` / :func:`filter_overview` -- a project's scans with state,
-  last decision and the image of their first frame.
+  last decision and the image of their first frame (not those of experiments held
+  in quarantine: hidden from review until released).
 - :class:`AdminActions` -- project and global import/export, paths, users and roles,
+  the experiments held in quarantine and their release,
   refused (``PermissionDenied``) for anyone but superusers and the project's creator,
   on top of the catalog's own checks; import and export paths are confined to the
   data roots and the export folder (:mod:`miqa_nb.dashboard.folders`). Users'
@@ -208,8 +210,10 @@ def overview_table(catalog: Catalog, project: str) -> pd.DataFrame:
     """One row per scan of ``project``: state, last decision, first frame's file.
 
     ``location`` is the file of the scan's lowest frame number (None without frames).
+    Scans of experiments held in quarantine are left out (they are not under review).
     """
     scans = catalog.scans(project)
+    scans = scans[~scans["quarantined"].astype(bool)]
     frames = catalog.frames(project)
     first = (
         frames.sort_values("frame_number")
@@ -426,6 +430,18 @@ class AdminActions:
         project = self._require("change roles")
         parsed = None if role in (None, "", "none") else Role.parse(str(role))
         self.catalog.set_role(project, member, parsed, by=self.user)
+
+    def quarantined(self) -> pd.DataFrame:
+        """The project's experiments held in quarantine: experiment, scans, frames,
+        quarantined_by, since_utc."""
+        project = self._require("see the quarantined experiments")
+        return self.catalog.quarantined(project).drop(columns="project")
+
+    def release_quarantine(self, experiment: str) -> None:
+        """Release one of the project's quarantined experiments into review."""
+        project = self._require(f"release experiment {experiment!r}")
+        self.catalog.release_quarantine(project, str(experiment), by=self.user)
+        log.info("%s released %s of %s from quarantine", self.user, experiment, project)
 
     def scan_types(self) -> pd.DataFrame:
         """The scan types this catalog added (``name``, ``type``: what it means)."""
