@@ -413,8 +413,9 @@ def test_a_version_1_catalog_is_upgraded_on_its_first_writable_opening(tmp_path)
     path = _version_1_catalog(tmp_path / "old.duckdb")
     assert not {"passwords", "api_tokens", "signin_links"} & _tables(path)
     cat = Catalog(path)
-    assert SCHEMA_VERSION == "2"
-    assert cat.sql("SELECT value FROM meta WHERE key = 'schema_version'")["value"].tolist() == ["2"]
+    # upgraded through every version since (2: credentials, 3: quarantine)
+    assert SCHEMA_VERSION == "3"
+    assert cat.sql("SELECT value FROM meta WHERE key = 'schema_version'")["value"].tolist() == ["3"]
     assert {"passwords", "api_tokens", "signin_links"} <= _tables(path)
     assert cat.users().set_index("name")["password"].to_dict() == {"admin": False, "ana": False}
     assert cat.check_password("ana", PASSWORD) is False
