@@ -11,7 +11,8 @@ import service and ``/data/services/archive`` honour ``quarantine=true`` (see
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
@@ -237,3 +238,92 @@ def test_the_command_line_lists_and_releases(
     assert cat.quarantined().empty
     assert main([*base, "--user", ADMIN, "quarantine", "list", "Nowhere"]) == 1
     assert "no project 'Nowhere'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------ the real server
+
+
+@pytest.mark.slow
+def test_served_quarantine(tmp_path: Path, cache: VolumeCache) -> None:
+    """curl imports with ``quarantine=true`` (and ``triggerPipelines=false``): the scans
+    are in no reviewer's queue; a second import's pipelines make its thumbnails, none
+    for the first; the reviewer may not release it, the project's creator does, and
+    the scans are back in the queue. ``/data/services/archive`` quarantines too."""
+    from test_xnat_import import ADMIN as CREATOR
+    from test_xnat_import import PASSWORD, curl, served_site, session_zip
+    from test_xnat_import import PROJECT as SCANNER
+    from test_xnat_import import TIER1 as REVIEWER
+
+    from miqa_nb.volumes.thumbnails import catalog_thumbnail_dir, thumbnail_path
+
+    def send(archive: Path, query: str) -> str:
+        status, body = curl(
+            "-u", f"{REVIEWER}:{PASSWORD}", "-F", f"file=@{archive}",
+            f"{site.url}data/services/import?{query}",
+        )  # fmt: skip
+        assert status == 200, body
+        return body.strip()
+
+    def reviewer_queue() -> set[str]:
+        session = ReviewSession(
+            site.catalog, SCANNER, REVIEWER, filter="all", cache=cache, background=False
+        )
+        try:
+            keys = session.queue.keys()  # (experiment, scan), in order
+            return {experiment for experiment, _scan in keys}
+        finally:
+            session.close()
+
+    def thumbnails_of(experiment: str) -> list[Path]:
+        frames = site.catalog.frames(SCANNER)
+        locations = frames.loc[frames["experiment"] == experiment, "location"]
+        folder = catalog_thumbnail_dir(site.catalog.path.resolve())
+        return [thumbnail_path(location, folder) for location in locations]
+
+    with served_site(tmp_path) as site:
+        held = send(
+            session_zip(site, "q1", session="S1_Q1"),
+            "dest=/archive&quarantine=true&triggerPipelines=false",
+        )
+        assert held == f"/data/archive/projects/{SCANNER}/subjects/S1/experiments/S1_Q1"
+        listed = site.catalog.quarantined(SCANNER)
+        assert listed[["experiment", "scans", "quarantined_by"]].values.tolist() == [
+            ["S1_Q1", 2, REVIEWER]
+        ]
+        assert reviewer_queue() == set()
+        assert visible_projects(site.catalog, REVIEWER).loc[0, "scans"] == 0
+
+        send(session_zip(site, "q2", session="S1_Q2"), "dest=/archive")  # pipelines: default on
+        assert reviewer_queue() == {"S1_Q2"}
+        made = thumbnails_of("S1_Q2")
+        assert len(made) == 2
+        wait_for(lambda: all(p.is_file() for p in made), "the second import's thumbnails")
+        # the pipelines run one archive after another: had the first import queued any,
+        # they would be done by now
+        assert not any(p.exists() for p in thumbnails_of("S1_Q1"))
+
+        base = ["--catalog", str(site.catalog.path)]
+        assert main([*base, "--user", REVIEWER, "quarantine", "release", SCANNER, "S1_Q1"]) == 1
+        assert reviewer_queue() == {"S1_Q2"}
+        assert main([*base, "--user", CREATOR, "quarantine", "release", SCANNER, "S1_Q1"]) == 0
+        assert reviewer_queue() == {"S1_Q1", "S1_Q2"}
+
+        # the prearchive's archive call: staged, then archived in quarantine
+        (staged,) = send(session_zip(site, "q3", session="S1_Q3"), "dest=/prearchive").split()
+        status, body = curl(
+            "-u", f"{REVIEWER}:{PASSWORD}",
+            "-d", f"src={staged.removeprefix('/data')}&quarantine=true&triggerPipelines=false",
+            f"{site.url}data/services/archive",
+        )  # fmt: skip
+        assert status == 200, body
+        assert site.catalog.quarantined(SCANNER)["experiment"].tolist() == ["S1_Q3"]
+        assert reviewer_queue() == {"S1_Q1", "S1_Q2"}
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
+    """Wait until ``condition()`` holds (polling), or fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"waited {timeout:.0f} s for {what}")
+        time.sleep(0.1)
