@@ -383,7 +383,10 @@ class AdminPanel:
         self.quarantined.value = (
             table_html(held) if len(held) else "<p>No experiment is in quarantine.</p>"
         )
-        self.quarantine_experiment.options = [str(e) for e in held["experiment"]]
+        names = [str(e) for e in held["experiment"]]
+        chosen = self.quarantine_experiment.value
+        self.quarantine_experiment.options = names
+        self.quarantine_experiment.value = chosen if chosen in names else (names or [None])[0]
         self.release_button.disabled = held.empty
 
     def _release(self) -> None:
