@@ -386,7 +386,9 @@ class AdminPanel:
         names = [str(e) for e in held["experiment"]]
         chosen = self.quarantine_experiment.value
         self.quarantine_experiment.options = names
-        self.quarantine_experiment.value = chosen if chosen in names else (names or [None])[0]
+        self.quarantine_experiment.value = (
+            chosen if chosen in names else names[0] if names else None
+        )
         self.release_button.disabled = held.empty
 
     def _release(self) -> None:
