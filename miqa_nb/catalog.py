@@ -156,7 +156,8 @@ class Catalog:
     def sql(self, query: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
         """Run DuckDB SQL over the catalog's tables and return a DataFrame.
 
-        Tables: ``projects, experiments, scans, frames, decisions, users, roles``.
+        Tables: ``projects, experiments, scans, frames, decisions, users, roles``,
+        ``quarantine`` (the experiments held; see :meth:`quarantined`).
         """
         with self.store.connect() as con:
             return con.execute(query, params).df()

@@ -206,6 +206,22 @@ def test_an_import_may_quarantine_what_it_adds_and_exports_include_it(
     }
 
 
+def test_the_quarantine_is_written_in_the_imports_own_transaction(
+    site: DashboardCatalog, tmp_path: Path
+) -> None:
+    """Had the hold failed, nothing of the import is there: never visible unheld."""
+    cat = site.catalog()
+    exported = cat.export_file(tmp_path / "alpha.json", by=ADMIN, project=PROJECT)
+    (tmp_path / "delta.json").write_text(exported.read_text().replace(f'"{PROJECT}"', '"Delta"'))
+    cat.sql("DROP TABLE quarantine")  # the hold's write fails (the file stays open as is)
+    path = tmp_path / "delta.json"
+    with pytest.raises(duckdb.CatalogException, match="quarantine"):  # appends hold only
+        cat.import_file(path, by=ADMIN, project="Delta", mode="append", quarantine=True)
+    assert cat.scans("Delta").empty and "Delta" not in set(cat.projects()["project"])
+    cat.import_file(path, by=ADMIN, project="Delta", mode="append")  # unheld: it works
+    assert len(cat.scans("Delta")) == 3
+
+
 # ---------------------------------------------------------------------- CLI
 
 
