@@ -144,6 +144,7 @@ def run_pipelines(
     Future of PipelineRun
         Done when the pipelines are; its result lists the files made and the
         failures, which are logged (the future never holds an exception of theirs).
+        This never raises for the pipelines' sake: an archive that called it stands.
     """
     global _worker
     future: Future[PipelineRun] = Future()
@@ -152,9 +153,15 @@ def run_pipelines(
         future.set_running_or_notify_cancel()
         future.set_result(_run(catalog, chosen))
         return future
-    with _start:
-        if _worker is None or not _worker.is_alive():
-            _worker = threading.Thread(target=_serve, name="miqa-pipelines", daemon=True)
-            _worker.start()
+    try:
+        with _start:
+            if _worker is None or not _worker.is_alive():
+                _worker = threading.Thread(target=_serve, name="miqa-pipelines", daemon=True)
+                _worker.start()
+    except RuntimeError as exc:  # no thread to be had: the archive stands all the same
+        log.exception("pipelines not started after archiving %s", _names(chosen))
+        future.set_running_or_notify_cancel()
+        future.set_result(PipelineRun(failed=[("pipelines", str(exc))]))
+        return future
     _jobs.put((future, catalog, chosen))
     return future
