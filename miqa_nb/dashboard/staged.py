@@ -36,6 +36,8 @@ from typing import Any
 
 from miqa_nb.catalog import Catalog
 from miqa_nb.core.errors import MiqaError
+from miqa_nb.core.permissions import Standing
+from miqa_nb.core.vocabulary import Role
 from miqa_nb.ingest import prearchive
 from miqa_nb.ingest.archiving import ArchiveConflict, Archived
 from miqa_nb.ingest.prearchive import CONFLICT, ERROR, READY, UNASSIGNED, Entry
@@ -63,6 +65,8 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
     ERROR: ("delete", "rebuild"),
     RECEIVING: ("delete", "rebuild"),
 }
+
+_ROLES = {r.value for r in Role}
 
 #: An entry's address: ``(project, timestamp, folder)``.
 EntryKey = tuple[str, str, str]
@@ -111,9 +115,28 @@ class StagingActions:
         return bool(self.import_projects())
 
     def import_projects(self) -> list[str]:
-        """The projects the user may import into (sorted)."""
-        names = sorted(str(p) for p in self.catalog.projects()["project"])
-        return [p for p in names if self.catalog.standing(self.user, p).can_transfer]
+        """The projects the user may import into (sorted).
+
+        Read from the catalog's projects and roles at once (a standing per project
+        would ask the catalog once per project), then judged by the one rule,
+        :attr:`Standing.can_transfer`.
+        """
+        projects = self.catalog.projects()
+        superuser = self.catalog.standing(self.user).superuser
+        roles = self.catalog.roles()
+        held = {
+            str(p): Role(r)
+            for p, u, r in zip(roles["project"], roles["user"], roles["role"], strict=True)
+            if u == self.user and r in _ROLES
+        }
+        allowed = [
+            str(p)
+            for p, creator in zip(projects["project"], projects["creator"], strict=True)
+            if Standing(
+                self.user, superuser, str(p), creator=creator == self.user, role=held.get(str(p))
+            ).can_transfer
+        ]
+        return sorted(allowed)
 
     def entries(self) -> list[Entry]:
         """The entries the user may see, oldest first."""

@@ -362,3 +362,20 @@ def test_an_unassigned_session_is_moved_to_a_project(
     assert moved.project == PROJECT and moved.status == prearchive.READY
     assert "archive" in buttons(row_of(page.staging, moved))
     page.close()
+
+
+def test_the_projects_to_import_into_follow_the_standing_rule(dash: DashboardCatalog) -> None:
+    """Read at once from projects and roles, they equal a standing asked per project,
+    for every user (a creator who is not a superuser among them)."""
+    cat = dash.catalog()
+    cat.add_user("cleo", by=ADMIN)
+    cat.sql("UPDATE projects SET creator = ? WHERE name = ?", ["cleo", PROJECT])
+    projects = sorted(str(p) for p in cat.projects()["project"])
+    expected_any = False
+    for user in cat.users()["name"]:
+        expected = [p for p in projects if cat.standing(user, p).can_transfer]
+        assert StagingActions(cat, user).import_projects() == expected, user
+        expected_any |= user == "cleo" and expected == [PROJECT]
+    assert expected_any  # the creator may import into her project only
+    assert StagingActions(cat, COLLABORATOR).import_projects() == []
+    assert not StagingActions(cat, COLLABORATOR).allowed
