@@ -17,6 +17,7 @@ MODULES = [
     "miqa_nb.core.settings",
     "miqa_nb.core.vocabulary",
     "miqa_nb.dashboard.folders",
+    "miqa_nb.dashboard.staged",
     "miqa_nb.dashboard.uploads",
     "miqa_nb.demo.artifacts",
     "miqa_nb.exchange._json",

@@ -5,7 +5,10 @@ It puts the panels together: a header naming the user, the status bar
 and, for the open project, tabs: the scans overview (:mod:`~miqa_nb.dashboard.overview`),
 the review view, and -- for superusers and the project's creator only -- the
 administration panel (:mod:`~miqa_nb.dashboard.admin`) with the upload panel
-(:mod:`~miqa_nb.dashboard.upload`).
+(:mod:`~miqa_nb.dashboard.upload`). Below the project list, for users who may import
+into some project (its reviewers and creator, superusers), a folded "Staging area"
+lists the sessions waiting in the prearchive with previews and XNAT's actions
+(:mod:`~miqa_nb.dashboard.staging`).
 
 The review view is built by :func:`review_view`, the one place where the review
 panel plugs in: the dashboard calls :meth:`Dashboard.open_review` when a scan is
@@ -51,6 +54,8 @@ from miqa_nb.dashboard.model import (
 )
 from miqa_nb.dashboard.overview import Overview
 from miqa_nb.dashboard.projects import ProjectList
+from miqa_nb.dashboard.staged import StagingActions
+from miqa_nb.dashboard.staging import StagingPanel
 from miqa_nb.dashboard.upload import UploadPanel
 from miqa_nb.dashboard.uploads import UploadStager, default_upload_dir
 
@@ -249,9 +254,24 @@ class Dashboard:
         self.projects = ProjectList(
             catalog, user, self.status.guard(self.open_project), self.status
         )
-        self.widget = widgets.VBox(
-            [header, self.status.widget, self.projects.widget, self.project_area]
-        )
+        self.staging: StagingPanel | None = None
+        self.staging_area: widgets.Accordion | None = None
+        staged = StagingActions(catalog, user)
+        parts: list[widgets.Widget] = [header, self.status.widget, self.projects.widget]
+        if staged.allowed:
+            self.staging_area = widgets.Accordion(selected_index=None)
+            self.staging_area.add_class("miqa-staging-area")
+            self.staging = StagingPanel(
+                staged,
+                self.status,
+                on_change=self.refresh,
+                on_list=self._staging_title,
+                background=background,
+            )
+            self.staging_area.children = [self.staging.widget]
+            self._staging_title(len(self.staging.entries))
+            parts.append(self.staging_area)
+        self.widget = widgets.VBox([*parts, self.project_area])
         self.widget.add_class("miqa-dashboard")
 
     @classmethod
@@ -459,10 +479,19 @@ class Dashboard:
                 self.overview.refresh()
 
     def _show_project_list(self, shown: bool) -> None:
-        """The list of projects is hidden while the Review tab is shown (the planes and
-        the decision then fit a 1440 x 900 window); any other tab shows it again."""
-        if self.projects is not None:
-            self.projects.widget.layout.display = "" if shown else "none"
+        """The list of projects (and the staging area) is hidden while the Review tab is
+        shown (the planes and the decision then fit a 1440 x 900 window); any other tab
+        shows it again."""
+        parts = [self.projects.widget if self.projects is not None else None, self.staging_area]
+        for widget in parts:
+            if widget is not None:
+                widget.layout.display = "" if shown else "none"
+
+    def _staging_title(self, waiting: int) -> None:
+        """The staging area's title says how many sessions wait."""
+        if self.staging_area is not None:
+            noun = "session waits" if waiting == 1 else "sessions wait"
+            self.staging_area.titles = (f"Staging area: {waiting} {noun} to be archived",)
 
     def refresh(self) -> None:
         """Reload progress and the overview after something changed."""
@@ -521,6 +550,8 @@ class Dashboard:
     def close(self) -> None:
         """Close every widget of the dashboard."""
         self.close_project()
+        if self.staging is not None:
+            self.staging.close()
         self.widget.close()
 
 
