@@ -1,37 +1,73 @@
 """Archive DICOM sessions into the catalog: an experiment per session, a scan per series.
 
-What XNAT's ``/data/services/import`` does with ``dest=/archive...`` (the prearchive,
-where sessions wait first, is not built yet): each session of the upload becomes an
+What XNAT's ``/data/services/import`` does with ``dest=/archive...`` (and
+``/data/services/archive`` with a prearchive entry): each session becomes an
 experiment of its project, each series a scan, converted to NIfTI under the catalog's
 data folder (``<data>/<project>/<experiment>/<scan>/``), and the frames are imported
-with the catalog's own import (``mode="append"``), so they are validated, permission-
-checked and written in one transaction like any import, visible in the review queue
-at once and exported by MIQA's CSV and JSON like any other scan.
+with the catalog's own import, one transaction per project, so they are validated,
+permission-checked and written like any import, visible in the review queue at once
+and exported by MIQA's CSV and JSON like any other scan.
 
-Nothing partial: a refusal (permission, an archived session of the same label with
-``overwrite=none``, a series dcm2niix cannot convert) leaves neither files nor rows.
+``overwrite`` says what happens to an experiment of the same label already archived:
+``none`` refuses (:class:`ArchiveConflict`), ``append`` adds the series it lacks,
+``delete`` replaces it. A replacement is converted into a folder of its own
+(``<data>/<project>/<experiment>.<time>/``) and imported with the mode
+``replace-experiments``: the catalog backs the project up first (``<catalog>-backups/``,
+as before any replacing import), then in one transaction removes the experiment's
+scans, frames and decisions and adds the session's. The decisions go with the images
+they were about; they stay in the backup. As for any replacing import, a reviewer may
+remove only its own decisions: a session others have reviewed is replaced by the
+project's creator or a superuser (otherwise 403, nothing changed). The old converted
+files are removed only once that transaction has committed, and only those inside the
+data folder.
+
+Nothing partial: a refusal (permission, an archived session with ``overwrite=none``, a
+series dcm2niix cannot convert) leaves neither files nor rows. A server killed while
+archiving leaves its work folder ``<data>/.archiving-*`` (whose lock it held) and
+perhaps scan folders no frame points at; :func:`sweep_data`, run when the server
+starts, removes both.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
+import os
 import re
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from miqa_nb.catalog import Catalog
 from miqa_nb.core import permissions
 from miqa_nb.core.errors import MiqaError, NotFound
+from miqa_nb.exchange.apply import REPLACE_EXPERIMENTS
 from miqa_nb.exchange.formats import MIQA_COLUMNS
 from miqa_nb.ingest.convert import convert_series
-from miqa_nb.ingest.dicom import Session
+from miqa_nb.ingest.dicom import Series, Session
 
-__all__ = ["MISC", "ArchiveConflict", "Archived", "archive_sessions", "data_folder"]
+__all__ = [
+    "MISC",
+    "OVERWRITE",
+    "ArchiveConflict",
+    "Archived",
+    "archive_sessions",
+    "data_folder",
+    "hold",
+    "sweep_data",
+]
 
 #: The catalog's type for a series whose type could not be guessed.
 MISC = "MISC"
+#: XNAT's ``overwrite`` values.
+OVERWRITE = ("none", "append", "delete")
+#: An archive converts into ``<data>/.archiving-XXXX/`` first, holding ``.in-use`` locked.
+WORK_PREFIX, LOCK_NAME = ".archiving-", ".in-use"
+#: What a scan folder of the data folder holds: converted images and their sidecars.
+CONVERTED = (".nii.gz", ".nii", ".json")
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -83,24 +119,22 @@ def archive_sessions(
         project and a session label.
     by : str
         The user importing: a reviewer of the project, its creator or a superuser.
-    overwrite : {'none', 'append'}
+    overwrite : {'none', 'append', 'delete'}
         An experiment of the same name already in the project: ``none`` refuses
-        (:class:`ArchiveConflict`), ``append`` adds the series it lacks (``delete``,
-        replacing it, is not built yet and is refused).
+        (:class:`ArchiveConflict`), ``append`` adds the series it lacks, ``delete``
+        replaces it (its scans, frames and decisions) by the session's, after the
+        catalog's automatic backup of the project; its old converted files are removed
+        once the import has committed.
 
     Returns
     -------
     list of Archived
     """
-    if overwrite == "delete":
-        raise MiqaError(
-            "overwrite=delete (replace an archived session) is not built yet; send "
-            "overwrite=append to add new series, or remove the experiment first"
-        )
-    if overwrite not in ("none", "append"):
+    if overwrite not in OVERWRITE:
         raise MiqaError(f"overwrite must be none, append or delete; {overwrite!r} was provided")
     plans = []
     known = set(catalog.projects()["project"])
+    stamp = catalog.clock().strftime("%Y%m%dT%H%M%S%f")
     for session in sessions:
         route = session.route
         if not route.project:
@@ -120,17 +154,24 @@ def archive_sessions(
                 f"session {experiment!r} is already archived in project {route.project!r}; "
                 "send overwrite=append to add new series or overwrite=delete to replace it"
             )
+        replace = bool(had) and overwrite == "delete"
+        # a replacement is converted beside the files it replaces, removed after commit
+        place = f"{_safe(experiment)}.{stamp}" if replace else _safe(experiment)
         series = [s for s in session.series if overwrite != "append" or s.scan_id not in had]
-        plans.append((session, route.project, route.subject or experiment, experiment, series))
+        plans.append(
+            _Plan(route.project, route.subject or experiment, experiment, place, series, replace)
+        )
 
     data = data_folder(catalog)
-    work = Path(tempfile.mkdtemp(prefix=".archiving-", dir=_ensure(data)))
-    moved: list[Path] = []
+    work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=_ensure(data)))
+    lock = hold(work / LOCK_NAME)  # a sweep at start-up removes it only once released
+    moved: dict[str, list[Path]] = {}
     try:
         rows, archived = [], []
-        for _session, project, subject, experiment, series in plans:
-            for one in series:
-                folder = work / _safe(project) / _safe(experiment) / _safe(one.scan_id)
+        for plan in plans:
+            project, experiment = plan.project, plan.experiment
+            for one in plan.series:
+                folder = work / _safe(project) / plan.place / _safe(one.scan_id)
                 converted = convert_series(one, folder, "scan", sidecar=True)
                 for frame, image in enumerate(converted.images):
                     final = data / image.relative_to(work)
@@ -145,13 +186,13 @@ def archive_sessions(
                         }
                     )
             archived.append(
-                Archived(project, subject, experiment, tuple(s.scan_id for s in series))
+                Archived(project, plan.subject, experiment, tuple(s.scan_id for s in plan.series))
             )
         if any(row["scan_type"] == MISC for row in rows):
             _accept_misc(catalog)
-        for _session, project, _subject, experiment, _series in plans:
-            target = data / _safe(project) / _safe(experiment)
-            staged = work / _safe(project) / _safe(experiment)
+        for plan in plans:
+            target = data / _safe(plan.project) / plan.place
+            staged = work / _safe(plan.project) / plan.place
             if not staged.exists():
                 continue
             for scan_dir in staged.iterdir():
@@ -160,15 +201,122 @@ def archive_sessions(
                     raise ArchiveConflict(f"{destination} exists already; nothing was changed")
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 scan_dir.rename(destination)
-                moved.append(destination)
-        _import(catalog, rows, by=by, roots=[data])
+                moved.setdefault(plan.project, []).append(destination)
+        for project in sorted({row["project_name"] for row in rows}):
+            replaced = [p.experiment for p in plans if p.project == project and p.replace]
+            old = _files_of(catalog, project, replaced, data)
+            mode = REPLACE_EXPERIMENTS if replaced else "append"
+            _import(catalog, [r for r in rows if r["project_name"] == project], by, [data], mode)
+            moved.pop(project, None)  # committed: these stay
+            _remove_scan_folders(old, data)
         return archived
     except BaseException:
-        for path in moved:
-            shutil.rmtree(path, ignore_errors=True)
+        for paths in moved.values():  # of the projects whose import did not commit
+            for path in paths:
+                shutil.rmtree(path, ignore_errors=True)
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        lock.close()
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one session becomes: its experiment, and the folder its scans go in."""
+
+    project: str
+    subject: str
+    experiment: str
+    place: str
+    series: list[Series]
+    replace: bool
+
+
+def _files_of(catalog: Catalog, project: str, experiments: list[str], data: Path) -> list[Path]:
+    """The frame files of ``experiments`` that lie in the data folder (never others)."""
+    if not experiments:
+        return []
+    frames = catalog.frames(project)
+    locations = frames.loc[frames["experiment"].isin(experiments), "location"]
+    return [Path(str(p)) for p in locations if _inside(Path(str(p)), data)]
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except (OSError, ValueError):
+        return False
+    return path.resolve() != folder.resolve()
+
+
+def _remove_scan_folders(files: list[Path], data: Path) -> None:
+    """Remove the scan folders of replaced files, and their experiment folders once empty."""
+    for folder in sorted({f.parent for f in files}):
+        if _inside(folder, data) and folder.resolve().parent != data.resolve():
+            shutil.rmtree(folder, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                folder.parent.rmdir()
+
+
+def hold(path: Path) -> IO[bytes]:
+    """Open ``path`` and hold an exclusive lock on it until it is closed (or the process
+    ends, however it ends)."""
+    handle = open(path, "wb")  # noqa: SIM115 - held until the work is done
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    return handle
+
+
+def _free(path: Path) -> bool:
+    """True when nobody holds the lock ``path`` (a missing file counts as free)."""
+    try:
+        with open(path, "ab") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def sweep_data(catalog: Catalog) -> list[Path]:
+    """Remove what a killed archive left in the data folder; return what was removed.
+
+    Work folders ``.archiving-*`` whose lock nobody holds go. Then, unless another
+    server is archiving into this catalog right now, so do the scan folders
+    (``<data>/P/E/SCAN/``, holding converted files only) of which no frame of the
+    catalog points at any file: series moved into place by an import that never
+    committed, or replaced series whose removal was cut short. Called when the server
+    starts.
+    """
+    data = data_folder(catalog)
+    if not data.is_dir():
+        return []
+    removed, busy = [], False
+    for work in sorted(data.glob(WORK_PREFIX + "*")):
+        if work.is_dir() and _free(work / LOCK_NAME):
+            shutil.rmtree(work, ignore_errors=True)
+            removed.append(work)
+        else:
+            busy = True
+    if busy:
+        return removed
+    prefix = str(data.resolve()) + os.sep
+    used = {
+        str(Path(str(p)).parent)
+        for p in catalog.sql(
+            "SELECT DISTINCT location FROM frames WHERE starts_with(location, ?)", [prefix]
+        )["location"]
+    }
+    for scan in sorted(data.glob("*/*/*")):
+        if not scan.is_dir() or scan.name.startswith(".") or str(scan.resolve()) in used:
+            continue
+        files = list(scan.iterdir())
+        if all(f.is_file() and f.name.endswith(CONVERTED) for f in files):
+            shutil.rmtree(scan, ignore_errors=True)
+            removed.append(scan)
+            with contextlib.suppress(OSError):
+                scan.parent.rmdir()
+    return removed
 
 
 def _ensure(folder: Path) -> Path:
@@ -187,22 +335,20 @@ def _accept_misc(catalog: Catalog) -> None:
     catalog.add_scan_type(MISC, by=str(superusers.iloc[0]))
 
 
-def _import(catalog: Catalog, rows: list[dict[str, str]], *, by: str, roots: list[Path]) -> None:
-    """Import the frames, project by project, as an append (one transaction each)."""
-    projects = sorted({row["project_name"] for row in rows})
+def _import(
+    catalog: Catalog, rows: list[dict[str, str]], by: str, roots: list[Path], mode: str
+) -> None:
+    """Import one project's frames in one transaction (``append``, or
+    ``replace-experiments`` for a session that replaces its experiment)."""
+    project = rows[0]["project_name"]
     with_roots = Catalog(catalog.path, data_roots=[*roots])
-    for project in projects:
-        with tempfile.NamedTemporaryFile(
-            "w", suffix=".csv", newline="", encoding="utf-8", delete=False
-        ) as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(MIQA_COLUMNS))
-            writer.writeheader()
-            writer.writerows(
-                {c: row.get(c, "") for c in MIQA_COLUMNS}
-                for row in rows
-                if row["project_name"] == project
-            )
-        try:
-            with_roots.import_file(Path(handle.name), by=by, project=project, mode="append")
-        finally:
-            Path(handle.name).unlink(missing_ok=True)
+    with tempfile.NamedTemporaryFile(
+        "w", suffix=".csv", newline="", encoding="utf-8", delete=False
+    ) as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(MIQA_COLUMNS))
+        writer.writeheader()
+        writer.writerows({c: row.get(c, "") for c in MIQA_COLUMNS} for row in rows)
+    try:
+        with_roots.import_file(Path(handle.name), by=by, project=project, mode=mode)
+    finally:
+        Path(handle.name).unlink(missing_ok=True)
