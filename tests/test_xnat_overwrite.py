@@ -193,7 +193,9 @@ def _stage(site: Site, archive: Path, user: str = TIER1, dest: str = "/prearchiv
 
 
 def _listing(site: Site, user: str) -> dict[str, dict[str, str]]:
-    status, body = curl("-u", f"{user}:{PASSWORD}", f"{site.url}data/prearchive/projects?format=json")
+    status, body = curl(
+        "-u", f"{user}:{PASSWORD}", f"{site.url}data/prearchive/projects?format=json"
+    )
     assert status == 200, body
     return {r["folderName"]: r for r in json.loads(body)["ResultSet"]["Result"]}
 
