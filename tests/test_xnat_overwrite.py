@@ -386,3 +386,40 @@ def test_a_server_killed_while_archiving_leaves_nothing_stuck(
             assert sorted(scans["scan"], key=int) == [str(n) for n in range(2, 8)]
         finally:
             again.stop()
+
+
+def test_sweep_removes_only_what_a_stopped_archive_journaled_and_nobody_uses(
+    tmp_path: Path,
+) -> None:
+    from miqa_nb.ingest.archiving import LOCK_NAME, data_folder, hold, sweep_data
+
+    cat = Catalog(tmp_path / "c.duckdb")
+    cat.add_user("ana", superuser=True)
+    data = data_folder(cat)
+    used, placed, foreign = (
+        data / "P" / "E1" / "2",
+        data / "P" / "E2" / "2",
+        data / "P" / "E3" / "2",
+    )
+    for folder in (used, placed, foreign):
+        folder.mkdir(parents=True)
+        (folder / "scan.nii.gz").write_bytes(b"x")
+        (folder / "scan.json").write_text("{}")
+    csv_file = tmp_path / "rows.csv"
+    csv_file.write_text(
+        "project_name,experiment_name,scan_name,scan_type,frame_number,file_location\n"
+        f"P,E1,2,T1,0,{used / 'scan.nii.gz'}\n",
+        encoding="utf-8",
+    )
+    Catalog(cat.path, data_roots=[data]).import_file(csv_file, by="ana")
+    stopped, live = data / ".archiving-stopped", data / ".archiving-live"
+    for work in (stopped, live):
+        work.mkdir()
+        (work / LOCK_NAME).touch()
+        journal = {"placed": [str(placed), str(used)], "replaced": []}
+        (work / "journal.json").write_text(json.dumps(journal), encoding="utf-8")
+    with hold(live / LOCK_NAME):  # another server archiving right now
+        removed = sweep_data(cat)
+    assert sorted(removed) == sorted([placed, stopped])
+    assert not placed.exists() and not placed.parent.exists()
+    assert used.is_dir() and foreign.is_dir() and live.is_dir()  # in use, not journaled, live

@@ -23,9 +23,10 @@ data folder.
 
 Nothing partial: a refusal (permission, an archived session with ``overwrite=none``, a
 series dcm2niix cannot convert) leaves neither files nor rows. A server killed while
-archiving leaves its work folder ``<data>/.archiving-*`` (whose lock it held) and
-perhaps scan folders no frame points at; :func:`sweep_data`, run when the server
-starts, removes both.
+archiving leaves its work folder ``<data>/.archiving-*`` (whose lock it held), whose
+journal names the scan folders it was putting in place and those it was replacing;
+:func:`sweep_data`, run when the server starts, removes those of them no frame points
+at, then the work folder.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -66,8 +68,8 @@ MISC = "MISC"
 OVERWRITE = ("none", "append", "delete")
 #: An archive converts into ``<data>/.archiving-XXXX/`` first, holding ``.in-use`` locked.
 WORK_PREFIX, LOCK_NAME = ".archiving-", ".in-use"
-#: What a scan folder of the data folder holds: converted images and their sidecars.
-CONVERTED = (".nii.gz", ".nii", ".json")
+#: The work folder's list of the scan folders an archive puts in place and replaces.
+JOURNAL = "journal.json"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -190,25 +192,39 @@ def archive_sessions(
             )
         if any(row["scan_type"] == MISC for row in rows):
             _accept_misc(catalog)
-        for plan in plans:
-            target = data / _safe(plan.project) / plan.place
-            staged = work / _safe(plan.project) / plan.place
-            if not staged.exists():
-                continue
-            for scan_dir in staged.iterdir():
-                destination = target / scan_dir.name
-                if destination.exists():  # a series already archived (append) stays
-                    raise ArchiveConflict(f"{destination} exists already; nothing was changed")
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                scan_dir.rename(destination)
-                moved.setdefault(plan.project, []).append(destination)
-        for project in sorted({row["project_name"] for row in rows}):
-            replaced = [p.experiment for p in plans if p.project == project and p.replace]
-            old = _files_of(catalog, project, replaced, data)
-            mode = REPLACE_EXPERIMENTS if replaced else "append"
+        projects = sorted({row["project_name"] for row in rows})
+        old = {
+            project: _files_of(
+                catalog,
+                project,
+                [p.experiment for p in plans if p.project == project and p.replace],
+                data,
+            )
+            for project in projects
+        }
+        places = [
+            (
+                work / _safe(plan.project) / plan.place / d.name,
+                data / _safe(plan.project) / plan.place / d.name,
+                plan.project,
+            )
+            for plan in plans
+            if (work / _safe(plan.project) / plan.place).exists()
+            for d in sorted((work / _safe(plan.project) / plan.place).iterdir())
+        ]
+        # what a sweep after a kill must look at: the series put in place, the replaced ones
+        _journal(work, [d for _, d, _ in places], [f.parent for fs in old.values() for f in fs])
+        for staged, destination, project in places:
+            if destination.exists():  # a series already archived (append) stays
+                raise ArchiveConflict(f"{destination} exists already; nothing was changed")
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            staged.rename(destination)
+            moved.setdefault(project, []).append(destination)
+        for project in projects:
+            mode = REPLACE_EXPERIMENTS if _replaces(plans, project) else "append"
             _import(catalog, [r for r in rows if r["project_name"] == project], by, [data], mode)
             moved.pop(project, None)  # committed: these stay
-            _remove_scan_folders(old, data)
+            _remove_scan_folders(old[project], data)
         return archived
     except BaseException:
         for paths in moved.values():  # of the projects whose import did not commit
@@ -278,45 +294,56 @@ def _free(path: Path) -> bool:
     return True
 
 
-def sweep_data(catalog: Catalog) -> list[Path]:
-    """Remove what a killed archive left in the data folder; return what was removed.
+def _replaces(plans: list[_Plan], project: str) -> bool:
+    return any(p.project == project and p.replace for p in plans)
 
-    Work folders ``.archiving-*`` whose lock nobody holds go. Then, unless another
-    server is archiving into this catalog right now, so do the scan folders
-    (``<data>/P/E/SCAN/``, holding converted files only) of which no frame of the
-    catalog points at any file: series moved into place by an import that never
-    committed, or replaced series whose removal was cut short. Called when the server
-    starts.
+
+def _journal(work: Path, placed: list[Path], replaced: list[Path]) -> None:
+    record = {"placed": [str(p) for p in placed], "replaced": sorted({str(p) for p in replaced})}
+    partial = work / (JOURNAL + ".part")
+    partial.write_text(json.dumps(record, indent=1), encoding="utf-8")
+    os.replace(partial, work / JOURNAL)
+
+
+def sweep_data(catalog: Catalog) -> list[Path]:
+    """Remove what killed archives left in the data folder; return what was removed.
+
+    A work folder ``.archiving-*`` whose lock nobody holds belonged to an archive that
+    was stopped. Its journal names the scan folders it put in place and those it was
+    replacing: each that no frame of the catalog points at goes (series of an import
+    that never committed, replaced series whose removal was cut short), then the work
+    folder. Nothing else in the data folder is touched. Called when the server starts.
     """
     data = data_folder(catalog)
     if not data.is_dir():
         return []
-    removed, busy = [], False
+    removed = []
     for work in sorted(data.glob(WORK_PREFIX + "*")):
-        if work.is_dir() and _free(work / LOCK_NAME):
-            shutil.rmtree(work, ignore_errors=True)
-            removed.append(work)
-        else:
-            busy = True
-    if busy:
-        return removed
-    prefix = str(data.resolve()) + os.sep
-    used = {
-        str(Path(str(p)).parent)
-        for p in catalog.sql(
-            "SELECT DISTINCT location FROM frames WHERE starts_with(location, ?)", [prefix]
-        )["location"]
-    }
-    for scan in sorted(data.glob("*/*/*")):
-        if not scan.is_dir() or scan.name.startswith(".") or str(scan.resolve()) in used:
-            continue
-        files = list(scan.iterdir())
-        if all(f.is_file() and f.name.endswith(CONVERTED) for f in files):
-            shutil.rmtree(scan, ignore_errors=True)
-            removed.append(scan)
-            with contextlib.suppress(OSError):
-                scan.parent.rmdir()
+        if not work.is_dir() or not _free(work / LOCK_NAME):
+            continue  # an archive of a live server
+        with contextlib.suppress(OSError, ValueError):
+            record = json.loads((work / JOURNAL).read_text(encoding="utf-8"))
+            folders = [Path(p) for p in (*record["placed"], *record["replaced"])]
+            used = _used_folders(catalog, data)
+            for folder in folders:
+                if folder.is_dir() and _inside(folder, data) and str(folder.resolve()) not in used:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed.append(folder)
+                    with contextlib.suppress(OSError):
+                        folder.parent.rmdir()  # the experiment folder, once empty
+        shutil.rmtree(work, ignore_errors=True)
+        removed.append(work)
     return removed
+
+
+def _used_folders(catalog: Catalog, data: Path) -> set[str]:
+    """The folders of the data folder that frames of the catalog point into (resolved)."""
+    found = catalog.sql(
+        "SELECT DISTINCT location FROM frames WHERE starts_with(location, ?) "
+        "OR starts_with(location, ?)",
+        [str(data) + os.sep, str(data.resolve()) + os.sep],
+    )
+    return {str(folder.resolve()) for folder in {Path(str(p)).parent for p in found["location"]}}
 
 
 def _ensure(folder: Path) -> Path:
