@@ -183,6 +183,16 @@ def test_overwrite_delete_replaces_the_series_after_a_backup(site: Site) -> None
     text = json.dumps(held)
     assert all(str(path) in text for path in old) and scans[0][1] not in text
 
+    # the same from the prearchive: a CONFLICT entry archived with overwrite=delete
+    uri = _stage(site, session_zip(site, "d1d", session="S1_D1"))
+    assert _listing(site, TIER1)["S1_D1"]["status"] == "CONFLICT"
+    status, body = curl("-u", f"{TIER1}:{PASSWORD}", "-d", f"src={uri}", "-d",
+                        "overwrite=delete", f"{site.url}data/services/archive")  # fmt: skip
+    assert status == 200, body
+    again, _, _ = _state(site, "S1_D1")
+    assert [scan for scan, _ in again] == ["2", "3"] and not Path(scans[0][1]).exists()
+    assert "S1_D1" not in _listing(site, TIER1)
+
 
 def _stage(site: Site, archive: Path, user: str = TIER1, dest: str = "/prearchive") -> str:
     status, body = curl("-u", f"{user}:{PASSWORD}", "-F", f"file=@{archive}",

@@ -19,7 +19,8 @@ they were about; they stay in the backup. As for any replacing import, a reviewe
 remove only its own decisions: a session others have reviewed is replaced by the
 project's creator or a superuser (otherwise 403, nothing changed). The old converted
 files are removed only once that transaction has committed, and only those inside the
-data folder.
+data folder (the backup keeps the rows, not the images: restoring it needs the old
+session uploaded again).
 
 Nothing partial: a refusal (permission, an archived session with ``overwrite=none``, a
 series dcm2niix cannot convert) leaves neither files nor rows. A server killed while

@@ -8,10 +8,21 @@ record (``prearchive.json``: status, subject, StudyInstanceUID, scans, who uploa
 and when). The timestamp is XNAT's ``yyyyMMdd_HHmmssSSS``.
 
 An entry is READY, or CONFLICT when its project already holds an experiment of that
-label, or ERROR when its files could not be read again. Archiving an entry re-reads its
-files and archives them with :func:`~miqa_nb.ingest.archiving.archive_sessions`, then
-removes it. Who sees an entry: superusers all (the Unassigned part too), others only the
-entries of projects they may import into.
+label, or ERROR when its files could not be read again. While a request acts on it, it
+shows ARCHIVING, DELETING or MOVING and the request holds its lock (``.in-use``,
+``flock``), so two requests never act on it at once (the second is refused, 409). An
+entry a killed server left in such a status is settled as soon as anyone looks at it
+and when a server starts (:func:`settle`, :func:`settle_all`): ARCHIVING and MOVING
+take READY or CONFLICT again, read against the catalog; DELETING takes ERROR (its files
+may be partly gone; delete it again).
+
+Archiving an entry (:func:`archive_entry`) re-reads its files and archives them with
+:func:`~miqa_nb.ingest.archiving.archive_sessions` (``overwrite`` none, append or
+delete), under its own project, subject and label or others given, then removes it.
+Moving (:func:`move_entries`, :func:`move_entry`) renames entries into another
+project's part, status read again there. Who sees and acts on an entry: superusers
+all (the Unassigned part too, which only they see), others the entries of projects
+they may import into; archiving or moving into a project needs that right there too.
 """
 
 from __future__ import annotations
