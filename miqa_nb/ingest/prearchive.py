@@ -267,9 +267,12 @@ def entries(catalog: Catalog, user: str, project: str | None = None) -> list[Ent
         path = record.parent
         if not _TIMESTAMP.match(path.parent.name):
             continue
-        entry = _entry(path)
-        if entry.status in BUSY and settle(catalog, path):  # left so by a stopped server
+        try:
             entry = _entry(path)
+            if entry.status in BUSY and settle(catalog, path):  # left so by a stopped server
+                entry = _entry(path)
+        except OSError:  # deleted or moved by a request meanwhile
+            continue
         if project is not None and entry.project != project:
             continue
         if _may_import(catalog, user, entry.project):
@@ -336,18 +339,20 @@ def _busy_word(path: Path) -> str:
 @contextlib.contextmanager
 def _acting(entry: Entry, status: str, catalog: Catalog) -> Iterator[dict[str, Any]]:
     """Hold the entry's lock and show ``status`` (ARCHIVING, DELETING, MOVING) while the
-    block runs; on an exception the entry gets its status back (read again) and the
-    error as its message. The block removes or moves the entry when it succeeds."""
+    block runs; on an exception the entry gets its status back (ERROR stays ERROR,
+    READY and CONFLICT are read again) and the error as its message. The block removes or moves the entry when it succeeds."""
     lock = _hold(entry)
     try:
         record = _settled_record(catalog, entry.path)
+        before = record.get("status")
         record["status"], record["lastmod"] = status, _iso(_now())
         _write(entry.path, record)
         try:
             yield record
         except BaseException as exc:
             if (entry.path / RECORD).is_file():
-                record["status"] = _status(catalog, entry.project, entry.label)
+                again = _status(catalog, entry.project, entry.label)
+                record["status"] = ERROR if before == ERROR else again
                 record["message"] = str(exc) if isinstance(exc, MiqaError) else ""
                 record.pop("moving_to", None)
                 _write(entry.path, record)
@@ -392,7 +397,10 @@ def settle(catalog: Catalog, path: Path) -> bool:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False
-        if not (path / RECORD).is_file():
+        if not (path / RECORD).is_file():  # deleted meanwhile: leave no lock file
+            with contextlib.suppress(OSError):
+                (path / LOCK).unlink()
+                path.rmdir()
             return False
         status = json.loads((path / RECORD).read_text(encoding="utf-8")).get("status")
         _settled_record(catalog, path)
