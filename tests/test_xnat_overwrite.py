@@ -262,6 +262,12 @@ def test_unassigned_moves_and_archives_into_a_project_by_superusers(site: Site) 
     assert lost.startswith("/data/prearchive/projects/Unassigned/")
     status, _ = _move(site, TIER1, f"src={lost}&newProject={PROJECT}")
     assert status == 403
+    # one source tina may move (Scanner to Other), one she may not: nothing moves
+    mine = _stage(site, session_zip(site, "u3", session="S1_U3"))
+    assert site.catalog.standing(TIER1, OTHER).can_transfer
+    status, _ = _move(site, TIER1, f"src={mine},{lost}&newProject={OTHER}")
+    assert status == 403
+    assert _listing(site, TIER1)["S1_U3"]["project"] == PROJECT
     status, _ = curl("-u", f"{TIER1}:{PASSWORD}", "-d", f"src={lost2}", "-d",
                      f"project={PROJECT}", f"{site.url}data/services/archive")  # fmt: skip
     assert status == 403
