@@ -264,7 +264,7 @@ def test_unassigned_moves_and_archives_into_a_project_by_superusers(site: Site) 
     assert status == 403
     # one source tina may move (Scanner to Other), one she may not: nothing moves
     mine = _stage(site, session_zip(site, "u3", session="S1_U3"))
-    assert site.catalog.standing(TIER1, OTHER).can_transfer
+    site.catalog.set_role(OTHER, TIER1, "tier1", by=ADMIN)
     status, _ = _move(site, TIER1, f"src={mine},{lost}&newProject={OTHER}")
     assert status == 403
     assert _listing(site, TIER1)["S1_U3"]["project"] == PROJECT
