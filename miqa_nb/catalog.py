@@ -349,10 +349,11 @@ class Catalog:
             in the file) needs a superuser, as does creating a new project.
         project : str, optional
             Import only this project; rows of other projects are errors.
-        mode : {'replace', 'append'}
+        mode : {'replace', 'append', 'replace-experiments'}
             ``replace``: the file's projects take exactly the file's state (each is
             backed up first). ``append``: add what is new, keep what exists, and report
-            conflicts.
+            conflicts. ``replace-experiments``: the file's experiments take exactly the
+            file's state, the projects' others stay (each project is backed up first).
         dry_run : bool
             Report what would be added, removed and changed; write nothing.
         quarantine : bool
@@ -411,7 +412,7 @@ class Catalog:
                             )
                     if dry_run:
                         return report
-                    if mode == "replace":
+                    if mode != "append":  # replace, replace-experiments
                         self._backup(con, staged.projects)
                     # The connection opened above (and its file lock) is shared by this
                     # transaction: only the writes are in it. What comes before reads

@@ -10,7 +10,9 @@ permissions and backups are the :class:`~miqa_nb.catalog.Catalog`'s business.
   the importing user's own of the codes it may record (only a project's creator and
   superusers may import those; :func:`~miqa_nb.core.permissions.require_own_decisions`).
 - :func:`apply` writes it: ``replace`` gives the file's projects exactly the file's
-  state; ``append`` adds what is new and keeps what exists.
+  state; ``append`` adds what is new and keeps what exists; ``replace-experiments``
+  gives the file's experiments exactly the file's state (their scans, frames and
+  decisions in the catalog are removed) and keeps the projects' other experiments.
 
 Exports are :mod:`miqa_nb.exchange.export`'s business.
 """
@@ -26,7 +28,9 @@ from miqa_nb.core import arrow
 from miqa_nb.core.duck import one
 from miqa_nb.exchange.validation import Staged
 
-MODES = ("replace", "append")
+#: Replace the file's experiments only (what XNAT's ``overwrite=delete`` does to a session).
+REPLACE_EXPERIMENTS = "replace-experiments"
+MODES = ("replace", "append", REPLACE_EXPERIMENTS)
 
 #: level -> (key columns, value columns)
 LEVELS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -71,9 +75,13 @@ def detach_staged(con: duckdb.DuckDBPyConnection, staged: Staged) -> None:
     staged.detach_frames(con)
 
 
-def _in_projects(alias: str = "") -> str:
-    prefix = f"{alias}." if alias else ""
-    return f"{prefix}project IN (SELECT name FROM v_projects)"
+def _in_projects(mode: str = "replace", level: str = "") -> str:
+    """The catalog rows of ``level`` an import in ``mode`` is about: those of the file's
+    projects, or (``replace-experiments``) of the file's experiments only."""
+    if mode != REPLACE_EXPERIMENTS:
+        return "project IN (SELECT name FROM v_projects)"
+    name = "name" if level == "experiments" else "experiment"
+    return f"(project, {name}) IN (SELECT project, name FROM v_experiments)"
 
 
 def diff(con: duckdb.DuckDBPyConnection, mode: str) -> list[tuple[str, int, int, int, int, int]]:
@@ -88,7 +96,7 @@ def diff(con: duckdb.DuckDBPyConnection, mode: str) -> list[tuple[str, int, int,
     (in_file,) = one(con, "SELECT count(*) FROM v_projects") or (0,)
     rows.append(("projects", new_projects, 0, 0, in_file - new_projects, 0))
     for level, (keys, values) in LEVELS.items():
-        if not one(con, f"SELECT 1 FROM {level} WHERE {_in_projects()} LIMIT 1"):
+        if not one(con, f"SELECT 1 FROM {level} WHERE {_in_projects(mode, level)} LIMIT 1"):
             # Nothing of these projects in the catalog yet: all is new (no join to run).
             (in_file,) = one(con, f"SELECT count(*) FROM v_{level}") or (0,)
             rows.append((level, in_file, 0, 0, 0, 0))
@@ -104,7 +112,8 @@ def diff(con: duckdb.DuckDBPyConnection, mode: str) -> list[tuple[str, int, int,
                        count(*) FILTER (v.{keys[-1]} IS NOT NULL AND c.{keys[-1]} IS NOT NULL
                                         AND {same})
                 FROM v_{level} v
-                FULL OUTER JOIN (SELECT * FROM {level} WHERE {_in_projects()}) c ON {on}""",
+                FULL OUTER JOIN (SELECT * FROM {level} WHERE {_in_projects(mode, level)}) c
+                ON {on}""",
         ) or (0, 0, 0, 0)
         if mode == "append":
             rows.append((level, added, 0, 0, unchanged, changed))
@@ -113,18 +122,19 @@ def diff(con: duckdb.DuckDBPyConnection, mode: str) -> list[tuple[str, int, int,
     fields = ", ".join(DECISION_FIELDS)
     (in_file,) = one(con, "SELECT count(*) FROM v_decisions") or (0,)
     file_only, catalog_only = in_file, 0  # all new: the catalog has none of theirs
-    if one(con, f"SELECT 1 FROM decisions WHERE {_in_projects()} LIMIT 1"):
+    scope = _in_projects(mode)
+    if one(con, f"SELECT 1 FROM decisions WHERE {scope} LIMIT 1"):
         (file_only,) = one(
             con,
             f"SELECT count(*) FROM (SELECT {fields} FROM v_decisions EXCEPT ALL "
-            f"SELECT {fields} FROM decisions WHERE {_in_projects()})",
+            f"SELECT {fields} FROM decisions WHERE {scope})",
         ) or (0,)
         (catalog_only,) = one(
             con,
-            f"SELECT count(*) FROM (SELECT {fields} FROM decisions WHERE {_in_projects()} "
+            f"SELECT count(*) FROM (SELECT {fields} FROM decisions WHERE {scope} "
             f"EXCEPT ALL SELECT {fields} FROM v_decisions)",
         ) or (0,)
-    removed = catalog_only if mode == "replace" else 0
+    removed = catalog_only if mode != "append" else 0
     rows.append(("decisions", file_only, removed, 0, in_file - file_only, 0))
     return rows
 
@@ -147,7 +157,7 @@ def foreign_decisions(
     fields = ", ".join(DECISION_FIELDS)
     foreign = "(creator IS DISTINCT FROM $user OR NOT list_contains($codes, decision))"
     params = {"user": user, "codes": list(codes)}
-    in_catalog = f"SELECT {fields} FROM decisions WHERE {_in_projects()} AND {foreign}"
+    in_catalog = f"SELECT {fields} FROM decisions WHERE {_in_projects(mode)} AND {foreign}"
     described = (
         "'{verb} ' || to_json(decision) || ' by ' || coalesce(to_json(creator)::VARCHAR, 'nobody') "
         "|| ' on ' || experiment || '/' || scan"
@@ -205,9 +215,9 @@ def apply(con: duckdb.DuckDBPyConnection, mode: str, creator: str) -> None:
         "WHERE name NOT IN (SELECT name FROM projects)",
         [creator],
     )
-    if mode == "replace":
+    if mode != "append":
         for level in ("decisions", *LEVELS):
-            con.execute(f"DELETE FROM {level} WHERE {_in_projects()}")
+            con.execute(f"DELETE FROM {level} WHERE {_in_projects(mode, level)}")
         for level in LEVELS:
             _insert(con, level, f"SELECT * FROM v_{level}")
         new_decisions = "SELECT * FROM v_decisions"

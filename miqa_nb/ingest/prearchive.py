@@ -8,23 +8,36 @@ record (``prearchive.json``: status, subject, StudyInstanceUID, scans, who uploa
 and when). The timestamp is XNAT's ``yyyyMMdd_HHmmssSSS``.
 
 An entry is READY, or CONFLICT when its project already holds an experiment of that
-label, or ERROR when its files could not be read again. Archiving an entry re-reads its
-files and archives them with :func:`~miqa_nb.ingest.archiving.archive_sessions`, then
-removes it. Who sees an entry: superusers all (the Unassigned part too), others only the
-entries of projects they may import into.
+label, or ERROR when its files could not be read again. While a request acts on it, it
+shows ARCHIVING, DELETING or MOVING and the request holds its lock (``.in-use``,
+``flock``), so two requests never act on it at once (the second is refused, 409). An
+entry a killed server left in such a status is settled as soon as anyone looks at it
+and when a server starts (:func:`settle`, :func:`settle_all`): ARCHIVING and MOVING
+take READY or CONFLICT again, read against the catalog; DELETING takes ERROR (its files
+may be partly gone; delete it again).
+
+Archiving an entry (:func:`archive_entry`) re-reads its files and archives them with
+:func:`~miqa_nb.ingest.archiving.archive_sessions` (``overwrite`` none, append or
+delete), under its own project, subject and label or others given, then removes it.
+Moving (:func:`move_entries`, :func:`move_entry`) renames entries into another
+project's part, status read again there. Who sees and acts on an entry: superusers
+all (the Unassigned part too, which only they see), others the entries of projects
+they may import into; archiving or moving into a project needs that right there too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import fcntl
 import json
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from miqa_nb.catalog import Catalog
 from miqa_nb.core import permissions
@@ -33,8 +46,12 @@ from miqa_nb.ingest.archiving import ArchiveConflict, Archived, archive_sessions
 from miqa_nb.ingest.dicom import Session, read_sessions
 
 __all__ = [
+    "ARCHIVING",
+    "BUSY",
     "CONFLICT",
+    "DELETING",
     "ERROR",
+    "MOVING",
     "READY",
     "UNASSIGNED",
     "Entry",
@@ -42,13 +59,22 @@ __all__ = [
     "delete_entry",
     "entries",
     "get_entry",
+    "move_entries",
+    "move_entry",
     "parse_src",
     "prearchive_root",
     "rebuild_entry",
+    "settle",
+    "settle_all",
     "stage_sessions",
 ]
 
 READY, CONFLICT, ERROR = "READY", "CONFLICT", "ERROR"
+ARCHIVING, DELETING, MOVING = "ARCHIVING", "DELETING", "MOVING"
+#: The statuses of an entry a request is acting on.
+BUSY = (ARCHIVING, DELETING, MOVING)
+#: The file of an entry that a request acting on it holds locked (``flock``).
+LOCK = ".in-use"
 #: Where sessions naming no project of the catalog wait (superusers only).
 UNASSIGNED = "Unassigned"
 RECORD = "prearchive.json"
@@ -241,7 +267,12 @@ def entries(catalog: Catalog, user: str, project: str | None = None) -> list[Ent
         path = record.parent
         if not _TIMESTAMP.match(path.parent.name):
             continue
-        entry = _entry(path)
+        try:
+            entry = _entry(path)
+            if entry.status in BUSY and settle(catalog, path):  # left so by a stopped server
+                entry = _entry(path)
+        except OSError:  # deleted or moved by a request meanwhile
+            continue
         if project is not None and entry.project != project:
             continue
         if _may_import(catalog, user, entry.project):
@@ -256,6 +287,8 @@ def get_entry(catalog: Catalog, user: str, project: str, timestamp: str, folder:
         raise missing
     path = prearchive_root(catalog) / _safe(project) / timestamp / folder
     _require(catalog, user, project, "see staged sessions")
+    if (path / RECORD).is_file() and _entry(path).status in BUSY:
+        settle(catalog, path)  # left so by a stopped server (else acted on now)
     if not (path / RECORD).is_file() or _entry(path).project != project:
         raise missing
     return _entry(path)
@@ -273,49 +306,161 @@ def parse_src(src: str) -> tuple[str, str, str]:
     return parts[2], parts[3], parts[4]
 
 
-def _claim(entry: Entry) -> Path:
-    """Rename the entry out of sight so that one request at a time handles it."""
-    busy = entry.path.with_name(f".{entry.folder}.busy")
+def _hold(entry: Entry) -> IO[bytes]:
+    """Take the entry's lock, or refuse when another request is acting on it."""
     try:
-        entry.path.rename(busy)
+        handle = open(entry.path / LOCK, "ab")  # noqa: SIM115 - held while acting
     except OSError as exc:
-        raise NotFound(f"{entry.url} is being archived or deleted by another request") from exc
-    return busy
+        raise NotFound(f"no prearchive session {entry.url}") from exc
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        handle.close()
+        raise ArchiveConflict(
+            f"{entry.url} is being {_busy_word(entry.path)} by another request; try again "
+            "once it is done"
+        ) from exc
+    if not (entry.path / RECORD).is_file():  # deleted or moved while we waited
+        handle.close()
+        with contextlib.suppress(OSError):
+            (entry.path / LOCK).unlink()
+            entry.path.rmdir()
+        raise NotFound(f"no prearchive session {entry.url} (deleted or moved meanwhile)")
+    return handle
 
 
-def _drop(busy: Path) -> None:
-    shutil.rmtree(busy, ignore_errors=True)
+def _busy_word(path: Path) -> str:
+    with contextlib.suppress(OSError, ValueError):
+        status = json.loads((path / RECORD).read_text(encoding="utf-8")).get("status")
+        return {ARCHIVING: "archived", DELETING: "deleted", MOVING: "moved"}.get(status, "used")
+    return "used"
+
+
+@contextlib.contextmanager
+def _acting(entry: Entry, status: str, catalog: Catalog) -> Iterator[dict[str, Any]]:
+    """Hold the entry's lock and show ``status`` (ARCHIVING, DELETING, MOVING) while the
+    block runs; on an exception the entry gets its status back (ERROR stays ERROR,
+    READY and CONFLICT are read again) and the error as its message. The block removes or moves the entry when it succeeds."""
+    lock = _hold(entry)
+    try:
+        record = _settled_record(catalog, entry.path)
+        before = record.get("status")
+        record["status"], record["lastmod"] = status, _iso(_now())
+        _write(entry.path, record)
+        try:
+            yield record
+        except BaseException as exc:
+            if (entry.path / RECORD).is_file():
+                again = _status(catalog, entry.project, entry.label)
+                record["status"] = ERROR if before == ERROR else again
+                record["message"] = str(exc) if isinstance(exc, MiqaError) else ""
+                record.pop("moving_to", None)
+                _write(entry.path, record)
+            raise
+    finally:
+        lock.close()
+
+
+def _settled_record(catalog: Catalog, path: Path) -> dict[str, Any]:
+    """The entry's record (under its lock): one left ARCHIVING, DELETING or MOVING by a
+    server that stopped meanwhile gets a status again first (see :func:`settle`)."""
+    record: dict[str, Any] = json.loads((path / RECORD).read_text(encoding="utf-8"))
+    status = record.get("status")
+    if status not in BUSY:
+        return record
+    project = str(record.get("project", ""))
+    moving_to = str(record.pop("moving_to", "") or "")
+    if moving_to and _safe(moving_to) == path.parent.parent.name != _safe(project):
+        project = record["project"] = moving_to  # renamed, not yet rewritten
+    if status == DELETING:
+        record["status"] = ERROR
+        record["message"] = "the server stopped while deleting this session; delete it again"
+    else:
+        record["status"] = _status(catalog, project, str(record.get("label", path.name)))
+        record["message"] = f"the server stopped while this session was {status}; try again"
+    record["lastmod"] = _iso(_now())
+    _write(path, record)
+    return record
+
+
+def settle(catalog: Catalog, path: Path) -> bool:
+    """Give an entry left ARCHIVING, DELETING or MOVING by a stopped server a status
+    again (ARCHIVING and MOVING: READY or CONFLICT, read again; DELETING: ERROR, its
+    files may be partly gone). An entry another request is acting on stays as it is.
+    Returns True when the entry was settled."""
+    try:
+        handle = open(path / LOCK, "ab")  # noqa: SIM115 - closed below
+    except OSError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        if not (path / RECORD).is_file():  # deleted meanwhile: leave no lock file
+            with contextlib.suppress(OSError):
+                (path / LOCK).unlink()
+                path.rmdir()
+            return False
+        status = json.loads((path / RECORD).read_text(encoding="utf-8")).get("status")
+        _settled_record(catalog, path)
+        return status in BUSY
+
+
+def settle_all(catalog: Catalog) -> list[Path]:
+    """:func:`settle` every entry (when the server starts); returns those settled."""
+    root = prearchive_root(catalog)
+    if not root.exists():
+        return []
+    return [r.parent for r in sorted(root.glob(f"*/*/*/{RECORD}")) if settle(catalog, r.parent)]
+
+
+def _drop(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
     with contextlib.suppress(OSError):
-        busy.parent.rmdir()  # the timestamp folder, once empty
+        path.parent.rmdir()  # the timestamp folder, once empty
 
 
 def delete_entry(catalog: Catalog, user: str, project: str, timestamp: str, folder: str) -> None:
-    """Remove an entry and its files (``user`` may import into its project)."""
+    """Remove an entry and its files (``user`` may import into its project); it shows
+    DELETING meanwhile."""
     entry = get_entry(catalog, user, project, timestamp, folder)
     _require(catalog, user, entry.project, "delete staged sessions")
-    _drop(_claim(entry))
+    with _acting(entry, DELETING, catalog):
+        _drop(entry.path)
 
 
 def rebuild_entry(catalog: Catalog, user: str, project: str, timestamp: str, folder: str) -> Entry:
     """Read an entry's files again and set its status (XNAT's ``action=build``)."""
     entry = get_entry(catalog, user, project, timestamp, folder)
-    record = json.loads((entry.path / RECORD).read_text(encoding="utf-8"))
+    lock = _hold(entry)
     try:
-        _read(catalog, entry)
-        record["status"], record["message"] = _status(catalog, entry.project, entry.label), ""
-    except MiqaError as exc:
-        record["status"], record["message"] = ERROR, str(exc)
-    record["lastmod"] = _iso(_now())
-    _write(entry.path, record)
+        record = _settled_record(catalog, entry.path)
+        try:
+            _read(catalog, entry)
+            record["status"], record["message"] = _status(catalog, entry.project, entry.label), ""
+        except MiqaError as exc:
+            record["status"], record["message"] = ERROR, str(exc)
+        record["lastmod"] = _iso(_now())
+        _write(entry.path, record)
+    finally:
+        lock.close()
     return _entry(entry.path)
 
 
-def _read(catalog: Catalog, entry: Entry, where: Path | None = None) -> tuple[Session, ...]:
+def _read(
+    catalog: Catalog,
+    entry: Entry,
+    *,
+    project: str | None = None,
+    subject: str | None = None,
+    session: str | None = None,
+) -> tuple[Session, ...]:
     sessions = read_sessions(
-        (where or entry.path) / "SCANS",
-        project=entry.project,
-        subject=entry.subject or None,
-        session=entry.label,
+        entry.path / "SCANS",
+        project=project or entry.project,
+        subject=subject or entry.subject or None,
+        session=session or entry.label,
         scan_types=catalog.scan_types(),
     )
     if len(sessions) != 1:
@@ -323,6 +468,13 @@ def _read(catalog: Catalog, entry: Entry, where: Path | None = None) -> tuple[Se
             f"{entry.url} holds {len(sessions)} sessions; delete it and upload each alone"
         )
     return sessions
+
+
+def _require_project(catalog: Catalog, user: str, project: str, action: str) -> None:
+    """``project`` is Unassigned (superusers) or a project ``user`` may import into."""
+    if project != UNASSIGNED and project not in set(catalog.projects()["project"]):
+        raise NotFound(f"project {project!r} is not in the catalog")
+    _require(catalog, user, project, action)
 
 
 def archive_entry(
@@ -335,36 +487,105 @@ def archive_entry(
     overwrite: str = "none",
     quarantine: bool = False,
     trigger_pipelines: bool = True,
+    to_project: str | None = None,
+    subject: str | None = None,
+    session: str | None = None,
 ) -> list[Archived]:
-    """Archive an entry as an experiment of its project, then remove it.
+    """Archive an entry as an experiment, then remove it; it shows ARCHIVING meanwhile.
 
-    A CONFLICT entry with ``overwrite=none`` raises :class:`ArchiveConflict`; an
-    Unassigned entry must be moved to a project first. Nothing changes on a refusal.
+    Parameters
+    ----------
+    catalog : Catalog
+    user : str
+        May import into the entry's project and into ``to_project``; an Unassigned
+        entry is archived by a superuser only (only superusers see Unassigned).
+    project, timestamp, folder : str
+        The entry (``/prearchive/projects/PROJECT/TIMESTAMP/FOLDER``).
+    overwrite : {'none', 'append', 'delete'}
+        See :func:`~miqa_nb.ingest.archiving.archive_sessions`: with ``none`` an
+        experiment of that label already archived raises :class:`ArchiveConflict`.
+    to_project, subject, session : str, optional
+        Archive under this project, subject, experiment label instead of the entry's
+        (an Unassigned entry needs ``to_project``).
+    quarantine, trigger_pipelines : bool
+        XNAT's ``quarantine`` and ``triggerPipelines``: see
+        :func:`~miqa_nb.ingest.archiving.archive_sessions`.
+
+    Nothing changes on a refusal; the entry keeps its place and gets its status back.
     """
     entry = get_entry(catalog, user, project, timestamp, folder)
-    if entry.project == UNASSIGNED:
+    target = to_project or entry.project
+    if target == UNASSIGNED:
         raise MiqaError(
-            f"{entry.url} names no project of the catalog; upload it again with "
-            "dest=/prearchive/projects/PROJECT"
+            f"{entry.url} names no project of the catalog; archive it with "
+            "project=PROJECT (or dest=/archive/projects/PROJECT), or move it first"
         )
-    _require(catalog, user, entry.project, "import scans")
-    if _status(catalog, entry.project, entry.label) == CONFLICT and overwrite == "none":
+    _require(catalog, user, entry.project, "archive staged sessions")
+    _require_project(catalog, user, target, "import scans")
+    label = session or entry.label
+    if _status(catalog, target, label) == CONFLICT and overwrite == "none":
         raise ArchiveConflict(
-            f"session {entry.label!r} is already archived in project {entry.project!r}; "
-            "send overwrite=append to add new series"
+            f"session {label!r} is already archived in project {target!r}; "
+            "send overwrite=append to add new series or overwrite=delete to replace it"
         )
-    busy = _claim(entry)
-    try:
+    with _acting(entry, ARCHIVING, catalog):
+        sessions = _read(catalog, entry, project=target, subject=subject, session=label)
         archived = archive_sessions(
             catalog,
-            _read(catalog, entry, busy),
+            sessions,
             by=user,
             overwrite=overwrite,
             quarantine=quarantine,
             trigger_pipelines=trigger_pipelines,
         )
-    except BaseException:
-        busy.rename(entry.path)
-        raise
-    _drop(busy)
+        _drop(entry.path)
     return archived
+
+
+def move_entries(
+    catalog: Catalog, user: str, sources: list[tuple[str, str, str]], new_project: str
+) -> list[Entry]:
+    """Move entries ``(project, timestamp, folder)`` to ``new_project`` (XNAT's
+    ``/data/services/prearchive/move``): every permission is checked before anything
+    moves (``user`` may import into each entry's project and into ``new_project``;
+    Unassigned: superusers). Each shows MOVING meanwhile, then READY or CONFLICT in
+    its new place. Returns the moved entries."""
+    found = []
+    for project, timestamp, folder in sources:
+        entry = get_entry(catalog, user, project, timestamp, folder)
+        _require(catalog, user, entry.project, "move staged sessions")
+        found.append(entry)
+    _require_project(catalog, user, new_project, "import scans")
+    for entry in found:
+        target = prearchive_root(catalog) / _safe(new_project) / entry.timestamp / entry.folder
+        if target.exists() and target != entry.path:
+            raise ArchiveConflict(
+                f"/prearchive/projects/{new_project}/{entry.timestamp}/{entry.folder} exists "
+                f"already; delete it or {entry.url} first"
+            )
+    moved = []
+    for entry in found:
+        target = prearchive_root(catalog) / _safe(new_project) / entry.timestamp / entry.folder
+        with _acting(entry, MOVING, catalog) as record:
+            if target != entry.path:
+                record["moving_to"] = new_project
+                _write(entry.path, record)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                entry.path.rename(target)  # the lock file goes with it
+                with contextlib.suppress(OSError):
+                    entry.path.parent.rmdir()
+            record.pop("moving_to", None)
+            record["project"] = new_project
+            record["status"] = _status(catalog, new_project, entry.label)
+            record["message"], record["lastmod"] = "", _iso(_now())
+            _write(target, record)
+        moved.append(_entry(target))
+    return moved
+
+
+def move_entry(
+    catalog: Catalog, user: str, project: str, timestamp: str, folder: str, new_project: str
+) -> Entry:
+    """Move one entry to ``new_project`` (see :func:`move_entries`)."""
+    (moved,) = move_entries(catalog, user, [(project, timestamp, folder)], new_project)
+    return moved

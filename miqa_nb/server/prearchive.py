@@ -3,8 +3,17 @@
 - ``GET /data/prearchive/projects[/P]``: the entries the user may see;
 - ``GET /data/prearchive/projects/P/TS/SESSION[/scans[/ID/resources[/R/files]]]``;
 - ``POST /data/prearchive/projects/P/TS/SESSION`` with ``action=build``: read again;
-- ``POST /data/services/archive`` with ``src=/prearchive/projects/P/TS/SESSION``;
-- ``POST /data/services/prearchive/delete`` with ``src=...``.
+- ``POST /data/services/archive`` with ``src=/prearchive/projects/P/TS/SESSION``,
+  ``overwrite`` (``none``, ``append``, ``delete``) and, to archive under other names or
+  an Unassigned entry into a project, ``project``/``subject``/``session`` or
+  ``dest=/archive/projects/P[/subjects/S[/experiments/E]]``;
+- ``POST /data/services/prearchive/delete`` with ``src=...``;
+- ``POST /data/services/prearchive/move`` with ``src`` (several, or comma separated)
+  and ``newProject``: answers the moved entries as a listing.
+
+While an entry is archived, deleted or moved it shows ARCHIVING, DELETING or MOVING;
+:func:`clean_archiving`, run when the server starts, settles the entries a killed server
+left so and removes its archive work folders.
 
 Listings answer ``format=json`` (``{"ResultSet": {"Result": [...], "totalRecords": "N"}}``,
 the default) and ``format=csv`` (a header row, then rows), which is what pyxnat asks.
@@ -25,9 +34,18 @@ from jupyter_server.auth.decorator import allow_unauthenticated
 from miqa_nb.catalog import Catalog
 from miqa_nb.core.errors import MiqaError
 from miqa_nb.ingest import prearchive
-from miqa_nb.server.xnat import SIGN_IN, XnatHandler, _catalog_path
+from miqa_nb.ingest.archiving import sweep_data
+from miqa_nb.server.xnat import SIGN_IN, XnatHandler, _catalog_path, _from_dest
 
-__all__ = ["PREARCHIVE_ROUTES", "ArchiveHandler", "DeleteHandler", "EntryHandler", "ListHandler"]
+__all__ = [
+    "PREARCHIVE_ROUTES",
+    "ArchiveHandler",
+    "DeleteHandler",
+    "EntryHandler",
+    "ListHandler",
+    "MoveHandler",
+    "clean_archiving",
+]
 
 T = TypeVar("T")
 _PART = r"([^/]+)"
@@ -140,32 +158,64 @@ class EntryHandler(_Base):
 
 
 class ArchiveHandler(_Base):
-    """``POST /data/services/archive`` with ``src`` and ``overwrite``."""
+    """``POST /data/services/archive`` with ``src``, ``overwrite`` and, to archive under
+    other names (or an Unassigned entry into a project), ``project``/``subject``/
+    ``session`` or ``dest=/archive/projects/P[/subjects/S[/experiments/E]]``."""
 
     @allow_unauthenticated
     async def post(self) -> None:
         overwrite = self.get_argument("overwrite", "none").lower()
         quarantine = self.get_argument("quarantine", "false").lower() == "true"
         pipelines = self.get_argument("triggerPipelines", "").lower() != "false"
+        names = {
+            "project": self.get_argument("project", "") or self.get_argument("PROJECT_ID", ""),
+            "subject": self.get_argument("subject", "") or self.get_argument("SUBJECT_ID", ""),
+            "session": self.get_argument("session", "") or self.get_argument("EXPT_LABEL", ""),
+        }
+        dest = self.get_argument("dest", "")
+        if dest and not dest.strip("/").startswith("archive"):
+            self._text(400, f"dest must be /archive[/projects/P[/subjects/S]]; {dest!r} was given")
+            return
+        names.update(_from_dest(dest))
 
         def work(cat: Catalog, user: str) -> list[str]:
             p, ts, folder = self._src()
             done = prearchive.archive_entry(
-                cat,
-                user,
-                p,
-                ts,
-                folder,
-                overwrite=overwrite,
-                quarantine=quarantine,
+                cat, user, p, ts, folder, overwrite=overwrite,
+                to_project=names["project"] or None, subject=names["subject"] or None,
+                session=names["session"] or None, quarantine=quarantine,
                 trigger_pipelines=pipelines,
-            )
+            )  # fmt: skip
             return [a.uri for a in done]
 
         uris = await self._call(work)
         if uris is not None:
             self.set_header("Content-Type", "text/uri-list")
             self.finish("".join(uri + "\n" for uri in uris))
+
+
+class MoveHandler(_Base):
+    """``POST /data/services/prearchive/move`` with ``src`` (several, or comma separated)
+    and ``newProject``: answers the moved entries as a listing (pyxnat asks csv).
+    ``async`` is accepted and the move done before the answer either way."""
+
+    @allow_unauthenticated
+    async def post(self) -> None:
+        new_project = self.get_argument("newProject", "")
+        sources = [s for value in self.get_arguments("src") for s in value.split(",") if s.strip()]
+
+        def work(cat: Catalog, user: str) -> list[prearchive.Entry]:
+            if not new_project or not sources:
+                raise MiqaError(
+                    "move takes src=/prearchive/projects/P/TIMESTAMP/SESSION (one or more) "
+                    "and newProject=PROJECT"
+                )
+            triples = [prearchive.parse_src(src) for src in sources]
+            return prearchive.move_entries(cat, user, triples, new_project)
+
+        moved = await self._call(work)
+        if moved is not None:
+            self._table([e.row() for e in moved], COLUMNS)
 
 
 class DeleteHandler(_Base):
@@ -190,4 +240,19 @@ PREARCHIVE_ROUTES: list[tuple[str, type[XnatHandler]]] = [
     (rf"{_ENTRY}(/.*)?", EntryHandler),
     ("/data/services/archive", ArchiveHandler),
     ("/data/services/prearchive/delete", DeleteHandler),
+    ("/data/services/prearchive/move", MoveHandler),
 ]
+
+
+def clean_archiving() -> list[str]:
+    """What a server killed in the middle of an action left, put right when the server
+    starts: the data folder's ``.archiving-*`` work folders and unreferenced scan
+    folders (:func:`~miqa_nb.ingest.archiving.sweep_data`), and prearchive entries left
+    ARCHIVING, DELETING or MOVING (:func:`~miqa_nb.ingest.prearchive.settle_all`).
+    Returns a line per thing done, for the log."""
+    if not _catalog_path().exists():
+        return []
+    catalog = Catalog(_catalog_path())
+    done = [f"removed {path}, left by a stopped archive" for path in sweep_data(catalog)]
+    done += [f"set the status of {path} again" for path in prearchive.settle_all(catalog)]
+    return done
