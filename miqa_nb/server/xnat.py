@@ -38,8 +38,10 @@ from miqa_nb.core.errors import MiqaError, NotFound, PermissionDenied
 from miqa_nb.ingest.archives import UploadLimits, unpack
 from miqa_nb.ingest.archiving import ArchiveConflict, archive_sessions
 from miqa_nb.ingest.dicom import NotDicomError, read_sessions
+from miqa_nb.ingest.gradual import merge_into, parse_entry_dest, receive, watch
 from miqa_nb.ingest.prearchive import stage_sessions
 from miqa_nb.ingest.uploads import UploadReceiver, UploadTooLarge
+from miqa_nb.ingest.xar import import_xar
 
 __all__ = ["ImportHandler", "XnatHandler"]
 
@@ -156,6 +158,7 @@ class ImportHandler(XnatHandler):
             "session": self.get_argument("session", "") or self.get_argument("EXPT_LABEL", ""),
         }
         options.update(_from_dest(dest))
+        options.update(handler=self.get_argument("import-handler", "") or "SI", dest=dest)
         options["where"] = (
             "archive" if dest.startswith("/archive") else "prearchive" if dest else "headers"
         )
@@ -229,12 +232,45 @@ def _from_dest(dest: str) -> dict[str, str]:
     return found
 
 
+#: XNAT's import handlers, as ``import-handler`` names them.
+HANDLERS = ("SI", "DICOM-zip", "gradual-DICOM", "XAR")
+
+
 def _import(
     archive: Path, staging: Path, user: str, options: dict[str, Any], overwrite: str
 ) -> list[str]:
+    """Import the upload ``archive`` as ``options["handler"]`` says; the URIs created.
+
+    ``SI`` and ``DICOM-zip`` (an archive of DICOM files) archive or stage each session;
+    ``gradual-DICOM`` adds the file to the RECEIVING entry of its study
+    (:mod:`miqa_nb.ingest.gradual`); ``XAR`` archives a session document and its files
+    (:mod:`miqa_nb.ingest.xar`). With ``dest=/prearchive/projects/P/TIMESTAMP[/SESSION]``
+    the files are merged into that entry instead.
+    """
+    handler = str(options.get("handler") or "SI")
+    if handler.lower() not in {h.lower() for h in HANDLERS}:
+        raise MiqaError(
+            f"Unknown import-handler {handler!r}; the accepted ones are " + ", ".join(HANDLERS)
+        )
+    handler = next(h for h in HANDLERS if h.lower() == handler.lower())
     catalog = Catalog(_catalog_path())
+    if handler == "XAR":
+        xar = import_xar(
+            catalog,
+            archive,
+            staging,
+            by=user,
+            project=options.get("project") or None,
+            overwrite=overwrite,
+        )
+        return [a.uri for a in xar]
     files = staging / "files"
     unpack(archive, files, UploadLimits())
+    into = parse_entry_dest(str(options.get("dest", "")))
+    if into is not None:
+        return ["/data" + merge_into(catalog, files, by=user, dest=into).url]
+    if handler == "gradual-DICOM":
+        return ["/data" + e.url for e in receive(catalog, files, by=user, options=options)]
     sessions = read_sessions(
         files,
         project=options.get("project") or None,
@@ -256,6 +292,12 @@ def _import(
         [a.uri for a in archive_sessions(catalog, now, by=user, overwrite=overwrite)] if now else []
     )
     return uris + ["/data" + e.url for e in stage_sessions(catalog, later, by=user)]
+
+
+def resume_receiving() -> None:
+    """Build, once quiet, the RECEIVING entries a stopped server left (called when the
+    server starts; :func:`miqa_nb.ingest.gradual.watch`)."""
+    watch(Catalog(_catalog_path()))
 
 
 def _catalog_path() -> Path:
