@@ -140,7 +140,8 @@ def receive(catalog: Catalog, folder: Path, *, by: str, options: dict[str, Any])
     (``archive`` for ``dest=/archive``: built entries are archived; ``headers``: only
     those whose headers say ``AA:true``; ``prearchive``: none). Who may send: as
     :func:`~miqa_nb.ingest.prearchive.stage_sessions` says, checked before any file
-    moves. The files are moved, not copied.
+    moves. The files are moved, not copied. Building the entries once quiet is
+    :func:`watch`'s (the server starts it after each file).
     """
     sessions, names = _sessions_of(folder, options, catalog)
     where = options.get("where", "headers")
@@ -177,7 +178,6 @@ def receive(catalog: Catalog, folder: Path, *, by: str, options: dict[str, Any])
             record["lastmod"] = _iso(_now())
             _write(path, record)
             found.append(_entry(path))
-    watch(catalog)
     return found
 
 

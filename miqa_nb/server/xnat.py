@@ -268,9 +268,13 @@ def _import(
     unpack(archive, files, UploadLimits())
     into = parse_entry_dest(str(options.get("dest", "")))
     if into is not None:
-        return ["/data" + merge_into(catalog, files, by=user, dest=into).url]
+        merged = merge_into(catalog, files, by=user, dest=into)
+        watch(catalog)  # it may be RECEIVING
+        return ["/data" + merged.url]
     if handler == "gradual-DICOM":
-        return ["/data" + e.url for e in receive(catalog, files, by=user, options=options)]
+        received = receive(catalog, files, by=user, options=options)
+        watch(catalog)  # builds the entries once quiet
+        return ["/data" + e.url for e in received]
     sessions = read_sessions(
         files,
         project=options.get("project") or None,
