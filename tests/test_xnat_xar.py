@@ -108,7 +108,7 @@ CATALOG_XML = """<?xml version="1.0" encoding="UTF-8"?>
 
 def xml_xar(site: Site, name: str, label: str, *, t1_uri: str = "t1.nii.gz") -> Path:
     dicom = write_series(
-        site.template, site.root / name / "t2", SeriesNumber=9, SeriesDescription="t2_tse"
+        site.template, site.root / f"{name}-dicom", SeriesNumber=9, SeriesDescription="t2_tse"
     )
     members: dict[str, bytes | Path] = {
         "session.xml": SESSION_XML.format(project=PROJECT, label=label).encode(),
