@@ -23,6 +23,7 @@ import contextlib
 import datetime
 import fcntl
 import json
+import logging
 import os
 import shutil
 import threading
@@ -79,6 +80,7 @@ RECEIVING, BUILDING = "RECEIVING", "BUILDING"
 #: Seconds an entry must be quiet before it is built, unless the environment says.
 QUIET_DEFAULT = 30.0
 _LOCK = ".receiving.lock"
+_log = logging.getLogger(__name__)
 
 
 class EntryMismatch(ArchiveConflict):
@@ -375,12 +377,14 @@ def watch(catalog: Catalog) -> None:
 
 
 def _watch(path: Path) -> None:
+    catalog = Catalog(path)
     try:
         while True:
             time.sleep(min(1.0, max(0.1, quiet_seconds() / 4)))
-            catalog = Catalog(path)
-            with contextlib.suppress(MiqaError, OSError):
+            try:
                 build_quiet(catalog)
+            except Exception:  # the next tick tries again; the server's log says why
+                _log.exception("building the quiet prearchive entries of %s failed", path)
             with _WATCH_LOCK:
                 if not receiving(catalog):
                     _WATCHING.discard(path)

@@ -15,8 +15,15 @@ do not say ``AA:true`` (XNAT's default), the sessions are staged in the prearchi
 instead (:mod:`miqa_nb.ingest.prearchive`, served by :mod:`miqa_nb.server.prearchive`)
 and the answer lists ``/data/prearchive/projects/P/TIMESTAMP/SESSION``.
 
-Not built yet: ``src`` from the user's cache, ``http-session-listener`` progress,
-``gradual-DICOM`` and ``XAR``.
+``import-handler``: ``SI`` (the default) and ``DICOM-zip`` as above; ``gradual-DICOM``
+takes one DICOM file a request and adds it to the RECEIVING prearchive entry of its
+study, built (and archived when asked) once quiet (:mod:`miqa_nb.ingest.gradual`);
+``XAR`` archives a zip of a session document (a MIQA import file or XNAT's session XML)
+and its files at once (:mod:`miqa_nb.ingest.xar`); any other name is a 400 naming
+these. ``dest=/prearchive/projects/P/TIMESTAMP[/SESSION]`` merges the upload into that
+existing entry (another study: 409).
+
+Not built yet: ``src`` from the user's cache, ``http-session-listener`` progress.
 """
 
 from __future__ import annotations
