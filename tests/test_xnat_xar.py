@@ -10,6 +10,7 @@ broken XARs are refused and leave nothing behind.
 
 from __future__ import annotations
 
+import json
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -152,6 +153,41 @@ def test_curl_xar_with_a_miqa_csv_is_archived(site: Site) -> None:
     status, text = curl("-u", f"{TIER1}:{PASSWORD}", "-F", f"file=@{archive}", f"{site.url}{XAR}")
     assert status == 409 and "already archived" in text
     assert _data_files(site) == before
+
+
+def test_xar_with_a_miqa_json_beside_its_files(site: Site) -> None:
+    document = {
+        "projects": {
+            PROJECT: {
+                "experiments": {
+                    "X3": {
+                        "scans": {
+                            "7": {
+                                "type": "T1",
+                                "subject_id": "SJ",
+                                "frames": {"0": {"file_location": "scans/a.nii.gz"}},
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    archive = make_zip(
+        site,
+        "x3.zip",
+        {
+            "doc/import.json": json.dumps(document).encode(),
+            "doc/scans/a.nii.gz": nifti(site, "x3-a.nii.gz"),
+        },
+    )
+    status, body = curl(
+        "-u", f"{TIER1}:{PASSWORD}", "-F", f"file=@{archive}",
+        f"{site.url}{XAR}&dest=/archive/projects/{PROJECT}",
+    )  # fmt: skip
+    assert status == 200, body
+    assert body.strip() == f"/data/archive/projects/{PROJECT}/subjects/SJ/experiments/X3"
+    assert _frames(site, "X3") == {"7": str(_data(site) / PROJECT / "X3" / "7" / "a.nii.gz")}
 
 
 def test_requests_xar_with_a_session_xml_converts_dicom_and_keeps_nifti(site: Site) -> None:
