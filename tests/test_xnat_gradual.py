@@ -13,6 +13,8 @@ server is built by the next one.
 from __future__ import annotations
 
 import json
+import sys
+import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -35,7 +37,7 @@ from test_xnat_import import (
 )
 
 from miqa_nb.catalog import Catalog
-from miqa_nb.ingest.gradual import RECEIVING, receive
+from miqa_nb.ingest.gradual import RECEIVING, receive, receiving_lock
 from miqa_nb.serve import start
 
 pytestmark = pytest.mark.slow
@@ -166,6 +168,58 @@ def test_concurrent_files_land_in_one_entry_built_ready(site: Site) -> None:
     )  # fmt: skip
     assert status == 200, body
     assert experiment_scans(site, "G2") == ["2", "3"]
+
+
+def test_files_received_by_many_threads_at_once_share_one_entry(site: Site) -> None:
+    """Without the server's pacing: 16 threads of this process receive the files of
+    one study at the same moment, as the request threads of a busy server do."""
+    t1, t2, study = series_files(site, "g6", f"Project:{PROJECT} Subject:S6 Session:G6")
+    catalog = Catalog(site.catalog.path)
+    folders = []
+    for n, path in enumerate([*t1, *t2]):
+        one = site.root / f"g6-one-{n}"
+        one.mkdir()
+        (one / path.name).write_bytes(path.read_bytes())
+        folders.append(one)
+    start_together = threading.Barrier(16)
+
+    def send(folder: Path) -> str:
+        if folder in folders[:16]:
+            start_together.wait(timeout=60)
+        (entry,) = receive(catalog, folder, by=TIER1, options={"where": "headers"})
+        return entry.url
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch between any two steps: races show
+    try:
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            urls = set(pool.map(send, folders))
+    finally:
+        sys.setswitchinterval(interval)
+    assert len(urls) == 1, urls
+    (record,) = records(site, "G6")
+    assert record["study_uid"] == study
+    held = sorted(p.name for p in (record["path"] / "SCANS").rglob("*.dcm"))
+    assert len(held) == len(t1) + len(t2)
+
+
+def test_a_file_waits_while_another_process_holds_the_entries_lock(site: Site) -> None:
+    t1, _, _ = series_files(site, "g7", f"Project:{PROJECT} Subject:S7 Session:G7")
+    answers: list[tuple[int, str]] = []
+    with receiving_lock(Catalog(site.catalog.path)):
+        sender = threading.Thread(
+            target=lambda: answers.append(
+                curl("-u", f"{TIER1}:{PASSWORD}", "-F", f"file=@{t1[0]}", f"{site.url}{GRADUAL}")
+            )
+        )
+        sender.start()
+        sender.join(timeout=3.0)
+        assert sender.is_alive() and answers == []  # the server waits for the lock
+        assert records(site, "G7") == []
+    sender.join(timeout=120)
+    ((status, body),) = answers
+    assert status == 200 and body.strip().endswith("/G7"), body
+    assert len(records(site, "G7")) == 1
 
 
 def test_an_upload_merges_into_an_existing_entry(site: Site) -> None:
