@@ -275,6 +275,13 @@ def test_an_unknown_handler_is_refused_naming_the_accepted_ones(site: Site) -> N
     assert status == 400
     assert "DICOM-tar" in text and "gradual-DICOM" in text and "XAR" in text
     assert experiment_scans(site, "G4") == []
+    # a file that is not DICOM, sent file by file: named, and no entry is made
+    before = sorted(_prearchive(site).glob("*/*/*/prearchive.json"))
+    note = site.root / "notes.txt"
+    note.write_text("not a DICOM file")
+    status, text = curl("-u", f"{ADMIN}:{PASSWORD}", "-F", f"file=@{note}", f"{site.url}{GRADUAL}")
+    assert status == 400 and "notes.txt" in text, text
+    assert sorted(_prearchive(site).glob("*/*/*/prearchive.json")) == before
 
 
 def test_a_receiving_entry_left_by_a_stopped_server_is_built_by_the_next(site: Site) -> None:

@@ -32,7 +32,7 @@ import asyncio
 import fcntl
 import shutil
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any
 from urllib.parse import unquote
 
@@ -176,6 +176,7 @@ class ImportHandler(XnatHandler):
         except MiqaError as exc:
             self._text(400, str(exc))
             return
+        options["filename"] = upload.filename or ""
         staging, user = self.staging, self.current_user.username
         try:
             uris = await asyncio.get_running_loop().run_in_executor(
@@ -272,7 +273,9 @@ def _import(
         )
         return [a.uri for a in xar]
     files = staging / "files"
-    unpack(archive, files, UploadLimits())
+    # a single file keeps the name its sender gave (errors name it), never a path
+    given = PurePosixPath(str(options.get("filename") or "").replace("\\", "/")).name
+    unpack(archive, files, UploadLimits(), name=given if given.strip(".") else None)
     into = parse_entry_dest(str(options.get("dest", "")))
     if into is not None:
         merged = merge_into(catalog, files, by=user, dest=into)
