@@ -47,12 +47,14 @@ from miqa_nb.ingest.dicom import Session, read_sessions
 
 __all__ = [
     "ARCHIVING",
+    "BUILDING",
     "BUSY",
     "CONFLICT",
     "DELETING",
     "ERROR",
     "MOVING",
     "READY",
+    "RECEIVING",
     "UNASSIGNED",
     "Entry",
     "archive_entry",
@@ -71,6 +73,9 @@ __all__ = [
 
 READY, CONFLICT, ERROR = "READY", "CONFLICT", "ERROR"
 ARCHIVING, DELETING, MOVING = "ARCHIVING", "DELETING", "MOVING"
+#: A gradual-DICOM entry still taking files, or being read once quiet: XNAT allows
+#: only delete and rebuild then (:mod:`miqa_nb.ingest.gradual`).
+RECEIVING, BUILDING = "RECEIVING", "BUILDING"
 #: The statuses of an entry a request is acting on.
 BUSY = (ARCHIVING, DELETING, MOVING)
 #: The file of an entry that a request acting on it holds locked (``flock``).
@@ -470,6 +475,15 @@ def _read(
     return sessions
 
 
+def _settled(entry: Entry, action: str) -> None:
+    """Refuse to archive or move an entry that is still receiving files."""
+    if entry.status in (RECEIVING, BUILDING):
+        raise ArchiveConflict(
+            f"{entry.url} is {entry.status}: files of it are still arriving, so it can "
+            f"not be {action} yet; wait until it is READY, or rebuild it to read it now"
+        )
+
+
 def _require_project(catalog: Catalog, user: str, project: str, action: str) -> None:
     """``project`` is Unassigned (superusers) or a project ``user`` may import into."""
     if project != UNASSIGNED and project not in set(catalog.projects()["project"]):
@@ -514,6 +528,7 @@ def archive_entry(
     Nothing changes on a refusal; the entry keeps its place and gets its status back.
     """
     entry = get_entry(catalog, user, project, timestamp, folder)
+    _settled(entry, "archived")
     target = to_project or entry.project
     if target == UNASSIGNED:
         raise MiqaError(
@@ -554,6 +569,7 @@ def move_entries(
     for project, timestamp, folder in sources:
         entry = get_entry(catalog, user, project, timestamp, folder)
         _require(catalog, user, entry.project, "move staged sessions")
+        _settled(entry, "moved")
         found.append(entry)
     _require_project(catalog, user, new_project, "import scans")
     for entry in found:

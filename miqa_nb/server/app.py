@@ -57,7 +57,7 @@ from miqa_nb.server.handlers import (
 from miqa_nb.server.identity import WARM_UP_USER
 from miqa_nb.server.kernels import PAGE_REQUEST, REGISTRY, Page, track_pages
 from miqa_nb.server.prearchive import PREARCHIVE_ROUTES, clean_archiving
-from miqa_nb.server.xnat import ImportHandler, clean_staging
+from miqa_nb.server.xnat import ImportHandler, clean_staging, resume_receiving
 
 __all__ = ["MiqaServer", "PageHandler", "ReadyHandler", "RetryAfter", "is_local", "main"]
 
@@ -232,6 +232,7 @@ class MiqaServer(Voila):
             )
         for line in clean_archiving():  # .archiving-* folders, entries left ARCHIVING
             self.log.info("%s", line)
+        resume_receiving()
         ssl_options = None
         if self.certfile:
             ssl_options = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

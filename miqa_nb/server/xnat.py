@@ -15,8 +15,15 @@ do not say ``AA:true`` (XNAT's default), the sessions are staged in the prearchi
 instead (:mod:`miqa_nb.ingest.prearchive`, served by :mod:`miqa_nb.server.prearchive`)
 and the answer lists ``/data/prearchive/projects/P/TIMESTAMP/SESSION``.
 
-Not built yet: ``src`` from the user's cache, ``http-session-listener`` progress,
-``gradual-DICOM`` and ``XAR``.
+``import-handler``: ``SI`` (the default) and ``DICOM-zip`` as above; ``gradual-DICOM``
+takes one DICOM file a request and adds it to the RECEIVING prearchive entry of its
+study, built (and archived when asked) once quiet (:mod:`miqa_nb.ingest.gradual`);
+``XAR`` archives a zip of a session document (a MIQA import file or XNAT's session XML)
+and its files at once (:mod:`miqa_nb.ingest.xar`); any other name is a 400 naming
+these. ``dest=/prearchive/projects/P/TIMESTAMP[/SESSION]`` merges the upload into that
+existing entry (another study: 409).
+
+Not built yet: ``src`` from the user's cache, ``http-session-listener`` progress.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import asyncio
 import fcntl
 import shutil
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any
 from urllib.parse import unquote
 
@@ -38,8 +45,10 @@ from miqa_nb.core.errors import MiqaError, NotFound, PermissionDenied
 from miqa_nb.ingest.archives import UploadLimits, unpack
 from miqa_nb.ingest.archiving import ArchiveConflict, archive_sessions
 from miqa_nb.ingest.dicom import NotDicomError, read_sessions
+from miqa_nb.ingest.gradual import merge_into, parse_entry_dest, receive, watch
 from miqa_nb.ingest.prearchive import stage_sessions
 from miqa_nb.ingest.uploads import UploadReceiver, UploadTooLarge
+from miqa_nb.ingest.xar import import_xar
 
 __all__ = ["ImportHandler", "XnatHandler"]
 
@@ -156,6 +165,7 @@ class ImportHandler(XnatHandler):
             "session": self.get_argument("session", "") or self.get_argument("EXPT_LABEL", ""),
         }
         options.update(_from_dest(dest))
+        options.update(handler=self.get_argument("import-handler", "") or "SI", dest=dest)
         options["where"] = (
             "archive" if dest.startswith("/archive") else "prearchive" if dest else "headers"
         )
@@ -168,6 +178,7 @@ class ImportHandler(XnatHandler):
         except MiqaError as exc:
             self._text(400, str(exc))
             return
+        options["filename"] = upload.filename or ""
         staging, user = self.staging, self.current_user.username
         try:
             uris = await asyncio.get_running_loop().run_in_executor(
@@ -231,12 +242,51 @@ def _from_dest(dest: str) -> dict[str, str]:
     return found
 
 
+#: XNAT's import handlers, as ``import-handler`` names them.
+HANDLERS = ("SI", "DICOM-zip", "gradual-DICOM", "XAR")
+
+
 def _import(
     archive: Path, staging: Path, user: str, options: dict[str, Any], overwrite: str
 ) -> list[str]:
+    """Import the upload ``archive`` as ``options["handler"]`` says; the URIs created.
+
+    ``SI`` and ``DICOM-zip`` (an archive of DICOM files) archive or stage each session;
+    ``gradual-DICOM`` adds the file to the RECEIVING entry of its study
+    (:mod:`miqa_nb.ingest.gradual`); ``XAR`` archives a session document and its files
+    (:mod:`miqa_nb.ingest.xar`). With ``dest=/prearchive/projects/P/TIMESTAMP[/SESSION]``
+    the files are merged into that entry instead.
+    """
+    handler = str(options.get("handler") or "SI")
+    if handler.lower() not in {h.lower() for h in HANDLERS}:
+        raise MiqaError(
+            f"Unknown import-handler {handler!r}; the accepted ones are " + ", ".join(HANDLERS)
+        )
+    handler = next(h for h in HANDLERS if h.lower() == handler.lower())
     catalog = Catalog(_catalog_path())
+    if handler == "XAR":
+        xar = import_xar(
+            catalog,
+            archive,
+            staging,
+            by=user,
+            project=options.get("project") or None,
+            overwrite=overwrite,
+        )
+        return [a.uri for a in xar]
     files = staging / "files"
-    unpack(archive, files, UploadLimits())
+    # a single file keeps the name its sender gave (errors name it), never a path
+    given = PurePosixPath(str(options.get("filename") or "").replace("\\", "/")).name
+    unpack(archive, files, UploadLimits(), name=given if given.strip(".") else None)
+    into = parse_entry_dest(str(options.get("dest", "")))
+    if into is not None:
+        merged = merge_into(catalog, files, by=user, dest=into)
+        watch(catalog)  # it may be RECEIVING
+        return ["/data" + merged.url]
+    if handler == "gradual-DICOM":
+        received = receive(catalog, files, by=user, options=options)
+        watch(catalog)  # builds the entries once quiet
+        return ["/data" + e.url for e in received]
     sessions = read_sessions(
         files,
         project=options.get("project") or None,
@@ -264,6 +314,12 @@ def _import(
         else []
     )
     return uris + ["/data" + e.url for e in stage_sessions(catalog, later, by=user)]
+
+
+def resume_receiving() -> None:
+    """Build, once quiet, the RECEIVING entries a stopped server left (called when the
+    server starts; :func:`miqa_nb.ingest.gradual.watch`)."""
+    watch(Catalog(_catalog_path()))
 
 
 def _catalog_path() -> Path:
