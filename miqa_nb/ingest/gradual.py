@@ -52,6 +52,7 @@ from miqa_nb.ingest.prearchive import (
     UNASSIGNED,
     Entry,
     _entry,
+    _hold,
     _iso,
     _may_import,
     _now,
@@ -437,13 +438,17 @@ def merge_into(
             f"{entry.study_uid}; send it with dest=/prearchive/projects/{entry.project} "
             "to stage it as its own session"
         )
-    with receiving_lock(catalog):
-        if not (entry.path / RECORD).is_file():
-            raise NotFound(f"{entry.url} was archived or deleted meanwhile")
-        record = _add(entry.path, sessions[0], names)
-        if record.get("status") == RECEIVING:  # still arriving: built once quiet
-            record["received"] = time.time()
+    lock = _hold(entry)  # 409 while another request archives, moves or deletes it
+    try:
+        with receiving_lock(catalog):
+            if not (entry.path / RECORD).is_file():
+                raise NotFound(f"{entry.url} was archived or deleted meanwhile")
+            record = _add(entry.path, sessions[0], names)
+            if record.get("status") == RECEIVING:  # still arriving: built once quiet
+                record["received"] = time.time()
+                _write(entry.path, record)
+                return _entry(entry.path)
             _write(entry.path, record)
-            return _entry(entry.path)
-        _write(entry.path, record)
-        return build_entry(catalog, entry.path)
+            return build_entry(catalog, entry.path)
+    finally:
+        lock.close()
