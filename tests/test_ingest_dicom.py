@@ -107,7 +107,7 @@ def test_series_converts_to_nifti_with_the_source_geometry_and_values(
     ]
 
 
-def test_a_time_series_becomes_one_4d_nifti_with_its_frames_in_order(tmp_path, anatomy):
+def test_a_time_series_becomes_one_3d_frame_per_volume_in_acquisition_order(tmp_path, anatomy):
     block = anatomy[30:70, 40:80, 30:60]
     frames = np.stack([block, block[::-1], 1000 - block], axis=-1)  # three distinct volumes
     source = nib.Nifti1Image(frames, load_mni152_template(resolution=2).affine)
@@ -119,9 +119,13 @@ def test_a_time_series_becomes_one_4d_nifti_with_its_frames_in_order(tmp_path, a
     converted = convert_series(series, tmp_path / "out", "bold", sidecar=False)
 
     assert converted.sidecars == ()
-    out = nib.load(converted.images[0])
-    assert out.shape == (40, 40, 30, 3)
-    assert_same_image(converted.images[0], source)
+    assert converted.frames == tuple(tmp_path / "out" / f"bold_f{t:03d}.nii.gz" for t in range(3))
+    for t, frame in enumerate(converted.frames):
+        assert nib.load(frame).shape == (40, 40, 30)
+        assert_same_image(frame, source.slicer[..., t])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        f"bold_f{t:03d}.nii.gz" for t in range(3)
+    ]
 
 
 # --- sessions and scans --------------------------------------------------------------

@@ -25,7 +25,7 @@ from miqa_nb.catalog import Catalog
 from miqa_nb.core import permissions
 from miqa_nb.core.errors import MiqaError, NotFound
 from miqa_nb.exchange.formats import MIQA_COLUMNS
-from miqa_nb.ingest.convert import convert_series
+from miqa_nb.ingest.convert import convert_all
 from miqa_nb.ingest.dicom import Session
 
 __all__ = ["MISC", "ArchiveConflict", "Archived", "archive_sessions", "data_folder"]
@@ -128,11 +128,16 @@ def archive_sessions(
     moved: list[Path] = []
     try:
         rows, archived = [], []
+        jobs = [
+            (one, work / _safe(project) / _safe(experiment) / _safe(one.scan_id), "scan")
+            for _session, project, _subject, experiment, series in plans
+            for one in series
+        ]
+        converted_all = iter(convert_all(jobs, sidecar=True))  # concurrently, in job order
         for _session, project, subject, experiment, series in plans:
             for one in series:
-                folder = work / _safe(project) / _safe(experiment) / _safe(one.scan_id)
-                converted = convert_series(one, folder, "scan", sidecar=True)
-                for frame, image in enumerate(converted.images):
+                converted = next(converted_all)
+                for frame, image in enumerate(converted.frames):
                     final = data / image.relative_to(work)
                     rows.append(
                         {
