@@ -130,3 +130,75 @@ def write_series(
             ds.save_as(path, enforce_file_format=True)
             paths.append(path)
     return paths
+
+
+# --- the anatomy and geometry the conversion tests share ------------------------------
+
+
+def marked_template() -> np.ndarray:
+    """The 2 mm MNI152 template as integers 0..1000 (a head: brain, skull, background).
+
+    The template is exactly symmetric left to right, so a conversion that mirrors x
+    would match it; a bright block at voxels i 18..23 (on the left in the template's own
+    affine) makes the sides differ.
+    """
+    from nilearn.datasets import load_mni152_template
+
+    volume = np.rint(np.asarray(load_mni152_template(resolution=2).get_fdata()) * 1000)
+    assert np.array_equal(volume, volume[::-1])  # why the marker is needed
+    volume[18:24, 40:80, 30:60] = 1000
+    return volume
+
+
+def rotation(axis: int, degrees: float) -> np.ndarray:
+    """A 3 x 3 rotation about RAS axis 0, 1 or 2."""
+    c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+    a, b = [i for i in range(3) if i != axis]
+    r = np.eye(3)
+    r[a, a], r[a, b], r[b, a], r[b, b] = c, -s, s, c
+    return r
+
+
+def slice_affine(orientation: str) -> np.ndarray:
+    """A voxel-to-RAS affine whose slices (the third voxel axis) are ``orientation``:
+
+    - ``axial``: 2 mm, i from right to left (as scanners store axial slices), k up;
+    - ``sagittal``: i anterior, j inferior, k left, 2 x 2 x 2.5 mm;
+    - ``coronal``: i left, j inferior, k anterior, 1.5 x 2 x 3 mm;
+    - ``oblique``: axial slices tilted 17 degrees about x and 11 about z, 2 x 2 x 2.4 mm.
+
+    (The viewer sizes a picture by rounding extents in mm; 2.4 mm slices keep the
+    tests' extents off the half pixel, where a spacing read back with an error of
+    1e-6 mm could round the other way.)
+    """
+    affine = np.eye(4)
+    if orientation == "axial":
+        affine[:3] = [[-2, 0, 0, 90], [0, 2, 0, -126], [0, 0, 2, -72]]
+    elif orientation == "sagittal":
+        affine[:3] = [[0, 0, -2.5, 60], [2, 0, 0, -100], [0, -2, 0, 80]]
+    elif orientation == "coronal":
+        affine[:3] = [[-1.5, 0, 0, 50], [0, 0, 3, -80], [0, -2, 0, 70]]
+    elif orientation == "oblique":
+        affine[:3, :3] = rotation(2, 11) @ rotation(0, 17) @ np.diag([2.0, 2.0, 2.4])
+        affine[:3, 3] = [-45.0, -60.0, -30.0]
+    else:
+        raise ValueError(
+            f"orientation must be axial, sagittal, coronal or oblique; {orientation!r}"
+        )
+    return affine
+
+
+def world(img: nib.Nifti1Image) -> tuple[np.ndarray, np.ndarray]:
+    """An image's affine and values in the closest RAS+ orientation."""
+    canonical = nib.as_closest_canonical(img)
+    return canonical.affine, np.asarray(canonical.get_fdata())
+
+
+def assert_same_image(converted: Path, source: nib.Nifti1Image) -> None:
+    """``converted`` is ``source`` in world space: affine within 0.01 mm, values equal."""
+    out = nib.load(converted)
+    assert out.shape == source.shape
+    out_affine, out_data = world(out)
+    src_affine, src_data = world(source)
+    np.testing.assert_allclose(out_affine, src_affine, atol=0.01)
+    np.testing.assert_array_equal(out_data, src_data)
