@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import doctest
 import shutil
+import warnings
 from pathlib import Path
 
 import nibabel as nib
@@ -333,3 +334,36 @@ def test_a_name_taken_or_unsafe_is_refused(tmp_path, anatomy):
 def test_the_docstring_examples_hold():
     result = doctest.testmod(dicom_module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+# --- the fast header reader ----------------------------------------------------------
+
+
+def test_the_fast_header_reader_gives_what_pydicom_gives_or_leaves_the_file_to_it(
+    tmp_path, anatomy
+):
+    from miqa_nb.ingest._headers import read_header
+
+    write_series(nib.Nifti1Image(anatomy[40:50, 40:50, 40:42], np.eye(4)), tmp_path)
+    files = sorted(p for p in PYDICOM_FILES.rglob("*") if p.is_file())
+    files += sorted(tmp_path.iterdir())
+    read = 0
+    for path in files:
+        header = read_header(path)
+        if header is None:  # another transfer syntax, undefined lengths, not DICOM
+            continue
+        read += 1
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom's remarks on odd test files
+            expected = pydicom.dcmread(path, stop_before_pixels=True)
+            assert {e.tag: (e.VR, e.value) for e in header.iterall()} == {
+                e.tag: (e.VR, e.value) for e in expected.iterall()
+            }, path
+        assert [(e.tag, e.value) for e in header.file_meta] == [
+            (e.tag, e.value) for e in expected.file_meta
+        ], path
+    assert read > 50  # the common files are read by it (explicit and implicit VR)
+    assert read_header(PYDICOM_FILES / "MR_small_bigendian.dcm") is None
+    truncated = tmp_path / "truncated.dcm"
+    truncated.write_bytes((tmp_path / "IM00001.dcm").read_bytes()[:600])
+    assert read_header(truncated) is None

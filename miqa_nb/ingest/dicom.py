@@ -28,6 +28,7 @@ from pydicom.errors import InvalidDicomError
 
 from miqa_nb.core.errors import MiqaError
 from miqa_nb.core.vocabulary import ScanTypes
+from miqa_nb.ingest._headers import read_header
 
 __all__ = [
     "COMMENT_FIELDS",
@@ -164,8 +165,10 @@ def _uid(header: Dataset, keyword: str) -> str:
 
 def _read(path: Path) -> Dataset | str:
     """The header of a DICOM image file, or why ``path`` is not one (``""``: DICOMDIR)."""
+    header = read_header(path)  # the common case, several times faster than pydicom
     try:
-        header = pydicom.dcmread(path, stop_before_pixels=True, force=False)
+        if header is None:
+            header = pydicom.dcmread(path, stop_before_pixels=True, force=False)
     except InvalidDicomError:
         return "not a DICOM file (no DICM preamble)"
     except Exception as exc:  # pydicom raises many kinds on a damaged file
