@@ -15,7 +15,13 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from dicom_support import assert_same_image, marked_template, slice_affine, write_series
+from dicom_support import (
+    assert_same_image,
+    marked_template,
+    slice_affine,
+    write_enhanced,
+    write_series,
+)
 from pydicom.data import get_testdata_file
 
 from miqa_nb.catalog import Catalog
@@ -137,6 +143,22 @@ def test_an_oblique_time_series_archived_is_one_scan_whose_frames_are_its_volume
         "scan.json",
         *(f"scan_f{t:03d}.nii.gz" for t in range(4)),
     ]
+
+
+@pytest.mark.parametrize("time_fastest", [False, True], ids=["time-slowest", "time-fastest"])
+def test_an_enhanced_multiframe_file_with_temporal_positions_becomes_frames_in_time_order(
+    tmp_path, anatomy, time_fastest
+):
+    source = nib.Nifti1Image(time_series(anatomy), slice_affine("oblique"))
+    write_enhanced(source, tmp_path / "in" / "series.dcm", time_fastest=time_fastest)
+    (series,) = read_sessions(tmp_path / "in")[0].series
+    assert (series.scan_type, len(series.files)) == ("FMRI", 1)
+
+    converted = convert_series(series, tmp_path / "out", "scan")
+
+    assert converted.frames == tuple(tmp_path / "out" / f"scan_f{t:03d}.nii.gz" for t in range(4))
+    for t, frame in enumerate(converted.frames):
+        assert_same_image(frame, source.slicer[..., t])
 
 
 def test_magnitude_and_phase_of_one_series_are_two_frames_magnitude_first(tmp_path, anatomy):
