@@ -113,8 +113,11 @@ def archive_sessions(
             raise NotFound(f"project {route.project!r} is not in the catalog")
         permissions.require_transfer(catalog.standing(by, route.project), "import scans")
         experiment = route.session or session.study_uid
-        existing = catalog.scans(route.project)
-        had = set(existing.loc[existing["experiment"] == experiment, "scan"].astype(str))
+        existing = catalog.sql(  # the names only: catalog.scans() works out every state
+            "SELECT name FROM scans WHERE project = ? AND experiment = ?",
+            [route.project, experiment],
+        )
+        had = set(existing["name"].astype(str))
         if had and overwrite == "none":
             raise ArchiveConflict(
                 f"session {experiment!r} is already archived in project {route.project!r}; "
