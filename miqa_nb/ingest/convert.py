@@ -1,6 +1,7 @@
 """A DICOM series to NIfTI frames, with dcm2niix (the binary the ``dcm2niix`` wheel ships).
 
-:func:`convert_series` gives dcm2niix only the series' files (linked into a private
+:func:`convert_series` gives dcm2niix only the series' files (their folder when it
+holds nothing else, as in most scanner exports; otherwise links to them in a private
 staging folder, so other series beside them are never converted by accident), lets it
 write uncompressed NIfTI and a JSON sidecar (BIDS fields, identifying fields stripped
 by dcm2niix's default anonymisation) under a file name the caller chooses, and turns
@@ -90,6 +91,22 @@ def _tail(text: str, lines: int = 12) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
+def _sole_folder(files: Sequence[Path]) -> Path | None:
+    """The folder holding ``files`` when it holds nothing else (a series per folder, as
+    scanners export), so dcm2niix can read it as it is; None otherwise."""
+    folders = {Path(f).parent for f in files}
+    if len(folders) != 1:
+        return None
+    (folder,) = folders
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return None
+    if len(names) != len(files) or set(names) != {Path(f).name for f in files}:
+        return None
+    return folder
+
+
 def _volumes(image: Path) -> Iterator[tuple[str, bytes]]:
     """The frames of an uncompressed NIfTI as (name, file bytes): itself when 3D, else
     one 3D file per volume (header with the 3D shape, same extensions and affine, the
@@ -171,10 +188,13 @@ def convert_series(
         staged, written, ready = Path(work, "in"), Path(work, "out"), Path(work, "ready")
         for made in (staged, written, ready):
             made.mkdir()
-        for i, path in enumerate(series.files):
-            os.symlink(Path(path).resolve(), staged / f"{i:06d}.dcm")
+        source = _sole_folder(series.files)
+        if source is None:  # other files beside them: dcm2niix gets links to these only
+            source = staged
+            for i, path in enumerate(series.files):
+                os.symlink(Path(path).resolve(), staged / f"{i:06d}.dcm")
         command = [DCM2NIIX, "-z", "n", "-b", "y" if sidecar else "n", "-f", name]
-        command += ["-o", str(written), "-w", "1", "-d", "0", str(staged)]
+        command += ["-o", str(written), "-w", "1", "-d", "0", str(source)]
         try:
             done = subprocess.run(
                 command, capture_output=True, text=True, timeout=timeout, check=False
