@@ -25,7 +25,7 @@ server (:func:`miqa_nb.serve.start`) serves a fresh catalog.
   Files/s and MB/s of both are printed.
 
 **Where the upload's time goes**: the same stages timed in this process on the same
-zip, ``K`` runs, medians: unpacking (``ingest.archives.unpack``), the headers
+zip, after each upload (so under the same load), medians: unpacking (``ingest.archives.unpack``), the headers
 (``read_sessions``), the conversion (``convert_all``, the series at once) and the
 catalog (the rest of ``archive_sessions``: checks, moving the frames, the import); what
 the end-to-end median has beyond their sum is the upload itself and the server's
@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import resource
 import shutil
 import statistics
 import subprocess
@@ -52,6 +53,7 @@ import tempfile
 import threading
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -203,33 +205,56 @@ def upload(server: Server, archive: Path, label: str) -> tuple[float, int]:
 STAGES = ("unpack", "headers", "convert", "catalog")
 
 
-def stages(catalog_path: Path, archive: Path, folder: Path, label: str) -> dict[str, float]:
-    """The import's stages on ``archive``, in this process: seconds of each."""
+def cpu_seconds() -> float:
+    """CPU seconds (user and system) of this process and its ended children so far."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+class Clock:
+    """Wall and CPU seconds of named stages."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), cpu_seconds()
+        try:
+            yield
+        finally:
+            self.wall[name] = self.wall.get(name, 0.0) + time.perf_counter() - wall
+            self.cpu[name] = self.cpu.get(name, 0.0) + cpu_seconds() - cpu
+
+
+def stages(catalog_path: Path, archive: Path, folder: Path, label: str) -> Clock:
+    """The import's stages on ``archive``, in this process: their wall and CPU seconds
+    (the catalog's: archiving's, less its conversion's)."""
     catalog = Catalog(catalog_path)
-    times: dict[str, float] = {}
+    clock = Clock()
     convert_all = archiving.convert_all
 
     def timed_convert(*args: Any, **kwargs: Any) -> Any:
-        began = time.perf_counter()
-        try:
+        with clock.stage("convert"):
             return convert_all(*args, **kwargs)
-        finally:
-            times["convert"] = time.perf_counter() - began
 
-    began = time.perf_counter()
-    unpack(archive, folder, UploadLimits())
-    times["unpack"] = time.perf_counter() - began
-    began = time.perf_counter()
-    sessions = read_sessions(folder, session=label, scan_types=catalog.scan_types())
-    times["headers"] = time.perf_counter() - began
+    with clock.stage("unpack"):
+        unpack(archive, folder, UploadLimits())
+    with clock.stage("headers"):
+        sessions = read_sessions(folder, session=label, scan_types=catalog.scan_types())
     archiving.convert_all = timed_convert  # type: ignore[assignment]
     try:
-        began = time.perf_counter()
-        archiving.archive_sessions(catalog, sessions, by=ADMIN)
-        times["catalog"] = time.perf_counter() - began - times["convert"]
+        with clock.stage("catalog"):
+            archiving.archive_sessions(catalog, sessions, by=ADMIN)
     finally:
         archiving.convert_all = convert_all  # type: ignore[assignment]
-    return times
+    for table in (clock.wall, clock.cpu):
+        table["catalog"] -= table["convert"]
+    return clock
 
 
 def main(argv: list[str]) -> int:
@@ -257,20 +282,22 @@ def main(argv: list[str]) -> int:
         server.wait_ready(timeout=300)
 
         base, sent = Figure("dcm2niix alone (3 series)"), Figure("upload to archive (end to end)")
+        parts: dict[str, list[float]] = {name: [] for name in STAGES}
+        cpu: dict[str, list[float]] = {name: [] for name in STAGES}
         for i in range(args.repeat):
+            began = cpu_seconds()
             seconds, peak = dcm2niix(folders, root / f"nifti{i}")
-            base.runs.append({"seconds": seconds, "peak_rss": peak})
+            base.runs.append({"seconds": seconds, "peak_rss": peak, "cpu": cpu_seconds() - began})
             seconds, peak = upload(server, archive, f"B1_MR{i}")
             sent.runs.append({"seconds": seconds, "peak_rss": peak})
+            clock = stages(root / "c.duckdb", archive, root / f"stage{i}", f"B1_STAGE{i}")
+            for name in STAGES:
+                parts[name].append(clock.wall[name])
+                cpu[name].append(clock.cpu[name])
             print(f"  .. run {i + 1}/{args.repeat}: dcm2niix {base.runs[-1]['seconds']:.2f} s, "
                   f"upload {seconds:.2f} s", file=sys.stderr, flush=True)  # fmt: skip
         scans = catalog.scans(PROJECT)
-        assert len(scans) == 3 * args.repeat, scans
-        parts: dict[str, list[float]] = {name: [] for name in STAGES}
-        for i in range(args.repeat):
-            times = stages(root / "c.duckdb", archive, root / f"stage{i}", f"B1_STAGE{i}")
-            for name in STAGES:
-                parts[name].append(times[name])
+        assert len(scans) == 2 * 3 * args.repeat, scans
         print(f"\n{machine()}")
         print(row(base))
         print(row(sent, base, RATIO))
@@ -281,7 +308,12 @@ def main(argv: list[str]) -> int:
         print("\nwhere the upload's time goes (the stages in this process, medians):")
         for name in STAGES:
             print(f"  {name:<8} {medians[name]:.3f} s  "
-                  f"[{' '.join(f'{v:.2f}' for v in parts[name])}]")  # fmt: skip
+                  f"[{' '.join(f'{v:.2f}' for v in parts[name])}]  "
+                  f"CPU {statistics.median(cpu[name]):.3f} s")  # fmt: skip
+        base_cpu = statistics.median(run["cpu"] for run in base.runs)
+        stages_cpu = sum(statistics.median(values) for values in cpu.values())
+        print(f"  CPU seconds, less sensitive to the machine's load: dcm2niix alone "
+              f"{base_cpu:.3f} s, the stages {stages_cpu:.3f} s ({stages_cpu / base_cpu:.2f}x)")  # fmt: skip
         print(f"  the upload itself and the server around the stages: "
               f"{sent.median - sum(medians.values()):.3f} s (end to end minus their sum)")  # fmt: skip
 
