@@ -28,7 +28,8 @@ from miqa_nb.catalog import Catalog
 from miqa_nb.ingest.archiving import archive_sessions
 from miqa_nb.ingest.convert import ConversionError, convert_all, convert_series
 from miqa_nb.ingest.dicom import read_sessions
-from miqa_nb.volumes import load_volume, plane_images
+from miqa_nb.review import ReviewSession
+from miqa_nb.volumes import VolumeCache, load_volume, plane_images
 
 ORIENTATIONS = ("axial", "sagittal", "coronal", "oblique")
 
@@ -143,6 +144,30 @@ def test_an_oblique_time_series_archived_is_one_scan_whose_frames_are_its_volume
         "scan.json",
         *(f"scan_f{t:03d}.nii.gz" for t in range(4)),
     ]
+    # the review panel's session walks the four frames, each shown as its source volume
+    with VolumeCache(max_bytes=64 << 20) as cache:
+        session = ReviewSession(catalog, "Alpha", "admin", cache=cache, background=False)
+        try:
+            assert session.n_frames == 4
+            seen = []
+            for t in range(4):
+                session.set_frame(t)
+                assert session.frame == t and session.slices is not None
+                shown = session.plane_images()
+                expected = plane_images(
+                    load_volume(tmp_path / f"source{t}.nii.gz"),
+                    session.slices,
+                    window=session.window or "auto",
+                    convention=session.convention,
+                    max_size=session.max_size,
+                    crosshair=session.view.crosshair_shown,
+                )
+                for plane in ("axial", "coronal", "sagittal"):
+                    np.testing.assert_array_equal(shown[plane].pixels, expected[plane].pixels)
+                seen.append(shown["axial"].pixels.tobytes())
+            assert len(set(seen)) == 4
+        finally:
+            session.close()
 
 
 @pytest.mark.parametrize("time_fastest", [False, True], ids=["time-slowest", "time-fastest"])
