@@ -14,13 +14,22 @@ server (:func:`miqa_nb.serve.start`) serves a fresh catalog.
 **The import, as a person waits for it**, ``K`` runs alternating, medians:
 
 - the baseline: dcm2niix run directly on the three series' folders, one after the
-  other, with the flags the import uses (gzip, a sidecar, one file per series), into a
-  new folder each run;
+  other, as a person gets gzipped NIfTI from it (``-z y -b y``: gzip, a sidecar, one
+  file per series), into a new folder each run. (The import itself runs dcm2niix with
+  ``-z n`` and gzips each frame with isal, several series at once: the same files,
+  written faster.)
 - the upload: ``requests.post`` of the zip as the body (``inbody=true``) to
   ``data/services/import?dest=/archive/projects/P/subjects/S/experiments/E<run>`` (a new
   session label each run), from the first byte sent until the answer (200): receiving,
   unpacking, reading the headers, converting, archiving. Target <= 1.3x the baseline.
   Files/s and MB/s of both are printed.
+
+**Where the upload's time goes**: the same stages timed in this process on the same
+zip, after each upload (so under the same load), medians: unpacking (``ingest.archives.unpack``), the headers
+(``read_sessions``), the conversion (``convert_all``, the series at once) and the
+catalog (the rest of ``archive_sessions``: checks, moving the frames, the import); what
+the end-to-end median has beyond their sum is the upload itself and the server's
+handling around them.
 
 **The server's memory during a large upload**: a session of ``M`` MB (the same slices
 as more series, each with a series UID of its own) is uploaded while the server
@@ -35,14 +44,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -54,7 +67,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from dicom_support import write_series
 
 from miqa_nb.catalog import Catalog
+from miqa_nb.ingest import archiving
+from miqa_nb.ingest.archives import UploadLimits, unpack
 from miqa_nb.ingest.convert import DCM2NIIX
+from miqa_nb.ingest.dicom import read_sessions
 from miqa_nb.serve import Server, start
 
 ADMIN = "admin"
@@ -186,6 +202,61 @@ def upload(server: Server, archive: Path, label: str) -> tuple[float, int]:
     return seconds, sampler.peak
 
 
+STAGES = ("unpack", "headers", "convert", "catalog")
+
+
+def cpu_seconds() -> float:
+    """CPU seconds (user and system) of this process and its ended children so far."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+class Clock:
+    """Wall and CPU seconds of named stages."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), cpu_seconds()
+        try:
+            yield
+        finally:
+            self.wall[name] = self.wall.get(name, 0.0) + time.perf_counter() - wall
+            self.cpu[name] = self.cpu.get(name, 0.0) + cpu_seconds() - cpu
+
+
+def stages(catalog_path: Path, archive: Path, folder: Path, label: str) -> Clock:
+    """The import's stages on ``archive``, in this process: their wall and CPU seconds
+    (the catalog's: archiving's, less its conversion's)."""
+    catalog = Catalog(catalog_path)
+    clock = Clock()
+    convert_all = archiving.convert_all
+
+    def timed_convert(*args: Any, **kwargs: Any) -> Any:
+        with clock.stage("convert"):
+            return convert_all(*args, **kwargs)
+
+    with clock.stage("unpack"):
+        unpack(archive, folder, UploadLimits())
+    with clock.stage("headers"):
+        sessions = read_sessions(folder, session=label, scan_types=catalog.scan_types())
+    archiving.convert_all = timed_convert  # type: ignore[assignment]
+    try:
+        with clock.stage("catalog"):
+            archiving.archive_sessions(catalog, sessions, by=ADMIN)
+    finally:
+        archiving.convert_all = convert_all  # type: ignore[assignment]
+    for table in (clock.wall, clock.cpu):
+        table["catalog"] -= table["convert"]
+    return clock
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
@@ -211,21 +282,40 @@ def main(argv: list[str]) -> int:
         server.wait_ready(timeout=300)
 
         base, sent = Figure("dcm2niix alone (3 series)"), Figure("upload to archive (end to end)")
+        parts: dict[str, list[float]] = {name: [] for name in STAGES}
+        cpu: dict[str, list[float]] = {name: [] for name in STAGES}
         for i in range(args.repeat):
+            began = cpu_seconds()
             seconds, peak = dcm2niix(folders, root / f"nifti{i}")
-            base.runs.append({"seconds": seconds, "peak_rss": peak})
+            base.runs.append({"seconds": seconds, "peak_rss": peak, "cpu": cpu_seconds() - began})
             seconds, peak = upload(server, archive, f"B1_MR{i}")
             sent.runs.append({"seconds": seconds, "peak_rss": peak})
+            clock = stages(root / "c.duckdb", archive, root / f"stage{i}", f"B1_STAGE{i}")
+            for name in STAGES:
+                parts[name].append(clock.wall[name])
+                cpu[name].append(clock.cpu[name])
             print(f"  .. run {i + 1}/{args.repeat}: dcm2niix {base.runs[-1]['seconds']:.2f} s, "
                   f"upload {seconds:.2f} s", file=sys.stderr, flush=True)  # fmt: skip
         scans = catalog.scans(PROJECT)
-        assert len(scans) == 3 * args.repeat, scans
+        assert len(scans) == 2 * 3 * args.repeat, scans
         print(f"\n{machine()}")
         print(row(base))
         print(row(sent, base, RATIO))
         for figure in (base, sent):
             print(f"  {figure.name}: {n_files / figure.median:6.0f} files/s, "
                   f"{size / 1e6 / figure.median:6.1f} MB/s")  # fmt: skip
+        medians = {name: statistics.median(values) for name, values in parts.items()}
+        print("\nwhere the upload's time goes (the stages in this process, medians):")
+        for name in STAGES:
+            print(f"  {name:<8} {medians[name]:.3f} s  "
+                  f"[{' '.join(f'{v:.2f}' for v in parts[name])}]  "
+                  f"CPU {statistics.median(cpu[name]):.3f} s")  # fmt: skip
+        base_cpu = statistics.median(run["cpu"] for run in base.runs)
+        stages_cpu = sum(statistics.median(values) for values in cpu.values())
+        print(f"  CPU seconds, less sensitive to the machine's load: dcm2niix alone "
+              f"{base_cpu:.3f} s, the stages {stages_cpu:.3f} s ({stages_cpu / base_cpu:.2f}x)")  # fmt: skip
+        print(f"  the upload itself and the server around the stages: "
+              f"{sent.median - sum(medians.values()):.3f} s (end to end minus their sum)")  # fmt: skip
 
         copies = max(1, round(args.large_mb * 1e6 / size))
         large = root / "large.zip"

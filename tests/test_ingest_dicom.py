@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import doctest
 import shutil
+import warnings
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from dicom_support import write_series
+from dicom_support import assert_same_image, marked_template, write_series
 from nilearn.datasets import load_mni152_template
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
@@ -39,75 +40,13 @@ PYDICOM_FILES = Path(get_testdata_file("MR_small.dcm")).parent
 
 @pytest.fixture(scope="module")
 def anatomy() -> np.ndarray:
-    """The 2 mm MNI152 template as integers 0..1000 (a head: brain, skull, background).
-
-    The template is exactly symmetric left to right, so a conversion that mirrors x
-    would match it; a bright cube on the left (RAS x from -62 to -52 mm, from i = 18)
-    makes the sides differ.
-    """
-    template = load_mni152_template(resolution=2)
-    volume = np.rint(np.asarray(template.get_fdata()) * 1000)
-    assert np.array_equal(volume, volume[::-1])  # why the marker is needed
-    volume[18:24, 40:80, 30:60] = 1000
-    return volume
+    return marked_template()
 
 
-def world(img: nib.Nifti1Image) -> tuple[np.ndarray, np.ndarray]:
-    """An image's affine and values in RAS+ orientation (closest canonical)."""
-    canonical = nib.as_closest_canonical(img)
-    return canonical.affine, np.asarray(canonical.get_fdata())
+# --- frames (geometry of each orientation: test_ingest_convert.py) ---------------------
 
 
-def assert_same_image(converted: Path, source: nib.Nifti1Image) -> None:
-    out = nib.load(converted)
-    assert out.shape == source.shape
-    out_affine, out_data = world(out)
-    src_affine, src_data = world(source)
-    np.testing.assert_allclose(out_affine, src_affine, atol=0.01)
-    np.testing.assert_array_equal(out_data, src_data)
-
-
-# --- geometry ------------------------------------------------------------------------
-
-
-def sagittal_affine() -> np.ndarray:
-    """Voxel i runs anterior, j inferior, k left, 2 x 2 x 2.5 mm: slices far from axial."""
-    affine = np.zeros((4, 4))
-    affine[1, 0], affine[2, 1], affine[0, 2] = 2.0, -2.0, -2.5
-    affine[:, 3] = [60.0, -100.0, 80.0, 1.0]
-    return affine
-
-
-@pytest.mark.parametrize(
-    ("orientation", "slope", "intercept", "offset"),
-    [("axial", 0.5, -100.0, 0), ("sagittal", 2.0, 300.0, -500)],
-    ids=["axial-unsigned", "sagittal-signed"],
-)
-def test_series_converts_to_nifti_with_the_source_geometry_and_values(
-    tmp_path, anatomy, orientation, slope, intercept, offset
-):
-    template = load_mni152_template(resolution=2)
-    affine = template.affine if orientation == "axial" else sagittal_affine()
-    volume = anatomy if orientation == "axial" else anatomy[20:80, 20:100, 25:75]
-    # the scanner stores volume + offset: with offset -500, signed 16-bit values
-    source = nib.Nifti1Image((volume + offset) * slope + intercept, affine)
-    files = write_series(source, tmp_path / "in", slope=slope, intercept=intercept)
-    assert pydicom.dcmread(files[0]).PixelRepresentation == (1 if offset < 0 else 0)
-    (session,) = read_sessions(tmp_path / "in")
-    (series,) = session.series
-
-    converted = convert_series(series, tmp_path / "out", "T1_scan")
-
-    assert converted.images == (tmp_path / "out" / "T1_scan.nii.gz",)
-    assert converted.sidecars == (tmp_path / "out" / "T1_scan.json",)
-    assert_same_image(converted.images[0], source)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "T1_scan.json",
-        "T1_scan.nii.gz",
-    ]
-
-
-def test_a_time_series_becomes_one_4d_nifti_with_its_frames_in_order(tmp_path, anatomy):
+def test_a_time_series_becomes_one_3d_frame_per_volume_in_acquisition_order(tmp_path, anatomy):
     block = anatomy[30:70, 40:80, 30:60]
     frames = np.stack([block, block[::-1], 1000 - block], axis=-1)  # three distinct volumes
     source = nib.Nifti1Image(frames, load_mni152_template(resolution=2).affine)
@@ -119,9 +58,13 @@ def test_a_time_series_becomes_one_4d_nifti_with_its_frames_in_order(tmp_path, a
     converted = convert_series(series, tmp_path / "out", "bold", sidecar=False)
 
     assert converted.sidecars == ()
-    out = nib.load(converted.images[0])
-    assert out.shape == (40, 40, 30, 3)
-    assert_same_image(converted.images[0], source)
+    assert converted.frames == tuple(tmp_path / "out" / f"bold_f{t:03d}.nii.gz" for t in range(3))
+    for t, frame in enumerate(converted.frames):
+        assert nib.load(frame).shape == (40, 40, 30)
+        assert_same_image(frame, source.slicer[..., t])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        f"bold_f{t:03d}.nii.gz" for t in range(3)
+    ]
 
 
 # --- sessions and scans --------------------------------------------------------------
@@ -391,3 +334,36 @@ def test_a_name_taken_or_unsafe_is_refused(tmp_path, anatomy):
 def test_the_docstring_examples_hold():
     result = doctest.testmod(dicom_module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+# --- the fast header reader ----------------------------------------------------------
+
+
+def test_the_fast_header_reader_gives_what_pydicom_gives_or_leaves_the_file_to_it(
+    tmp_path, anatomy
+):
+    from miqa_nb.ingest._headers import read_header
+
+    write_series(nib.Nifti1Image(anatomy[40:50, 40:50, 40:42], np.eye(4)), tmp_path)
+    files = sorted(p for p in PYDICOM_FILES.rglob("*") if p.is_file())
+    files += sorted(tmp_path.iterdir())
+    read = 0
+    for path in files:
+        header = read_header(path)
+        if header is None:  # another transfer syntax, undefined lengths, not DICOM
+            continue
+        read += 1
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom's remarks on odd test files
+            expected = pydicom.dcmread(path, stop_before_pixels=True)
+            assert {e.tag: (e.VR, e.value) for e in header.iterall()} == {
+                e.tag: (e.VR, e.value) for e in expected.iterall()
+            }, path
+        assert [(e.tag, e.value) for e in header.file_meta] == [
+            (e.tag, e.value) for e in expected.file_meta
+        ], path
+    assert read > 50  # the common files are read by it (explicit and implicit VR)
+    assert read_header(PYDICOM_FILES / "MR_small_bigendian.dcm") is None
+    truncated = tmp_path / "truncated.dcm"
+    truncated.write_bytes((tmp_path / "IM00001.dcm").read_bytes()[:600])
+    assert read_header(truncated) is None

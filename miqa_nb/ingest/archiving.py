@@ -49,7 +49,7 @@ from miqa_nb.core import permissions
 from miqa_nb.core.errors import MiqaError, NotFound
 from miqa_nb.exchange.apply import REPLACE_EXPERIMENTS
 from miqa_nb.exchange.formats import MIQA_COLUMNS
-from miqa_nb.ingest.convert import convert_series
+from miqa_nb.ingest.convert import convert_all
 from miqa_nb.ingest.dicom import Series, Session
 from miqa_nb.ingest.pipelines import run_pipelines
 
@@ -159,8 +159,11 @@ def archive_sessions(
             raise NotFound(f"project {route.project!r} is not in the catalog")
         permissions.require_transfer(catalog.standing(by, route.project), "import scans")
         experiment = route.session or session.study_uid
-        existing = catalog.scans(route.project)
-        had = set(existing.loc[existing["experiment"] == experiment, "scan"].astype(str))
+        existing = catalog.sql(  # the names only: catalog.scans() works out every state
+            "SELECT name FROM scans WHERE project = ? AND experiment = ?",
+            [route.project, experiment],
+        )
+        had = set(existing["name"].astype(str))
         if had and overwrite == "none":
             raise ArchiveConflict(
                 f"session {experiment!r} is already archived in project {route.project!r}; "
@@ -180,12 +183,17 @@ def archive_sessions(
     moved: dict[str, list[Path]] = {}
     try:
         rows, archived = [], []
+        jobs = [
+            (one, work / _safe(plan.project) / plan.place / _safe(one.scan_id), "scan")
+            for plan in plans
+            for one in plan.series
+        ]
+        converted_all = iter(convert_all(jobs, sidecar=True))  # concurrently, in job order
         for plan in plans:
             project, experiment = plan.project, plan.experiment
             for one in plan.series:
-                folder = work / _safe(project) / plan.place / _safe(one.scan_id)
-                converted = convert_series(one, folder, "scan", sidecar=True)
-                for frame, image in enumerate(converted.images):
+                converted = next(converted_all)
+                for frame, image in enumerate(converted.frames):
                     final = data / image.relative_to(work)
                     rows.append(
                         {

@@ -28,6 +28,7 @@ from pydicom.errors import InvalidDicomError
 
 from miqa_nb.core.errors import MiqaError
 from miqa_nb.core.vocabulary import ScanTypes
+from miqa_nb.ingest._headers import read_header
 
 __all__ = [
     "COMMENT_FIELDS",
@@ -149,18 +150,33 @@ def _text(header: Dataset, keyword: str) -> str:
     return str(value).strip()
 
 
+def _uid(header: Dataset, keyword: str) -> str:
+    """A UID's text, read from the element's bytes: pydicom's conversion of a UID checks
+    it against a regular expression, which took a third of the time of reading a header."""
+    tag = pydicom.datadict.tag_for_keyword(keyword)
+    if tag is None or tag not in header:
+        return ""
+    element = header.get_item(tag)
+    value = getattr(element, "value", None)
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace").strip("\0 ")
+    return "" if value is None else str(value).strip()
+
+
 def _read(path: Path) -> Dataset | str:
     """The header of a DICOM image file, or why ``path`` is not one (``""``: DICOMDIR)."""
+    header = read_header(path)  # the common case, several times faster than pydicom
     try:
-        header = pydicom.dcmread(path, stop_before_pixels=True, force=False)
+        if header is None:
+            header = pydicom.dcmread(path, stop_before_pixels=True, force=False)
     except InvalidDicomError:
         return "not a DICOM file (no DICM preamble)"
     except Exception as exc:  # pydicom raises many kinds on a damaged file
         return f"not a readable DICOM file ({type(exc).__name__}: {exc})"
     meta = getattr(header, "file_meta", None)
-    if meta is not None and _text(meta, "MediaStorageSOPClassUID") == _MEDIA_DIRECTORY:
+    if meta is not None and _uid(meta, "MediaStorageSOPClassUID") == _MEDIA_DIRECTORY:
         return ""
-    missing = [k for k in ("StudyInstanceUID", "SeriesInstanceUID") if not _text(header, k)]
+    missing = [k for k in ("StudyInstanceUID", "SeriesInstanceUID") if not _uid(header, k)]
     if missing:
         return f"a DICOM file without {' or '.join(missing)}, so it belongs to no scan"
     return header
@@ -270,8 +286,8 @@ def group_sessions(
     """
     studies: dict[str, dict[str, list[DicomFile]]] = {}
     for f in files:
-        study = studies.setdefault(_text(f.header, "StudyInstanceUID"), {})
-        study.setdefault(_text(f.header, "SeriesInstanceUID"), []).append(f)
+        study = studies.setdefault(_uid(f.header, "StudyInstanceUID"), {})
+        study.setdefault(_uid(f.header, "SeriesInstanceUID"), []).append(f)
     sessions = []
     for study_uid, by_series in studies.items():
         first = next(iter(by_series.values()))[0].header
