@@ -46,17 +46,22 @@ from voila.request_info_handler import RequestInfoSocketHandler
 from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
 from voila.tornado.handler import TornadoVoilaHandler
 
+from miqa_nb.server.cache import CACHE_ROUTES
 from miqa_nb.server.handlers import (
+    AuthCheckHandler,
     JSessionHandler,
     KernelSelfHandler,
     PasswordHandler,
+    ServicesAuthHandler,
     ShutdownHandler,
     SignInHandler,
     SignOutHandler,
+    VersionHandler,
 )
 from miqa_nb.server.identity import WARM_UP_USER
 from miqa_nb.server.kernels import PAGE_REQUEST, REGISTRY, Page, track_pages
 from miqa_nb.server.prearchive import PREARCHIVE_ROUTES
+from miqa_nb.server.status import StatusHandler
 from miqa_nb.server.xnat import ImportHandler, clean_staging
 
 __all__ = ["MiqaServer", "PageHandler", "ReadyHandler", "RetryAfter", "is_local", "main"]
@@ -100,6 +105,20 @@ class PageHandler(TornadoVoilaHandler):
     shutdown request when it is closed (Voila's own page handler never sets it, so
     every such request was refused and closed pages kept their kernels).
     """
+
+    async def prepare(self) -> None:
+        # A script (its Accept names no HTML) gets XNAT's 401, not a redirect to the
+        # sign-in page: xnatpy takes a redirect of the site's address for its new address.
+        browser = "text/html" in self.request.headers.get("Accept", "")
+        try:
+            await super().prepare(_redirect_to_login=browser)
+        except web.HTTPError as exc:
+            if browser or exc.status_code != 403 or self.current_user is not None:
+                raise
+            self.set_status(401)
+            self.set_header("WWW-Authenticate", 'Basic realm="XNAT"')
+            self.set_header("Content-Type", "text/plain; charset=utf-8")
+            self.finish("Authentication required: a user name and password or API token\n")
 
     @web.authenticated
     async def get(self, path: str | None = None) -> None:
@@ -173,7 +192,12 @@ class MiqaServer(Voila):
             (at("/logout"), SignOutHandler),
             (at("/signout"), SignOutHandler),
             (at("/data/JSESSION"), JSessionHandler),
+            (at("/data/services/auth"), ServicesAuthHandler),
+            (at("/data/auth"), AuthCheckHandler),
+            (at("/data/version"), VersionHandler),
             (at("/data/services/import"), ImportHandler),
+            (at(r"/data/status/([^/]+)"), StatusHandler),
+            *((at(path), handler) for path, handler in CACHE_ROUTES),
             *((at(path), handler) for path, handler in PREARCHIVE_ROUTES),
             (at("/miqa/ready"), ReadyHandler, {"server": self}),
             (
