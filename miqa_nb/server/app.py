@@ -7,7 +7,13 @@ dashboard needs it:
 
 - identity: :class:`~miqa_nb.server.identity.CatalogIdentityProvider` (set in
   ``voila_app/voila.json``); the sign-in pages and XNAT's ``data/JSESSION`` are added
-  under the base URL (:mod:`miqa_nb.server.handlers`);
+  under the base URL (:mod:`miqa_nb.server.handlers`), with what the ``xnat`` client
+  (xnatpy) signs in by (``data/services/auth``, ``data/auth``, ``data/version``); a
+  script's first call to the page (no cookie, no HTML asked) gets XNAT's 401 rather
+  than a redirect to the sign-in page;
+- XNAT's services: the import (:mod:`miqa_nb.server.xnat`), its progress
+  (:mod:`miqa_nb.server.status`), the user's cache (:mod:`miqa_nb.server.cache`) and
+  the prearchive (:mod:`miqa_nb.server.prearchive`);
 - kernels: :class:`~miqa_nb.server.kernels.MiqaKernelManager` gives each kernel a key,
   the page handler records which signed-in page takes which kernel, and
   :class:`~miqa_nb.server.kernels.OwnerAuthorizer` keeps every kernel to its user;
@@ -107,9 +113,12 @@ class PageHandler(TornadoVoilaHandler):
     """
 
     async def prepare(self) -> None:
-        # A script (its Accept names no HTML) gets XNAT's 401, not a redirect to the
-        # sign-in page: xnatpy takes a redirect of the site's address for its new address.
-        browser = "text/html" in self.request.headers.get("Accept", "")
+        # A script's first call (no cookie, and an Accept that names no HTML) gets
+        # XNAT's 401, not a redirect to the sign-in page: xnatpy takes a redirect of the
+        # site's address for the site's new address. Browsers, and anything that
+        # brings a cookie (an ended session, say), are sent to the sign-in page.
+        headers = self.request.headers
+        browser = "text/html" in headers.get("Accept", "") or "Cookie" in headers
         try:
             await super().prepare(_redirect_to_login=browser)
         except web.HTTPError as exc:
