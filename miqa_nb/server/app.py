@@ -8,9 +8,7 @@ dashboard needs it:
 - identity: :class:`~miqa_nb.server.identity.CatalogIdentityProvider` (set in
   ``voila_app/voila.json``); the sign-in pages and XNAT's ``data/JSESSION`` are added
   under the base URL (:mod:`miqa_nb.server.handlers`), with what the ``xnat`` client
-  (xnatpy) signs in by (``data/services/auth``, ``data/auth``, ``data/version``); a
-  script's first call to the page (no cookie, no HTML asked) gets XNAT's 401 rather
-  than a redirect to the sign-in page;
+  (xnatpy) signs in by (``data/services/auth``, ``data/auth``, ``data/version``);
 - XNAT's services: the import (:mod:`miqa_nb.server.xnat`), its progress
   (:mod:`miqa_nb.server.status`), the user's cache (:mod:`miqa_nb.server.cache`) and
   the prearchive (:mod:`miqa_nb.server.prearchive`);
@@ -111,23 +109,6 @@ class PageHandler(TornadoVoilaHandler):
     shutdown request when it is closed (Voila's own page handler never sets it, so
     every such request was refused and closed pages kept their kernels).
     """
-
-    async def prepare(self) -> None:
-        # A script's first call (no cookie, and an Accept that names no HTML) gets
-        # XNAT's 401, not a redirect to the sign-in page: xnatpy takes a redirect of the
-        # site's address for the site's new address. Browsers, and anything that
-        # brings a cookie (an ended session, say), are sent to the sign-in page.
-        headers = self.request.headers
-        browser = "text/html" in headers.get("Accept", "") or "Cookie" in headers
-        try:
-            await super().prepare(_redirect_to_login=browser)
-        except web.HTTPError as exc:
-            if browser or exc.status_code != 403 or self.current_user is not None:
-                raise
-            self.set_status(401)
-            self.set_header("WWW-Authenticate", 'Basic realm="XNAT"')
-            self.set_header("Content-Type", "text/plain; charset=utf-8")
-            self.finish("Authentication required: a user name and password or API token\n")
 
     @web.authenticated
     async def get(self, path: str | None = None) -> None:

@@ -15,8 +15,16 @@ do not say ``AA:true`` (XNAT's default), the sessions are staged in the prearchi
 instead (:mod:`miqa_nb.ingest.prearchive`, served by :mod:`miqa_nb.server.prearchive`)
 and the answer lists ``/data/prearchive/projects/P/TIMESTAMP/SESSION``.
 
-Not built yet: ``src`` from the user's cache, ``http-session-listener`` progress,
-``gradual-DICOM`` and ``XAR``.
+With ``src=/user/cache/resources/X/files/NAME`` (several, or comma separated; also in
+a urlencoded form body) the files put earlier in the user's cache
+(:mod:`miqa_nb.server.cache`) are imported instead of a body, as one upload: all or
+nothing; they stay in the cache. An invalid ``src`` is 400, a missing file 404 (the
+cache is always the caller's own). With ``http-session-listener=ID`` the progress is
+recorded for ``GET /data/status/ID`` (:mod:`miqa_nb.server.status`); with ``src`` too,
+the answer is at once (``Submitted for prearchival`` or ``... archival``) and the
+import runs in the background, which then owns the staging folder and its lock.
+
+Not built yet: ``gradual-DICOM`` and ``XAR``.
 """
 
 from __future__ import annotations
