@@ -130,6 +130,22 @@ def test_a_failed_background_import_says_why_and_leaves_nothing(site: Site) -> N
 
 
 @pytest.mark.slow
+def test_a_refusal_answered_at_once_is_recorded_failed(site: Site) -> None:
+    answer = requests.post(
+        f"{site.url}data/services/import",
+        params={
+            "src": "/user/cache/resources/st5/files/missing.zip",
+            "dest": "/archive",
+            "http-session-listener": "up-5",
+        },
+        auth=TINA,
+    )
+    assert answer.status_code == 404 and "missing.zip" in answer.text
+    msgs = poll(site, "up-5", timeout=5)
+    assert msgs[-1]["status"] == "FAILED" and "missing.zip" in msgs[-1]["msg"]
+
+
+@pytest.mark.slow
 def test_a_body_is_imported_at_once_and_its_listener_completes(site: Site) -> None:
     archive = session_zip(site, "s4", session="S1_ST4")
     with open(archive, "rb") as handle:

@@ -4,8 +4,9 @@
   body as the file ``NAME`` of the user's resource ``X``: the raw body, or the file of
   a ``multipart/form-data`` form (XNAT's web uploader sends a form; ``inbody=true``
   forces the raw body). It streams to disk (never whole in memory) under the import's
-  size limit (:class:`~miqa_nb.ingest.archives.UploadLimits`), and replaces a file of
-  that name only once it is whole. Answers 200 with the file's address.
+  size limit (:class:`~miqa_nb.ingest.archives.UploadLimits`), into a locked staging
+  folder as the import's uploads do (a server killed meanwhile leaves it to the next
+  one's start-up), and replaces a file of that name only once it is whole. Answers 200 with the file's address.
 - ``GET /data/user/cache/resources/X/files`` lists X's files (``format=json``, the
   default, as XNAT's ``{"ResultSet": {"Result": [...]}}``, or ``format=csv``), with the
   columns ``Name``, ``Size``, ``URI``, ``collection``.
@@ -29,8 +30,9 @@ import json
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import quote, unquote
 
 from jupyter_server.auth.decorator import allow_unauthenticated
@@ -39,12 +41,17 @@ from tornado import web
 from miqa_nb.core.errors import MiqaError, NotFound
 from miqa_nb.ingest.archives import UploadLimits
 from miqa_nb.ingest.uploads import UploadReceiver, UploadTooLarge
-from miqa_nb.server.xnat import SIGN_IN, XnatHandler, _catalog_path
+from miqa_nb.server.xnat import (
+    LOCK_NAME,
+    SIGN_IN,
+    XnatHandler,
+    _catalog_path,
+    _hold,
+    _staging_root,
+)
 
 __all__ = ["CACHE_ROUTES", "CacheError", "CacheHandler", "cache_root", "resolve_sources"]
 
-#: Where uploads to the cache are written until whole (hidden: never a cached name).
-INCOMING = ".incoming"
 _CHUNK = 1 << 20
 _SRC = re.compile(r"^(?:/data|/REST)?/user/cache/resources/([^/]+)/files/(.+)$")
 
@@ -138,6 +145,8 @@ class CacheHandler(XnatHandler):
 
     receiver: UploadReceiver | None = None
     refused: tuple[int, str] | None = None
+    staging: Path | None = None
+    _lock: IO[bytes] | None = None
 
     async def prepare(self) -> None:  # type: ignore[override]
         await super().prepare()
@@ -154,11 +163,13 @@ class CacheHandler(XnatHandler):
             cached_file(
                 cache_root(), self.current_user.username, self.path_kwargs["resource"], name
             )
-            incoming = user_folder(cache_root(), self.current_user.username) / INCOMING
-            incoming.mkdir(parents=True, exist_ok=True)
+            # received in a staging folder of its own, locked while handled: a server
+            # killed meanwhile leaves it to the next one's start-up (clean_staging)
+            self.staging = Path(tempfile.mkdtemp(prefix="import-", dir=_staging_root()))
+            self._lock = _hold(self.staging / LOCK_NAME)
             length = self.request.headers.get("Content-Length")
             self.receiver = UploadReceiver(
-                incoming,
+                self.staging,
                 UploadLimits(),
                 self.request.headers.get("Content-Type"),
                 inbody=self.get_query_argument("inbody", "").lower() == "true",
@@ -182,6 +193,12 @@ class CacheHandler(XnatHandler):
     def on_finish(self) -> None:
         if self.receiver is not None:
             self.receiver.abort()  # removes the partial file unless it was moved
+        if self.staging is not None:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            self.staging = None
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.close()
 
     def on_connection_close(self) -> None:
         self.on_finish()

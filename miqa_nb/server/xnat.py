@@ -211,29 +211,32 @@ class ImportHandler(XnatHandler):
         overwrite = self.get_argument("overwrite", "none").lower()
         listener = self.get_argument("http-session-listener", "")
         sources = self.get_arguments("src")
+        if len(listener) > MAX_LISTENER:
+            self._text(
+                400,
+                f"The http-session-listener is longer than {MAX_LISTENER} characters; "
+                "give a shorter ID.",
+            )
+            return
+        assert self.staging is not None
+        job = _Job([], self.staging, user, options, overwrite, listener)
+        if listener:
+            status.BOARD.start(user, listener)
+            job.progress("Determining destination")
         try:
-            if len(listener) > MAX_LISTENER:
-                raise MiqaError(
-                    f"The http-session-listener is longer than {MAX_LISTENER} characters; "
-                    "give a shorter ID."
-                )
             if sources:
-                archives = cache.resolve_sources(cache.cache_root(), user, sources)
+                job.archives = cache.resolve_sources(cache.cache_root(), user, sources)
             elif upload is not None:
-                archives = [upload.path]
+                job.archives = [upload.path]
             else:
                 raise MiqaError(
                     "The import holds no file: send the archive as a form's file, as the "
                     "body with inbody=true, or name files of your cache with src."
                 )
         except MiqaError as exc:
+            job.progress(str(exc), FAILED)
             self.refuse(exc)
             return
-        assert self.staging is not None
-        job = _Job(archives, self.staging, user, options, overwrite, listener)
-        if listener:
-            status.BOARD.start(user, listener)
-            job.progress("Determining destination")
         if listener and sources:
             # XNAT answers at once and imports in the background: the job now owns
             # the staging folder and its lock
