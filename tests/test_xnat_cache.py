@@ -163,6 +163,26 @@ def test_src_imports_a_cached_archive_and_keeps_it(site: Site) -> None:
     assert not any(_folder(site, "-staging").iterdir())
 
 
+def test_src_as_fields_of_a_multipart_form(site: Site) -> None:
+    # as XNAT's own remote uploads send it: a form of fields, no file
+    src = _cache_put(site, "up9", "c9.zip", session_zip(site, "c9", session="S1_C9"))
+    status, body = curl(
+        "-u", f"{TIER1}:{PASSWORD}", "-F", f"src={src}", "-F", "dest=/archive",
+        f"{site.url}data/services/import",
+    )  # fmt: skip
+    assert status == 200, body
+    assert body.strip() == f"/data/archive/projects/{PROJECT}/subjects/S1/experiments/S1_C9"
+    status, body = curl(
+        "-u", f"{TIER1}:{PASSWORD}", "-F", "dest=/archive", f"{site.url}data/services/import"
+    )
+    assert status == 400 and "holds no file" in body
+
+
+def _cache_put(site: Site, resource: str, name: str, path: Path) -> str:
+    assert put(site, TIER1, resource, name, path)[0] == 200
+    return f"/data/user/cache/resources/{resource}/files/{name}"
+
+
 def test_several_src_are_one_upload(site: Site) -> None:
     # two archives, one comma separated argument and one repeated
     for name in ("c5", "c6"):

@@ -15,8 +15,8 @@ do not say ``AA:true`` (XNAT's default), the sessions are staged in the prearchi
 instead (:mod:`miqa_nb.ingest.prearchive`, served by :mod:`miqa_nb.server.prearchive`)
 and the answer lists ``/data/prearchive/projects/P/TIMESTAMP/SESSION``.
 
-With ``src=/user/cache/resources/X/files/NAME`` (several, or comma separated; also in
-a urlencoded form body) the files put earlier in the user's cache
+With ``src=/user/cache/resources/X/files/NAME`` (several, or comma separated; also as
+fields of a urlencoded or multipart form body) the files put earlier in the user's cache
 (:mod:`miqa_nb.server.cache`) are imported instead of a body, as one upload: all or
 nothing; they stay in the cache. An invalid ``src`` is 400, a missing file 404 (the
 cache is always the caller's own). With ``http-session-listener=ID`` the progress is
@@ -134,6 +134,7 @@ class ImportHandler(XnatHandler):
                 content_type or None,
                 inbody=inbody,
                 content_length=int(length) if length and length.isdigit() else None,
+                file_required=False,  # a form may name cached files with src instead
             )
         except MiqaError as exc:
             self.refused = (413 if isinstance(exc, UploadTooLarge) else 400, str(exc))
@@ -226,7 +227,7 @@ class ImportHandler(XnatHandler):
         try:
             if sources:
                 job.archives = cache.resolve_sources(cache.cache_root(), user, sources)
-            elif upload is not None:
+            elif upload is not None and upload.has_file:
                 job.archives = [upload.path]
             else:
                 raise MiqaError(
