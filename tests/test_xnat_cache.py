@@ -3,7 +3,8 @@
 Files are put in the cache as XNAT's clients put them (curl ``-X PUT --data-binary``,
 a multipart form as XNAT's web uploader sends it, ``requests``, pyxnat's ``_exec``),
 listed, read back, deleted, then imported with ``src``: one archive, several archives
-and single DICOM files as one upload, all or nothing.
+and single DICOM files as one upload, all or nothing; as in XNAT, the default importer
+takes the files out of the cache and ``DICOM-zip`` leaves them.
 """
 
 from __future__ import annotations
@@ -147,20 +148,29 @@ def test_names_that_would_escape_are_refused(
     assert sorted(site.root.rglob("*")) == before
 
 
-def test_src_imports_a_cached_archive_and_keeps_it(site: Site) -> None:
+def test_src_imports_a_cached_archive(site: Site) -> None:
     archive = session_zip(site, "c4", session="S1_C4")
     assert put(site, TIER1, "up4", "c4.zip", archive)[0] == 200
+    stored = _folder(site, "-cache") / TIER1 / "up4" / "c4.zip"
     status, body = curl(
         "-u", f"{TIER1}:{PASSWORD}", "-X", "POST",
         f"{site.url}data/services/import?src=/data/user/cache/resources/up4/files/c4.zip"
-        "&dest=/archive",
+        "&dest=/archive&import-handler=DICOM-zip",
     )  # fmt: skip
     assert status == 200, body
     assert body.strip() == f"/data/archive/projects/{PROJECT}/subjects/S1/experiments/S1_C4"
     scans = site.catalog.scans(PROJECT)
     assert sorted(scans.loc[scans["experiment"] == "S1_C4", "scan"]) == ["2", "3"]
-    assert (_folder(site, "-cache") / TIER1 / "up4" / "c4.zip").is_file()  # XNAT keeps it
+    assert stored.is_file()  # XNAT's DICOM-zip importer only reads the cached file
     assert not any(_folder(site, "-staging").iterdir())
+    # XNAT's default importer moves the file out of the cache: once imported, it is gone
+    status, body = curl(
+        "-u", f"{TIER1}:{PASSWORD}", "-X", "POST",
+        f"{site.url}data/services/import?src=/user/cache/resources/up4/files/c4.zip"
+        "&dest=/archive&overwrite=append",
+    )  # fmt: skip
+    assert status == 200, body
+    assert not stored.exists() and not stored.parent.exists()
 
 
 def test_src_as_fields_of_a_multipart_form(site: Site) -> None:
@@ -232,6 +242,7 @@ def test_several_src_are_one_upload(site: Site) -> None:
     frames = site.catalog.frames(PROJECT)
     converted = nib.load(frames.loc[frames["experiment"] == "S2_SINGLE", "location"].iloc[0])
     assert converted.shape[:3] == block.shape
+    assert not (_folder(site, "-cache") / TIER1 / "up6").exists()  # imported: taken out
     source, target = nib.as_closest_canonical(block), nib.as_closest_canonical(converted)
     assert np.allclose(target.affine, source.affine, atol=0.01)
 
@@ -252,14 +263,14 @@ def test_src_refusals_leave_nothing_behind(site: Site) -> None:
     # one good and one bad archive: all or nothing
     status, text = curl(*auth, f"{url}{good_src},{bad_src}")
     assert status == 400 and "readme.txt" in text, text
-    for src, expected in [
-        ("/prearchive/projects/Scanner/x/y", 400),  # not the cache
-        ("/user/cache/resources/up7/files/..", 400),
-        ("/user/cache/resources/up7/files/missing.zip", 404),
-        ("/user/cache/resources/nothere/files/good.zip", 404),
+    for src, expected, says in [
+        ("/prearchive/projects/Scanner/x/y", 400, "src uri is invalid"),  # not the cache
+        ("/user/cache/resources/up7/files/..", 400, "src uri is invalid"),
+        ("/user/cache/resources/up7/files/missing.zip", 404, "Unknown src file"),
+        ("/user/cache/resources/nothere/files/good.zip", 404, "Unknown src file"),
     ]:
         status, text = curl(*auth, url + src)
-        assert status == expected, (src, text)
+        assert status == expected and text.startswith(says), (src, text)
     # another user's cache: the address names no user, so it is your own, where the
     # file is not (404, saying nothing of anyone else's files)
     status, _ = curl("-u", f"{ADMIN}:{PASSWORD}", "-X", "POST", f"{url}{good_src}")

@@ -120,7 +120,7 @@ def resolve_sources(root: Path, user: str, sources: list[str]) -> list[Path]:
         match = _SRC.match(src.split("?", 1)[0])
         if match is None:
             raise CacheError(
-                f"Invalid src {src!r}: the import takes files of your cache, as "
+                f"src uri is invalid: {src!r}. The import takes files of your cache, as "
                 "/user/cache/resources/X/files/NAME (put them there first with PUT "
                 "/data/user/cache/resources/X/files/NAME)."
             )
@@ -128,10 +128,11 @@ def resolve_sources(root: Path, user: str, sources: list[str]) -> list[Path]:
         try:
             path = cached_file(root, user, resource, name)
         except CacheError as exc:
-            raise CacheError(f"Invalid src {src!r}: {exc}") from None
+            raise CacheError(f"src uri is invalid: {src!r}. {exc}") from None
         if not path.is_file():
             raise NotFound(
-                f"No file {name!r} in resource {resource!r} of your cache (src {src!r}); "
+                f"Unknown src file: no file {name!r} in resource {resource!r} of your "
+                f"cache (src {src!r}); "
                 "put it there first with PUT /data/user/cache/resources/X/files/NAME."
             )
         if path not in paths:
@@ -189,6 +190,11 @@ class CacheHandler(XnatHandler):
         except MiqaError as exc:
             self.refused = (413 if isinstance(exc, UploadTooLarge) else 400, str(exc))
             self.receiver.abort()
+
+    def finish(self, chunk: Any = None) -> Any:
+        """Remove the upload's staging folder first: the answer means it is gone."""
+        self.on_finish()
+        return super().finish(chunk)
 
     def on_finish(self) -> None:
         if self.receiver is not None:

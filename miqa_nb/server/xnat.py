@@ -18,11 +18,13 @@ and the answer lists ``/data/prearchive/projects/P/TIMESTAMP/SESSION``.
 With ``src=/user/cache/resources/X/files/NAME`` (several, or comma separated; also as
 fields of a urlencoded or multipart form body) the files put earlier in the user's cache
 (:mod:`miqa_nb.server.cache`) are imported instead of a body, as one upload: all or
-nothing; they stay in the cache. An invalid ``src`` is 400, a missing file 404 (the
-cache is always the caller's own). With ``http-session-listener=ID`` the progress is
+nothing. As in XNAT, the default importer takes them out of the cache once imported,
+and a named ``import-handler`` (``DICOM-zip``...) leaves them there; a refused import
+leaves them all. An invalid ``src`` is 400 (``src uri is invalid``), a missing file 404
+(``Unknown src file``; the cache is always the caller's own). With ``http-session-listener=ID`` the progress is
 recorded for ``GET /data/status/ID`` (:mod:`miqa_nb.server.status`); with ``src`` too,
-the answer is at once (``Submitted for prearchival`` or ``... archival``) and the
-import runs in the background, which then owns the staging folder and its lock.
+the answer is at once (``Submitted for prearchival``, or ``... archival`` for
+``dest=/archive...`` or XNAT's ``prearchive_code=1``) and the import runs in the background, which then owns the staging folder and its lock.
 
 Not built yet: ``gradual-DICOM`` and ``XAR``.
 """
@@ -30,6 +32,7 @@ Not built yet: ``gradual-DICOM`` and ``XAR``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import fcntl
 import logging
@@ -154,6 +157,12 @@ class ImportHandler(XnatHandler):
             self.refused = (413 if isinstance(exc, UploadTooLarge) else 400, str(exc))
             self.receiver.abort()
 
+    def finish(self, chunk: Any = None) -> Any:
+        """Remove the upload's staging folder first: the answer means it is gone (a
+        background import has taken it over before)."""
+        self._clean()
+        return super().finish(chunk)
+
     def on_finish(self) -> None:
         self._clean()
 
@@ -221,6 +230,9 @@ class ImportHandler(XnatHandler):
             return
         assert self.staging is not None
         job = _Job([], self.staging, user, options, overwrite, listener)
+        # XNAT's default importer moves a cached file out of the cache as it imports
+        # it; a named import-handler (DICOM-zip...) only reads it, and it stays
+        job.consume = bool(sources) and not self.get_argument("import-handler", "")
         if listener:
             status.BOARD.start(user, listener)
             job.progress("Determining destination")
@@ -246,7 +258,10 @@ class ImportHandler(XnatHandler):
             _RUNNING.add(task)
             task.add_done_callback(_RUNNING.discard)
             self.set_header("Content-Type", "text/plain; charset=utf-8")
-            where = "archival" if options["where"] == "archive" else "prearchival"
+            archival = (
+                options["where"] == "archive" or self.get_argument("prearchive_code", "") == "1"
+            )
+            where = "archival" if archival else "prearchival"
             self.finish(f"Submitted for {where}")
             return
         try:
@@ -281,6 +296,7 @@ class _Job:
         self.archives, self.staging, self.user = archives, staging, user
         self.options, self.overwrite, self.listener = options, overwrite, listener
         self.lock: IO[bytes] | None = None
+        self.consume = False  # remove the (cached) files once imported
 
     def progress(self, message: str, state: str = PROCESSING) -> None:
         from miqa_nb.server import status  # see ImportHandler.post
@@ -315,6 +331,11 @@ class _Job:
             raise
         from miqa_nb.server.status import done_message  # see ImportHandler.post
 
+        if self.consume:
+            for path in self.archives:
+                path.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # still holds other files
+                    path.parent.rmdir()
         self.progress(done_message(uris), COMPLETED)
         return uris
 
