@@ -4,17 +4,25 @@ Files are put in the cache as XNAT's clients put them (curl ``-X PUT --data-bina
 a multipart form as XNAT's web uploader sends it, ``requests``, pyxnat's ``_exec``),
 listed, read back, deleted, then imported with ``src``: one archive, several archives
 and single DICOM files as one upload, all or nothing; as in XNAT, the default importer
-takes the files out of the cache and ``DICOM-zip`` leaves them.
+takes the files out of the cache and ``DICOM-zip`` leaves them. A server killed in
+the middle of a PUT leaves no cached file, and the next one sweeps the half body.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import os
+import signal
+import socket
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import psutil
 import pytest
 import requests
 from dicom_support import write_series
@@ -29,6 +37,8 @@ from test_xnat_import import (
     served_site,
     session_zip,
 )
+
+from miqa_nb.serve import start
 
 pytestmark = pytest.mark.slow
 
@@ -297,3 +307,44 @@ def test_pyxnat_puts_in_the_cache_and_imports_with_src(site: Site) -> None:
     )
     text = reply.decode() if isinstance(reply, bytes) else str(reply)
     assert text.strip() == f"/data/archive/projects/{PROJECT}/subjects/S1/experiments/S1_C8"
+
+
+def test_a_server_killed_mid_put_leaves_no_cached_file(tmp_path: Path) -> None:
+    """A PUT cut by kill -9: no file of that name in the cache, and the half body is
+    swept from staging by the next server's start-up."""
+    with served_site(tmp_path) as killed_site:
+        archive = session_zip(killed_site, "k1", session="S1_K1")
+        payload = archive.read_bytes()
+        half = len(payload) // 2
+        server = killed_site.server
+        token = base64.b64encode(f"{TIER1}:{PASSWORD}".encode()).decode()
+        head = (
+            f"PUT {server.base_url}{CACHE}/upk/files/k1.zip HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{server.port}\r\nAuthorization: Basic {token}\r\n"
+            f"Content-Type: application/zip\r\nContent-Length: {len(payload)}\r\n\r\n"
+        ).encode()
+        staging = _folder(killed_site, "-staging")
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            sock.sendall(head + payload[:half])
+            deadline = time.monotonic() + 60
+            while not any(p.stat().st_size >= half for p in staging.glob("import-*/upload-*")):
+                assert time.monotonic() < deadline, "the server never wrote the half body"
+                time.sleep(0.05)
+            kernels = psutil.Process(server.process.pid).children(recursive=True)
+            os.kill(server.process.pid, signal.SIGKILL)
+            server.process.wait(30)
+        for kernel in kernels:  # nobody ends a killed server's kernels otherwise
+            with contextlib.suppress(psutil.NoSuchProcess):
+                kernel.kill()
+        psutil.wait_procs(kernels, timeout=30)
+    cached = _folder(killed_site, "-cache") / TIER1 / "upk"
+    assert not (cached / "k1.zip").exists()
+    assert [p.name for p in staging.iterdir()] != []  # the half body, until a restart
+    again = start(tmp_path / "c.duckdb", log=tmp_path / "server2.log", pool_size=1)
+    try:
+        again.wait_ready(timeout=180)
+        assert list(staging.iterdir()) == []
+        answer = requests.get(f"{again.url}{CACHE}/upk/files", auth=(TIER1, PASSWORD), timeout=60)
+        assert answer.status_code == 404  # the resource was never made
+    finally:
+        again.stop()
