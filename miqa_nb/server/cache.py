@@ -6,7 +6,8 @@
   forces the raw body). It streams to disk (never whole in memory) under the import's
   size limit (:class:`~miqa_nb.ingest.archives.UploadLimits`), into a locked staging
   folder as the import's uploads do (a server killed meanwhile leaves it to the next
-  one's start-up), and replaces a file of that name only once it is whole. Answers 200 with the file's address.
+  one's start-up), and replaces a file of that name only once it is whole. Answers
+  200 with the file's address.
 - ``GET /data/user/cache/resources/X/files`` lists X's files (``format=json``, the
   default, as XNAT's ``{"ResultSet": {"Result": [...]}}``, or ``format=csv``), with the
   columns ``Name``, ``Size``, ``URI``, ``collection``.
@@ -311,7 +312,9 @@ class CacheHandler(XnatHandler):
                 if not any(folder.iterdir()):
                     folder.rmdir()
             elif files:
-                raise CacheError("Delete one file (…/files/NAME), or the resource (…/resources/X).")
+                raise CacheError(
+                    "Delete one file (.../files/NAME), or the resource (.../resources/X)."
+                )
             elif folder.is_dir():
                 shutil.rmtree(folder)
             else:

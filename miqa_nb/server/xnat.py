@@ -16,15 +16,18 @@ instead (:mod:`miqa_nb.ingest.prearchive`, served by :mod:`miqa_nb.server.prearc
 and the answer lists ``/data/prearchive/projects/P/TIMESTAMP/SESSION``.
 
 With ``src=/user/cache/resources/X/files/NAME`` (several, or comma separated; also as
-fields of a urlencoded or multipart form body) the files put earlier in the user's cache
-(:mod:`miqa_nb.server.cache`) are imported instead of a body, as one upload: all or
-nothing. As in XNAT, the default importer takes them out of the cache once imported,
-and a named ``import-handler`` (``DICOM-zip``...) leaves them there; a refused import
-leaves them all. An invalid ``src`` is 400 (``src uri is invalid``), a missing file 404
-(``Unknown src file``; the cache is always the caller's own). With ``http-session-listener=ID`` the progress is
-recorded for ``GET /data/status/ID`` (:mod:`miqa_nb.server.status`); with ``src`` too,
-the answer is at once (``Submitted for prearchival``, or ``... archival`` for
-``dest=/archive...`` or XNAT's ``prearchive_code=1``) and the import runs in the background, which then owns the staging folder and its lock.
+fields of a urlencoded or multipart form body) the files put earlier in the user's
+cache (:mod:`miqa_nb.server.cache`) are imported instead of a body, as one upload: all
+or nothing. As in XNAT, the default importer takes them out of the cache once
+imported, and a named ``import-handler`` (``DICOM-zip``...) leaves them there; a
+refused import leaves them all. An invalid ``src`` is 400 (``src uri is invalid``), a
+missing file 404 (``Unknown src file``; the cache is always the caller's own).
+
+With ``http-session-listener=ID`` the progress is recorded for ``GET /data/status/ID``
+(:mod:`miqa_nb.server.status`); with ``src`` too, the answer is at once (``Submitted
+for prearchival``, or ``... archival`` for ``dest=/archive...`` or XNAT's
+``prearchive_code=1``) and the import runs in the background, which then owns the
+staging folder and its lock.
 
 Not built yet: ``gradual-DICOM`` and ``XAR``.
 """
@@ -144,8 +147,9 @@ class ImportHandler(XnatHandler):
 
     def data_received(self, chunk: bytes) -> None:
         if self.form is not None:
-            self.form += chunk
-            if len(self.form) > MAX_FIELD_BYTES and self.refused is None:
+            if self.refused is None:
+                self.form += chunk
+            if len(self.form) > MAX_FIELD_BYTES:  # refused: the rest is discarded
                 self.refused = (400, f"The import's form is longer than {MAX_FIELD_BYTES} bytes.")
                 self.form = bytearray()
             return
@@ -306,6 +310,8 @@ class _Job:
 
     async def run(self) -> list[str]:
         """Import off the event loop; record its progress; raise its refusal."""
+        from miqa_nb.server.status import done_message  # see ImportHandler.post
+
         self.progress("Beginning import")
         try:
             uris = await asyncio.get_running_loop().run_in_executor(
@@ -329,8 +335,6 @@ class _Job:
         except Exception as exc:
             self.progress(f"The import failed: {type(exc).__name__}: {exc}", FAILED)
             raise
-        from miqa_nb.server.status import done_message  # see ImportHandler.post
-
         if self.consume:
             for path in self.archives:
                 path.unlink(missing_ok=True)
