@@ -288,6 +288,13 @@ def test_src_refusals_leave_nothing_behind(site: Site) -> None:
     # a collaborator may not import, even their own cached file
     status, text = curl("-u", f"{COLLAB}:{PASSWORD}", "-X", "POST", f"{url}{good_src}")
     assert status == 403 and "may not" in text
+    # a form of parameters is small: a long one is refused, not kept in memory
+    long_form = requests.post(
+        f"{site.url}data/services/import",
+        data={"src": good_src, "dest": "/archive", "pad": "x" * 200_000},
+        auth=(TIER1, PASSWORD),
+    )
+    assert long_form.status_code == 400 and "form is longer" in long_form.text
     assert _state(site) == before
     assert (_folder(site, "-cache") / TIER1 / "up7" / "good.zip").is_file()
 
