@@ -89,6 +89,13 @@ class _Base(JupyterHandler):
             return str(self.base_url)
         return target
 
+    def _challenge(self) -> None:
+        """XNAT's 401 for a call without a signed-in user: a Basic challenge."""
+        self.set_status(401)
+        self.set_header("WWW-Authenticate", 'Basic realm="XNAT"')
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish("Authentication required: a user name and password or API token\n")
+
     def write_page(self, title: str, body: str, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "text/html; charset=utf-8")
@@ -208,12 +215,6 @@ class PasswordHandler(_Base):
 class JSessionHandler(_Base):
     """XNAT's ``/data/JSESSION``: a session id for scripts."""
 
-    def _challenge(self) -> None:
-        self.set_status(401)
-        self.set_header("WWW-Authenticate", 'Basic realm="XNAT"')
-        self.set_header("Content-Type", "text/plain; charset=utf-8")
-        self.finish("Authentication required: a user name and password or API token\n")
-
     @allow_unauthenticated
     async def get(self) -> None:
         if self.current_user is None:
@@ -281,17 +282,15 @@ class AuthCheckHandler(_Base):
 
     @allow_unauthenticated
     async def get(self) -> None:
+        if self.current_user is None:
+            self._challenge()
+            return
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
-        if self.current_user is None:
-            self.set_status(401)
-            self.set_header("WWW-Authenticate", 'Basic realm="XNAT"')
-            self.finish("Authentication required: a user name and password or API token\n")
-            return
         self.finish(f"User '{self.current_user.username}' is logged in")
 
 
-class VersionHandler(AuthCheckHandler):
+class VersionHandler(_Base):
     """XNAT's ``GET data/version``: the XNAT version whose REST calls this server
     follows (1.8.0: the import service and prearchive as XNAT 1.8 documents them,
     without 1.8.3's ``Ignore-Unparsable`` and ``Direct-Archive``, which xnatpy then
@@ -299,12 +298,10 @@ class VersionHandler(AuthCheckHandler):
 
     @allow_unauthenticated
     async def get(self) -> None:
-        self.set_header("Content-Type", "text/plain; charset=utf-8")
         if self.current_user is None:
-            self.set_status(401)
-            self.set_header("WWW-Authenticate", 'Basic realm="XNAT"')
-            self.finish("Authentication required: a user name and password or API token\n")
+            self._challenge()
             return
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.finish(XNAT_VERSION)
 
 
