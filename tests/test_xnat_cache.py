@@ -113,6 +113,13 @@ def test_put_list_get_delete_with_curl(site: Site) -> None:
     assert requests.delete(f"{site.url}{CACHE}/up1/files/c1.zip", auth=auth).status_code == 200
     assert not stored.exists()
     assert requests.get(f"{site.url}{CACHE}/up1/files/c1.zip", auth=auth).status_code == 404
+    # a whole resource goes at once; "files" alone names nothing to delete
+    for name in ("a.zip", "b.zip"):
+        assert put(site, TIER1, "up1b", name, archive)[0] == 200
+    assert requests.delete(f"{site.url}{CACHE}/up1b/files", auth=auth).status_code == 400
+    assert requests.delete(f"{site.url}{CACHE}/up1b", auth=other).status_code == 404
+    assert requests.delete(f"{site.url}{CACHE}/up1b", auth=auth).status_code == 200
+    assert not (_folder(site, "-cache") / TIER1 / "up1b").exists()
 
 
 def test_multipart_put_and_post_store_the_file_not_the_form(site: Site) -> None:
