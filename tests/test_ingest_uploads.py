@@ -137,3 +137,20 @@ def test_abort_removes_the_partial_file(tmp_path: Path) -> None:
     assert len(list(tmp_path.iterdir())) == 1
     receiver.abort()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_form_of_fields_only_is_received_when_no_file_is_required(tmp_path: Path) -> None:
+    body = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="src"\r\n\r\n'
+        f"/user/cache/resources/X/files/a.zip\r\n--{BOUNDARY}--\r\n"
+    ).encode()
+    content_type = f"multipart/form-data; boundary={BOUNDARY}"
+    receiver = UploadReceiver(tmp_path, None, content_type, file_required=False)
+    feed(receiver, body, 9)
+    upload = receiver.finish()
+    assert not upload.has_file and upload.filename is None
+    assert upload.fields == {"src": ["/user/cache/resources/X/files/a.zip"]}
+    strict = UploadReceiver(tmp_path, None, content_type)
+    feed(strict, body, 9)
+    with pytest.raises(UploadError, match="holds no file"):
+        strict.finish()

@@ -49,11 +49,16 @@ class UploadTooLarge(UploadError):
 
 @dataclass
 class ReceivedUpload:
-    """An upload received whole: its file, the name its sender gave, the form fields."""
+    """An upload received whole: its file, the name its sender gave, the form fields.
+
+    ``has_file`` is false for a form that held no file (allowed only when asked:
+    ``UploadReceiver(..., file_required=False)``); ``path`` is then an empty file.
+    """
 
     path: Path
     filename: str | None
     fields: dict[str, list[str]] = field(default_factory=dict)
+    has_file: bool = True
 
 
 class UploadReceiver:
@@ -71,6 +76,9 @@ class UploadReceiver:
         The body is the file whatever the Content-Type (XNAT's ``inbody=true``).
     content_length
         The declared length, if any: refused at once when above the limit.
+    file_required
+        A form without a file is refused (the default); else it is received, its
+        fields only (XNAT's import may name its files with ``src`` fields instead).
 
     Examples
     --------
@@ -94,8 +102,10 @@ class UploadReceiver:
         *,
         inbody: bool = False,
         content_length: int | None = None,
+        file_required: bool = True,
     ) -> None:
         self.limits = limits or UploadLimits()
+        self.file_required = file_required
         self.received = 0
         if content_length is not None and content_length > self.limits.max_upload_bytes:
             raise UploadTooLarge(self._too_large(f"its declared length, {content_length} bytes,"))
@@ -145,15 +155,17 @@ class UploadReceiver:
         try:
             filename = None
             fields: dict[str, list[str]] = {}
+            has_file = True
             if self._form is not None:
-                self._form.close()
+                self._form.close(self.file_required)
                 filename, fields = self._form.filename, self._form.fields
+                has_file = filename is not None
             self._out.close()
             self._out = None
         except BaseException:
             self.abort()
             raise
-        return ReceivedUpload(self.path, filename, fields)
+        return ReceivedUpload(self.path, filename, fields, has_file)
 
     def abort(self) -> None:
         """Stop receiving (the client went away, or a refusal): remove the partial file."""
@@ -263,13 +275,13 @@ class _FormParser:
             )
         self._part = None
 
-    def close(self) -> None:
+    def close(self, file_required: bool = True) -> None:
         if self.state != "end":
             raise UploadError(
                 "The upload's form ended before its closing boundary (the upload was cut "
                 "short); send it again."
             )
-        if self.filename is None:
+        if self.filename is None and file_required:
             raise UploadError(
                 "The upload's form holds no file; send the archive as a file field, or "
                 "the file alone as the body with inbody=true."

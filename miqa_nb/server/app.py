@@ -7,7 +7,11 @@ dashboard needs it:
 
 - identity: :class:`~miqa_nb.server.identity.CatalogIdentityProvider` (set in
   ``voila_app/voila.json``); the sign-in pages and XNAT's ``data/JSESSION`` are added
-  under the base URL (:mod:`miqa_nb.server.handlers`);
+  under the base URL (:mod:`miqa_nb.server.handlers`), with what the ``xnat`` client
+  (xnatpy) signs in by (``data/services/auth``, ``data/auth``, ``data/version``);
+- XNAT's services: the import (:mod:`miqa_nb.server.xnat`), its progress
+  (:mod:`miqa_nb.server.status`), the user's cache (:mod:`miqa_nb.server.cache`) and
+  the prearchive (:mod:`miqa_nb.server.prearchive`);
 - kernels: :class:`~miqa_nb.server.kernels.MiqaKernelManager` gives each kernel a key,
   the page handler records which signed-in page takes which kernel, and
   :class:`~miqa_nb.server.kernels.OwnerAuthorizer` keeps every kernel to its user;
@@ -46,17 +50,22 @@ from voila.request_info_handler import RequestInfoSocketHandler
 from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
 from voila.tornado.handler import TornadoVoilaHandler
 
+from miqa_nb.server.cache import CACHE_ROUTES
 from miqa_nb.server.handlers import (
+    AuthCheckHandler,
     JSessionHandler,
     KernelSelfHandler,
     PasswordHandler,
+    ServicesAuthHandler,
     ShutdownHandler,
     SignInHandler,
     SignOutHandler,
+    VersionHandler,
 )
 from miqa_nb.server.identity import WARM_UP_USER
 from miqa_nb.server.kernels import PAGE_REQUEST, REGISTRY, Page, track_pages
 from miqa_nb.server.prearchive import PREARCHIVE_ROUTES, clean_archiving
+from miqa_nb.server.status import StatusHandler
 from miqa_nb.server.xnat import ImportHandler, clean_staging, resume_receiving
 
 __all__ = ["MiqaServer", "PageHandler", "ReadyHandler", "RetryAfter", "is_local", "main"]
@@ -173,7 +182,12 @@ class MiqaServer(Voila):
             (at("/logout"), SignOutHandler),
             (at("/signout"), SignOutHandler),
             (at("/data/JSESSION"), JSessionHandler),
+            (at("/data/services/auth"), ServicesAuthHandler),
+            (at("/data/auth"), AuthCheckHandler),
+            (at("/data/version"), VersionHandler),
             (at("/data/services/import"), ImportHandler),
+            (at(r"/data/status/([^/]+)"), StatusHandler),
+            *((at(path), handler) for path, handler in CACHE_ROUTES),
             *((at(path), handler) for path, handler in PREARCHIVE_ROUTES),
             (at("/miqa/ready"), ReadyHandler, {"server": self}),
             (

@@ -10,6 +10,9 @@
   token) answers a new session id as text and sets it as the ``JSESSIONID`` cookie;
   ``DELETE`` ends it. Unauthenticated calls under ``data/`` get 401 with a Basic
   challenge, as XNAT answers, not a redirect to the sign-in page.
+- ``data/services/auth`` (``PUT`` with a form's ``username`` and ``password``) and
+  ``data/auth`` (who is signed in): how the ``xnat`` Python client (xnatpy) signs in;
+  ``data/version``: the XNAT version whose calls the server follows.
 - ``miqa/kernel/...``: a kernel's own questions, authenticated by its key
   (:mod:`miqa_nb.server.kernels`): which page it serves, whether that page is still
   connected, and its own shutdown.
@@ -37,12 +40,15 @@ from miqa_nb.server.identity import JSESSION_COOKIE, CatalogIdentityProvider
 from miqa_nb.server.kernels import REGISTRY
 
 __all__ = [
+    "AuthCheckHandler",
     "JSessionHandler",
     "KernelSelfHandler",
     "PasswordHandler",
+    "ServicesAuthHandler",
     "ShutdownHandler",
     "SignInHandler",
     "SignOutHandler",
+    "VersionHandler",
 ]
 
 #: The same answer for an unknown user and a wrong password.
@@ -82,6 +88,13 @@ class _Base(JupyterHandler):
         ):
             return str(self.base_url)
         return target
+
+    def _challenge(self) -> None:
+        """XNAT's 401 for a call without a signed-in user: a Basic challenge."""
+        self.set_status(401)
+        self.set_header("WWW-Authenticate", 'Basic realm="XNAT"')
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish("Authentication required: a user name and password or API token\n")
 
     def write_page(self, title: str, body: str, status: int = 200) -> None:
         self.set_status(status)
@@ -202,18 +215,16 @@ class PasswordHandler(_Base):
 class JSessionHandler(_Base):
     """XNAT's ``/data/JSESSION``: a session id for scripts."""
 
-    def _challenge(self) -> None:
-        self.set_status(401)
-        self.set_header("WWW-Authenticate", 'Basic realm="XNAT"')
-        self.set_header("Content-Type", "text/plain; charset=utf-8")
-        self.finish("Authentication required: a user name and password or API token\n")
-
     @allow_unauthenticated
     async def get(self) -> None:
         if self.current_user is None:
             self._challenge()
             return
-        sid = self.provider.sessions.start(self.current_user.username, "api")
+        self._issue(self.current_user.username)
+
+    def _issue(self, user: str) -> None:
+        """Answer a new API session of ``user``: its id as text and as the cookie."""
+        sid = self.provider.sessions.start(user, "api")
         self.set_cookie(
             JSESSION_COOKIE,
             sid,
@@ -242,6 +253,60 @@ class JSessionHandler(_Base):
         self.clear_cookie(JSESSION_COOKIE, path=self.base_url)
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.finish("")
+
+
+class ServicesAuthHandler(JSessionHandler):
+    """XNAT's ``PUT data/services/auth`` (xnatpy signs in so): the form's ``username``
+    and ``password`` (braked like the sign-in page) give a new session id, as text and
+    as the ``JSESSIONID`` cookie; wrong ones 401.
+
+    No XSRF check applies before sign-in: a page of another site cannot send a PUT
+    without the browser asking this server first (CORS), which it does not allow.
+    """
+
+    @allow_unauthenticated
+    async def put(self) -> None:
+        name = self.get_body_argument("username", "").strip()
+        password = self.get_body_argument("password", "")
+        user = await self.provider.sign_in(self, name, password)
+        if user is None:
+            self.set_status(401)
+            self.set_header("Content-Type", "text/plain; charset=utf-8")
+            self.finish(WRONG + "\n")
+            return
+        self._issue(user.username)
+
+
+class AuthCheckHandler(_Base):
+    """XNAT's ``GET data/auth``: says who is signed in (``User 'NAME' is logged in``)."""
+
+    @allow_unauthenticated
+    async def get(self) -> None:
+        if self.current_user is None:
+            self._challenge()
+            return
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(f"User '{self.current_user.username}' is logged in")
+
+
+class VersionHandler(_Base):
+    """XNAT's ``GET data/version``: the XNAT version whose REST calls this server
+    follows (1.8.0: the import service and prearchive as XNAT 1.8 documents them,
+    without 1.8.3's ``Ignore-Unparsable`` and ``Direct-Archive``, which xnatpy then
+    does not send). xnatpy asks it before it reads a prearchive session."""
+
+    @allow_unauthenticated
+    async def get(self) -> None:
+        if self.current_user is None:
+            self._challenge()
+            return
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(XNAT_VERSION)
+
+
+#: The XNAT version whose REST calls the server follows (see VersionHandler).
+XNAT_VERSION = "1.8.0"
 
 
 class KernelSelfHandler(web.RequestHandler):

@@ -23,18 +23,34 @@ and its files at once (:mod:`miqa_nb.ingest.xar`); any other name is a 400 namin
 these. ``dest=/prearchive/projects/P/TIMESTAMP[/SESSION]`` merges the upload into that
 existing entry (another study: 409).
 
-Not built yet: ``src`` from the user's cache, ``http-session-listener`` progress.
+With ``src=/user/cache/resources/X/files/NAME`` (several, or comma separated; also as
+fields of a urlencoded or multipart form body) the files put earlier in the user's
+cache (:mod:`miqa_nb.server.cache`) are imported instead of a body, as one upload: all
+or nothing. As in XNAT, the default importer takes them out of the cache once
+imported, and a named ``import-handler`` (``DICOM-zip``...) leaves them there; a
+refused import leaves them all. An invalid ``src`` is 400 (``src uri is invalid``), a
+missing file 404 (``Unknown src file``; the cache is always the caller's own).
+
+With ``http-session-listener=ID`` the progress is recorded for ``GET /data/status/ID``
+(:mod:`miqa_nb.server.status`); with ``src`` too, the answer is at once (``Submitted
+for prearchival``, or ``... archival`` for ``dest=/archive...`` or XNAT's
+``prearchive_code=1``) and the import runs in the background, which then owns the
+staging folder and its lock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import fcntl
+import logging
 import shutil
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.base.handlers import JupyterHandler
@@ -47,13 +63,16 @@ from miqa_nb.ingest.archiving import ArchiveConflict, archive_sessions
 from miqa_nb.ingest.dicom import NotDicomError, read_sessions
 from miqa_nb.ingest.gradual import merge_into, parse_entry_dest, receive, watch
 from miqa_nb.ingest.prearchive import stage_sessions
-from miqa_nb.ingest.uploads import UploadReceiver, UploadTooLarge
+from miqa_nb.ingest.uploads import MAX_FIELD_BYTES, UploadReceiver, UploadTooLarge
 from miqa_nb.ingest.xar import import_xar
 
 __all__ = ["ImportHandler", "XnatHandler"]
 
 NO_FILES = "Upload did not include parsable files for session generation."
 SIGN_IN = "Authentication required: a user name and password or API token"
+PROCESSING, FAILED, COMPLETED = "PROCESSING", "FAILED", "COMPLETED"
+
+log = logging.getLogger(__name__)
 
 
 class XnatHandler(JupyterHandler):
@@ -102,6 +121,7 @@ class ImportHandler(XnatHandler):
     _lock: IO[bytes] | None = None
     staging: Path | None = None
     refused: tuple[int, str] | None = None
+    form: bytearray | None = None
 
     async def prepare(self) -> None:  # type: ignore[override]
         await super().prepare()
@@ -113,19 +133,34 @@ class ImportHandler(XnatHandler):
         # held while the upload is handled: a server killed meanwhile releases it, and
         # the next server's start-up removes the folder (clean_staging)
         self._lock = _hold(self.staging / LOCK_NAME)
+        inbody = self.get_query_argument("inbody", "").lower() == "true"
+        content_type = self.request.headers.get("Content-Type", "")
+        if self.get_query_arguments("src"):
+            return  # the files are in the user's cache; a body is not read
+        if not inbody and content_type.split(";")[0].strip().lower() == FORM_TYPE:
+            self.form = bytearray()  # the parameters as a form (XNAT's web uploader)
+            return
         try:
             length = self.request.headers.get("Content-Length")
             self.receiver = UploadReceiver(
                 self.staging,
                 UploadLimits(),
-                self.request.headers.get("Content-Type"),
-                inbody=self.get_query_argument("inbody", "").lower() == "true",
+                content_type or None,
+                inbody=inbody,
                 content_length=int(length) if length and length.isdigit() else None,
+                file_required=False,  # a form may name cached files with src instead
             )
         except MiqaError as exc:
             self.refused = (413 if isinstance(exc, UploadTooLarge) else 400, str(exc))
 
     def data_received(self, chunk: bytes) -> None:
+        if self.form is not None:
+            if self.refused is None:
+                self.form += chunk
+            if len(self.form) > MAX_FIELD_BYTES:  # refused: the rest is discarded
+                self.refused = (400, f"The import's form is longer than {MAX_FIELD_BYTES} bytes.")
+                self.form = bytearray()
+            return
         if self.receiver is None or self.refused is not None:
             return
         try:
@@ -133,6 +168,12 @@ class ImportHandler(XnatHandler):
         except MiqaError as exc:
             self.refused = (413 if isinstance(exc, UploadTooLarge) else 400, str(exc))
             self.receiver.abort()
+
+    def finish(self, chunk: Any = None) -> Any:
+        """Remove the upload's staging folder first: the answer means it is gone (a
+        background import has taken it over before)."""
+        self._clean()
+        return super().finish(chunk)
 
     def on_finish(self) -> None:
         self._clean()
@@ -150,14 +191,35 @@ class ImportHandler(XnatHandler):
         if lock is not None:
             lock.close()
 
+    def _add_arguments(self, fields: dict[str, list[str]]) -> None:
+        """Parameters sent in the body (a form) count as the query's do, after them."""
+        for key, values in fields.items():
+            encoded = [v.encode("utf-8") for v in values]
+            self.request.arguments.setdefault(key, []).extend(encoded)
+            self.request.body_arguments.setdefault(key, []).extend(encoded)
+
     @allow_unauthenticated
     async def post(self) -> None:
+        # here, not at the top: both modules build on this one's XnatHandler
+        from miqa_nb.server import cache, status
+
         if self.current_user is None:
             self._text(401, SIGN_IN)
             return
         if self.refused is not None:
             self._text(*self.refused)
             return
+        upload = None
+        try:
+            if self.form is not None:
+                self._add_arguments(parse_qs(self.form.decode("utf-8", "replace")))
+            if self.receiver is not None:
+                upload = self.receiver.finish()
+                self._add_arguments(upload.fields)
+        except MiqaError as exc:
+            self._text(400, str(exc))
+            return
+        user = self.current_user.username
         dest = self.get_argument("dest", "")
         options = {
             "project": self.get_argument("project", "") or self.get_argument("PROJECT_ID", ""),
@@ -172,25 +234,140 @@ class ImportHandler(XnatHandler):
         overwrite = self.get_argument("overwrite", "none").lower()
         options["quarantine"] = self.get_argument("quarantine", "false").lower()
         options["trigger_pipelines"] = self.get_argument("triggerPipelines", "true").lower()
-        assert self.receiver is not None and self.staging is not None
-        try:
-            upload = self.receiver.finish()
-        except MiqaError as exc:
-            self._text(400, str(exc))
-            return
-        options["filename"] = upload.filename or ""
-        staging, user = self.staging, self.current_user.username
-        try:
-            uris = await asyncio.get_running_loop().run_in_executor(
-                None, _import, upload.path, staging, user, options, overwrite
+        listener = self.get_argument("http-session-listener", "")
+        sources = self.get_arguments("src")
+        if len(listener) > MAX_LISTENER:
+            self._text(
+                400,
+                f"The http-session-listener is longer than {MAX_LISTENER} characters; "
+                "give a shorter ID.",
             )
-        except NotDicomError as exc:
-            self._text(400, f"{NO_FILES} {exc}")
+            return
+        assert self.staging is not None
+        job = _Job([], self.staging, user, options, overwrite, listener)
+        # XNAT's default importer moves a cached file out of the cache as it imports
+        # it; a named import-handler (DICOM-zip...) only reads it, and it stays
+        job.consume = bool(sources) and not self.get_argument("import-handler", "")
+        if listener:
+            status.BOARD.start(user, listener)
+            job.progress("Determining destination")
+        try:
+            if sources:
+                job.archives = cache.resolve_sources(cache.cache_root(), user, sources)
+            elif upload is not None and upload.has_file:
+                job.archives = [upload.path]
+                options["filename"] = upload.filename or ""
+            else:
+                raise MiqaError(
+                    "The import holds no file: send the archive as a form's file, as the "
+                    "body with inbody=true, or name files of your cache with src."
+                )
+        except MiqaError as exc:
+            job.progress(str(exc), FAILED)
+            self.refuse(exc)
+            return
+        if listener and sources:
+            # XNAT answers at once and imports in the background: the job now owns
+            # the staging folder and its lock
+            job.lock, self._lock, self.staging = self._lock, None, None
+            task = asyncio.get_running_loop().create_task(job.run_and_clean())
+            _RUNNING.add(task)
+            task.add_done_callback(_RUNNING.discard)
+            self.set_header("Content-Type", "text/plain; charset=utf-8")
+            archival = (
+                options["where"] == "archive" or self.get_argument("prearchive_code", "") == "1"
+            )
+            where = "archival" if archival else "prearchival"
+            self.finish(f"Submitted for {where}")
+            return
+        try:
+            uris = await job.run()
         except MiqaError as exc:
             self.refuse(exc)
         else:
             self.set_header("Content-Type", "text/uri-list")
             self.finish("".join(uri + "\n" for uri in uris))
+
+
+#: The form type whose body holds the import's parameters rather than a file.
+FORM_TYPE = "application/x-www-form-urlencoded"
+#: The longest ``http-session-listener`` ID.
+MAX_LISTENER = 256
+#: Background imports running (kept referenced until done).
+_RUNNING: set[asyncio.Task[None]] = set()
+
+
+class _Job:
+    """One import: the files, where it stages, who sends it, and its listener."""
+
+    def __init__(
+        self,
+        archives: list[Path],
+        staging: Path,
+        user: str,
+        options: dict[str, Any],
+        overwrite: str,
+        listener: str,
+    ) -> None:
+        self.archives, self.staging, self.user = archives, staging, user
+        self.options, self.overwrite, self.listener = options, overwrite, listener
+        self.lock: IO[bytes] | None = None
+        self.consume = False  # remove the (cached) files once imported
+
+    def progress(self, message: str, state: str = PROCESSING) -> None:
+        from miqa_nb.server import status  # see ImportHandler.post
+
+        if self.listener:
+            status.BOARD.add(self.user, self.listener, state, message)
+
+    async def run(self) -> list[str]:
+        """Import off the event loop; record its progress; raise its refusal."""
+        from miqa_nb.server.status import done_message  # see ImportHandler.post
+
+        self.progress("Beginning import")
+        try:
+            uris = await asyncio.get_running_loop().run_in_executor(
+                None,
+                lambda: _import(
+                    self.archives,
+                    self.staging,
+                    self.user,
+                    self.options,
+                    self.overwrite,
+                    progress=self.progress,
+                ),
+            )
+        except NotDicomError as exc:
+            refusal = MiqaError(f"{NO_FILES} {exc}")
+            self.progress(str(refusal), FAILED)
+            raise refusal from exc
+        except MiqaError as exc:
+            self.progress(str(exc), FAILED)
+            raise
+        except Exception as exc:
+            self.progress(f"The import failed: {type(exc).__name__}: {exc}", FAILED)
+            raise
+        if self.consume:
+            for path in self.archives:
+                path.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # still holds other files
+                    path.parent.rmdir()
+        self.progress(done_message(uris), COMPLETED)
+        return uris
+
+    async def run_and_clean(self) -> None:
+        """Run in the background (its outcome is in the status board), then remove
+        the staging folder."""
+        try:
+            await self.run()
+        except MiqaError:
+            pass  # recorded as FAILED
+        except Exception:
+            log.exception("a background import of %s failed", self.user)
+        finally:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            if self.lock is not None:
+                self.lock.close()
 
 
 #: The file an upload's staging folder holds locked while the upload is handled.
@@ -246,8 +423,34 @@ def _from_dest(dest: str) -> dict[str, str]:
 HANDLERS = ("SI", "DICOM-zip", "gradual-DICOM", "XAR")
 
 
+def _unpack_all(archives: Path | Sequence[Path], files: Path, name: str | None = None) -> None:
+    """Unpack one upload into ``files`` (a single file named ``name`` when given), or
+    several (files of the user's cache, one upload: all or nothing) each into a folder
+    of its own, under one total limit."""
+    limits = UploadLimits()
+    if isinstance(archives, Path) or len(archives) == 1:
+        unpack(archives if isinstance(archives, Path) else archives[0], files, limits, name=name)
+        return
+    for number, archive in enumerate(archives):
+        written = unpack(archive, files / f"{number:04d}", limits)
+        limits = dataclasses.replace(
+            limits,
+            max_total_bytes=limits.max_total_bytes - sum(p.stat().st_size for p in written),
+            max_members=limits.max_members - len(written),
+        )
+
+
+def _quiet(message: str) -> None:
+    """Progress nobody listens to."""
+
+
 def _import(
-    archive: Path, staging: Path, user: str, options: dict[str, Any], overwrite: str
+    archive: Path | Sequence[Path],
+    staging: Path,
+    user: str,
+    options: dict[str, Any],
+    overwrite: str,
+    progress: Callable[[str], None] = _quiet,
 ) -> list[str]:
     """Import the upload ``archive`` as ``options["handler"]`` says; the URIs created.
 
@@ -265,6 +468,13 @@ def _import(
     handler = next(h for h in HANDLERS if h.lower() == handler.lower())
     catalog = Catalog(_catalog_path())
     if handler == "XAR":
+        if not isinstance(archive, Path):
+            if len(archive) != 1:
+                raise MiqaError(
+                    f"import-handler=XAR takes one file; {len(archive)} were given: send "
+                    "each XAR in its own import"
+                )
+            archive = archive[0]
         xar = import_xar(
             catalog,
             archive,
@@ -277,7 +487,8 @@ def _import(
     files = staging / "files"
     # a single file keeps the name its sender gave (errors name it), never a path
     given = PurePosixPath(str(options.get("filename") or "").replace("\\", "/")).name
-    unpack(archive, files, UploadLimits(), name=given if given.strip(".") else None)
+    _unpack_all(archive, files, name=given if given.strip(".") else None)
+    progress("Populating session")
     into = parse_entry_dest(str(options.get("dest", "")))
     if into is not None:
         merged = merge_into(catalog, files, by=user, dest=into)
@@ -308,11 +519,15 @@ def _import(
         "quarantine": options.get("quarantine") == "true",
         "trigger_pipelines": options.get("trigger_pipelines") != "false",
     }
+    if now:
+        progress("Archiving")
     uris = (
         [a.uri for a in archive_sessions(catalog, now, by=user, overwrite=overwrite, **flags)]
         if now
         else []
     )
+    if later:
+        progress("Moving to prearchive")
     return uris + ["/data" + e.url for e in stage_sessions(catalog, later, by=user)]
 
 
