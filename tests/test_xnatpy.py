@@ -10,11 +10,15 @@ docs/design.md.
 
 from __future__ import annotations
 
+import hashlib
+import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from test_xnat_import import PASSWORD, PROJECT, TIER1, Site, served_site, session_zip
+import requests
+from test_xnat_import import ADMIN, PASSWORD, PROJECT, TIER1, Site, served_site, session_zip
 
 xnat = pytest.importorskip("xnat")
 
@@ -61,3 +65,87 @@ def test_xnatpy_imports_to_the_prearchive_and_lists_it(site: Site) -> None:
 def test_xnatpy_refuses_a_wrong_password(site: Site) -> None:
     with pytest.raises(xnat.exceptions.XNATLoginFailedError):
         connect(site, TIER1, "wrong")
+
+
+def _digests(archive: Path) -> dict[str, str]:
+    """The SHA-256 of each file in a zip, by its name without folders."""
+    with zipfile.ZipFile(archive) as zf:
+        return {
+            Path(info.filename).name: hashlib.sha256(zf.read(info)).hexdigest()
+            for info in zf.infolist()
+            if not info.is_dir()
+        }
+
+
+def test_xnatpy_heartbeat_keeps_its_session_and_disconnect_ends_it(site: Site) -> None:
+    session = connect(site, TIER1, PASSWORD)
+    jsession = session.interface.cookies.get("JSESSIONID")
+    assert jsession
+    for _ in range(3):
+        session.heartbeat()  # GET /data/JSESSION with the cookie: the same session
+        assert session.get("/data/JSESSION").text == jsession
+        assert session.interface.cookies.get("JSESSIONID") == jsession
+    session.disconnect()  # DELETE /data/JSESSION: the one session there was ends
+    after = requests.get(site.url + "data/JSESSION", cookies={"JSESSIONID": jsession}, timeout=60)
+    assert after.status_code == 401
+
+
+def test_xnatpy_downloads_rebuilds_and_moves_a_prearchive_session(
+    site: Site, tmp_path: Path
+) -> None:
+    other = "ScannerTwo"
+    if other not in set(site.catalog.projects()["project"]):
+        site.catalog.create_project(other, by=ADMIN)
+        site.catalog.set_role(other, TIER1, "tier1", by=ADMIN)
+    session = connect(site, TIER1, PASSWORD)
+    try:
+        archive = session_zip(site, "x2", session="S1_X2")
+        staged = session.services.import_(archive, destination=f"/prearchive/projects/{PROJECT}")
+        # download(): the session's DICOM files, byte for byte, in a real zip
+        saved = staged.download(tmp_path / "staged.zip")
+        assert zipfile.is_zipfile(saved)
+        assert _digests(Path(saved)) == _digests(archive)
+        with zipfile.ZipFile(saved) as zf:
+            names = zf.namelist()
+        assert all(n.startswith(f"{staged.folder_name}/SCANS/") for n in names), names
+        # a scan's download(): that scan's files only
+        scan = next(s for s in staged.scans.values() if s.id == "3")
+        scan.download(tmp_path / "scan3.zip")
+        with zipfile.ZipFile(archive) as zf:
+            t2 = {Path(n).name for n in zf.namelist() if n.startswith("t2/")}
+        assert set(_digests(tmp_path / "scan3.zip")) == t2
+        # rebuild(): read again, still READY
+        assert staged.rebuild().status_code == 200
+        (again,) = session.prearchive.sessions(PROJECT)
+        assert again.uri == staged.uri and again.status == "READY"
+        # move(): to another project of hers
+        assert staged.move(other).status_code == 200
+        assert session.prearchive.sessions(PROJECT) == []
+        (moved,) = session.prearchive.sessions(other)
+        assert (moved.project, moved.label) == (other, "S1_X2")
+        moved.delete(asynchronous=False)
+    finally:
+        session.disconnect()
+
+
+def test_a_prearchive_download_is_refused_to_whom_may_not_see_it(site: Site) -> None:
+    session = connect(site, TIER1, PASSWORD)
+    try:
+        staged = session.services.import_(
+            session_zip(site, "x3", session="S1_X3"), destination=f"/prearchive/projects/{PROJECT}"
+        )
+        outsider = "olga"
+        if outsider not in set(site.catalog.users()["name"]):
+            site.catalog.add_user(outsider, by=ADMIN)
+            site.catalog.set_password(outsider, PASSWORD, by=ADMIN)
+        answer = requests.get(
+            site.url + staged.uri.lstrip("/"),
+            params={"format": "zip"},
+            auth=(outsider, PASSWORD),
+            timeout=60,
+        )
+        assert answer.status_code == 403, answer.text
+        assert not answer.content.startswith(b"PK")
+        staged.delete(asynchronous=False)
+    finally:
+        session.disconnect()

@@ -6,9 +6,10 @@
 - ``logout`` (also ``signout``): ends the browser's session and the kernels of the
   pages it opened, and clears the cookie.
 - ``login/password``: a signed-in user sets their password.
-- ``data/JSESSION``: XNAT's session for scripts. ``GET`` (authenticated by Basic or a
-  token) answers a new session id as text and sets it as the ``JSESSIONID`` cookie;
-  ``DELETE`` ends it. Unauthenticated calls under ``data/`` get 401 with a Basic
+- ``data/JSESSION``: XNAT's session for scripts. ``GET`` authenticated by Basic or a
+  token (a sign-in) answers a new session id as text and sets it as the ``JSESSIONID``
+  cookie; ``GET`` with only that cookie answers the same id, as XNAT does (xnatpy's
+  keep-alive calls it so); ``DELETE`` ends it. Unauthenticated calls under ``data/`` get 401 with a Basic
   challenge, as XNAT answers, not a redirect to the sign-in page.
 - ``data/services/auth`` (``PUT`` with a form's ``username`` and ``password``) and
   ``data/auth`` (who is signed in): how the ``xnat`` Python client (xnatpy) signs in;
@@ -213,14 +214,37 @@ class PasswordHandler(_Base):
 
 
 class JSessionHandler(_Base):
-    """XNAT's ``/data/JSESSION``: a session id for scripts."""
+    """XNAT's ``/data/JSESSION``: a session id for scripts.
+
+    A sign-in (Basic or a token in the ``Authorization`` header, or a browser's sign-in
+    cookie) gets a new session; a call with only a live ``JSESSIONID`` cookie gets that
+    session's id again, as XNAT answers (its idle time starts again), so a client's
+    keep-alive does not open a session per beat.
+    """
 
     @allow_unauthenticated
     async def get(self) -> None:
         if self.current_user is None:
             self._challenge()
             return
+        current = self._current_api_session()
+        if current is not None:
+            self.set_header("Content-Type", "text/plain; charset=utf-8")
+            self.set_header("Cache-Control", "no-store")
+            self.finish(current)
+            return
         self._issue(self.current_user.username)
+
+    def _current_api_session(self) -> str | None:
+        """The id of the ``JSESSIONID`` session that signed this request in, if it did
+        (no ``Authorization`` header, which would decide first)."""
+        if self.request.headers.get("Authorization"):
+            return None
+        sid = self.get_cookie(JSESSION_COOKIE)
+        session = self.provider.sessions.get(sid) if sid else None
+        if session is None or session.kind != "api":
+            return None
+        return sid if session.user == self.current_user.username else None
 
     def _issue(self, user: str) -> None:
         """Answer a new API session of ``user``: its id as text and as the cookie."""

@@ -2,12 +2,16 @@
 
 - ``GET /data/prearchive/projects[/P]``: the entries the user may see;
 - ``GET /data/prearchive/projects/P/TS/SESSION[/scans[/ID/resources[/R/files]]]``;
+- ``GET /data/prearchive/projects/P/TS/SESSION[/scans/ID]?format=zip``: the session's
+  (or the scan's) DICOM files as a zip (``SESSION/SCANS/ID/DICOM/NAME``), streamed;
 - ``POST /data/prearchive/projects/P/TS/SESSION`` with ``action=build``: read again;
 - ``POST /data/services/archive`` with ``src=/prearchive/projects/P/TS/SESSION``,
   ``overwrite`` (``none``, ``append``, ``delete``) and, to archive under other names or
   an Unassigned entry into a project, ``project``/``subject``/``session`` or
   ``dest=/archive/projects/P[/subjects/S[/experiments/E]]``;
 - ``POST /data/services/prearchive/delete`` with ``src=...``;
+- ``POST /data/services/prearchive/rebuild`` with ``src`` (several, or comma
+  separated): read each again, as ``action=build`` does; answers them as a listing;
 - ``POST /data/services/prearchive/move`` with ``src`` (several, or comma separated)
   and ``newProject``: answers the moved entries as a listing.
 
@@ -26,7 +30,10 @@ import asyncio
 import csv
 import io
 import json
+import threading
+import zipfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from jupyter_server.auth.decorator import allow_unauthenticated
@@ -44,10 +51,13 @@ __all__ = [
     "EntryHandler",
     "ListHandler",
     "MoveHandler",
+    "RebuildHandler",
     "clean_archiving",
 ]
 
 T = TypeVar("T")
+#: Bytes of zip sent to the client at a time.
+CHUNK = 256 * 1024
 _PART = r"([^/]+)"
 _ENTRY = rf"/data/prearchive/projects/{_PART}/{_PART}/{_PART}"
 
@@ -110,7 +120,9 @@ class EntryHandler(_Base):
             return
         parts = [p for p in (rest or "").split("/") if p]
         scans = {s["id"]: s for s in entry.scans}
-        if not parts:
+        if self.get_argument("format", "").lower() == "zip":
+            await self._zip(entry, parts, scans)
+        elif not parts:
             self._table([entry.row()], COLUMNS)
         elif parts == ["scans"]:
             rows = [
@@ -143,6 +155,45 @@ class EntryHandler(_Base):
             self._table(rows, ["Name", "URI", "Size"])
         else:
             self._text(404, f"no such resource under /data{entry.url}: {rest}")
+
+    async def _zip(
+        self, entry: prearchive.Entry, parts: list[str], scans: dict[str, dict[str, Any]]
+    ) -> None:
+        """Stream the DICOM files of ``entry`` (``parts`` empty) or of one of its scans
+        (``parts`` ``["scans", ID]``) as a zip, built in a worker thread a chunk ahead."""
+        if parts and not (len(parts) == 2 and parts[0] == "scans" and parts[1] in scans):
+            self._text(404, f"format=zip is for a session or one of its scans, not {parts}")
+            return
+        chosen = [scans[parts[1]]] if parts else list(entry.scans)
+        try:
+            files = [
+                path
+                for scan in chosen
+                for path in sorted((entry.path / "SCANS" / scan["folder"] / "DICOM").iterdir())
+                if path.is_file()
+            ]
+        except FileNotFoundError:
+            self._text(404, f"/data{entry.url} was deleted or moved meanwhile")
+            return
+        name = entry.folder if not parts else f"{entry.folder}_scan{parts[1]}"
+        self.set_header("Content-Type", "application/zip")
+        self.set_header("Content-Disposition", f'attachment; filename="{name}.zip"')
+        loop = asyncio.get_running_loop()
+        out = _Chunks(loop)
+        writer = loop.run_in_executor(None, _write_zip, files, entry.path.parent, out)
+        try:
+            while (chunk := await out.queue.get()) is not None:
+                self.write(chunk)
+                await self.flush()
+        except BaseException:  # the client went away: stop the writer, let it end
+            out.stop.set()
+            while await out.queue.get() is not None:
+                pass
+            raise
+        finally:
+            # a file gone meanwhile raises here: the unfinished zip is cut off
+            await writer
+        self.finish()
 
     @allow_unauthenticated
     async def post(self, project: str, ts: str, folder: str, rest: str | None = None) -> None:
@@ -218,6 +269,28 @@ class MoveHandler(_Base):
             self._table([e.row() for e in moved], COLUMNS)
 
 
+class RebuildHandler(_Base):
+    """``POST /data/services/prearchive/rebuild`` with ``src`` (several, or comma
+    separated): each entry read again, as ``action=build`` on it does; answers the
+    entries as a listing. ``async`` is accepted and the rebuild done before the answer."""
+
+    @allow_unauthenticated
+    async def post(self) -> None:
+        sources = [s for value in self.get_arguments("src") for s in value.split(",") if s.strip()]
+
+        def work(cat: Catalog, user: str) -> list[prearchive.Entry]:
+            if not sources:
+                raise MiqaError(
+                    "rebuild takes src=/prearchive/projects/P/TIMESTAMP/SESSION (one or more)"
+                )
+            triples = [prearchive.parse_src(src) for src in sources]
+            return [prearchive.rebuild_entry(cat, user, *triple) for triple in triples]
+
+        rebuilt = await self._call(work)
+        if rebuilt is not None:
+            self._table([e.row() for e in rebuilt], COLUMNS)
+
+
 class DeleteHandler(_Base):
     """``POST /data/services/prearchive/delete`` with ``src``."""
 
@@ -241,7 +314,52 @@ PREARCHIVE_ROUTES: list[tuple[str, type[XnatHandler]]] = [
     ("/data/services/archive", ArchiveHandler),
     ("/data/services/prearchive/delete", DeleteHandler),
     ("/data/services/prearchive/move", MoveHandler),
+    ("/data/services/prearchive/rebuild", RebuildHandler),
 ]
+
+
+class _Chunks(io.RawIOBase):
+    """A write-only, unseekable stream that hands what is written, in chunks of
+    :data:`CHUNK` bytes, to :attr:`queue` on ``loop`` (waiting while it is full);
+    :attr:`stop` set makes the next chunk raise."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self.loop = loop
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=4)
+        self.stop = threading.Event()
+        self.buffer = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.buffer += data
+        if len(self.buffer) >= CHUNK:
+            self.send()
+        return len(data)
+
+    def send(self) -> None:
+        if self.stop.is_set():
+            raise OSError("the zip's reader went away")
+        if self.buffer:
+            chunk, self.buffer = bytes(self.buffer), bytearray()
+            self._put(chunk)
+
+    def _put(self, chunk: bytes | None) -> None:
+        asyncio.run_coroutine_threadsafe(self.queue.put(chunk), self.loop).result()
+
+
+def _write_zip(files: list[Path], base: Path, out: _Chunks) -> None:
+    """Zip ``files`` (named relative to ``base``) into ``out``; a None chunk ends it,
+    error or not."""
+    try:
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+            for path in files:
+                archive.write(path, path.relative_to(base).as_posix())
+        out.send()
+    finally:
+        out._put(None)
 
 
 def clean_archiving() -> list[str]:
