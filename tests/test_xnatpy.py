@@ -12,13 +12,17 @@ archive objects need the parsed data model even then (docs/design.md): a strict 
 from __future__ import annotations
 
 import hashlib
+import io
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import nibabel as nib
+import numpy as np
 import pytest
 import requests
+from dicom_support import write_series
 from test_xnat_import import ADMIN, PASSWORD, PROJECT, TIER1, Site, served_site, session_zip
 
 xnat = pytest.importorskip("xnat")
@@ -193,3 +197,45 @@ def test_xnatpy_import_to_the_archive_gives_back_its_experiment(site: Site) -> N
         assert experiment.label == "S1_X5"
     finally:
         session.disconnect()
+
+
+def test_a_client_that_stops_reading_a_zip_leaves_the_server_well(site: Site) -> None:
+    """A staged session bigger than what the server zips ahead of its reader (noise
+    does not deflate); the reader closes after its first chunk, three times over."""
+    rng = np.random.default_rng(20)
+    noise = rng.integers(0, 32767, size=(192, 192, 64), dtype=np.int16)
+    folder = site.root / "noisy"
+    write_series(
+        nib.Nifti1Image(noise, np.diag([2.0, 2.0, 2.0, 1.0])), folder, study_uid="1.2.3.20",
+        SeriesNumber=5, SeriesDescription="noise",
+        PatientComments=f"Project:{PROJECT} Subject:S9 Session:S9_NOISE",
+    )  # fmt: skip
+    archive = site.root / "noisy.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(folder.iterdir()):
+            zf.write(path, path.name)
+    auth = (TIER1, PASSWORD)
+    staged = requests.post(
+        site.url + f"data/services/import?dest=/prearchive/projects/{PROJECT}",
+        files={"file": archive.open("rb")}, auth=auth, timeout=300,
+    )  # fmt: skip
+    assert staged.status_code == 200, staged.text
+    address = site.url + staged.text.strip().lstrip("/")
+    log = site.root / "server.log"
+    before = log.read_text()
+    for _ in range(3):
+        with requests.get(
+            address, params={"format": "zip"}, auth=auth, stream=True, timeout=60
+        ) as r:
+            assert r.status_code == 200
+            assert len(next(r.iter_content(64 * 1024))) > 0
+    full = requests.get(address, params={"format": "zip"}, auth=auth, timeout=120)
+    assert full.status_code == 200
+    assert len(full.content) > 4_000_000  # far more than the writer runs ahead
+    with zipfile.ZipFile(io.BytesIO(full.content)) as zf:
+        assert zf.testzip() is None and len(zf.namelist()) == 64
+    assert "Traceback" not in log.read_text()[len(before) :]
+    assert requests.post(
+        site.url + "data/services/prearchive/delete",
+        data={"src": staged.text.strip()}, auth=auth, timeout=60,
+    ).status_code == 200  # fmt: skip

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from jupyter_server.auth.decorator import allow_unauthenticated
+from tornado.iostream import StreamClosedError
 
 from miqa_nb.catalog import Catalog
 from miqa_nb.core.errors import MiqaError
@@ -181,19 +182,27 @@ class EntryHandler(_Base):
         loop = asyncio.get_running_loop()
         out = _Chunks(loop)
         writer = loop.run_in_executor(None, _write_zip, files, entry.path.parent, out)
+        sent = False
         try:
             while (chunk := await out.queue.get()) is not None:
                 self.write(chunk)
                 await self.flush()
-        except BaseException:  # the client went away: stop the writer, let it end
-            out.stop.set()
-            while await out.queue.get() is not None:
-                pass
-            raise
+            sent = True
+        except StreamClosedError:
+            pass  # the client went away (below: the writer stops)
         finally:
-            # a file gone meanwhile raises here: the unfinished zip is cut off
+            if not sent:  # stop the writer at its next chunk and let it end
+                out.stop.set()
+                while await out.queue.get() is not None:
+                    pass
+        try:
             await writer
-        self.finish()
+        except OSError:
+            if sent:  # a file gone meanwhile: the unfinished zip is cut off
+                raise
+            return
+        if sent:
+            self.finish()
 
     @allow_unauthenticated
     async def post(self, project: str, ts: str, folder: str, rest: str | None = None) -> None:
