@@ -151,6 +151,16 @@ def test_a_prearchive_download_is_refused_to_whom_may_not_see_it(site: Site) -> 
         )
         assert answer.status_code == 403, answer.text
         assert not answer.content.startswith(b"PK")
+        rebuild = requests.post(
+            site.url + "data/services/prearchive/rebuild",
+            data={"src": staged.uri},
+            auth=(outsider, PASSWORD),
+            timeout=60,
+        )
+        assert rebuild.status_code == 403, rebuild.text
+        assert requests.post(
+            site.url + "data/services/prearchive/rebuild", auth=(TIER1, PASSWORD), timeout=60
+        ).status_code == 400  # fmt: skip
         staged.delete(asynchronous=False)
     finally:
         session.disconnect()
