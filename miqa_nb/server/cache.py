@@ -31,25 +31,14 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
-from typing import IO, Any
 from urllib.parse import quote, unquote
 
 from jupyter_server.auth.decorator import allow_unauthenticated
 from tornado import web
 
 from miqa_nb.core.errors import MiqaError, NotFound
-from miqa_nb.ingest.archives import UploadLimits
-from miqa_nb.ingest.uploads import UploadReceiver, UploadTooLarge
-from miqa_nb.server.xnat import (
-    LOCK_NAME,
-    SIGN_IN,
-    XnatHandler,
-    _catalog_path,
-    _hold,
-    _staging_root,
-)
+from miqa_nb.server.xnat import SIGN_IN, ReceivingHandler, _catalog_path
 
 __all__ = ["CACHE_ROUTES", "CacheError", "CacheHandler", "cache_root", "resolve_sources"]
 
@@ -142,20 +131,13 @@ def resolve_sources(root: Path, user: str, sources: list[str]) -> list[Path]:
 
 
 @web.stream_request_body
-class CacheHandler(XnatHandler):
+class CacheHandler(ReceivingHandler):
     """``/data/user/cache/resources/X[/files[/NAME]]`` (see the module)."""
-
-    receiver: UploadReceiver | None = None
-    refused: tuple[int, str] | None = None
-    staging: Path | None = None
-    _lock: IO[bytes] | None = None
 
     async def prepare(self) -> None:  # type: ignore[override]
         await super().prepare()
         if self.current_user is None or self.request.method not in ("PUT", "POST"):
             return  # the method answers 401 (a body is discarded)
-        connection: Any = self.request.connection  # Tornado's HTTP1Connection
-        connection.set_max_body_size(UploadLimits().max_upload_bytes)
         try:
             files, name = self.path_kwargs.get("files"), self._name()
             if not files or not name:
@@ -165,50 +147,17 @@ class CacheHandler(XnatHandler):
             cached_file(
                 cache_root(), self.current_user.username, self.path_kwargs["resource"], name
             )
-            # received in a staging folder of its own, locked while handled: a server
-            # killed meanwhile leaves it to the next one's start-up (clean_staging)
-            self.staging = Path(tempfile.mkdtemp(prefix="import-", dir=_staging_root()))
-            self._lock = _hold(self.staging / LOCK_NAME)
-            length = self.request.headers.get("Content-Length")
-            self.receiver = UploadReceiver(
-                self.staging,
-                UploadLimits(),
-                self.request.headers.get("Content-Type"),
-                inbody=self.get_query_argument("inbody", "").lower() == "true",
-                content_length=int(length) if length and length.isdigit() else None,
-            )
         except MiqaError as exc:
-            self.refused = (413 if isinstance(exc, UploadTooLarge) else 400, str(exc))
+            self._refuse_upload(exc)
+            return
+        self._stage()
+        self._receive(
+            self.request.headers.get("Content-Type"),
+            inbody=self.get_query_argument("inbody", "").lower() == "true",
+        )
 
     def _name(self) -> str:
         return str(self.path_kwargs.get("name") or "")  # Tornado has decoded it
-
-    def data_received(self, chunk: bytes) -> None:
-        if self.receiver is None or self.refused is not None:
-            return
-        try:
-            self.receiver.feed(chunk)
-        except MiqaError as exc:
-            self.refused = (413 if isinstance(exc, UploadTooLarge) else 400, str(exc))
-            self.receiver.abort()
-
-    def finish(self, chunk: Any = None) -> Any:
-        """Remove the upload's staging folder first: the answer means it is gone."""
-        self.on_finish()
-        return super().finish(chunk)
-
-    def on_finish(self) -> None:
-        if self.receiver is not None:
-            self.receiver.abort()  # removes the partial file unless it was moved
-        if self.staging is not None:
-            shutil.rmtree(self.staging, ignore_errors=True)
-            self.staging = None
-        lock, self._lock = self._lock, None
-        if lock is not None:
-            lock.close()
-
-    def on_connection_close(self) -> None:
-        self.on_finish()
 
     def _user(self) -> str | None:
         if self.current_user is None:
@@ -245,13 +194,8 @@ class CacheHandler(XnatHandler):
         if user is None:
             return
         try:
-            folder = user_folder(cache_root(), user) / check_name(resource, "resource")
-            if name:
-                path = cached_file(cache_root(), user, resource, self._name())
-                if not path.is_file():
-                    raise NotFound(
-                        f"No file {path.name!r} in resource {folder.name!r} of your cache."
-                    )
+            folder, path = self._lookup(user, resource, name)
+            if path is not None:
                 await self._send(path)
                 return
             if not folder.is_dir():
@@ -270,6 +214,17 @@ class CacheHandler(XnatHandler):
             if p.is_file() and not p.name.startswith(".")
         ]
         self._table(rows, ["Name", "Size", "URI", "collection"])
+
+    def _lookup(self, user: str, resource: str, name: str | None) -> tuple[Path, Path | None]:
+        """The resource's folder in ``user``'s cache and, when the address names a file,
+        that file (:class:`NotFound` when it is not there)."""
+        folder = user_folder(cache_root(), user) / check_name(resource, "resource")
+        if not name:
+            return folder, None
+        path = cached_file(cache_root(), user, resource, self._name())
+        if not path.is_file():
+            raise NotFound(f"No file {path.name!r} in resource {folder.name!r} of your cache.")
+        return folder, path
 
     async def _send(self, path: Path) -> None:
         self.set_header("Content-Type", "application/octet-stream")
@@ -301,13 +256,8 @@ class CacheHandler(XnatHandler):
         if user is None:
             return
         try:
-            folder = user_folder(cache_root(), user) / check_name(resource, "resource")
-            if name:
-                path = cached_file(cache_root(), user, resource, self._name())
-                if not path.is_file():
-                    raise NotFound(
-                        f"No file {path.name!r} in resource {folder.name!r} of your cache."
-                    )
+            folder, path = self._lookup(user, resource, name)
+            if path is not None:
                 path.unlink()
                 if not any(folder.iterdir()):
                     folder.rmdir()

@@ -66,7 +66,7 @@ from miqa_nb.ingest.prearchive import stage_sessions
 from miqa_nb.ingest.uploads import MAX_FIELD_BYTES, UploadReceiver, UploadTooLarge
 from miqa_nb.ingest.xar import import_xar
 
-__all__ = ["ImportHandler", "XnatHandler"]
+__all__ = ["ImportHandler", "ReceivingHandler", "XnatHandler"]
 
 NO_FILES = "Upload did not include parsable files for session generation."
 SIGN_IN = "Authentication required: a user name and password or API token"
@@ -113,65 +113,57 @@ _STATUS: tuple[tuple[type[MiqaError], int], ...] = (
 )
 
 
-@web.stream_request_body
-class ImportHandler(XnatHandler):
-    """``POST data/services/import`` (see the module)."""
+class ReceivingHandler(XnatHandler):
+    """A handler that streams its request body to a staging folder of its own,
+    ``<catalog>-staging/import-*``, locked while the request is handled (a server killed
+    meanwhile releases the lock, and the next one's start-up removes the folder:
+    :func:`clean_staging`); the folder goes when the answer is sent."""
 
     receiver: UploadReceiver | None = None
     _lock: IO[bytes] | None = None
     staging: Path | None = None
     refused: tuple[int, str] | None = None
-    form: bytearray | None = None
 
-    async def prepare(self) -> None:  # type: ignore[override]
-        await super().prepare()
-        if self.current_user is None:
-            return  # post() answers 401 (the body is discarded)
+    def _stage(self) -> Path:
+        """Make the request's staging folder (and lock it); allow a large body."""
         connection: Any = self.request.connection  # Tornado's HTTP1Connection
         connection.set_max_body_size(UploadLimits().max_upload_bytes)  # its default: 100 MB
         self.staging = Path(tempfile.mkdtemp(prefix="import-", dir=_staging_root()))
-        # held while the upload is handled: a server killed meanwhile releases it, and
-        # the next server's start-up removes the folder (clean_staging)
         self._lock = _hold(self.staging / LOCK_NAME)
-        inbody = self.get_query_argument("inbody", "").lower() == "true"
-        content_type = self.request.headers.get("Content-Type", "")
-        if self.get_query_arguments("src"):
-            return  # the files are in the user's cache; a body is not read
-        if not inbody and content_type.split(";")[0].strip().lower() == FORM_TYPE:
-            self.form = bytearray()  # the parameters as a form (XNAT's web uploader)
-            return
+        return self.staging
+
+    def _receive(self, content_type: str | None, *, inbody: bool, **options: Any) -> None:
+        """Start receiving the body into the staging folder (a refusal is kept for the
+        method to answer)."""
+        assert self.staging is not None
+        length = self.request.headers.get("Content-Length")
         try:
-            length = self.request.headers.get("Content-Length")
             self.receiver = UploadReceiver(
                 self.staging,
                 UploadLimits(),
-                content_type or None,
+                content_type,
                 inbody=inbody,
                 content_length=int(length) if length and length.isdigit() else None,
-                file_required=False,  # a form may name cached files with src instead
+                **options,
             )
         except MiqaError as exc:
-            self.refused = (413 if isinstance(exc, UploadTooLarge) else 400, str(exc))
+            self._refuse_upload(exc)
+
+    def _refuse_upload(self, exc: MiqaError) -> None:
+        self.refused = (413 if isinstance(exc, UploadTooLarge) else 400, str(exc))
 
     def data_received(self, chunk: bytes) -> None:
-        if self.form is not None:
-            if self.refused is None:
-                self.form += chunk
-            if len(self.form) > MAX_FIELD_BYTES:  # refused: the rest is discarded
-                self.refused = (400, f"The import's form is longer than {MAX_FIELD_BYTES} bytes.")
-                self.form = bytearray()
-            return
         if self.receiver is None or self.refused is not None:
             return
         try:
             self.receiver.feed(chunk)
         except MiqaError as exc:
-            self.refused = (413 if isinstance(exc, UploadTooLarge) else 400, str(exc))
+            self._refuse_upload(exc)
             self.receiver.abort()
 
     def finish(self, chunk: Any = None) -> Any:
-        """Remove the upload's staging folder first: the answer means it is gone (a
-        background import has taken it over before)."""
+        """Remove the staging folder first: the answer means it is gone (a background
+        import has taken it over before)."""
         self._clean()
         return super().finish(chunk)
 
@@ -183,13 +175,45 @@ class ImportHandler(XnatHandler):
 
     def _clean(self) -> None:
         if self.receiver is not None:
-            self.receiver.abort()
+            self.receiver.abort()  # removes the partial file unless it was moved
         if self.staging is not None:
             shutil.rmtree(self.staging, ignore_errors=True)
             self.staging = None
         lock, self._lock = getattr(self, "_lock", None), None
         if lock is not None:
             lock.close()
+
+
+@web.stream_request_body
+class ImportHandler(ReceivingHandler):
+    """``POST data/services/import`` (see the module)."""
+
+    form: bytearray | None = None
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        await super().prepare()
+        if self.current_user is None:
+            return  # post() answers 401 (the body is discarded)
+        self._stage()
+        inbody = self.get_query_argument("inbody", "").lower() == "true"
+        content_type = self.request.headers.get("Content-Type", "")
+        if self.get_query_arguments("src"):
+            return  # the files are in the user's cache; a body is not read
+        if not inbody and content_type.split(";")[0].strip().lower() == FORM_TYPE:
+            self.form = bytearray()  # the parameters as a form (XNAT's web uploader)
+            return
+        # a form may name cached files with src instead of holding a file
+        self._receive(content_type or None, inbody=inbody, file_required=False)
+
+    def data_received(self, chunk: bytes) -> None:
+        if self.form is None:
+            super().data_received(chunk)
+            return
+        if self.refused is None:
+            self.form += chunk
+        if len(self.form) > MAX_FIELD_BYTES:  # refused: the rest is discarded
+            self.refused = (400, f"The import's form is longer than {MAX_FIELD_BYTES} bytes.")
+            self.form = bytearray()
 
     def _add_arguments(self, fields: dict[str, list[str]]) -> None:
         """Parameters sent in the body (a form) count as the query's do, after them."""
