@@ -20,7 +20,6 @@ record, so a server restarted meanwhile builds what an earlier one left RECEIVIN
 from __future__ import annotations
 
 import contextlib
-import datetime
 import fcntl
 import json
 import logging
@@ -52,6 +51,7 @@ from miqa_nb.ingest.prearchive import (
     UNASSIGNED,
     Entry,
     _entry,
+    _free_entry,
     _hold,
     _iso,
     _may_import,
@@ -62,6 +62,7 @@ from miqa_nb.ingest.prearchive import (
     _write,
     archive_entry,
     get_entry,
+    new_record,
     prearchive_root,
 )
 
@@ -195,29 +196,10 @@ def _receiving(catalog: Catalog, project: str, session: Session) -> Path | None:
 def _new_entry(catalog: Catalog, project: str, session: Session, by: str, archive: bool) -> Path:
     label = session.route.session or session.study_uid
     now = _now()
-    base = prearchive_root(catalog) / _safe(project)
-    while True:
-        stamp = now.strftime("%Y%m%d_%H%M%S") + f"{now.microsecond // 1000:03d}"
-        path = base / stamp / _safe(label)
-        if not path.exists():
-            break
-        now += datetime.timedelta(milliseconds=1)
+    path = _free_entry(catalog, project, label, now)
     path.mkdir(parents=True)
-    record = {
-        "project": project,
-        "label": label,
-        "subject": session.route.subject or "",
-        "study_uid": session.study_uid,
-        "scan_date": session.study_date,
-        "scans": [],
-        "uploaded": _iso(now),
-        "lastmod": _iso(now),
-        "by": by,
-        "status": RECEIVING,
-        "message": "",
-        "archive": archive,
-    }
-    _write(path, record)
+    record = new_record(project, label, session, by=by, when=now, status=RECEIVING, scans=[])
+    _write(path, {**record, "archive": archive})
     return path
 
 

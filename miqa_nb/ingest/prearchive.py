@@ -63,6 +63,7 @@ __all__ = [
     "get_entry",
     "move_entries",
     "move_entry",
+    "new_record",
     "parse_src",
     "prearchive_root",
     "rebuild_entry",
@@ -183,17 +184,10 @@ def stage_sessions(
             )
         targets.append((session, project or UNASSIGNED))
     now = _now()
-    stamp = now.strftime("%Y%m%d_%H%M%S") + f"{now.microsecond // 1000:03d}"
     staged = []
     for session, project in targets:
         label = session.route.session or session.study_uid
-        folder = _safe(label)
-        when = now
-        base = prearchive_root(catalog) / _safe(project)
-        while (base / stamp / folder).exists():  # the same session within the same ms
-            when += datetime.timedelta(milliseconds=1)
-            stamp = when.strftime("%Y%m%d_%H%M%S") + f"{when.microsecond // 1000:03d}"
-        entry = base / stamp / folder
+        entry = _free_entry(catalog, project, label, now)
         scans = []
         for series in session.series:
             target = entry / "SCANS" / _safe(series.scan_id) / "DICOM"
@@ -211,22 +205,52 @@ def stage_sessions(
                 }
             )
         entry.mkdir(parents=True, exist_ok=True)
-        record = {
-            "project": project,
-            "label": label,
-            "subject": session.route.subject or "",
-            "study_uid": session.study_uid,
-            "scan_date": session.study_date,
-            "scans": scans,
-            "uploaded": _iso(now),
-            "lastmod": _iso(now),
-            "by": by,
-            "status": _status(catalog, project, label),
-            "message": "",
-        }
-        _write(entry, record)
+        status = _status(catalog, project, label)
+        _write(
+            entry, new_record(project, label, session, by=by, when=now, status=status, scans=scans)
+        )
         staged.append(_entry(entry))
     return staged
+
+
+def _timestamp(when: datetime.datetime) -> str:
+    """XNAT's entry timestamp, ``yyyyMMdd_HHmmssSSS``."""
+    return when.strftime("%Y%m%d_%H%M%S") + f"{when.microsecond // 1000:03d}"
+
+
+def _free_entry(catalog: Catalog, project: str, label: str, when: datetime.datetime) -> Path:
+    """Where a new entry of ``label`` goes: ``<project>/<timestamp>/<label>`` at ``when``,
+    or a millisecond later while that is taken (the same session within the same ms)."""
+    base = prearchive_root(catalog) / _safe(project)
+    while (base / _timestamp(when) / _safe(label)).exists():
+        when += datetime.timedelta(milliseconds=1)
+    return base / _timestamp(when) / _safe(label)
+
+
+def new_record(
+    project: str,
+    label: str,
+    session: Session,
+    *,
+    by: str,
+    when: datetime.datetime,
+    status: str,
+    scans: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The record (``prearchive.json``) of a new entry of ``session``."""
+    return {
+        "project": project,
+        "label": label,
+        "subject": session.route.subject or "",
+        "study_uid": session.study_uid,
+        "scan_date": session.study_date,
+        "scans": scans,
+        "uploaded": _iso(when),
+        "lastmod": _iso(when),
+        "by": by,
+        "status": status,
+        "message": "",
+    }
 
 
 def _status(catalog: Catalog, project: str, label: str) -> str:
