@@ -498,12 +498,14 @@ def _import(
         received = receive(catalog, files, by=user, options=options)
         watch(catalog)  # builds the entries once quiet
         return ["/data" + e.url for e in received]
+    with catalog.store.peek():  # a read-only look, about 1 ms (opening it: 15 ms)
+        known_types = catalog.scan_types()
     sessions = read_sessions(
         files,
         project=options.get("project") or None,
         subject=options.get("subject") or None,
         session=options.get("session") or None,
-        scan_types=catalog.scan_types(),
+        scan_types=known_types,
     )
     if not sessions:
         raise MiqaError(NO_FILES)
