@@ -18,6 +18,13 @@ server (:func:`miqa_nb.serve.start`) serves a fresh catalog.
   file per series), into a new folder each run. (The import itself runs dcm2niix with
   ``-z n`` and gzips each frame with isal, several series at once: the same files,
   written faster.)
+- the second baseline, the same start as the service's: the zip unpacked (``unzip -q``;
+  Python's ``zipfile`` in a child interpreter where ``unzip`` is not installed, as on a
+  fresh machine, whose ``scripts/system-packages.sh`` installs only Chromium) and then
+  dcm2niix on the three series' folders as above, in one timed shell process, into a
+  new folder each run. dcm2niix alone starts from files already on disk, the service
+  from a zip arriving over HTTP: the issue's target is printed against the first
+  baseline as written, and beside it against this one, each with its own verdict.
 - the upload: ``requests.post`` of the zip as the body (``inbody=true``) to
   ``data/services/import?dest=/archive/projects/P/subjects/S/experiments/E<run>`` (a new
   session label each run), from the first byte sent until the answer (200): receiving,
@@ -25,7 +32,8 @@ server (:func:`miqa_nb.serve.start`) serves a fresh catalog.
   Files/s and MB/s of both are printed.
 
 **Where the upload's time goes**: the same stages timed in this process on the same
-zip, after each upload (so under the same load), medians: unpacking (``ingest.archives.unpack``), the headers
+zip, after each upload (so under the same load; what set-up made is frozen out of the
+garbage collector's reach, as the server freezes what its start-up made), medians: unpacking (``ingest.archives.unpack``), the headers
 (``read_sessions``), the conversion (``convert_all``, the series at once) and the
 catalog (the rest of ``archive_sessions``: checks, moving the frames, the import); what
 the end-to-end median has beyond their sum is the upload itself and the server's
@@ -44,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import resource
 import shutil
 import statistics
@@ -163,8 +172,9 @@ def dcm2niix(folders: list[Path], out: Path) -> tuple[float, int]:
 class Sampler:
     """The peak RSS of a process, sampled every 50 ms in a thread."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, *, children: bool = False) -> None:
         self.process = psutil.Process(pid)
+        self.children = children  # the sum of it and its children's
         self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -176,7 +186,11 @@ class Sampler:
 
     def _sample(self) -> None:
         with contextlib.suppress(psutil.Error):  # ended, or a zombie not yet reaped
-            self.peak = max(self.peak, self.process.memory_info().rss)
+            rss = self.process.memory_info().rss
+            for child in self.process.children(recursive=True) if self.children else ():
+                with contextlib.suppress(psutil.Error):
+                    rss += child.memory_info().rss
+            self.peak = max(self.peak, rss)
 
     def __enter__(self) -> Sampler:
         self._thread.start()
@@ -186,6 +200,44 @@ class Sampler:
         self._stop.set()
         self._thread.join()
         self._sample()
+
+
+#: The second baseline's shell script: ``$1`` the zip, ``$2`` a new folder, ``$3`` the
+#: unpacking command's words before the zip (``unzip -q`` or ``python -m zipfile -e``),
+#: ``$4`` dcm2niix.
+UNZIP_THEN_DCM2NIIX = r"""
+set -e
+zip="$1"; out="$2"; unpack="$3"; convert="$4"
+mkdir -p "$out/files"
+if [ "$unpack" = unzip ]; then unzip -q "$zip" -d "$out/files"
+else "$unpack" -m zipfile -e "$zip" "$out/files"; fi
+for series in "$out"/files/*/*/; do
+  name=$(basename "$series")
+  mkdir -p "$out/nifti/$name"
+  "$convert" -z y -b y -f scan -o "$out/nifti/$name" -w 1 -d 0 "$series" >/dev/null
+done
+"""
+
+
+def unpacker() -> str:
+    """``unzip`` when installed, else this Python (its ``zipfile`` module)."""
+    return "unzip" if shutil.which("unzip") else sys.executable
+
+
+def unzip_then_dcm2niix(archive: Path, out: Path) -> tuple[float, int]:
+    """The zip unpacked, then each series converted as :func:`dcm2niix` does, in one
+    shell process; return its seconds and the peak RSS of it and its children."""
+    began = time.perf_counter()
+    command = ["sh", "-c", UNZIP_THEN_DCM2NIIX, "sh", str(archive), str(out), unpacker(), DCM2NIIX]
+    child = subprocess.Popen(command)
+    with Sampler(child.pid, children=True) as sampler:
+        child.wait()
+    seconds = time.perf_counter() - began
+    if child.returncode != 0:
+        raise RuntimeError(f"unzip and dcm2niix failed on {archive} (exit {child.returncode})")
+    if len(list(out.glob("nifti/*/scan.nii.gz"))) != len(SERIES):
+        raise RuntimeError(f"unzip and dcm2niix did not write one image per series in {out}")
+    return seconds, sampler.peak
 
 
 def upload(server: Server, archive: Path, label: str) -> tuple[float, int]:
@@ -280,14 +332,21 @@ def main(argv: list[str]) -> int:
         catalog.create_project(PROJECT, by=ADMIN)
         server = start(root / "c.duckdb", log=root / "server.log", pool_size=1)
         server.wait_ready(timeout=300)
+        # as the server does once warmed up: what set-up made (the template, nibabel,
+        # pandas...) is not walked again by each full collection during the stages
+        gc.collect()
+        gc.freeze()
 
         base, sent = Figure("dcm2niix alone (3 series)"), Figure("upload to archive (end to end)")
+        unzipped = Figure(f"{Path(unpacker()).name} + dcm2niix (one shell)")
         parts: dict[str, list[float]] = {name: [] for name in STAGES}
         cpu: dict[str, list[float]] = {name: [] for name in STAGES}
         for i in range(args.repeat):
             began = cpu_seconds()
             seconds, peak = dcm2niix(folders, root / f"nifti{i}")
             base.runs.append({"seconds": seconds, "peak_rss": peak, "cpu": cpu_seconds() - began})
+            seconds, peak = unzip_then_dcm2niix(archive, root / f"unzipped{i}")
+            unzipped.runs.append({"seconds": seconds, "peak_rss": peak})
             seconds, peak = upload(server, archive, f"B1_MR{i}")
             sent.runs.append({"seconds": seconds, "peak_rss": peak})
             clock = stages(root / "c.duckdb", archive, root / f"stage{i}", f"B1_STAGE{i}")
@@ -295,13 +354,20 @@ def main(argv: list[str]) -> int:
                 parts[name].append(clock.wall[name])
                 cpu[name].append(clock.cpu[name])
             print(f"  .. run {i + 1}/{args.repeat}: dcm2niix {base.runs[-1]['seconds']:.2f} s, "
+                  f"unzip + dcm2niix {unzipped.runs[-1]['seconds']:.2f} s, "
                   f"upload {seconds:.2f} s", file=sys.stderr, flush=True)  # fmt: skip
         scans = catalog.scans(PROJECT)
         assert len(scans) == 2 * 3 * args.repeat, scans
         print(f"\n{machine()}")
         print(row(base))
+        print(row(unzipped))
         print(row(sent, base, RATIO))
-        for figure in (base, sent):
+        ratio = sent.median / unzipped.median
+        print(f"  the same target against the second baseline (the zip unpacked, then "
+              f"dcm2niix): {ratio:.2f}x  {against(ratio, RATIO, 'x')}")  # fmt: skip
+        print("  (dcm2niix alone starts from files already on disk; the service, and the "
+              "second baseline, from the zip)")  # fmt: skip
+        for figure in (base, unzipped, sent):
             print(f"  {figure.name}: {n_files / figure.median:6.0f} files/s, "
                   f"{size / 1e6 / figure.median:6.1f} MB/s")  # fmt: skip
         medians = {name: statistics.median(values) for name, values in parts.items()}

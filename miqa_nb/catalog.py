@@ -18,6 +18,7 @@ Decisions are an append-only log; the last decision and a scan's state are deriv
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -142,6 +143,13 @@ class Catalog:
 
     def __repr__(self) -> str:
         return f"Catalog({str(self.path)!r})"
+
+    def with_data_roots(self, data_roots: Iterable[str | os.PathLike[str]]) -> Catalog:
+        """This catalog with other data roots: the same file, settings and store, so a
+        connection open on this one (:meth:`Store.connect`) is the other's too."""
+        other = copy.copy(self)
+        other.data_roots = [Path(r) for r in data_roots]
+        return other
 
     # ------------------------------------------------------------------ helpers
 

@@ -481,3 +481,27 @@ def test_experiment_notes_are_read_and_changed_by_those_allowed(catalog, project
     experiments = json.loads(out.read_text())["projects"]["P"]["experiments"]
     assert experiments["E1"]["notes"] == "<i>note 3</i>\tby admin"
     assert experiments["E2"]["notes"] == ""
+
+
+def test_with_data_roots_shares_the_open_connection(tmp_path):
+    """A catalog with other data roots finds files there, and works inside a connection
+    its original holds (a second Catalog of the file would wait for the file's lock)."""
+    cat = Catalog(tmp_path / "c.duckdb", retry_seconds=2)
+    cat.add_user("ana", superuser=True)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "s.nii.gz").write_bytes(b"")
+    (tmp_path / "lists").mkdir()
+    listing = tmp_path / "lists" / "import.csv"
+    listing.write_text(
+        "project_name,experiment_name,scan_name,scan_type,frame_number,file_location\n"
+        f"P,E1,S1,T1,0,{data / 's.nii.gz'}\n"
+    )
+    with pytest.raises(ImportFileError, match="outside the data roots"):
+        cat.import_file(listing, by="ana")  # the default root: the listing's folder
+    rooted = cat.with_data_roots([data])
+    assert rooted.store is cat.store and cat.data_roots is None
+    with cat.store.connect():
+        rooted.import_file(listing, by="ana")
+    assert list(cat.scans("P")["scan"]) == ["S1"]
+    assert cat.frames("P")["location"].tolist() == [str(data / "s.nii.gz")]

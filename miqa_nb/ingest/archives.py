@@ -211,6 +211,7 @@ class _Writer:
         self.files: list[str] = []
         self._taken: set[str] = set()  # every file and folder written, relative
         self._folders: set[str] = set()
+        self._resolved: dict[str, Path] = {}  # folder (relative) -> its resolved path
         self.members = 0
         self.total = 0
         #: How many compressed bytes the members written so far came from.
@@ -245,10 +246,21 @@ class _Writer:
         if len(parts) > self.limits.max_depth:
             raise self.refuse(member, f"it lies more than {self.limits.max_depth} folders deep")
         rel = "/".join(parts)
-        target = (self.root / rel).resolve()
-        if not target.is_relative_to(self.root):
+        if not self._resolve(parts).is_relative_to(self.root):
             raise self.refuse(member, "it resolves outside the staging folder")
         return rel
+
+    def _resolve(self, parts: list[str]) -> Path:
+        """``root/parts`` with every link followed, as :meth:`Path.resolve`, each folder
+        resolved once: nothing unpacked is a link (links are refused), so a folder's
+        resolution does not change while unpacking (a member links nothing either; one
+        found there is followed all the same)."""
+        parent = "/".join(parts[:-1])
+        folder = self._resolved.get(parent)
+        if folder is None:
+            folder = self._resolved[parent] = (self.root / parent).resolve()
+        target = folder / parts[-1]
+        return target.resolve() if target.is_symlink() else target
 
     def _claim(self, member: str, rel: str, folder: bool) -> None:
         parts = rel.split("/")

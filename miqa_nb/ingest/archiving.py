@@ -40,6 +40,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -144,39 +145,9 @@ def archive_sessions(
     """
     if overwrite not in OVERWRITE:
         raise MiqaError(f"overwrite must be none, append or delete; {overwrite!r} was provided")
-    plans = []
-    known = set(catalog.projects()["project"])
-    stamp = catalog.clock().strftime("%Y%m%dT%H%M%S%f")
-    for session in sessions:
-        route = session.route
-        if not route.project:
-            raise MiqaError(
-                f"session {session.study_uid} names no project (no Project: comment, "
-                "StudyDescription or AccessionNumber): give project= or "
-                "dest=/archive/projects/P"
-            )
-        if route.project not in known:
-            raise NotFound(f"project {route.project!r} is not in the catalog")
-        permissions.require_transfer(catalog.standing(by, route.project), "import scans")
-        experiment = route.session or session.study_uid
-        existing = catalog.sql(  # the names only: catalog.scans() works out every state
-            "SELECT name FROM scans WHERE project = ? AND experiment = ?",
-            [route.project, experiment],
-        )
-        had = set(existing["name"].astype(str))
-        if had and overwrite == "none":
-            raise ArchiveConflict(
-                f"session {experiment!r} is already archived in project {route.project!r}; "
-                "send overwrite=append to add new series or overwrite=delete to replace it"
-            )
-        replace = bool(had) and overwrite == "delete"
-        # a replacement is converted beside the files it replaces, removed after commit
-        place = f"{_safe(experiment)}.{stamp}" if replace else _safe(experiment)
-        series = [s for s in session.series if overwrite != "append" or s.scan_id not in had]
-        plans.append(
-            _Plan(route.project, route.subject or experiment, experiment, place, series, replace)
-        )
-
+    # the checks read the catalog through one read-only peek (about 1 ms to open)
+    with catalog.store.peek():
+        plans = _plan(catalog, sessions, by, overwrite)
     data = data_folder(catalog)
     work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=_ensure(data)))
     lock = hold(work / LOCK_NAME)  # a sweep at start-up removes it only once released
@@ -208,48 +179,51 @@ def archive_sessions(
             archived.append(
                 Archived(project, plan.subject, experiment, tuple(s.scan_id for s in plan.series))
             )
-        if any(row["scan_type"] == MISC for row in rows):
-            _accept_misc(catalog)
-        projects = sorted({row["project_name"] for row in rows})
-        old = {
-            project: _files_of(
-                catalog,
-                project,
-                [p.experiment for p in plans if p.project == project and p.replace],
-                data,
-            )
-            for project in projects
-        }
-        places = [
-            (
-                work / _safe(plan.project) / plan.place / d.name,
-                data / _safe(plan.project) / plan.place / d.name,
-                plan.project,
-            )
-            for plan in plans
-            if (work / _safe(plan.project) / plan.place).exists()
-            for d in sorted((work / _safe(plan.project) / plan.place).iterdir())
-        ]
-        # what a sweep after a kill must look at: the series put in place, the replaced ones
-        _journal(work, [d for _, d, _ in places], [f.parent for fs in old.values() for f in fs])
-        for staged, destination, project in places:
-            if destination.exists():  # a series already archived (append) stays
-                raise ArchiveConflict(f"{destination} exists already; nothing was changed")
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            staged.rename(destination)
-            moved.setdefault(project, []).append(destination)
-        for project in projects:
-            mode = REPLACE_EXPERIMENTS if _replaces(plans, project) else "append"
-            _import(
-                catalog,
-                [r for r in rows if r["project_name"] == project],
-                by,
-                [data],
-                mode,
-                quarantine=quarantine,
-            )
-            moved.pop(project, None)  # committed: these stay
-            _remove_scan_folders(old[project], data)
+        # one connection (and the catalog's lock) from here to the last commit: opening
+        # the file costs more than any of the reads and writes below
+        with catalog.store.connect():
+            if any(row["scan_type"] == MISC for row in rows):
+                _accept_misc(catalog)
+            projects = sorted({row["project_name"] for row in rows})
+            old = {
+                project: _files_of(
+                    catalog,
+                    project,
+                    [p.experiment for p in plans if p.project == project and p.replace],
+                    data,
+                )
+                for project in projects
+            }
+            places = [
+                (
+                    work / _safe(plan.project) / plan.place / d.name,
+                    data / _safe(plan.project) / plan.place / d.name,
+                    plan.project,
+                )
+                for plan in plans
+                if (work / _safe(plan.project) / plan.place).exists()
+                for d in sorted((work / _safe(plan.project) / plan.place).iterdir())
+            ]
+            # what a sweep after a kill must look at: the series put in place, the replaced ones
+            _journal(work, [d for _, d, _ in places], [f.parent for fs in old.values() for f in fs])
+            for staged, destination, project in places:
+                if destination.exists():  # a series already archived (append) stays
+                    raise ArchiveConflict(f"{destination} exists already; nothing was changed")
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                staged.rename(destination)
+                moved.setdefault(project, []).append(destination)
+            for project in projects:
+                mode = REPLACE_EXPERIMENTS if _replaces(plans, project) else "append"
+                _import(
+                    catalog,
+                    [r for r in rows if r["project_name"] == project],
+                    by,
+                    [data],
+                    mode,
+                    quarantine=quarantine,
+                )
+                moved.pop(project, None)  # committed: these stay
+                _remove_scan_folders(old[project], data)
         if trigger_pipelines:
             run_pipelines(catalog, archived)
         return archived
@@ -273,6 +247,44 @@ class _Plan:
     place: str
     series: list[Series]
     replace: bool
+
+
+def _plan(catalog: Catalog, sessions: Sequence[Session], by: str, overwrite: str) -> list[_Plan]:
+    """Check each session (its project exists, ``by`` may import into it, an archived
+    experiment of its label is allowed by ``overwrite``) and plan where it goes."""
+    plans = []
+    known = set(catalog.sql("SELECT name FROM projects")["name"])
+    stamp = catalog.clock().strftime("%Y%m%dT%H%M%S%f")
+    for session in sessions:
+        route = session.route
+        if not route.project:
+            raise MiqaError(
+                f"session {session.study_uid} names no project (no Project: comment, "
+                "StudyDescription or AccessionNumber): give project= or "
+                "dest=/archive/projects/P"
+            )
+        if route.project not in known:
+            raise NotFound(f"project {route.project!r} is not in the catalog")
+        permissions.require_transfer(catalog.standing(by, route.project), "import scans")
+        experiment = route.session or session.study_uid
+        existing = catalog.sql(  # the names only: catalog.scans() works out every state
+            "SELECT name FROM scans WHERE project = ? AND experiment = ?",
+            [route.project, experiment],
+        )
+        had = set(existing["name"].astype(str))
+        if had and overwrite == "none":
+            raise ArchiveConflict(
+                f"session {experiment!r} is already archived in project {route.project!r}; "
+                "send overwrite=append to add new series or overwrite=delete to replace it"
+            )
+        replace = bool(had) and overwrite == "delete"
+        # a replacement is converted beside the files it replaces, removed after commit
+        place = f"{_safe(experiment)}.{stamp}" if replace else _safe(experiment)
+        series = [s for s in session.series if overwrite != "append" or s.scan_id not in had]
+        plans.append(
+            _Plan(route.project, route.subject or experiment, experiment, place, series, replace)
+        )
+    return plans
 
 
 def _files_of(catalog: Catalog, project: str, experiments: list[str], data: Path) -> list[Path]:
@@ -402,7 +414,7 @@ def _import(
     ``replace-experiments`` for a session that replaces its experiment), held in
     quarantine when asked, in the same transaction."""
     project = rows[0]["project_name"]
-    with_roots = Catalog(catalog.path, data_roots=[*roots])
+    with_roots = catalog.with_data_roots(roots)  # in the connection already open, if any
     with tempfile.NamedTemporaryFile(
         "w", suffix=".csv", newline="", encoding="utf-8", delete=False
     ) as handle:

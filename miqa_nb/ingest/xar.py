@@ -356,7 +356,7 @@ def _import_rows(
         writer.writeheader()
         writer.writerows({c: row.get(c, "") for c in MIQA_COLUMNS} for row in rows)
     try:
-        Catalog(catalog.path, data_roots=[data]).import_file(
+        catalog.with_data_roots([data]).import_file(
             Path(handle.name), by=by, project=project, mode="append"
         )
     finally:
