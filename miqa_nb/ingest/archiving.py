@@ -62,6 +62,7 @@ __all__ = [
     "archive_sessions",
     "data_folder",
     "hold",
+    "import_rows",
     "sweep_data",
 ]
 
@@ -214,12 +215,12 @@ def archive_sessions(
                 moved.setdefault(project, []).append(destination)
             for project in projects:
                 mode = REPLACE_EXPERIMENTS if _replaces(plans, project) else "append"
-                _import(
+                import_rows(
                     catalog,
                     [r for r in rows if r["project_name"] == project],
-                    by,
-                    [data],
-                    mode,
+                    by=by,
+                    roots=[data],
+                    mode=mode,
                     quarantine=quarantine,
                 )
                 moved.pop(project, None)  # committed: these stay
@@ -401,18 +402,19 @@ def _accept_misc(catalog: Catalog) -> None:
     catalog.add_scan_type(MISC, by=str(superusers.iloc[0]))
 
 
-def _import(
+def import_rows(
     catalog: Catalog,
     rows: list[dict[str, str]],
+    *,
     by: str,
     roots: list[Path],
-    mode: str,
-    *,
+    mode: str = "append",
     quarantine: bool = False,
 ) -> None:
-    """Import one project's frames in one transaction (``append``, or
-    ``replace-experiments`` for a session that replaces its experiment), held in
-    quarantine when asked, in the same transaction."""
+    """Import one project's frames (MIQA rows) with the catalog's own import, in one
+    transaction (``append``, or ``replace-experiments`` for a session that replaces its
+    experiment), the files' folders ``roots`` as data roots, held in quarantine when
+    asked, in the same transaction."""
     project = rows[0]["project_name"]
     with_roots = catalog.with_data_roots(roots)  # in the connection already open, if any
     with tempfile.NamedTemporaryFile(

@@ -22,7 +22,6 @@ leaves neither files nor rows.
 
 from __future__ import annotations
 
-import csv
 import shutil
 import tempfile
 import xml.etree.ElementTree as ET
@@ -41,6 +40,7 @@ from miqa_nb.ingest.archiving import (
     _accept_misc,
     _safe,
     data_folder,
+    import_rows,
 )
 from miqa_nb.ingest.convert import convert_series
 from miqa_nb.ingest.dicom import (
@@ -325,7 +325,7 @@ def _place_and_import(
             destination.parent.mkdir(parents=True, exist_ok=True)
             (work / scan_dir).rename(destination)
             moved.append(destination)
-        _import_rows(catalog, project, rows, by=by, data=data)
+        import_rows(catalog, rows, by=by, roots=[data])
     except BaseException:
         for path in moved:
             shutil.rmtree(path, ignore_errors=True)
@@ -342,22 +342,3 @@ def _place_and_import(
         subject = row["subject_id"] or experiment
         archived[experiment] = Archived(project, subject, experiment, scans)
     return list(archived.values())
-
-
-def _import_rows(
-    catalog: Catalog, project: str, rows: list[dict[str, str]], *, by: str, data: Path
-) -> None:
-    """Import the rows into ``project`` with the catalog's import (append, one
-    transaction)."""
-    with tempfile.NamedTemporaryFile(
-        "w", suffix=".csv", newline="", encoding="utf-8", delete=False
-    ) as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(MIQA_COLUMNS))
-        writer.writeheader()
-        writer.writerows({c: row.get(c, "") for c in MIQA_COLUMNS} for row in rows)
-    try:
-        catalog.with_data_roots([data]).import_file(
-            Path(handle.name), by=by, project=project, mode="append"
-        )
-    finally:
-        Path(handle.name).unlink(missing_ok=True)
