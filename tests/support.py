@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import duckdb
 
 
 def frame_row(
@@ -36,3 +39,12 @@ def page_clicks(button: Any) -> None:
     """What a page's click message does (a disabled button too: the kernel does not know)."""
     data = {"method": "custom", "content": {"event": "click"}}
     button._handle_msg({"content": {"data": data}, "buffers": []})
+
+
+def catalog_tables(path: Path) -> set[str]:
+    """The tables of the DuckDB catalog file at ``path`` (read-only)."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return {name for (name,) in con.execute("SHOW TABLES").fetchall()}
+    finally:
+        con.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from support import catalog_tables
 
 from miqa_nb import Catalog
 from miqa_nb.core.errors import MiqaError, NotFound, PermissionDenied, WriteError
@@ -401,22 +402,14 @@ def _version_1_catalog(path: Path) -> Path:
     return path
 
 
-def _tables(path: Path) -> set[str]:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return {name for (name,) in con.execute("SHOW TABLES").fetchall()}
-    finally:
-        con.close()
-
-
 def test_a_version_1_catalog_is_upgraded_on_its_first_writable_opening(tmp_path):
     path = _version_1_catalog(tmp_path / "old.duckdb")
-    assert not {"passwords", "api_tokens", "signin_links"} & _tables(path)
+    assert not {"passwords", "api_tokens", "signin_links"} & catalog_tables(path)
     cat = Catalog(path)
     # upgraded through every version since (2: credentials, 3: quarantine)
     assert SCHEMA_VERSION == "3"
     assert cat.sql("SELECT value FROM meta WHERE key = 'schema_version'")["value"].tolist() == ["3"]
-    assert {"passwords", "api_tokens", "signin_links"} <= _tables(path)
+    assert {"passwords", "api_tokens", "signin_links"} <= catalog_tables(path)
     assert cat.users().set_index("name")["password"].to_dict() == {"admin": False, "ana": False}
     assert cat.check_password("ana", PASSWORD) is False
     cat.set_password("ana", PASSWORD, by="admin")

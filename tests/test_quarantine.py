@@ -17,6 +17,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from support import catalog_tables
 from widgets_dashboard.dashboard_catalog import (
     ADMIN,
     PROJECT,
@@ -82,21 +83,13 @@ def _version_2_catalog(path: Path) -> Path:
     return path
 
 
-def _tables(path: Path) -> set[str]:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return {name for (name,) in con.execute("SHOW TABLES").fetchall()}
-    finally:
-        con.close()
-
-
 def test_a_version_2_catalog_is_upgraded_on_its_first_writable_opening(tmp_path: Path) -> None:
     path = _version_2_catalog(tmp_path / "old.duckdb")
-    assert "quarantine" not in _tables(path)
+    assert "quarantine" not in catalog_tables(path)
     cat = Catalog(path)
     assert SCHEMA_VERSION == "3"
     assert cat.sql("SELECT value FROM meta WHERE key = 'schema_version'")["value"].tolist() == ["3"]
-    assert "quarantine" in _tables(path)
+    assert "quarantine" in catalog_tables(path)
     scans = cat.scans("P")
     assert scans["scan"].tolist() == ["S1"] and scans["quarantined"].tolist() == [False]
     assert cat.quarantined().empty
