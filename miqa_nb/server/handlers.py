@@ -37,7 +37,7 @@ from jupyter_server.base.handlers import JupyterHandler
 from tornado import web
 
 from miqa_nb.core.errors import MiqaError
-from miqa_nb.server.identity import JSESSION_COOKIE, CatalogIdentityProvider
+from miqa_nb.server.identity import JSESSION_COOKIE, CatalogIdentityProvider, act_as_owner
 from miqa_nb.server.kernels import REGISTRY
 
 __all__ = [
@@ -52,6 +52,13 @@ __all__ = [
     "VersionHandler",
 ]
 
+#: Why XNAT's sessions are refused in a server signing in by other means.
+NEEDS_CATALOG_SIGNIN = (
+    "XNAT's sessions and sign-in need the catalog's sign-in "
+    "(c.ServerApp.identity_provider_class = "
+    "'miqa_nb.server.identity.CatalogIdentityProvider'); this server signs in with its "
+    "own token: send it with each call (Authorization: token TOKEN)."
+)
 #: The same answer for an unknown user and a wrong password.
 WRONG = "Wrong user name or password."
 
@@ -70,10 +77,18 @@ def _page(title: str, body: str) -> str:
 
 
 class _Base(JupyterHandler):
+    async def prepare(self, *args: Any, **kwargs: Any) -> Any:
+        done = await super().prepare(*args, **kwargs)
+        act_as_owner(self)  # another identity provider signed it in: the owner's
+        return done
+
     @property
     def provider(self) -> CatalogIdentityProvider:
+        """The catalog's identity provider; 403 naming it when the server has another
+        (XNAT's sessions and sign-in need the catalog's passwords)."""
         provider = self.identity_provider
-        assert isinstance(provider, CatalogIdentityProvider)
+        if not isinstance(provider, CatalogIdentityProvider):
+            raise web.HTTPError(403, reason=NEEDS_CATALOG_SIGNIN)
         return provider
 
     def safe_next(self) -> str:
