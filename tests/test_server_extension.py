@@ -17,7 +17,9 @@ catalog; unauthenticated requests and users without rights change nothing.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -38,6 +40,8 @@ pytestmark = pytest.mark.slow
 
 TOKEN = "a-token-for-the-tests-only"
 CATALOG_SIGNIN = "miqa_nb.server.identity.CatalogIdentityProvider"
+#: What a pip install puts in ``etc/jupyter/jupyter_server_config.d/``.
+SHIPPED_CONFIG = Path(__file__).parents[1] / "jupyter-config" / "miqa_nb.server.json"
 
 
 @dataclass
@@ -73,10 +77,12 @@ def _catalog(root: Path) -> Catalog:
 
 @contextlib.contextmanager
 def jupyter_server(
-    root: Path, *args: str, owner: str | None = None, base_url: str = "/"
+    root: Path, *args: str, owner: str | None = None, base_url: str = "/", by_command: bool = False
 ) -> Iterator[Lab]:
-    """``jupyter server`` with the extension enabled on the command line, over a new
-    catalog in ``root``; ``owner`` is ``MIQA_NB_USER`` (unset when None)."""
+    """``jupyter server`` with the extension enabled on the command line (or, with
+    ``by_command``, by ``jupyter server extension enable`` over the config file the
+    package installs), over a new catalog in ``root``; ``owner`` is ``MIQA_NB_USER``
+    (unset when None)."""
     cat = _catalog(root)
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("MIQA_NB_USER", "JUPYTERHUB_USER")}
@@ -90,11 +96,25 @@ def jupyter_server(
     if owner is not None:
         env["MIQA_NB_USER"] = owner
     log = root / "server.log"
+    enable = ["--ServerApp.jpserver_extensions=miqa_nb.server=True"]
+    if by_command:
+        enable = []
+        listed = root / "config" / "jupyter_server_config.d" / "miqa_nb.server.json"
+        listed.parent.mkdir(parents=True)
+        shutil.copy(SHIPPED_CONFIG, listed)  # as pip puts it in etc/jupyter (disabled)
+        subprocess.run(
+            [sys.executable, "-m", "jupyter_server.extension.serverextension", "enable",
+             "--user", "miqa_nb.server"],
+            env=env, check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        assert json.loads(listed.read_text())["ServerApp"]["jpserver_extensions"] == {
+            "miqa_nb.server": True
+        }
     command = [
         sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root",
         f"--port={port}", "--ip=127.0.0.1", f"--ServerApp.base_url={base_url}",
         f"--ServerApp.root_dir={root}",
-        "--ServerApp.jpserver_extensions=miqa_nb.server=True", *args,
+        *enable, *args,
     ]  # fmt: skip
     with open(log, "wb") as out:
         process = subprocess.Popen(command, cwd=root, env=env, stdout=out, stderr=out)
@@ -248,7 +268,7 @@ def test_personal_refuses_whom_the_token_does_not_let_in(personal: Lab) -> None:
 def test_personal_server_naming_no_owner_answers_403_naming_the_fix(
     tmp_path: Path,
 ) -> None:
-    with jupyter_server(tmp_path, f"--IdentityProvider.token={TOKEN}") as lab:
+    with jupyter_server(tmp_path, f"--IdentityProvider.token={TOKEN}", by_command=True) as lab:
         archive = session_zip(lab, "n1", session="S1_N1")  # type: ignore[arg-type]
         status, text = curl(
             "-H", f"Authorization: token {TOKEN}", "-F", f"file=@{archive}",
