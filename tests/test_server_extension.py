@@ -35,6 +35,7 @@ import requests
 from test_xnat_import import ADMIN, COLLAB, PASSWORD, PROJECT, TIER1, _template, curl, session_zip
 
 from miqa_nb.catalog import Catalog
+from miqa_nb.server.xnat import LOCK_NAME
 
 pytestmark = pytest.mark.slow
 
@@ -95,6 +96,10 @@ def jupyter_server(
     )
     if owner is not None:
         env["MIQA_NB_USER"] = owner
+    left = root / "c-staging" / "import-left-by-a-killed-server"  # swept at start
+    left.mkdir(parents=True)
+    (left / LOCK_NAME).touch()
+    (left / "upload.part").write_bytes(b"half an upload")
     log = root / "server.log"
     enable = ["--ServerApp.jpserver_extensions=miqa_nb.server=True"]
     if by_command:
@@ -170,6 +175,7 @@ def _experiments(lab: Lab) -> list[str]:
 
 def test_catalog_signin_curl_imports_under_the_base_url(signed_in: Lab) -> None:
     assert signed_in.url.endswith("/lab/")
+    assert not (signed_in.root / "c-staging" / "import-left-by-a-killed-server").exists()
     archive = session_zip(signed_in, "a1", session="S1_A1")  # type: ignore[arg-type]
     status, body = curl(
         "-u", f"{TIER1}:{PASSWORD}", "-F", f"file=@{archive}",
