@@ -265,7 +265,7 @@ def test_personal_refuses_whom_the_token_does_not_let_in(personal: Lab) -> None:
     status, _ = curl("-u", f"{ADMIN}:{PASSWORD}", "-F", f"file=@{archive}", url)
     assert status == 401
     status, text = curl(f"{personal.url}data/JSESSION?token={TOKEN}")
-    assert status == 403 and "CatalogIdentityProvider" in text
+    assert status == 403 and "CatalogIdentityProvider" in text and "<" not in text
     assert _data_files(personal) == before and "S1_P2" not in _experiments(personal)
     staging = personal.catalog.path.with_name(personal.catalog.path.stem + "-staging")
     assert not staging.exists() or not any(staging.iterdir())

@@ -34,6 +34,7 @@ from urllib.parse import urlencode, urlsplit
 from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.utils import url_path_join
 from tornado import web
 
 from miqa_nb.core.errors import MiqaError
@@ -120,6 +121,11 @@ class _Base(JupyterHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         reason = self._reason if status_code != 429 else "Too many failed sign-ins"
+        if self.request.path.startswith(url_path_join(self.base_url, "data/")):
+            self.set_status(status_code)  # XNAT's calls: plain text, as XNAT answers
+            self.set_header("Content-Type", "text/plain; charset=utf-8")
+            self.finish(reason + "\n")
+            return
         self.write_page("miqa-nb", f"<p class='error'>{html.escape(reason)}</p>", status_code)
 
 
