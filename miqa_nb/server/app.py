@@ -51,43 +51,14 @@ from voila.request_info_handler import RequestInfoSocketHandler
 from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
 from voila.tornado.handler import TornadoVoilaHandler
 
-from miqa_nb.server.cache import CACHE_ROUTES
-from miqa_nb.server.handlers import (
-    AuthCheckHandler,
-    JSessionHandler,
-    KernelSelfHandler,
-    PasswordHandler,
-    ServicesAuthHandler,
-    ShutdownHandler,
-    SignInHandler,
-    SignOutHandler,
-    VersionHandler,
-)
+from miqa_nb.server.handlers import KernelSelfHandler, ShutdownHandler
 from miqa_nb.server.identity import WARM_UP_USER
 from miqa_nb.server.kernels import PAGE_REQUEST, REGISTRY, Page, track_pages
-from miqa_nb.server.prearchive import PREARCHIVE_ROUTES, clean_archiving
-from miqa_nb.server.status import StatusHandler
-from miqa_nb.server.xnat import ImportHandler, clean_staging, resume_receiving
+from miqa_nb.server.routes import RetryAfter, signin_routes, sweep_at_start, xnat_routes
 
 __all__ = ["MiqaServer", "PageHandler", "ReadyHandler", "RetryAfter", "is_local", "main"]
 
 access_log = logging.getLogger("miqa_nb.server.access")
-
-
-class RetryAfter(web.OutputTransform):
-    """Writes ``Retry-After`` on a 429 answer (a braked sign-in), whichever handler sent
-    it: Tornado clears a handler's headers when it sends an error page."""
-
-    def __init__(self, request: Any) -> None:
-        self.request = request
-
-    def transform_first_chunk(
-        self, status_code: int, headers: Any, chunk: bytes, finishing: bool
-    ) -> tuple[int, Any, bytes]:
-        wait = getattr(self.request, "miqa_retry_after", None)
-        if status_code == 429 and wait:
-            headers["Retry-After"] = wait
-        return status_code, headers, chunk
 
 
 class ReadyHandler(web.RequestHandler):
@@ -177,19 +148,7 @@ class MiqaServer(Voila):
             return str(url_path_join(self.server_url, path))
 
         ours: list[Any] = [
-            (at("/login"), SignInHandler),
-            (at("/signin"), SignInHandler),
-            (at("/login/password"), PasswordHandler),
-            (at("/logout"), SignOutHandler),
-            (at("/signout"), SignOutHandler),
-            (at("/data/JSESSION"), JSessionHandler),
-            (at("/data/services/auth"), ServicesAuthHandler),
-            (at("/data/auth"), AuthCheckHandler),
-            (at("/data/version"), VersionHandler),
-            (at("/data/services/import"), ImportHandler),
-            (at(r"/data/status/([^/]+)"), StatusHandler),
-            *((at(path), handler) for path, handler in CACHE_ROUTES),
-            *((at(path), handler) for path, handler in PREARCHIVE_ROUTES),
+            *((at(path), handler) for path, handler in signin_routes() + xnat_routes()),
             (at("/miqa/ready"), ReadyHandler, {"server": self}),
             (
                 at(r"/miqa/kernel/?(page|connections|)"),
@@ -247,13 +206,7 @@ class MiqaServer(Voila):
     def listen(self) -> None:
         """Listen on ``ip:port`` (HTTPS with a certificate); run until stopped."""
         self.app.add_transform(RetryAfter)
-        for folder in clean_staging():
-            self.log.info(
-                "removed the staging folder %s of an upload a stopped server left", folder
-            )
-        for line in clean_archiving():  # .archiving-* folders, entries left ARCHIVING
-            self.log.info("%s", line)
-        resume_receiving()
+        sweep_at_start(self.log)
         ssl_options = None
         if self.certfile:
             ssl_options = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

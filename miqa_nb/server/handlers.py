@@ -34,10 +34,11 @@ from urllib.parse import urlencode, urlsplit
 from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.utils import url_path_join
 from tornado import web
 
 from miqa_nb.core.errors import MiqaError
-from miqa_nb.server.identity import JSESSION_COOKIE, CatalogIdentityProvider
+from miqa_nb.server.identity import JSESSION_COOKIE, CatalogIdentityProvider, act_as_owner
 from miqa_nb.server.kernels import REGISTRY
 
 __all__ = [
@@ -52,6 +53,13 @@ __all__ = [
     "VersionHandler",
 ]
 
+#: Why XNAT's sessions are refused in a server signing in by other means.
+NEEDS_CATALOG_SIGNIN = (
+    "XNAT's sessions and sign-in need the catalog's sign-in "
+    "(c.ServerApp.identity_provider_class = "
+    "'miqa_nb.server.identity.CatalogIdentityProvider'); this server signs in with its "
+    "own token: send it with each call (Authorization: token TOKEN)."
+)
 #: The same answer for an unknown user and a wrong password.
 WRONG = "Wrong user name or password."
 
@@ -70,10 +78,18 @@ def _page(title: str, body: str) -> str:
 
 
 class _Base(JupyterHandler):
+    async def prepare(self, *args: Any, **kwargs: Any) -> Any:
+        done = await super().prepare(*args, **kwargs)
+        act_as_owner(self)  # another identity provider signed it in: the owner's
+        return done
+
     @property
     def provider(self) -> CatalogIdentityProvider:
+        """The catalog's identity provider; 403 naming it when the server has another
+        (XNAT's sessions and sign-in need the catalog's passwords)."""
         provider = self.identity_provider
-        assert isinstance(provider, CatalogIdentityProvider)
+        if not isinstance(provider, CatalogIdentityProvider):
+            raise web.HTTPError(403, reason=NEEDS_CATALOG_SIGNIN)
         return provider
 
     def safe_next(self) -> str:
@@ -105,6 +121,11 @@ class _Base(JupyterHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         reason = self._reason if status_code != 429 else "Too many failed sign-ins"
+        if self.request.path.startswith(url_path_join(self.base_url, "data/")):
+            self.set_status(status_code)  # XNAT's calls: plain text, as XNAT answers
+            self.set_header("Content-Type", "text/plain; charset=utf-8")
+            self.finish(reason + "\n")
+            return
         self.write_page("miqa-nb", f"<p class='error'>{html.escape(reason)}</p>", status_code)
 
 

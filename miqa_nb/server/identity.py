@@ -23,6 +23,11 @@ checked by their SHA-256 in the catalog on every call (a read of about 1.5 ms). 
 
 Served under JupyterHub (``JUPYTERHUB_USER`` set), the server belongs to that user:
 nobody else is let in, whatever their credentials.
+
+The provider works in any Jupyter Server (``c.ServerApp.identity_provider_class``),
+where the extension (:mod:`miqa_nb.server.extension`) adds its sign-in pages. In a
+Jupyter Server signing requests in by its own means (its token, JupyterHub's), the
+XNAT calls act as the server's owner instead (:func:`act_as_owner`).
 """
 
 from __future__ import annotations
@@ -44,10 +49,17 @@ from jupyter_server.auth.identity import IdentityProvider, User
 from tornado import web
 from traitlets import Unicode, default
 
-from miqa_nb.catalog import Catalog
+from miqa_nb.catalog import Catalog, default_catalog_path
+from miqa_nb.core.identity import named_user
 from miqa_nb.server.sessions import Sessions, Throttle
 
-__all__ = ["JSESSION_COOKIE", "WARM_UP_USER", "CatalogIdentityProvider", "Credentials"]
+__all__ = [
+    "JSESSION_COOKIE",
+    "WARM_UP_USER",
+    "CatalogIdentityProvider",
+    "Credentials",
+    "act_as_owner",
+]
 
 #: XNAT's session cookie.
 JSESSION_COOKIE = "JSESSIONID"
@@ -114,12 +126,13 @@ class CatalogIdentityProvider(IdentityProvider):
     """Jupyter Server's identity provider for the catalog's users (see the module)."""
 
     catalog = Unicode(
-        help="The catalog file whose users may sign in (default: $MIQA_NB_CATALOG)."
+        help="The catalog file whose users may sign in (default: $MIQA_NB_CATALOG, "
+        "else ./miqa.duckdb)."
     ).tag(config=True)
 
     @default("catalog")
     def _default_catalog(self) -> str:
-        return os.environ.get("MIQA_NB_CATALOG", "")
+        return str(default_catalog_path())
 
     @default("cookie_options")
     def _default_cookie_options(self) -> dict[str, Any]:
@@ -132,8 +145,12 @@ class CatalogIdentityProvider(IdentityProvider):
     def __init__(self, **kwargs: Any) -> None:
         kwargs["token"] = ""  # no shared token: every request is a user's
         super().__init__(**kwargs)
-        if not self.catalog:
-            raise ValueError("the sign-in needs a catalog: set MIQA_NB_CATALOG")
+        if not self.catalog or not Path(self.catalog).is_file():
+            raise ValueError(
+                f"the sign-in needs a catalog file, and there is none at {self.catalog!r}: "
+                "set MIQA_NB_CATALOG (or c.CatalogIdentityProvider.catalog) to the catalog "
+                "whose users sign in"
+            )
         self.credentials = Credentials(self.catalog)
         self.sessions = Sessions()
         self.throttle = Throttle()
@@ -293,3 +310,49 @@ class CatalogIdentityProvider(IdentityProvider):
             self.sessions.end(sid)
         self.clear_login_cookie(handler)
         return sid
+
+
+#: Why a Jupyter Server that lets every request in answers no XNAT call.
+NO_AUTH = (
+    "This Jupyter Server lets every request in (no token, no password), so XNAT's calls "
+    "are refused: give the server a token (IdentityProvider.token), or sign in with the "
+    "catalog (c.ServerApp.identity_provider_class = "
+    "'miqa_nb.server.identity.CatalogIdentityProvider')."
+)
+#: Why a personal server's XNAT calls are refused when it names no catalog user.
+NO_OWNER = (
+    "This Jupyter Server signs requests in with its own token, so XNAT's calls act as "
+    "the server's owner, and none is named: set MIQA_NB_USER to your catalog user name "
+    "before starting the server (or sign in with the catalog: "
+    "c.ServerApp.identity_provider_class = "
+    "'miqa_nb.server.identity.CatalogIdentityProvider')."
+)
+
+
+def act_as_owner(handler: Any) -> None:
+    """Make a request a catalog user's when another identity provider signed it in.
+
+    With :class:`CatalogIdentityProvider` the signed-in user is the catalog user and
+    nothing changes; a request nobody signed in stays so. Otherwise (Jupyter's token,
+    JupyterHub) the server is one person's: the request acts as the user
+    ``MIQA_NB_USER`` or ``JUPYTERHUB_USER`` names
+    (:func:`~miqa_nb.core.identity.named_user`). Called after Jupyter Server's
+    ``prepare``.
+
+    Raises
+    ------
+    tornado.web.HTTPError
+        403 when the server lets every request in (no token, no password), or when
+        neither variable names a user (the reason names the fix).
+    """
+    provider = handler.identity_provider
+    user = getattr(handler, "_jupyter_current_user", None)
+    if isinstance(provider, CatalogIdentityProvider) or user is None:
+        return
+    if not provider.auth_enabled:
+        raise web.HTTPError(403, reason=NO_AUTH)
+    name = named_user()
+    if name is None:
+        raise web.HTTPError(403, reason=NO_OWNER)
+    owner = User(username=name, name=name, display_name=name)
+    handler.current_user = handler._jupyter_current_user = owner
