@@ -57,7 +57,7 @@ from miqa_nb.store import (
 )
 from miqa_nb.store import quarantine as quarantines
 from miqa_nb.store.claims import CLAIM_MINUTES, MAX_CLAIM_MINUTES, Claim
-from miqa_nb.store.database import CATALOG_ENV, Store
+from miqa_nb.store.database import CATALOG_ENV, Store, catalog_file
 from miqa_nb.store.names import check_name
 from miqa_nb.store.queries import SCANS_SQL
 
@@ -71,6 +71,7 @@ __all__ = [
     "SCANS_SQL",
     "Catalog",
     "Claim",
+    "catalog_file",
     "default_catalog_path",
 ]
 
@@ -79,7 +80,7 @@ BACKUPS_KEPT = 20
 
 def default_catalog_path() -> Path:
     """The catalog named by ``MIQA_NB_CATALOG``, else ``./miqa.duckdb``."""
-    return Path(os.environ.get(CATALOG_ENV, "miqa.duckdb"))
+    return catalog_file(os.environ.get(CATALOG_ENV, "miqa.duckdb"))
 
 
 class Catalog:

@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from miqa_nb.catalog import Catalog, default_catalog_path
+from miqa_nb.catalog import Catalog, catalog_file, default_catalog_path
 from miqa_nb.core.errors import ImportFileError, MiqaError
 from miqa_nb.core.identity import current_user
 from miqa_nb.core.report import Report
@@ -42,7 +42,8 @@ GLOBAL_OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     (
         "--catalog",
         "catalog",
-        {"type": Path, "help": "catalog file (default: $MIQA_NB_CATALOG or ./miqa.duckdb)"},
+        # a string: a Path would fold a URL's // into one, and it is refused as a URL
+        {"help": "catalog file (default: $MIQA_NB_CATALOG or ./miqa.duckdb)"},
     ),
     (
         "--user",
@@ -250,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _catalog_path(args: argparse.Namespace) -> Path:
-    return Path(args.catalog or default_catalog_path())
+    return catalog_file(args.catalog) if args.catalog else default_catalog_path()
 
 
 def _catalog(args: argparse.Namespace) -> Catalog:
@@ -479,7 +480,7 @@ def _demo(args: argparse.Namespace, user: str) -> int:
     from miqa_nb.demo.setup import DEMO_USERS, build_demo
 
     folder = args.dir.resolve()
-    catalog_path = args.catalog or folder / "demo.duckdb"
+    catalog_path = catalog_file(args.catalog) if args.catalog else folder / "demo.duckdb"
     print(f"building the demo project in {folder} ...")
     report = build_demo(folder, catalog_path, admin=user, progress=True)
     print(report.summary())

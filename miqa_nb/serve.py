@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import quote, urlsplit
 
-from miqa_nb.catalog import default_catalog_path
+from miqa_nb.catalog import catalog_file, default_catalog_path
 from miqa_nb.core.errors import MiqaError
 from miqa_nb.dashboard.lifeline import IDLE_MINUTES_ENV, SERVE_URL_ENV
 from miqa_nb.dashboard.model import IDENTITY_ENV
@@ -485,10 +485,10 @@ def serve_main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     """
     if not isinstance(args, argparse.Namespace):
         args = _parser().parse_args(args)
-    catalog = getattr(args, "catalog", None) or default_catalog_path()
+    named = getattr(args, "catalog", None)
     try:
         return serve(
-            catalog,
+            catalog_file(named) if named else default_catalog_path(),
             port=getattr(args, "port", None),
             open_browser=getattr(args, "open_browser", False),
             links_for=list(getattr(args, "link_for", None) or ()),

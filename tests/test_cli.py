@@ -14,6 +14,7 @@ from support import frame_row
 
 from miqa_nb import Catalog
 from miqa_nb.cli import main
+from miqa_nb.core.errors import MiqaError
 
 
 @pytest.fixture
@@ -449,3 +450,41 @@ def test_users_list_says_who_has_a_password(cli, capsys):
     header, *rows = capsys.readouterr().out.splitlines()
     assert header.split()[-1] == "password"
     assert {row.split()[0]: row.split()[-1] for row in rows} == {"admin": "False", "ana": "True"}
+
+
+@pytest.mark.parametrize(
+    ("where", "command"),
+    [
+        ("flag", ["users", "add", "admin", "--superuser"]),
+        ("environment", ["users", "add", "admin", "--superuser"]),
+        ("flag", ["serve"]),
+        ("environment", ["serve"]),
+    ],
+)
+def test_a_database_url_is_refused_not_taken_for_a_file(
+    where, command, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MIQA_NB_USER", "admin")
+    url = "postgresql://ana:secret@db.lab:5432/miqa"
+    if where == "flag":
+        argv = ["--catalog", url, *command]
+    else:
+        monkeypatch.setenv("MIQA_NB_CATALOG", url)
+        argv = command
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "'postgresql://db.lab:5432/miqa' is a database URL" in err
+    assert "give the file's path" in err
+    assert "secret" not in err and "ana" not in err  # the URL's user and password
+    assert list(tmp_path.iterdir()) == []  # no folder "postgresql:", no catalog
+
+
+def test_the_catalog_class_refuses_a_database_url(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(MiqaError, match="is a database URL"):
+        Catalog("postgres://db.lab/miqa")
+    monkeypatch.setenv("MIQA_NB_CATALOG", "postgres://db.lab/miqa")
+    with pytest.raises(MiqaError, match="is a database URL"):
+        Catalog()
+    assert list(tmp_path.iterdir()) == []

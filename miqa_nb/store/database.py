@@ -36,13 +36,14 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import duckdb
 
 from miqa_nb.core.errors import CatalogBusy, MiqaError, WriteError
 from miqa_nb.store.schema import open_schema
 
-__all__ = ["CATALOG_ENV", "MAX_BACKOFF", "ROW_GROUP_SIZE", "Store"]
+__all__ = ["CATALOG_ENV", "MAX_BACKOFF", "ROW_GROUP_SIZE", "Store", "catalog_file"]
 
 CATALOG_ENV = "MIQA_NB_CATALOG"
 #: Longest wait between two attempts at a held lock: short, so that no waiter starves
@@ -53,6 +54,35 @@ MAX_BACKOFF = 0.005
 #: thread. With smaller groups an import's 100,000 scans are written while inserted
 #: (0.13 s less per million frames, ``benchmarks/bench_import.py``).
 ROW_GROUP_SIZE = 16_384
+
+#: ``scheme://`` at the start of a location: a URL, not a file.
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def catalog_file(location: str | os.PathLike[str]) -> Path:
+    """The catalog file ``location`` names.
+
+    A URL (``postgresql://user:pw@host/db``) is refused with :class:`MiqaError`,
+    naming it without its user and password: the catalog is a DuckDB file, and a URL
+    taken as a path would make a folder ``postgresql:`` with a new catalog in it.
+
+    >>> catalog_file("studies/miqa.duckdb").name
+    'miqa.duckdb'
+    >>> catalog_file("postgresql://ana:secret@db.lab/miqa")
+    Traceback (most recent call last):
+    ...
+    miqa_nb.core.errors.MiqaError: the catalog 'postgresql://db.lab/miqa' is a database URL, ...
+    """
+    text = os.fspath(location)
+    if isinstance(text, str) and _URL.match(text):
+        parts = urlsplit(text)
+        shown = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+        raise MiqaError(
+            f"the catalog {shown!r} is a database URL, but miqa_nb keeps its catalog in a "
+            "DuckDB file: give the file's path (--catalog or MIQA_NB_CATALOG), for example "
+            "miqa.duckdb (a catalog on PostgreSQL is not built yet)"
+        )
+    return Path(text)
 
 
 T = TypeVar("T")
@@ -87,7 +117,7 @@ class Store:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, retry_seconds: float = 60.0) -> None:
-        self.path = Path(path).expanduser().resolve()
+        self.path = catalog_file(path).expanduser().resolve()
         self.retry_seconds = retry_seconds
         self._local = threading.local()
         if not self.path.exists():
