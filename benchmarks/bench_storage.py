@@ -9,9 +9,10 @@ frames (IXI002 DTI, gzipped NIfTI). ``K`` rounds, alternating, each on a new obj
 (uploaded afresh under a new key, so neither side finds anything cached), medians:
 
 - the baseline: the object's bytes fetched with s3fs (``cat_file``), nothing else;
-- the first view: :func:`miqa_nb.volumes.load_volume` of the ``s3://`` location with an
-  empty object cache (the HEAD, the download into the cache folder, the decoding),
-  and separately the same plus the three planes rendered (what a reviewer waits for).
+- the first view: the review's path, :meth:`miqa_nb.volumes.VolumeCache.get` of the
+  ``s3://`` location with empty caches (the HEAD, the download into the object cache's
+  folder, the decoding), and separately the same plus the three planes rendered (what
+  a reviewer waits for).
 
 The issue's target: the first view (fetch and decode) within 1.5x the baseline. The
 figures are printed beside it with PASS or MISS; nothing is asserted.
@@ -61,7 +62,7 @@ def main() -> None:
         AWS_ENDPOINT_URL=endpoint,
         MIQA_NB_OBJECT_CACHE=str(Path(folder) / "objects"),
     )
-    from miqa_nb.volumes import load_volume, objects, render_planes
+    from miqa_nb.volumes import LoadLimits, VolumeCache, objects, render_planes
 
     try:
         client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
@@ -70,7 +71,7 @@ def main() -> None:
         files = [SAMPLES / DEMO.format(n) for n in range(5)]
         size = statistics.mean(f.stat().st_size for f in files)
         fetch, view, shown = [], [], []
-        roots = ["s3://lab/mri"]
+        cache = VolumeCache(256 << 20, limits=LoadLimits(data_roots=("s3://lab/mri",)))
         for run in range(args.repeat + 1):  # the first round warms up the clients
             keys = [f"mri/r{run}-{side}.nii.gz" for side in ("a", "b", "c")]
             for key in keys:
@@ -78,10 +79,9 @@ def main() -> None:
             t0 = time.perf_counter()
             fs.cat_file(f"lab/{keys[0]}")
             t1 = time.perf_counter()
-            load_volume(f"s3://lab/{keys[1]}", data_roots=roots)
+            cache.get(f"s3://lab/{keys[1]}")
             t2 = time.perf_counter()
-            volume = load_volume(f"s3://lab/{keys[2]}", data_roots=roots)
-            render_planes(volume)
+            render_planes(cache.get(f"s3://lab/{keys[2]}"))
             t3 = time.perf_counter()
             if run:
                 fetch.append(t1 - t0)

@@ -134,6 +134,7 @@ def test_the_object_cache_is_bounded_in_bytes_least_recently_used_first(store, s
 def test_a_changed_object_is_fetched_again(store, samples):
     location = f"{PREFIX}/scan.nii.gz"
     _put(store, samples, 0, "mri/scan.nii.gz")
+    objects.default_objects().fresh_seconds = 0  # ask the store every time
     with VolumeCache(max_bytes=64 << 20, limits=LoadLimits.from_environ()) as cache:
         before = cache.get(location)
         assert cache.get(location) is before  # unchanged: the decoded volume is kept

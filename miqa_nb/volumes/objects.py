@@ -11,7 +11,8 @@ once into a cache folder and read from there like any file. Contract:
   (``MIQA_NB_OBJECT_CACHE``, default ``~/.cache/miqa-nb/objects``;
   ``MIQA_NB_OBJECT_CACHE_BYTES``, default 4 GiB), least recently used first out. A file
   is named after the bucket, the key and the object's ETag and size, so a changed object
-  is fetched again; every read asks the store for the object's header (a HEAD, no data).
+  is fetched again; every read asks the store for the object's header (a HEAD, no data;
+  an answer is reused for :attr:`ObjectCache.fresh_seconds`, one second).
 - Credentials and the endpoint come from the usual places, through botocore:
   ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN``, ``AWS_PROFILE``,
   ``~/.aws/credentials`` and ``~/.aws/config``; ``AWS_ENDPOINT_URL_S3`` or
@@ -26,6 +27,7 @@ import hashlib
 import os
 import re
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -126,7 +128,11 @@ class ObjectCache:
         self._environ = os.environ if environ is None else environ
         self._fs = filesystem
         self._lock = threading.Lock()
+        self._heard: dict[str, tuple[float, str, int]] = {}
         self.downloads = 0
+        #: How long an answer to a HEAD is reused (seconds): the decoded-volume cache's
+        #: check and the fetch that follows it ask once, not twice.
+        self.fresh_seconds = 1.0
 
     @property
     def filesystem(self) -> Any:
@@ -144,6 +150,10 @@ class ObjectCache:
         FileNotFoundError
             When there is no such object (or it is a "folder").
         """
+        now = time.monotonic()
+        heard = self._heard.get(location)
+        if heard is not None and now - heard[0] < self.fresh_seconds:
+            return heard[1], heard[2]
         path = location[5:]
         try:
             info = self.filesystem.info(path, refresh=True)
@@ -151,7 +161,11 @@ class ObjectCache:
             raise FileNotFoundError(2, "no such object", location) from exc
         if info.get("type") != "file":
             raise FileNotFoundError(2, "no such object (a prefix, not an object)", location)
-        return str(info.get("ETag", "")).strip('"'), int(info.get("size", 0))
+        etag, size = str(info.get("ETag", "")).strip('"'), int(info.get("size", 0))
+        if len(self._heard) > 10_000:
+            self._heard.clear()
+        self._heard[location] = (now, etag, size)
+        return etag, size
 
     def fetch(self, location: str) -> Path:
         """The local copy of the object ``location``, downloaded unless cached.
