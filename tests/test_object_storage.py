@@ -187,3 +187,15 @@ def test_without_s3_prefixes_objects_are_never_read(store, samples):
     with pytest.raises(VolumeError, match="none is set"):
         load_volume(f"{PREFIX}/f0.nii.gz")
     assert objects.default_objects().downloads == 0
+
+
+def test_an_unreachable_store_is_a_clear_error_at_import(
+    store, catalog, write_csv, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")  # nobody there
+    objects.reset_default()
+    location = f"{PREFIX}/f0.nii.gz"
+    with pytest.raises(VolumeError, match="cannot ask the object store") as caught:
+        catalog.import_file(write_csv([frame_row(file_location=location)]), by="admin")
+    assert location in str(caught.value) and "AWS_ENDPOINT_URL" in str(caught.value)
+    assert catalog.frames().empty

@@ -42,6 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from miqa_nb.core import arrow
+from miqa_nb.core.errors import VolumeError
 from miqa_nb.core.settings import ROOTS_ENV, data_roots_named
 from miqa_nb.core.vocabulary import FRAME_SUFFIXES
 from miqa_nb.volumes import objects
@@ -356,6 +357,12 @@ def _check_objects(
             store.head(location)
         except FileNotFoundError:
             return False
+        except Exception as exc:  # botocore's errors (credentials, endpoint) included
+            raise VolumeError(
+                f"cannot ask the object store about {location} ({type(exc).__name__}: "
+                f"{exc}); check the credentials (AWS_ACCESS_KEY_ID..., AWS_PROFILE, "
+                "~/.aws) and the endpoint (AWS_ENDPOINT_URL)"
+            ) from exc
         return True
 
     with ThreadPoolExecutor(min(_HEADS_AT_ONCE, len(wanted))) as pool:
