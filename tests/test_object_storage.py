@@ -109,7 +109,7 @@ def test_the_review_shows_frames_fetched_from_the_store(store, samples, catalog,
             assert session.render()  # the three planes are drawn
             session.flush()  # prefetch fetched and decoded the next scan
             assert fetched.downloads == 2
-            names = [p.name.split("-", 1)[1] for p in Path(fetched.folder).iterdir()]
+            names = [p.name.split("-", 2)[2] for p in Path(fetched.folder).iterdir()]
             assert sorted(names) == ["f0.nii.gz", "f1.nii.gz"]
             assert fetched.nbytes() == first.stat().st_size + second.stat().st_size
             loads = cache.stats().loads

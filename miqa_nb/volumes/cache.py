@@ -28,7 +28,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,7 +146,7 @@ class VolumeCache:
         """
         key = _key(path)
         while True:
-            stamp = _stamp(key)
+            stamp = _stamp(key, self._entries)
             with self._lock:
                 entry = self._entries.get(key)
                 if entry is not None and entry.stamp == stamp:
@@ -178,7 +178,7 @@ class VolumeCache:
         futures: list[Future[Volume]] = []
         for path in paths:
             key = _key(path)
-            stamp = _stamp(key)
+            stamp = _stamp(key, self._entries)
             with self._lock:
                 if self._closed:
                     raise RuntimeError("this VolumeCache is closed")
@@ -264,6 +264,8 @@ class VolumeCache:
     def _load(self, key: str, stamp: _Stamp | None, future: Future[Volume]) -> Volume | None:
         try:
             volume = self._loader(key if is_object(key) else Path(key))  # type: ignore[arg-type]
+            if stamp is None and is_object(key):
+                stamp = _stamp(key)
             if self._warm is not None:
                 self._warm(volume)
         except BaseException as exc:  # handed to every waiter; nothing is cached
@@ -308,8 +310,13 @@ def _key(path: str | os.PathLike[str]) -> str:
     return text if is_object(text) else os.path.abspath(text)
 
 
-def _stamp(key: str) -> _Stamp | None:
-    if is_object(key):  # the object's ETag and size, from a HEAD (None: the load reports)
+def _stamp(key: str, known: Container[str] | None = None) -> _Stamp | None:
+    """A file's mtime and size; an object's ETag and size, from a HEAD (None: the load
+    reports the error). An object not in ``known`` is not asked about: its load fetches
+    it, and its stamp is taken then (from the fetch's answer, no second request)."""
+    if is_object(key):
+        if known is not None and key not in known:
+            return None
         try:
             etag, size = default_objects().head(key)
         except Exception:

@@ -11,8 +11,9 @@ once into a cache folder and read from there like any file. Contract:
   (``MIQA_NB_OBJECT_CACHE``, default ``~/.cache/miqa-nb/objects``;
   ``MIQA_NB_OBJECT_CACHE_BYTES``, default 4 GiB), least recently used first out. A file
   is named after the bucket, the key and the object's ETag and size, so a changed object
-  is fetched again; every read asks the store for the object's header (a HEAD, no data;
-  an answer is reused for :attr:`ObjectCache.fresh_seconds`, one second).
+  is fetched again. A read of an object with a copy asks for its header (a HEAD, no
+  data; an answer is reused for :attr:`ObjectCache.fresh_seconds`, one second); one
+  without a copy is one GET, whose answer names the copy.
 - Credentials and the endpoint come from the usual places, through botocore:
   ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN``, ``AWS_PROFILE``,
   ``~/.aws/credentials`` and ``~/.aws/config``; ``AWS_ENDPOINT_URL_S3`` or
@@ -26,13 +27,12 @@ import contextlib
 import hashlib
 import os
 import re
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
-
-from miqa_nb.core.files import atomic_path
 
 __all__ = [
     "CACHE_BYTES_ENV",
@@ -170,6 +170,10 @@ class ObjectCache:
     def fetch(self, location: str) -> Path:
         """The local copy of the object ``location``, downloaded unless cached.
 
+        An object with a copy in the folder is asked for with a HEAD first (its copy
+        is used when the ETag and size still match); one without is downloaded at once
+        (one GET, whose answer names the copy), so a first view costs one request.
+
         Raises
         ------
         FileNotFoundError
@@ -177,27 +181,74 @@ class ObjectCache:
         OSError
             When the store refuses (credentials) or the cache folder cannot be written.
         """
-        etag, size = self.head(location)
-        target = self.folder / self._name(location, etag, size)
+        heard = self._heard.get(location)
+        fresh = heard is not None and time.monotonic() - heard[0] < self.fresh_seconds
+        if fresh or self._copies(location):
+            etag, size = self.head(location)
+            target = self.folder / self._name(location, etag, size)
+            try:
+                os.utime(target)  # a hit: now the most recently used
+                return target
+            except FileNotFoundError:
+                pass
+        # Written under a hidden temporary name, then renamed: a reader never sees half.
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".", suffix=".part", dir=self.folder)
+        os.close(fd)
         try:
-            os.utime(target)  # a hit: now the most recently used
-            return target
-        except FileNotFoundError:
-            pass
-        with atomic_path(target, durable=False) as tmp:
-            self.filesystem.get_file(location[5:], os.fspath(tmp))
+            etag, size = self._download(location, Path(tmp))
+            target = self.folder / self._name(location, etag, size)
+            os.replace(tmp, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        self._heard[location] = (time.monotonic(), etag, size)
         self.downloads += 1
         self._evict(keep=target)
         return target
+
+    def _download(self, location: str, dest: Path) -> tuple[str, int]:
+        """GET the object into ``dest``; its ETag and size, from the same answer."""
+        from fsspec.asyn import sync
+
+        fs = self.filesystem
+        bucket, _, key = location[5:].partition("/")
+
+        async def get() -> tuple[str, int]:
+            try:
+                answer = await fs._call_s3("get_object", Bucket=bucket, Key=key)
+            except FileNotFoundError as exc:
+                raise FileNotFoundError(2, "no such object", location) from exc
+            body = answer["Body"]
+            try:
+                with open(dest, "wb") as out:
+                    while chunk := await body.read(1 << 20):
+                        out.write(chunk)
+            finally:
+                body.close()
+            return str(answer.get("ETag", "")).strip('"'), int(answer.get("ContentLength", 0))
+
+        found: tuple[str, int] = sync(fs.loop, get)
+        return found
+
+    def _copies(self, location: str) -> bool:
+        """Whether the folder holds a copy of some version of ``location``."""
+        stem = self._stem(location)
+        with contextlib.suppress(FileNotFoundError), os.scandir(self.folder) as entries:
+            return any(e.name.startswith(stem + "-") for e in entries)
+        return False
 
     def nbytes(self) -> int:
         """Bytes held in the cache folder."""
         return sum(size for _, size, _ in self._files())
 
+    def _stem(self, location: str) -> str:
+        return hashlib.sha256(location[5:].encode()).hexdigest()[:24]
+
     def _name(self, location: str, etag: str, size: int) -> str:
-        digest = hashlib.sha256(f"{location[5:]}\0{etag}\0{size}".encode()).hexdigest()[:40]
+        version = hashlib.sha256(f"{etag}\0{size}".encode()).hexdigest()[:16]
         base = _SAFE.sub("_", location.rsplit("/", 1)[-1])[-80:]
-        return f"{digest}-{base}"
+        return f"{self._stem(location)}-{version}-{base}"
 
     def _files(self) -> list[tuple[float, int, Path]]:
         found = []
