@@ -78,6 +78,13 @@ __all__ = [
 BACKUPS_KEPT = 20
 
 
+def _root(root: str | os.PathLike[str]) -> Path | str:
+    """A data root: a folder, or an ``s3://bucket[/prefix]`` kept as text (a Path would
+    merge its '//')."""
+    text = os.fspath(root)
+    return text if text[:5].lower() == "s3://" else Path(text)
+
+
 def default_catalog_path() -> Path:
     """The catalog named by ``MIQA_NB_CATALOG``, else ``./miqa.duckdb``."""
     return catalog_file(os.environ.get(CATALOG_ENV, "miqa.duckdb"))
@@ -92,8 +99,8 @@ class Catalog:
         The catalog file (created when missing); default ``MIQA_NB_CATALOG`` or
         ``./miqa.duckdb``.
     data_roots : list of path-like, optional
-        Folders frame files may live in; default ``MIQA_NB_DATA_ROOTS``, else the
-        import file's folder.
+        Folders frame files may live in, and ``s3://bucket[/prefix]`` prefixes objects
+        may live in; default ``MIQA_NB_DATA_ROOTS``, else the import file's folder.
     backups_kept : int
         How many automatic pre-import backups to keep.
     clock : callable, optional
@@ -138,7 +145,7 @@ class Catalog:
             path if path is not None else default_catalog_path(), retry_seconds=retry_seconds
         )
         self.path = self.store.path
-        self.data_roots = None if data_roots is None else [Path(r) for r in data_roots]
+        self.data_roots = None if data_roots is None else [_root(r) for r in data_roots]
         self.backups_kept = backups_kept
         self.clock = clock or (lambda: datetime.now(UTC))
 
@@ -149,7 +156,7 @@ class Catalog:
         """This catalog with other data roots: the same file, settings and store, so a
         connection open on this one (:meth:`Store.connect`) is the other's too."""
         other = copy.copy(self)
-        other.data_roots = [Path(r) for r in data_roots]
+        other.data_roots = [_root(r) for r in data_roots]
         return other
 
     # ------------------------------------------------------------------ helpers

@@ -17,7 +17,8 @@ ROOTS_ENV = "MIQA_NB_DATA_ROOTS"
 
 
 def data_roots_named(environ: Mapping[str, str] | None = None) -> list[str]:
-    """The folders ``MIQA_NB_DATA_ROOTS`` names, in order, empty entries skipped.
+    """The folders ``MIQA_NB_DATA_ROOTS`` names, in order, empty entries skipped
+    (``s3://bucket[/prefix]`` entries too, kept whole although they hold a ':').
 
     Examples
     --------
@@ -25,9 +26,22 @@ def data_roots_named(environ: Mapping[str, str] | None = None) -> list[str]:
     ['/data', '/srv']
     >>> data_roots_named({})
     []
+    >>> data_roots_named({"MIQA_NB_DATA_ROOTS": "/data:s3://lab/mri:/srv"})  # on POSIX
+    ['/data', 's3://lab/mri', '/srv']
     """
     env = os.environ if environ is None else environ
-    return [p for p in env.get(ROOTS_ENV, "").split(os.pathsep) if p]
+    parts = env.get(ROOTS_ENV, "").split(os.pathsep)
+    roots: list[str] = []
+    i = 0
+    while i < len(parts):
+        part = parts[i]
+        # 's3://bucket' holds the separator ':' itself: join it back to its scheme
+        if part.lower() == "s3" and i + 1 < len(parts) and parts[i + 1].startswith("//"):
+            part, i = f"{part}:{parts[i + 1]}", i + 1
+        if part:
+            roots.append(part)
+        i += 1
+    return roots
 
 
 def folder_beside(

@@ -14,7 +14,10 @@ The rules (``docs/design.md`` says why):
   the import paths a person types in its administration.
 - ``s3://`` locations are kept as given, when they are already normal: a bucket and a
   key without empty, ``.`` or ``..`` parts (``s3://bucket/../../etc/passwd`` is an
-  error; normalising it would name another object). A missing file is a warning. A relative
+  error; normalising it would name another object). When the data roots name
+  ``s3://bucket[/prefix]`` prefixes, an object outside them is an error, and each one
+  inside is asked for with a HEAD (a missing object is a warning, as a missing file
+  is); without such prefixes they are kept unchecked, and never read. A missing file is a warning. A relative
   location (without ``..``) found under neither folder is recorded under the folder
   above, as MIQA records it, so that both name the same file once it is there.
 
@@ -28,6 +31,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -38,8 +42,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from miqa_nb.core import arrow
+from miqa_nb.core.errors import VolumeError
 from miqa_nb.core.settings import ROOTS_ENV, data_roots_named
 from miqa_nb.core.vocabulary import FRAME_SUFFIXES
+from miqa_nb.volumes import objects
 
 __all__ = [
     "EMPTY",
@@ -52,6 +58,7 @@ __all__ = [
     "PATH_SQL",
     "ROOTS_ENV",
     "S3",
+    "S3_OUTSIDE",
     "S3_PATH",
     "STATUSES",
     "SUFFIX",
@@ -67,8 +74,8 @@ __all__ = [
 #: Statuses of a resolved location, and whether each stops an import.
 OK, S3, MISSING, GRANDPARENT = "ok", "s3", "missing", "grandparent"
 SUFFIX, OUTSIDE, ESCAPES, SYMLINK = "suffix", "outside-roots", "escapes-roots", "symlink-escapes"
-S3_PATH = "s3-path"
-ERRORS = frozenset({SUFFIX, OUTSIDE, ESCAPES, SYMLINK, S3_PATH})
+S3_PATH, S3_OUTSIDE = "s3-path", "s3-outside-roots"
+ERRORS = frozenset({SUFFIX, OUTSIDE, ESCAPES, SYMLINK, S3_PATH, S3_OUTSIDE})
 
 
 def roots_setting(
@@ -95,11 +102,17 @@ class DataRoots:
     """
 
     folders: tuple[str, ...]
+    #: The ``s3://bucket[/prefix]`` roots objects may live in (none: s3:// locations
+    #: are kept, not checked, and never read).
+    buckets: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, folders: Iterable[str | os.PathLike[str]]) -> DataRoots:
-        """The roots ``folders`` (resolved here)."""
-        return cls(tuple(os.path.realpath(os.fspath(f)) for f in folders))
+        """The roots ``folders`` (resolved here; ``s3://`` prefixes kept apart)."""
+        texts = [os.fspath(f) for f in folders]
+        buckets = objects.prefixes_of(texts)
+        local = [t for t in texts if not objects.is_object(t)]
+        return cls(tuple(os.path.realpath(t) for t in local), buckets)
 
     @classmethod
     def from_setting(
@@ -134,7 +147,7 @@ class DataRoots:
         return tuple(root.rstrip(os.sep) + os.sep for root in self.folders)
 
     def __str__(self) -> str:
-        return os.pathsep.join(self.folders)
+        return os.pathsep.join((*self.folders, *self.buckets))
 
 
 def inside(path: str | os.PathLike[str], folders: Iterable[str | os.PathLike[str]]) -> bool:
@@ -205,7 +218,19 @@ class _Folders:
 #: What :func:`resolve` found for each location (``Resolved.status`` holds indices).
 #: ``empty`` locations are the required-value check's business: not looked at here.
 EMPTY = "empty"
-STATUSES = (OK, S3, MISSING, GRANDPARENT, SUFFIX, OUTSIDE, ESCAPES, SYMLINK, S3_PATH, EMPTY)
+STATUSES = (
+    OK,
+    S3,
+    MISSING,
+    GRANDPARENT,
+    SUFFIX,
+    OUTSIDE,
+    ESCAPES,
+    SYMLINK,
+    S3_PATH,
+    EMPTY,
+    S3_OUTSIDE,
+)
 _CODE = {name: np.int8(code) for code, name in enumerate(STATUSES)}
 
 _TAIL = max(len(s) for s in FRAME_SUFFIXES)
@@ -293,6 +318,8 @@ def resolve(
         s3_values = values.filter(arrow.from_numpy(s3))
         odd = arrow.to_numpy(pc.match_substring_regex(s3_values, _S3_ODD))
         status[s3_rows[odd]] = _CODE[S3_PATH]
+        if roots.buckets:
+            _check_objects(s3_rows[~odd], s3_values.filter(arrow.from_numpy(~odd)), roots, status)
     if s3.all():
         return resolved
     others = np.flatnonzero(~s3)
@@ -305,6 +332,43 @@ def resolve(
     resolved.prefixes = found.prefixes
     resolved.cut[others] = found.cut
     return resolved
+
+
+#: Objects asked about at once (HEAD requests in flight) when an import is checked.
+_HEADS_AT_ONCE = 16
+
+
+def _check_objects(
+    rows: np.ndarray, values: pa.Array | pa.ChunkedArray, roots: DataRoots, status: np.ndarray
+) -> None:
+    """Statuses of ``s3://`` locations when the roots name s3:// prefixes: outside them
+    an error; inside, each distinct object is asked for with a HEAD (no data read), and
+    a missing one is a warning, as a missing file is."""
+    texts = values.to_pylist()
+    inside = np.array([objects.allowed(t, roots.buckets) for t in texts], dtype=bool)
+    status[rows[~inside]] = _CODE[S3_OUTSIDE]
+    wanted = list(dict.fromkeys(t for t, ok in zip(texts, inside, strict=True) if ok))
+    if not wanted:
+        return
+    store = objects.default_objects()
+
+    def there(location: str) -> bool:
+        try:
+            store.head(location)
+        except FileNotFoundError:
+            return False
+        except Exception as exc:  # botocore's errors (credentials, endpoint) included
+            raise VolumeError(
+                f"cannot ask the object store about {location} ({type(exc).__name__}: "
+                f"{exc}); check the credentials (AWS_ACCESS_KEY_ID..., AWS_PROFILE, "
+                "~/.aws) and the endpoint (AWS_ENDPOINT_URL)"
+            ) from exc
+        return True
+
+    with ThreadPoolExecutor(min(_HEADS_AT_ONCE, len(wanted))) as pool:
+        found = dict(zip(wanted, pool.map(there, wanted), strict=True))
+    missing = np.array([ok and not found[t] for t, ok in zip(texts, inside, strict=True)])
+    status[rows[missing]] = _CODE[MISSING]
 
 
 def _resolve_files(
@@ -624,6 +688,11 @@ def describe(
     allowed = f"the data roots ({roots}); set {ROOTS_ENV} to allow another folder"
     return {
         SUFFIX: f"a frame file must end in {', '.join(FRAME_SUFFIXES)}",
+        S3_OUTSIDE: (
+            f"{looked_at!r} is outside the s3:// prefixes of the data roots "
+            f"({', '.join(roots.buckets)}); add s3://bucket[/prefix] to {ROOTS_ENV} "
+            "to allow another bucket or prefix"
+        ),
         S3_PATH: (
             f"{looked_at!r} has an empty, '.' or '..' part; an s3:// location names a bucket "
             "and an object key as written (s3://bucket/folder/file.nii.gz), and normalising "

@@ -6,7 +6,7 @@ reviewer is likely to open next while they look at this one:
 give, and the open scan's other frames), :func:`start` hands them to the cache's
 decoding threads and :func:`wait` waits for them (a session's ``flush()``).
 Prefetching is only a speed-up: a closed cache starts nothing, a file that fails to
-decode is reported when it is opened, and ``s3://`` locations are not fetched.
+decode is reported when it is opened; ``s3://`` objects are fetched like files are read.
 """
 
 from __future__ import annotations
@@ -51,13 +51,13 @@ def frames_ahead(
     upcoming = queue.upcoming(key, n, held_by_others)
     paths = [queue.info(k).frames[0] for k in upcoming if queue.info(k).frames]
     paths += also
-    return _local(paths)
+    return list(dict.fromkeys(paths))
 
 
 def start(cache: VolumeCache, paths: Sequence[str]) -> list[Future[Volume]]:
-    """Start decoding ``paths`` (local files only) on the cache's threads; returns their
-    futures (none when the cache is closed)."""
-    paths = _local(paths)
+    """Start decoding ``paths`` (files, or ``s3://`` objects fetched first) on the
+    cache's threads; returns their futures (none when the cache is closed)."""
+    paths = list(dict.fromkeys(paths))
     if not paths:
         return []
     try:
@@ -75,7 +75,3 @@ def wait(futures: Sequence[Future[Volume]], timeout: float | None) -> None:
             future.result(timeout)
         except Exception as exc:  # a broken file is reported when it is opened
             _log.debug("prefetch failed: %s", exc)
-
-
-def _local(paths: Sequence[str]) -> list[str]:
-    return [p for p in dict.fromkeys(paths) if not p.startswith("s3://")]

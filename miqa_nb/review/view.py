@@ -4,7 +4,7 @@ and pictures.
 :class:`ScanView` owns what the reviewer *sees* of the open scan; a
 :class:`~miqa_nb.review.session.ReviewSession` holds one and forwards its view methods
 to it. It is given what it needs: the :class:`~miqa_nb.volumes.VolumeCache` frames
-are loaded through (``s3://`` frames are reported, not fetched), the display
+are loaded through (``s3://`` objects are fetched into a local cache), the display
 convention, the picture size, and two callbacks of its owner -- ``notify(event)``
 (changes are announced as ``'view'``) and ``fail(exc)`` (a failure becomes the
 session's ``last_error``). It keeps the crosshair in world millimetres snapped to a
@@ -139,11 +139,6 @@ class ScanView:
             return False
         path, _ = self._sources[min(frame, len(self._sources) - 1)]
         try:
-            if path.startswith("s3://"):
-                raise VolumeError(
-                    f"{path}: images on S3 cannot be shown here; copy them to a local "
-                    "folder and import the project with local paths"
-                )
             volume = self.cache.get(path)
         except (MiqaError, OSError, ValueError) as exc:
             self._fail(exc)

@@ -12,7 +12,9 @@ This module owns the memory budget of the viewer and the decoding threads:
   small thread pool (inflation with ``isal`` releases the GIL), so opening them
   later costs only rendering.
 - Entries are keyed by absolute path and checked against the file's mtime and size
-  on every hit: a file replaced on disk is decoded again.
+  on every hit: a file replaced on disk is decoded again. An ``s3://`` location is its
+  own key, checked against the object's ETag and size (a HEAD; see
+  :mod:`~miqa_nb.volumes.objects`).
 
 Errors are not cached: a failed decode raises :class:`~miqa_nb.core.errors.VolumeError`
 to every thread waiting for it, and the next request tries again.
@@ -21,17 +23,19 @@ to every thread waiting for it, and the next request tries again.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 from miqa_nb.volumes.io import LoadLimits
+from miqa_nb.volumes.objects import default_objects, is_object
 from miqa_nb.volumes.volume import Volume
 from miqa_nb.volumes.window import Window, frame_window
 
@@ -142,7 +146,7 @@ class VolumeCache:
         """
         key = _key(path)
         while True:
-            stamp = _stamp(key)
+            stamp = _stamp(key, self._entries)
             with self._lock:
                 entry = self._entries.get(key)
                 if entry is not None and entry.stamp == stamp:
@@ -174,7 +178,7 @@ class VolumeCache:
         futures: list[Future[Volume]] = []
         for path in paths:
             key = _key(path)
-            stamp = _stamp(key)
+            stamp = _stamp(key, self._entries)
             with self._lock:
                 if self._closed:
                     raise RuntimeError("this VolumeCache is closed")
@@ -259,7 +263,9 @@ class VolumeCache:
     # -- internals ----------------------------------------------------------------
     def _load(self, key: str, stamp: _Stamp | None, future: Future[Volume]) -> Volume | None:
         try:
-            volume = self._loader(Path(key))
+            volume = self._loader(key if is_object(key) else Path(key))  # type: ignore[arg-type]
+            if stamp is None and is_object(key):
+                stamp = _stamp(key)
             if self._warm is not None:
                 self._warm(volume)
         except BaseException as exc:  # handed to every waiter; nothing is cached
@@ -300,10 +306,22 @@ class VolumeCache:
 
 
 def _key(path: str | os.PathLike[str]) -> str:
-    return os.path.abspath(os.fspath(path))
+    text = os.fspath(path)
+    return text if is_object(text) else os.path.abspath(text)
 
 
-def _stamp(key: str) -> _Stamp | None:
+def _stamp(key: str, known: Container[str] | None = None) -> _Stamp | None:
+    """A file's mtime and size; an object's ETag and size, from a HEAD (None: the load
+    reports the error). An object not in ``known`` is not asked about: its load fetches
+    it, and its stamp is taken then (from the fetch's answer, no second request)."""
+    if is_object(key):
+        if known is not None and key not in known:
+            return None
+        try:
+            etag, size = default_objects().head(key)
+        except Exception:
+            return None
+        return (int(hashlib.sha256(etag.encode()).hexdigest()[:15], 16), size)
     try:
         st = os.stat(key)
     except OSError:

@@ -48,7 +48,7 @@ from nibabel.spatialimages import HeaderDataError
 from nibabel.wrapstruct import WrapStructError
 
 from miqa_nb.core.errors import VolumeError
-from miqa_nb.core.settings import data_roots_named
+from miqa_nb.core.settings import ROOTS_ENV, data_roots_named
 from miqa_nb.volumes._nrrd import read_nrrd
 from miqa_nb.volumes._reading import (
     INFLATE_ERRORS,
@@ -59,6 +59,7 @@ from miqa_nb.volumes._reading import (
     open_regular,
     voxels,
 )
+from miqa_nb.volumes.objects import allowed, default_objects, is_object, prefixes_of
 from miqa_nb.volumes.orientation import axis_codes, reorient_to_ras
 from miqa_nb.volumes.volume import Volume
 
@@ -131,8 +132,12 @@ def load_volume(
         folder or the data roots, is not 3D/4D, holds no voxels or has a voxel type
         other than integers or real numbers. The message names the file and the reason.
     """
+    if is_object(path):
+        return _load_object(str(path), data_roots, max_bytes)
     p = Path(path)
     suffix = volume_suffix(p)
+    if data_roots is not None:
+        data_roots = [r for r in data_roots if not is_object(os.fspath(r))]
     try:
         if suffix in (".nrrd", ".nhdr"):
             nrrd_data, affine, fmt = read_nrrd(p, data_roots=data_roots, max_bytes=max_bytes)
@@ -166,6 +171,39 @@ def load_volume(
     return _make_volume(p, data, affine, fmt, scale)
 
 
+def _load_object(
+    location: str, data_roots: Iterable[str | os.PathLike[str]] | None, max_bytes: int
+) -> Volume:
+    """:func:`load_volume` of an ``s3://`` object, read from its local copy."""
+    volume_suffix(location)
+    prefixes = prefixes_of(data_roots)
+    if not allowed(location, prefixes):
+        raise VolumeError(
+            f"{location}: reading from S3 is allowed only inside the data roots' "
+            f"s3:// prefixes ({', '.join(prefixes) or 'none is set'}); add "
+            f"s3://bucket[/prefix] to {ROOTS_ENV} (separated by {os.pathsep!r}) to allow it"
+        )
+    try:
+        local = default_objects().fetch(location)
+    except FileNotFoundError as exc:
+        raise VolumeError(
+            f"{location}: object not found; check the bucket and key, the endpoint "
+            "(AWS_ENDPOINT_URL) and that the credentials (AWS_ACCESS_KEY_ID..., ~/.aws) "
+            "may list it"
+        ) from exc
+    except (OSError, ValueError) as exc:
+        raise VolumeError(f"{location}: cannot fetch the object: {exc}") from exc
+    except Exception as exc:  # botocore's errors (credentials, endpoint) are not OSErrors
+        raise VolumeError(
+            f"{location}: cannot fetch the object ({type(exc).__name__}: {exc}); check the "
+            "credentials (AWS_ACCESS_KEY_ID..., AWS_PROFILE, ~/.aws) and AWS_ENDPOINT_URL"
+        ) from exc
+    try:
+        return load_volume(local, max_bytes=max_bytes)
+    except VolumeError as exc:
+        raise VolumeError(str(exc).replace(str(local), location)) from exc
+
+
 @dataclass(frozen=True)
 class LoadLimits:
     """The bounds of :func:`load_volume`, as one value an application builds at its edge.
@@ -184,7 +222,7 @@ class LoadLimits:
     (1000, None)
     """
 
-    data_roots: tuple[Path, ...] | None = None
+    data_roots: tuple[Path | str, ...] | None = None
     max_bytes: int = MAX_VOLUME_BYTES
 
     @classmethod
@@ -213,12 +251,18 @@ class LoadLimits:
                     f"{MAX_BYTES_ENV} must be a positive whole number of bytes; {text!r} was set"
                 )
             max_bytes = int(text)
-        roots = None if data_roots is None else tuple(Path(r) for r in data_roots)
+        roots = None if data_roots is None else tuple(_root(r) for r in data_roots)
         return cls(roots, max_bytes)
 
     def load(self, path: str | os.PathLike[str]) -> Volume:
         """:func:`load_volume` within these limits (a ``loader`` for the cache)."""
         return load_volume(path, data_roots=self.data_roots, max_bytes=self.max_bytes)
+
+
+def _root(root: str | os.PathLike[str]) -> Path | str:
+    """A data root: a folder, or an ``s3://`` prefix kept as text (a Path would merge '//')."""
+    text = os.fspath(root)
+    return text if is_object(text) else Path(text)
 
 
 def inflate(compressed: bytes | memoryview, *, max_bytes: int | None = None) -> bytes:
