@@ -202,6 +202,17 @@ def test_refusals_leave_nothing_behind(site: Site) -> None:
         zf.writestr("../../evil.dcm", b"x")
     status, text = curl("-u", f"{ADMIN}:{PASSWORD}", "-F", f"file=@{evil}", url)
     assert status == 400 and "evil.dcm" in text
+    two = site.root / "two-studies.zip"  # two studies sent as one named session
+    with zipfile.ZipFile(two, "w") as zf:
+        for name in ("mr7", "mr8"):
+            with zipfile.ZipFile(session_zip(site, name, session="S1_MR7")) as one:
+                for member in one.namelist():
+                    zf.writestr(f"{name}/{member}", one.read(member))
+    named = f"{url}/projects/{PROJECT}/subjects/S1/experiments/S1_MR7"
+    status, text = curl("-u", f"{ADMIN}:{PASSWORD}", "-F", f"file=@{two}", named)
+    assert status == 400, text
+    assert text.startswith("Upload included files for multiple imaging sessions.")
+    assert "2 studies" in text
     unknown = session_zip(site, "mr6", session="S1_MR6", project="Nowhere")
     status, _ = curl("-u", f"{ADMIN}:{PASSWORD}", "-F", f"file=@{unknown}", url)
     assert status == 404

@@ -71,6 +71,7 @@ from miqa_nb.server.identity import act_as_owner
 __all__ = ["ImportHandler", "ReceivingHandler", "XnatHandler"]
 
 NO_FILES = "Upload did not include parsable files for session generation."
+MANY_SESSIONS = "Upload included files for multiple imaging sessions."
 SIGN_IN = "Authentication required: a user name and password or API token"
 PROCESSING, FAILED, COMPLETED = "PROCESSING", "FAILED", "COMPLETED"
 
@@ -536,6 +537,13 @@ def _import(
     )
     if not sessions:
         raise MiqaError(NO_FILES)
+    if len(sessions) > 1 and options.get("session"):
+        raise MiqaError(
+            f"{MANY_SESSIONS} It holds {len(sessions)} studies (StudyInstanceUID "
+            f"{', '.join(s.study_uid for s in sessions)}) for the one session "
+            f"{options['session']!r}: send each study in its own upload, or leave the "
+            "session out to archive each under its own label."
+        )
     where = options.get("where", "archive")
     named = options.get("project")
     if where == "prearchive" and named and named not in set(catalog.projects()["project"]):
