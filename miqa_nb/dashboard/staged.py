@@ -16,8 +16,7 @@ anything else       none (the entry is being worked on)
 ==================  ==============================================
 
 An Unassigned entry names no project, so it cannot be archived: it can be moved to a
-project (then archived there), deleted or rebuilt. Moving is offered only when the
-prearchive provides ``move_entry``.
+project (then archived there), deleted or rebuilt.
 
 Every action names its entry by ``(project, timestamp, folder)``, reads it again (the
 page is untrusted: a crafted widget message reaches these methods with any entry),
@@ -30,7 +29,6 @@ Contract: nothing here imports ipywidgets.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +41,7 @@ from miqa_nb.ingest.archiving import ArchiveConflict, Archived
 from miqa_nb.ingest.prearchive import CONFLICT, ERROR, READY, UNASSIGNED, Entry
 from miqa_nb.ingest.previews import scan_preview
 
-__all__ = ["ACTIONS", "EntryKey", "StagingActions", "entry_actions", "move_available"]
+__all__ = ["ACTIONS", "EntryKey", "StagingActions", "entry_actions"]
 
 log = logging.getLogger(__name__)
 
@@ -72,25 +70,18 @@ _ROLES = {r.value for r in Role}
 EntryKey = tuple[str, str, str]
 
 
-def move_available() -> bool:
-    """True when the prearchive can move an entry to another project."""
-    return callable(getattr(prearchive, "move_entry", None))
-
-
-def entry_actions(entry: Entry, *, can_move: bool | None = None) -> tuple[str, ...]:
+def entry_actions(entry: Entry) -> tuple[str, ...]:
     """The actions XNAT allows on ``entry`` in its status (see the module's table).
 
     >>> from pathlib import Path
     >>> e = Entry("P", "20240517_093000000", "S1", "CONFLICT", "", "S1", "", (), "", "",
     ...           "", "", "", Path("."))
-    >>> entry_actions(e, can_move=True)
+    >>> entry_actions(e)
     ('append', 'delete', 'rebuild')
     """
     allowed = _BY_STATUS.get(entry.status, ())
     if entry.project == UNASSIGNED:  # no project to archive into: move it first
         allowed = tuple(a for a in allowed if a not in ("archive", "append"))
-    if not (move_available() if can_move is None else can_move):
-        allowed = tuple(a for a in allowed if a != "move")
     return allowed
 
 
@@ -203,11 +194,8 @@ class StagingActions:
         """Move an entry to ``project`` (the prearchive checks the user may import
         there)."""
         self._checked(key, "move")
-        move: Callable[..., Entry] | None = getattr(prearchive, "move_entry", None)
-        if move is None:  # pragma: no cover - _checked refuses first
-            raise MiqaError("moving staged sessions is not available in this version")
         if not project:
             raise MiqaError("choose the project to move the session to, then press Move")
-        moved = move(self.catalog, self.user, *key, project)
+        moved = prearchive.move_entry(self.catalog, self.user, *key, project)
         log.info("%s moved %s to %s", self.user, "/".join(key), project)
         return moved

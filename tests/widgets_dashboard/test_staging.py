@@ -28,7 +28,7 @@ from widgets_dashboard.dashboard_catalog import (
 from miqa_nb.catalog import Catalog
 from miqa_nb.core.errors import MiqaError, PermissionDenied
 from miqa_nb.dashboard.app import Dashboard
-from miqa_nb.dashboard.staged import StagingActions, key_of, move_available
+from miqa_nb.dashboard.staged import StagingActions, key_of
 from miqa_nb.dashboard.staging import StagingPanel
 from miqa_nb.ingest import prearchive
 from miqa_nb.ingest.dicom import read_sessions
@@ -165,7 +165,7 @@ def test_who_sees_what_unassigned_for_superusers_only(
     assert {key_of(e) for e in admin.staging.entries} == {key_of(alpha), key_of(lost)}
     lost_buttons = buttons(row_of(admin.staging, lost))
     assert "archive" not in lost_buttons and {"delete", "rebuild"} <= set(lost_buttons)
-    assert ("move" in lost_buttons) == move_available()
+    assert "move" in lost_buttons
     reviewer = board(dash, TIER1)
     assert reviewer.staging is not None
     assert [key_of(e) for e in reviewer.staging.entries] == [key_of(alpha)]
@@ -344,7 +344,6 @@ def test_the_actions_refuse_what_the_status_does_not_allow(
     assert lost.path.is_dir()
 
 
-@pytest.mark.skipif(not move_available(), reason="the prearchive cannot move entries yet")
 def test_an_unassigned_session_is_moved_to_a_project(
     dash: DashboardCatalog, anatomy: nib.Nifti1Image
 ) -> None:
