@@ -32,7 +32,17 @@ from pathlib import Path
 import nibabel as nib
 import pytest
 import requests
-from test_xnat_import import ADMIN, COLLAB, PASSWORD, PROJECT, TIER1, _template, curl, session_zip
+from test_xnat_import import (
+    ADMIN,
+    COLLAB,
+    PASSWORD,
+    PROJECT,
+    TIER1,
+    _template,
+    curl,
+    session_zip,
+    site_catalog,
+)
 
 from miqa_nb.catalog import Catalog
 from miqa_nb.server.xnat import LOCK_NAME
@@ -62,20 +72,6 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _catalog(root: Path) -> Catalog:
-    """admin (superuser), tina (tier 1) and carl (collaborator) in project Scanner."""
-    cat = Catalog(root / "c.duckdb")
-    cat.add_user(ADMIN, superuser=True)
-    for user in (TIER1, COLLAB):
-        cat.add_user(user, by=ADMIN)
-    for user in (ADMIN, TIER1, COLLAB):
-        cat.set_password(user, PASSWORD, by=ADMIN)
-    cat.create_project(PROJECT, by=ADMIN)
-    cat.set_role(PROJECT, TIER1, "tier1", by=ADMIN)
-    cat.set_role(PROJECT, COLLAB, "collaborator", by=ADMIN)
-    return cat
-
-
 @contextlib.contextmanager
 def jupyter_server(
     root: Path, *args: str, owner: str | None = None, base_url: str = "/", by_command: bool = False
@@ -84,7 +80,7 @@ def jupyter_server(
     ``by_command``, by ``jupyter server extension enable`` over the config file the
     package installs), over a new catalog in ``root``; ``owner`` is ``MIQA_NB_USER``
     (unset when None)."""
-    cat = _catalog(root)
+    cat = site_catalog(root)
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("MIQA_NB_USER", "JUPYTERHUB_USER")}
     env.update(

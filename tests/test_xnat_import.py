@@ -76,10 +76,9 @@ def session_zip(site: Site, name: str, *, session: str, project: str = PROJECT) 
     return archive
 
 
-@contextlib.contextmanager
-def served_site(root: Path) -> Iterator[Site]:
-    """A served catalog in ``root``: admin (superuser), tina (tier 1) and carl
-    (collaborator) in project Scanner, all with a password."""
+def site_catalog(root: Path) -> Catalog:
+    """``root/c.duckdb``: admin (superuser), tina (tier 1) and carl (collaborator) in
+    project Scanner, all with a password."""
     cat = Catalog(root / "c.duckdb")
     cat.add_user(ADMIN, superuser=True)
     for user in (TIER1, COLLAB):
@@ -89,6 +88,14 @@ def served_site(root: Path) -> Iterator[Site]:
     cat.create_project(PROJECT, by=ADMIN)
     cat.set_role(PROJECT, TIER1, "tier1", by=ADMIN)
     cat.set_role(PROJECT, COLLAB, "collaborator", by=ADMIN)
+    return cat
+
+
+@contextlib.contextmanager
+def served_site(root: Path) -> Iterator[Site]:
+    """A served catalog in ``root``: admin (superuser), tina (tier 1) and carl
+    (collaborator) in project Scanner, all with a password."""
+    cat = site_catalog(root)
     server = start(root / "c.duckdb", log=root / "server.log", pool_size=1)
     try:
         server.wait_ready(timeout=180)
