@@ -57,7 +57,8 @@ from miqa_nb.store import (
 )
 from miqa_nb.store import quarantine as quarantines
 from miqa_nb.store.claims import CLAIM_MINUTES, MAX_CLAIM_MINUTES, Claim
-from miqa_nb.store.database import CATALOG_ENV, Store, catalog_file
+from miqa_nb.store.database import CATALOG_ENV, Store, catalog_file, catalog_location
+from miqa_nb.store.postgres import PgStore
 from miqa_nb.store.names import check_name
 from miqa_nb.store.queries import SCANS_SQL
 
@@ -72,6 +73,7 @@ __all__ = [
     "Catalog",
     "Claim",
     "catalog_file",
+    "catalog_location",
     "default_catalog_path",
 ]
 
@@ -85,18 +87,74 @@ def _root(root: str | os.PathLike[str]) -> Path | str:
     return text if text[:5].lower() == "s3://" else Path(text)
 
 
-def default_catalog_path() -> Path:
-    """The catalog named by ``MIQA_NB_CATALOG``, else ``./miqa.duckdb``."""
-    return catalog_file(os.environ.get(CATALOG_ENV, "miqa.duckdb"))
+def default_catalog_path() -> Path | str:
+    """The catalog named by ``MIQA_NB_CATALOG`` (a file, or a ``postgresql://`` URL),
+    else ``./miqa.duckdb``."""
+    return catalog_location(os.environ.get(CATALOG_ENV, "miqa.duckdb"))
+
+
+#: The tables :meth:`Catalog.copy_to` copies, besides ``meta`` (every table there is).
+COPIED_TABLES = (
+    "users",
+    "projects",
+    "roles",
+    "scan_types",
+    "experiments",
+    "scans",
+    "frames",
+    "decisions",
+    "claims",
+    "positions",
+    "user_settings",
+    "passwords",
+    "api_tokens",
+    "signin_links",
+    "quarantine",
+)
+
+#: The tables :meth:`Catalog.sql` reads on PostgreSQL (not the credentials').
+SQL_TABLES = (
+    "meta",
+    "users",
+    "projects",
+    "roles",
+    "scan_types",
+    "experiments",
+    "scans",
+    "frames",
+    "decisions",
+    "quarantine",
+    "claims",
+    "positions",
+    "user_settings",
+)
+
+
+def _require_reading(query: str, name: str) -> None:
+    """Refuse a statement other than a query: on PostgreSQL :meth:`Catalog.sql` runs in
+    DuckDB over a copy of the tables, where a change would be lost."""
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error as exc:
+        raise MiqaError(f"cannot read the SQL {query[:80]!r}: {exc}") from exc
+    for statement in statements:
+        if statement.type != duckdb.StatementType.SELECT:
+            raise MiqaError(
+                f"Catalog.sql only reads the catalog {name} (it runs DuckDB SQL over a copy "
+                f"of its tables), and {query[:80]!r} is a {statement.type.name} statement: "
+                "change the catalog through Catalog's methods, or with psql"
+            )
 
 
 class Catalog:
-    """A MIQA catalog in a DuckDB file.
+    """A MIQA catalog in a DuckDB file, or in a PostgreSQL database.
 
     Parameters
     ----------
-    path : path-like, optional
-        The catalog file (created when missing); default ``MIQA_NB_CATALOG`` or
+    path : path-like or str, optional
+        The catalog file (created when missing), or a PostgreSQL database's URL
+        (``postgresql://user:password@host:port/database``; its tables are made when
+        missing; see :mod:`miqa_nb.store.postgres`); default ``MIQA_NB_CATALOG`` or
         ``./miqa.duckdb``.
     data_roots : list of path-like, optional
         Folders frame files may live in, and ``s3://bucket[/prefix]`` prefixes objects
@@ -141,16 +199,28 @@ class Catalog:
         clock: Callable[[], datetime] | None = None,
         retry_seconds: float = 60.0,
     ) -> None:
-        self.store = Store(
-            path if path is not None else default_catalog_path(), retry_seconds=retry_seconds
-        )
+        location = catalog_location(path) if path is not None else default_catalog_path()
+        self.store: Store | PgStore
+        if isinstance(location, str):
+            self.store = PgStore(location, retry_seconds=retry_seconds)
+        else:
+            self.store = Store(location, retry_seconds=retry_seconds)
+        #: The catalog file (on PostgreSQL: a name in its local folder, beside which
+        #: backups and converted scans go; see :mod:`miqa_nb.store.postgres`).
         self.path = self.store.path
+        #: What opens this catalog again: the file's path, or the database's URL.
+        self.location = self.store.location
         self.data_roots = None if data_roots is None else [_root(r) for r in data_roots]
         self.backups_kept = backups_kept
         self.clock = clock or (lambda: datetime.now(UTC))
 
     def __repr__(self) -> str:
-        return f"Catalog({str(self.path)!r})"
+        return f"Catalog({self.name!r})"
+
+    @property
+    def name(self) -> str:
+        """The catalog as shown to people: the file's path, or the URL without password."""
+        return getattr(self.store, "shown", str(self.path))
 
     def with_data_roots(self, data_roots: Iterable[str | os.PathLike[str]]) -> Catalog:
         """This catalog with other data roots: the same file, settings and store, so a
@@ -164,7 +234,7 @@ class Catalog:
     def _standing(
         self, con: duckdb.DuckDBPyConnection, user: str, project: str | None = None
     ) -> Standing:
-        return users.standing(con, user, project, catalog=self.path)
+        return users.standing(con, user, project, catalog=self.name)
 
     def _utcnow(self) -> datetime:
         return self.clock().astimezone(UTC).replace(tzinfo=None)
@@ -173,10 +243,13 @@ class Catalog:
         """Run DuckDB SQL over the catalog's tables and return a DataFrame.
 
         Tables: ``projects, experiments, scans, frames, decisions, users, roles``,
-        ``quarantine`` (the experiments held; see :meth:`quarantined`).
+        ``quarantine`` (the experiments held; see :meth:`quarantined`). On PostgreSQL
+        the query runs in DuckDB over a copy of those tables, read in one snapshot.
         """
-        with self.store.connect() as con:
-            return con.execute(query, params).df()
+        if self.store.dialect == "postgres":
+            _require_reading(query, self.name)
+        with self.store.connect() as con, self.store.snapshot(con, tables=SQL_TABLES) as work:
+            return work.execute(query, params).df()
 
     # -------------------------------------------------------------- users, roles
 
@@ -200,6 +273,72 @@ class Catalog:
                     raise PermissionDenied("adding users needs a superuser: pass by=<superuser>")
                 permissions.require_superuser(self._standing(con, by), "add users")
             users.add_user(con, name, superuser=superuser or not n_users)
+
+    def copy_to(
+        self, target: str | os.PathLike[str], *, by: str, check: bool = True
+    ) -> dict[str, int]:
+        """Copy this whole catalog into an empty one: a DuckDB file or a PostgreSQL
+        database (``postgresql://...``), either way (a superuser's job).
+
+        Every table is copied as it is (users, passwords' hashes and tokens included),
+        read in one snapshot and written in one transaction: the target is a copy or
+        unchanged. With ``check``, both catalogs are then exported (MIQA's JSON, every
+        project and decision) and the exports compared. Returns the rows copied per
+        table.
+
+        Raises
+        ------
+        MiqaError
+            The target is this catalog, or holds a catalog already (users, projects
+            or decisions): nothing is copied over it. Or the exports differ (the
+            message says which projects).
+        """
+        with self.store.connect() as con:
+            permissions.require_superuser(self._standing(con, by), "copy the catalog")
+        other = Catalog(target, retry_seconds=self.store.retry_seconds)
+        if other.location == self.location:
+            raise MiqaError(f"the catalog {self.name} cannot be copied onto itself")
+        counts: dict[str, int] = {}
+        with self.store.reading() as source, other.store.transaction() as into:
+            held = {
+                table: int(into.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+                for table in COPIED_TABLES
+            }
+            if any(held.values()):
+                listed = ", ".join(f"{n} {t}" for t, n in held.items() if n)
+                raise MiqaError(
+                    f"the target {other.name} holds a catalog already ({listed}); copy into a "
+                    "new file or an empty database; nothing was copied"
+                )
+            for table in ("meta", *COPIED_TABLES):
+                rows = self.store.read_table(source, table)
+                if table == "meta":
+                    into.execute("DELETE FROM meta")
+                other.store.append_table(into, table, rows)
+                counts[table] = rows.num_rows
+        if check:
+            self._compare_exports(other, by)
+        return counts
+
+    def _compare_exports(self, other: Catalog, by: str) -> None:
+        """Raise :class:`MiqaError` unless ``other`` exports what this catalog does."""
+        import json
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="miqa-copy-") as folder:
+            mine = json.loads(self.export_file(Path(folder, "a.json"), by=by).read_text())
+            theirs = json.loads(other.export_file(Path(folder, "b.json"), by=by).read_text())
+        if mine != theirs:
+            names = sorted(set(mine.get("projects", {})) | set(theirs.get("projects", {})))
+            differ = [
+                p
+                for p in names
+                if mine.get("projects", {}).get(p) != theirs.get("projects", {}).get(p)
+            ]
+            raise MiqaError(
+                f"the copy {other.name} exports differently from {self.name} (projects "
+                f"{differ or names}); do not use the copy, and report this"
+            )
 
     def standing(self, user: str, project: str | None = None) -> Standing:
         """A user's standing (superuser, creator, role) in a project, or globally."""
@@ -412,14 +551,20 @@ class Catalog:
                     f"{path}: {len(report.errors)} problem(s); nothing was imported\n{report}",
                     report,
                 )
-            with self.store.connect() as con:
+            with (
+                self.store.connect() as con,
+                # On PostgreSQL, the projects' rows copied into DuckDB (their locks held
+                # until the end), where the comparison, the backup and the writes run;
+                # on DuckDB, the catalog itself.
+                self.store.snapshot(con, staged.projects, writing=not dry_run) as work,
+            ):
                 self._require_import(con, by, project, staged.projects)
-                exchange.attach_staged(con, staged)
+                exchange.attach_staged(work, staged)
                 try:
-                    report.change_counts = exchange.diff(con, mode)
-                    self._require_own_decisions(con, by, project, mode)
+                    report.change_counts = exchange.diff(work, mode)
+                    self._require_own_decisions(con, work, by, project, mode)
                     if mode == "append":
-                        for level, key, detail in exchange.conflicts(con):
+                        for level, key, detail in exchange.conflicts(work):
                             report.add(
                                 "warning",
                                 "conflict",
@@ -429,19 +574,20 @@ class Catalog:
                     if dry_run:
                         return report
                     if mode != "append":  # replace, replace-experiments
-                        self._backup(con, staged.projects)
+                        self._backup(work, staged.projects)
                     # The connection opened above (and its file lock) is shared by this
                     # transaction: only the writes are in it. What comes before reads
                     # (a dry run ends there, having begun no transaction) or writes the
                     # backup file, which stays when the import fails.
                     with self.store.transaction():
-                        exchange.apply(con, mode, by)
+                        exchange.apply(work, mode, by, after_id=self.store.decision_base(con))
                         if mode == "replace":
-                            quarantines.forget_missing(con)
+                            quarantines.forget_missing(work)
                         if quarantine:
-                            quarantines.hold_staged(con, by, self._utcnow())
+                            quarantines.hold_staged(work, by, self._utcnow())
+                        self.store.write_back(con, work, staged.projects)
                 finally:
-                    exchange.detach_staged(con, staged)
+                    exchange.detach_staged(work, staged)
             return report
         finally:
             staged.close()
@@ -462,7 +608,12 @@ class Catalog:
             permissions.require_superuser(self._standing(con, by), f"create project {project!r}")
 
     def _require_own_decisions(
-        self, con: duckdb.DuckDBPyConnection, by: str, project: str | None, mode: str
+        self,
+        con: Any,
+        work: duckdb.DuckDBPyConnection,
+        by: str,
+        project: str | None,
+        mode: str,
     ) -> None:
         """A reviewer's import adds and removes only its own decisions (see
         :func:`~miqa_nb.core.permissions.require_own_decisions`)."""
@@ -470,7 +621,7 @@ class Catalog:
         if standing.project_admin:
             return
         codes = [d.value for d in standing.allowed_decisions()]
-        added, removed, examples = exchange.foreign_decisions(con, mode, by, codes)
+        added, removed, examples = exchange.foreign_decisions(work, mode, by, codes)
         permissions.require_own_decisions(standing, added, removed, examples)
 
     def export_file(
@@ -499,7 +650,8 @@ class Catalog:
                 projects.require_project(con, project)
                 permissions.require_transfer(self._standing(con, by, project), "export")
             chosen = None if project is None else [project]
-            return self._export(con, path, chosen, relative_paths, spreadsheet_safe)
+            with self.store.snapshot(con, chosen) as work:
+                return self._export(work, path, chosen, relative_paths, spreadsheet_safe)
 
     @staticmethod
     def _export(
@@ -801,7 +953,8 @@ class Catalog:
             return None
         user, due = found
         if due and not self.store.read_only:
-            with contextlib.suppress(MiqaError, duckdb.Error), self.store.transaction() as con:
+            # A failure to note the use (a busy or unreachable catalog) is not the caller's.
+            with contextlib.suppress(Exception), self.store.transaction() as con:
                 credentials.touch_token(con, parsed[0], now)
         return user
 
@@ -847,8 +1000,8 @@ class Catalog:
         """A few lines a person reads: projects, scans, review progress."""
         projects = self.projects()
         if projects.empty:
-            return f"{self.path}: no projects yet"
-        lines = [f"{self.path}: {len(projects)} project(s)"]
+            return f"{self.name}: no projects yet"
+        lines = [f"{self.name}: {len(projects)} project(s)"]
         for row in projects.itertuples():
             lines.append(
                 f"  {row.project}: {row.experiments} experiments, {row.scans} scans, "

@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from miqa_nb.catalog import Catalog, catalog_file, default_catalog_path
+from miqa_nb.catalog import Catalog, catalog_file, catalog_location, default_catalog_path
 from miqa_nb.core.errors import ImportFileError, MiqaError
 from miqa_nb.core.identity import current_user
 from miqa_nb.core.report import Report
@@ -207,6 +207,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("project")
     p.add_argument("experiment")
 
+    copies = sub.add_parser("catalog", help="the catalog as a whole").add_subparsers(
+        dest="action", required=True
+    )
+    p = copies.add_parser(
+        "copy",
+        help="copy catalog SOURCE into TARGET, a new file or empty PostgreSQL database "
+        "(either way; a superuser), checked by comparing their exports",
+    )
+    p.add_argument("source", help="a DuckDB file or postgresql://user@host:port/database")
+    p.add_argument("target", help="a new DuckDB file or an empty PostgreSQL database's URL")
+
     p = sub.add_parser("serve", help="serve the reviewer dashboard behind sign-in (127.0.0.1)")
     from miqa_nb.serve import add_serve_options
 
@@ -250,15 +261,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _catalog_path(args: argparse.Namespace) -> Path:
-    return catalog_file(args.catalog) if args.catalog else default_catalog_path()
+def _catalog_path(args: argparse.Namespace) -> Path | str:
+    """The catalog's file, or its PostgreSQL database's URL."""
+    return catalog_location(args.catalog) if args.catalog else default_catalog_path()
+
+
+def _exists(location: Path | str) -> bool:
+    """Whether the catalog is there (a database: its server says when connecting)."""
+    return isinstance(location, str) or location.exists()
 
 
 def _catalog(args: argparse.Namespace) -> Catalog:
     """The catalog; only ``users add`` starts a new file (a mistyped path would otherwise
     become an empty catalog, and every listing an empty one)."""
     path = _catalog_path(args)
-    if not path.exists() and (args.command, getattr(args, "action", None)) != ("users", "add"):
+    if not _exists(path) and (args.command, getattr(args, "action", None)) != ("users", "add"):
         raise MiqaError(
             f"no catalog file at {path}; give the right --catalog (or MIQA_NB_CATALOG), or "
             f"start one with `miqa-nb --catalog {path} users add NAME` (the first user is a "
@@ -271,7 +288,7 @@ def _validate(args: argparse.Namespace) -> Report:
     """Check against the catalog's scan types and users; without a catalog, against
     MIQA's scan types, and decision creators are not checked."""
     path = _catalog_path(args)
-    if path.exists():
+    if _exists(path):
         return _catalog(args).validate(args.file, project=args.project, progress=True)
     print(f"(no catalog at {path}: checked against MIQA's scan types; creators not checked)")
     return check(args.file, roots=args.data_roots, project=args.project, progress=True)
@@ -295,6 +312,8 @@ def _run(args: argparse.Namespace) -> int:
         report = _validate(args)
         print(report)
         return 0 if report.ok else 1
+    if args.command == "catalog":
+        return _copy(args, user)
     catalog = _catalog(args)
     if args.command == "import":
         report = catalog.import_file(
@@ -342,6 +361,29 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "quarantine":
         return _quarantine(args, catalog, user)
     raise AssertionError(args.command)  # pragma: no cover - argparse rejects the rest
+
+
+def _copy(args: argparse.Namespace, user: str) -> int:
+    source = catalog_location(args.source)
+    if not _exists(source):
+        raise MiqaError(f"no catalog file at {source}; name the catalog to copy")
+    target = catalog_location(args.target)
+    if isinstance(target, Path) and target.exists():
+        raise MiqaError(
+            f"{target} exists; copy into a new file (or an empty PostgreSQL database)"
+        )
+    catalog = Catalog(source, data_roots=args.data_roots)
+    try:
+        counts = catalog.copy_to(target, by=user)
+    except BaseException:
+        if isinstance(target, Path):  # a copy that failed leaves no file behind
+            for leftover in (target, target.with_name(target.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+        raise
+    rows = ", ".join(f"{n} {t}" for t, n in counts.items() if n and t != "meta")
+    print(f"copied {catalog.name} to {Catalog(target).name}: {rows or 'an empty catalog'}")
+    print("checked: both catalogs export the same projects, scans, frames and decisions")
+    return 0
 
 
 def _users(args: argparse.Namespace, catalog: Catalog, user: str) -> int:

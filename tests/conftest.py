@@ -39,10 +39,62 @@ def samples() -> Path:
     return SAMPLES
 
 
+#: Test modules whose ``catalog`` runs on both backends: a DuckDB file and PostgreSQL.
+BOTH_BACKENDS = frozenset(
+    {
+        "test_catalog",
+        "test_exchange",
+        "test_review",
+        "test_rules",
+        "test_permissions",
+        "test_quarantine",
+        "test_credentials",
+        "test_miqa_compat",
+        "test_hostile_files",
+        "test_postgres",
+    }
+)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    module = metafunc.module.__name__.rpartition(".")[2]
+    if "backend" in metafunc.fixturenames and module in BOTH_BACKENDS:
+        metafunc.parametrize("backend", ["duckdb", "postgres"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL server for the session (Debian's, on a free loopback port)."""
+    from pg_support import PgServer, pg_bin
+
+    if pg_bin() is None and not os.environ.get("CI"):
+        pytest.skip("PostgreSQL is not installed here: run bash scripts/system-packages.sh")
+    server = PgServer()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def catalog(tmp_path: Path) -> Catalog:
-    """A fresh catalog file with a superuser 'admin'."""
-    cat = Catalog(tmp_path / "catalog.duckdb", retry_seconds=20)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The catalog's backend: ``duckdb``, or ``postgres`` in :data:`BOTH_BACKENDS`."""
+    return getattr(request, "param", "duckdb")
+
+
+@pytest.fixture
+def catalog_location(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a fresh catalog is: a DuckDB file, or a new PostgreSQL database's URL."""
+    if backend == "postgres":
+        server = request.getfixturevalue("pg_server")
+        return str(server.new_database())
+    return str(tmp_path / "catalog.duckdb")
+
+
+@pytest.fixture
+def catalog(catalog_location: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Catalog:
+    """A fresh catalog with a superuser 'admin' (on both backends in the modules of
+    :data:`BOTH_BACKENDS`)."""
+    monkeypatch.setenv("MIQA_NB_LOCAL_DIR", str(tmp_path / "catalog-local"))
+    cat = Catalog(catalog_location, retry_seconds=20)
     cat.add_user("admin", superuser=True)
     return cat
 

@@ -8,6 +8,13 @@ from typing import Any
 import duckdb
 
 
+def write_sql(catalog: Any, sql: str, params: list[Any] | None = None) -> None:
+    """Change a catalog behind its API, as a test's setup does (portable SQL; on both
+    backends: :meth:`Catalog.sql` only reads a catalog on PostgreSQL)."""
+    with catalog.store.transaction() as con:
+        con.execute(sql, params)
+
+
 def frame_row(
     project: str = "P",
     experiment: str = "E1",

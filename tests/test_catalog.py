@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
-from support import frame_row
+from support import frame_row, write_sql
 
 from miqa_nb import Catalog, Decision, ImportFileError, MiqaError, NotFound, PermissionDenied
 from miqa_nb.core.vocabulary import ScanState
@@ -89,8 +89,8 @@ def test_failure_half_way_rolls_back(catalog, project, write_csv, monkeypatch):
     before = _snapshot(catalog)
     real_apply = exchange.apply
 
-    def apply_then_fail(con, mode, creator):
-        real_apply(con, mode, creator)
+    def apply_then_fail(con, mode, creator, **kwargs):
+        real_apply(con, mode, creator, **kwargs)
         raise OSError("disk full")
 
     monkeypatch.setattr(exchange, "apply", apply_then_fail)
@@ -113,7 +113,7 @@ def test_replace_takes_the_files_state_and_backs_up(catalog, project, write_csv)
     decisions = saved["projects"]["P"]["experiments"]["E1"]["scans"]["S2"]["decisions"]
     assert decisions[0]["decision"] == "U" and decisions[0]["creator"] == "admin"
     # the backup restores every decision (its paths lie under the data roots)
-    restoring = Catalog(catalog.path, data_roots=[project.parent])
+    restoring = Catalog(catalog.location, data_roots=[project.parent])
     restoring.import_file(backup, by="admin", project="P")
     assert len(restoring.decisions()) == 3
 
@@ -147,7 +147,7 @@ def test_dry_run_reports_and_writes_nothing(catalog, project, write_csv):
 
 
 def test_dry_run_counts_every_decision_when_the_catalog_has_none(catalog, project):
-    catalog.sql("DELETE FROM decisions")  # P keeps its scans, not their decisions
+    write_sql(catalog, "DELETE FROM decisions")  # P keeps its scans, not their decisions
     report = catalog.import_file(project, by="admin", dry_run=True)
     changes = report.changes.set_index("level")
     assert changes.loc["decisions", "added"] == 2 and changes.loc["decisions", "removed"] == 0
@@ -187,7 +187,7 @@ def test_roles_and_permissions(catalog, project, write_csv, tmp_path):
     catalog.set_role("P", "t1", "tier1", by="admin")
     catalog.set_role("P", "t2", "tier-2", by="admin")
     catalog.set_role("P", "collab", "collaborator", by="admin")
-    catalog.sql("UPDATE projects SET creator = 'creator' WHERE name = 'P'")
+    write_sql(catalog, "UPDATE projects SET creator = 'creator' WHERE name = 'P'")
     before = _snapshot(catalog)
     out = tmp_path / "out.csv"
 
@@ -350,7 +350,7 @@ def test_user_settings_are_per_user_and_kept(catalog, tmp_path):
     assert catalog.user_setting("review_keys", by="ben") is None
     catalog.set_user_setting("review_keys", "miqa", by="ben")
     catalog.set_user_setting("review_keys", "miqa_nb", by="admin")
-    again = Catalog(catalog.path, retry_seconds=20)  # read back from the file
+    again = Catalog(catalog.location, retry_seconds=20)  # read back from the file
     assert again.user_setting("review_keys", by="ben") == "miqa"
     assert again.user_setting("review_keys", by="admin") == "miqa_nb"
     again.set_user_setting("review_keys", "miqa_nb", by="ben")  # replaced, not added
@@ -361,8 +361,10 @@ def test_user_settings_are_per_user_and_kept(catalog, tmp_path):
         catalog.set_user_setting("review_keys", "x" * 201, by="ben")
 
 
-def test_a_catalog_without_the_settings_table_reads_no_settings(catalog):
-    catalog.sql("DROP TABLE user_settings")  # as a catalog made before the table existed
+def test_a_catalog_without_the_settings_table_reads_no_settings(tmp_path):
+    catalog = Catalog(tmp_path / "old.duckdb")  # a file made before the table existed
+    catalog.add_user("admin", superuser=True)
+    catalog.sql("DROP TABLE user_settings")
     assert catalog.user_setting("review_keys", by="admin") is None
 
 
@@ -395,7 +397,7 @@ def test_a_catalog_learns_scan_types(catalog, write_csv, tmp_path):
     exported = pd.read_csv(catalog.export_file(tmp_path / "out.csv", by="admin"))
     assert exported["scan_type"].tolist() == ["FLAIR", "FLAIR", "T1"]
 
-    again = Catalog(catalog.path)  # another process, later
+    again = Catalog(catalog.location)  # another process, later
     assert again.scan_types().parse("FLAIR3D") == "FLAIR"
     assert again.scan_types().aliases_of("FLAIR") == ("flair3d",)
     assert again.scan_types().names()[-1] == "FLAIR"  # after MIQA's own
@@ -460,7 +462,7 @@ def test_experiment_notes_are_read_and_changed_by_those_allowed(catalog, project
     catalog.set_role("P", "t1", "tier1", by="admin")
     catalog.set_role("P", "t2", "tier2", by="admin")
     catalog.set_role("P", "collab", "collaborator", by="admin")
-    catalog.sql("UPDATE projects SET creator = 'creator' WHERE name = 'P'")
+    write_sql(catalog, "UPDATE projects SET creator = 'creator' WHERE name = 'P'")
     for n, user in enumerate(("t1", "t2", "creator", "admin")):
         catalog.set_experiment_note("P", "E1", f"<i>note {n}</i>\tby {user}", by=user)
         assert catalog.experiment_notes("P")["E1"] == f"<i>note {n}</i>\tby {user}"

@@ -31,7 +31,7 @@ def test_processes_record_decisions_at_once(catalog, write_csv):
         with ctx.Pool(len(users)) as pool:
             results = pool.starmap(
                 _review,
-                [(str(catalog.path), u, [f"S{n}" for n in range(10)], barrier) for u in users],
+                [(catalog.location, u, [f"S{n}" for n in range(10)], barrier) for u in users],
             )
     ids = sorted(i for r in results for i in r)
     assert ids == list(range(1, 41))

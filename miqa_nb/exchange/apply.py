@@ -208,8 +208,13 @@ def conflicts(con: duckdb.DuckDBPyConnection, limit: int = 200) -> list[tuple[st
     return found
 
 
-def apply(con: duckdb.DuckDBPyConnection, mode: str, creator: str) -> None:
-    """Write the staged import (inside the caller's transaction)."""
+def apply(
+    con: duckdb.DuckDBPyConnection, mode: str, creator: str, *, after_id: int | None = None
+) -> None:
+    """Write the staged import (inside the caller's transaction).
+
+    New decisions get the ids after ``after_id``, by default the largest ``con``
+    holds (a copy of some projects passes the whole catalog's)."""
     con.execute(
         "INSERT INTO projects (name, creator) SELECT name, ? FROM v_projects "
         "WHERE name NOT IN (SELECT name FROM projects)",
@@ -235,10 +240,10 @@ def apply(con: duckdb.DuckDBPyConnection, mode: str, creator: str) -> None:
             f"WHERE NOT EXISTS (SELECT 1 FROM decisions c WHERE {same})"
         )
     columns = ", ".join(DECISION_COLUMNS)
+    base = "(SELECT coalesce(max(id), 0) FROM decisions)" if after_id is None else int(after_id)
     con.execute(
         f"""INSERT INTO decisions (id, {columns})
-            SELECT (SELECT coalesce(max(id), 0) FROM decisions)
-                   + row_number() OVER (ORDER BY project, experiment, scan, seq), {columns}
+            SELECT {base} + row_number() OVER (ORDER BY project, experiment, scan, seq), {columns}
             FROM ({new_decisions})"""
     )
 

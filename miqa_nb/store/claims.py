@@ -20,6 +20,7 @@ import duckdb
 
 from miqa_nb.core.duck import one
 from miqa_nb.core.errors import MiqaError, NotFound
+from miqa_nb.store._pg import hold
 
 if TYPE_CHECKING:  # pandas loads on first use: an import never needs it
     import pandas as pd
@@ -87,7 +88,10 @@ def live_claim(
     con: duckdb.DuckDBPyConnection, project: str, experiment: str, *, user: str, now: datetime
 ) -> Claim | None:
     """The claim on an experiment that has not expired by ``now``, if any; ``mine``
-    says whether ``user`` holds it."""
+    says whether ``user`` holds it. Inside a transaction, the claim stays as read until
+    it ends (PostgreSQL: an advisory lock on the experiment's claim; DuckDB: the file
+    lock), so a claim checked and then taken is not taken by two."""
+    hold(con, f"miqa_nb claim\x1f{project}\x1f{experiment}")
     held = one(
         con,
         "SELECT user_name, expires_utc FROM claims WHERE project = ? AND experiment = ?",
@@ -103,7 +107,9 @@ def put_claim(
 ) -> Claim:
     """Give ``user`` the claim on an experiment until ``expires`` (replacing any)."""
     con.execute(
-        "INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?)", [project, experiment, user, expires]
+        "INSERT INTO claims VALUES (?, ?, ?, ?) ON CONFLICT (project, experiment) DO UPDATE "
+        "SET user_name = excluded.user_name, expires_utc = excluded.expires_utc",
+        [project, experiment, user, expires],
     )
     return Claim(project, experiment, user, expires, mine=True)
 
@@ -138,7 +144,9 @@ def set_place(
 ) -> None:
     """Remember the scan ``user`` has open in ``project``."""
     con.execute(
-        "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO positions VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_name, project) DO UPDATE "
+        "SET experiment = excluded.experiment, scan = excluded.scan, "
+        "updated_utc = excluded.updated_utc",
         [user, project, experiment, scan, now],
     )
 

@@ -143,7 +143,11 @@ def set_password(con: duckdb.DuckDBPyConnection, user: str, hashed: str, now: da
     """Store ``user``'s password hash (made by :func:`hash_password`)."""
     if not hashed.startswith("$argon2id$"):
         raise MiqaError("set_password takes the hash from hash_password(), not a password")
-    con.execute("INSERT OR REPLACE INTO passwords VALUES (?, ?, ?)", [user, hashed, now])
+    con.execute(
+        "INSERT INTO passwords VALUES (?, ?, ?) ON CONFLICT (user_name) DO UPDATE "
+        "SET hash = excluded.hash, changed_utc = excluded.changed_utc",
+        [user, hashed, now],
+    )
     _bump_version(con)
 
 
@@ -347,7 +351,9 @@ def _bump_version(con: duckdb.DuckDBPyConnection) -> None:
     """Give ``credentials_version`` a new random value (never seen before: a catalog
     restored from a copy does not bring back an old one with other contents)."""
     con.execute(
-        "INSERT OR REPLACE INTO meta VALUES ('credentials_version', ?)", [secrets.token_hex(8)]
+        "INSERT INTO meta VALUES ('credentials_version', ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [secrets.token_hex(8)],
     )
 
 

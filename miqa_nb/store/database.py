@@ -33,17 +33,26 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
 import duckdb
+import pyarrow as pa
 
 from miqa_nb.core.errors import CatalogBusy, MiqaError, WriteError
+from miqa_nb.store._pg import is_postgres_url
 from miqa_nb.store.schema import open_schema
 
-__all__ = ["CATALOG_ENV", "MAX_BACKOFF", "ROW_GROUP_SIZE", "Store", "catalog_file"]
+__all__ = [
+    "CATALOG_ENV",
+    "MAX_BACKOFF",
+    "ROW_GROUP_SIZE",
+    "Store",
+    "catalog_file",
+    "catalog_location",
+]
 
 CATALOG_ENV = "MIQA_NB_CATALOG"
 #: Longest wait between two attempts at a held lock: short, so that no waiter starves
@@ -59,28 +68,43 @@ ROW_GROUP_SIZE = 16_384
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
+def catalog_location(location: str | os.PathLike[str]) -> str | Path:
+    """The catalog ``location`` names: a ``postgresql://`` URL as it is, else a file.
+
+    >>> catalog_location("postgresql://ana:secret@db.lab/miqa")
+    'postgresql://ana:secret@db.lab/miqa'
+    >>> catalog_location("studies/miqa.duckdb").name
+    'miqa.duckdb'
+    """
+    if is_postgres_url(location):
+        return str(location)
+    return catalog_file(location)
+
+
 def catalog_file(location: str | os.PathLike[str]) -> Path:
     """The catalog file ``location`` names.
 
-    A URL (``postgresql://user:pw@host/db``) is refused with :class:`MiqaError`,
-    naming it without its user and password: the catalog is a DuckDB file, and a URL
-    taken as a path would make a folder ``postgresql:`` with a new catalog in it.
+    A URL (``mysql://user:pw@host/db``) is refused with :class:`MiqaError`, naming it
+    without its user and password: a catalog is a DuckDB file or a PostgreSQL database
+    (:func:`catalog_location`), and a URL taken as a path would make a folder
+    ``mysql:`` with a new catalog in it.
 
     >>> catalog_file("studies/miqa.duckdb").name
     'miqa.duckdb'
-    >>> catalog_file("postgresql://ana:secret@db.lab/miqa")
+    >>> catalog_file("mysql://ana:secret@db.lab/miqa")
     Traceback (most recent call last):
     ...
-    miqa_nb.core.errors.MiqaError: the catalog 'postgresql://db.lab/miqa' is a database URL, ...
+    miqa_nb.core.errors.MiqaError: the catalog 'mysql://db.lab/miqa' is a URL miqa_nb does not read, ...
     """
     text = os.fspath(location)
     if isinstance(text, str) and _URL.match(text):
         parts = urlsplit(text)
         shown = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
         raise MiqaError(
-            f"the catalog {shown!r} is a database URL, but miqa_nb keeps its catalog in a "
-            "DuckDB file: give the file's path (--catalog or MIQA_NB_CATALOG), for example "
-            "miqa.duckdb (a catalog on PostgreSQL is not built yet)"
+            f"the catalog {shown!r} is a URL miqa_nb does not read, and would be taken for a "
+            "file name: give a DuckDB file's path (for example miqa.duckdb) or a PostgreSQL "
+            "database's URL (postgresql://user@host:port/database), with --catalog or "
+            "MIQA_NB_CATALOG"
         )
     return Path(text)
 
@@ -108,6 +132,8 @@ class _Busy(Exception):
 class Store:
     """A DuckDB catalog file, opened briefly for each unit of work.
 
+    (:class:`miqa_nb.store.postgres.PgStore` is the same for a PostgreSQL database.)
+
     Parameters
     ----------
     path : path-like
@@ -118,6 +144,8 @@ class Store:
 
     def __init__(self, path: str | os.PathLike[str], *, retry_seconds: float = 60.0) -> None:
         self.path = catalog_file(path).expanduser().resolve()
+        #: What opens this catalog again (``Catalog(store.location)``).
+        self.location = str(self.path)
         self.retry_seconds = retry_seconds
         self._local = threading.local()
         if not self.path.exists():
@@ -375,6 +403,47 @@ class Store:
                     con.execute("ROLLBACK")
                 raise
             con.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def snapshot(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        projects: Sequence[str] | None = None,
+        *,
+        writing: bool = False,
+        tables: Sequence[str] = (),
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Where DuckDB SQL over the catalog's rows runs: here the catalog itself (a
+        catalog on PostgreSQL copies ``projects``' rows into DuckDB: see
+        :meth:`miqa_nb.store.postgres.PgStore.snapshot`)."""
+        yield con
+
+    def decision_base(self, con: duckdb.DuckDBPyConnection) -> int | None:
+        """None: an import's new decisions follow the largest id it sees (the catalog's)."""
+        return None
+
+    def write_back(
+        self, con: duckdb.DuckDBPyConnection, work: duckdb.DuckDBPyConnection, projects: Sequence[str]
+    ) -> None:
+        """Nothing: :meth:`snapshot` is the catalog itself."""
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The catalog for several reads that must agree (the file lock keeps writers out)."""
+        with self.connect() as con:
+            yield con
+
+    def read_table(self, con: duckdb.DuckDBPyConnection, table: str) -> pa.Table:
+        """A table's rows, as Arrow (its columns in the schema's order)."""
+        return con.sql(f"SELECT * FROM {table}").to_arrow_table()
+
+    def append_table(self, con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
+        """Append ``rows`` (a table's columns, in order) to ``table``."""
+        con.register("appended_rows", rows)
+        try:
+            con.execute(f"INSERT INTO {table} SELECT * FROM appended_rows")
+        finally:
+            con.unregister("appended_rows")
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"

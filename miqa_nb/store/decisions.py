@@ -2,7 +2,8 @@
 
 Decisions are only ever appended; a scan's last decision and its state are derived
 when read (:mod:`miqa_nb.store.queries`). Each new decision's ``id`` is the largest so
-far plus one, assigned under the catalog's file lock, so id order is the log's order.
+far plus one, assigned under the catalog's file lock (on PostgreSQL, under the decision
+log's advisory lock, held until commit), so id order is the log's order.
 Functions over an open catalog connection, called by :class:`~miqa_nb.catalog.Catalog`
 inside its transactions; permissions and MIQA's rules are checked by the caller, before.
 """
@@ -15,6 +16,7 @@ import duckdb
 
 from miqa_nb.core.duck import one
 from miqa_nb.core.errors import NotFound
+from miqa_nb.store._pg import hold
 from miqa_nb.core.vocabulary import (
     ArtifactState,
     Decision,
@@ -24,7 +26,10 @@ from miqa_nb.core.vocabulary import (
     parse_artifact,
 )
 
-__all__ = ["append_decision", "artifact_states", "require_scan"]
+__all__ = ["DECISION_LOG", "append_decision", "artifact_states", "require_scan"]
+
+#: The lock that gives decisions their ids one at a time on PostgreSQL.
+DECISION_LOG = "miqa_nb decisions"
 
 
 def artifact_states(
@@ -72,6 +77,7 @@ def append_decision(
     """
     present = [a for a, s in states.items() if s == ArtifactState.PRESENT]
     absent = [a for a, s in states.items() if s == ArtifactState.ABSENT]
+    hold(con, DECISION_LOG)  # PostgreSQL: one id at a time (DuckDB: the file lock)
     (new_id,) = one(con, "SELECT coalesce(max(id), 0) + 1 FROM decisions") or (1,)
     con.execute(
         "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

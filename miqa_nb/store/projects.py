@@ -96,7 +96,7 @@ def set_global_paths(con: duckdb.DuckDBPyConnection, paths: dict[str, str | None
         value = paths.get(key)
         if value is not None:
             con.execute(
-                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 [f"global_{key}", absolute_path(value, key)],
             )
 

@@ -52,8 +52,8 @@ def has_quarantine(con: duckdb.DuckDBPyConnection) -> bool:
     return (
         one(
             con,
-            "SELECT 1 FROM duckdb_tables() WHERE database_name = current_database() "
-            "AND schema_name = 'main' AND table_name = 'quarantine'",
+            "SELECT 1 FROM information_schema.tables WHERE table_catalog = current_database() "
+            "AND table_schema = current_schema() AND table_name = 'quarantine'",
         )
         is not None
     )
@@ -112,7 +112,7 @@ def is_quarantined(con: duckdb.DuckDBPyConnection, project: str, experiment: str
     return (
         one(
             con,
-            f"SELECT 1 FROM ({quarantined_sql(con)}) WHERE project = ? AND experiment = ?",
+            f"SELECT 1 FROM ({quarantined_sql(con)}) held WHERE project = ? AND experiment = ?",
             [project, experiment],
         )
         is not None
@@ -126,7 +126,7 @@ def release(con: duckdb.DuckDBPyConnection, project: str, experiment: str) -> No
         held = [
             r[0]
             for r in con.execute(
-                f"SELECT experiment FROM ({quarantined_sql(con)}) WHERE project = ? ORDER BY 1",
+                f"SELECT experiment FROM ({quarantined_sql(con)}) held WHERE project = ? ORDER BY 1",
                 [project],
             ).fetchall()
         ]

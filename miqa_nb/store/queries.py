@@ -30,11 +30,15 @@ __all__ = ["SCANS_SQL", "decisions", "frames", "projects", "scans"]
 #: SQL: each scan with its last decision and its state (MIQA's rules).
 SCANS_SQL = f"""
 WITH last AS (
-    SELECT project, experiment, scan, decision, creator, created, created_utcoffset, id,
-           count(*) OVER (PARTITION BY project, experiment, scan) AS n_decisions
-    FROM decisions
-    QUALIFY row_number() OVER (PARTITION BY project, experiment, scan ORDER BY id DESC) = 1),
-nframes AS (SELECT project, experiment, scan, count(*) AS n_frames FROM frames GROUP BY ALL),
+    SELECT * FROM (
+        SELECT project, experiment, scan, decision, creator, created, created_utcoffset, id,
+               count(*) OVER (PARTITION BY project, experiment, scan) AS n_decisions,
+               row_number() OVER (PARTITION BY project, experiment, scan ORDER BY id DESC) AS nth
+        FROM decisions) d
+    WHERE nth = 1),
+nframes AS (
+    SELECT project, experiment, scan, count(*) AS n_frames FROM frames
+    GROUP BY project, experiment, scan),
 tier2 AS (
     SELECT p.name AS project, u.name AS user_name FROM projects p, users u WHERE u.superuser
     UNION SELECT project, user_name FROM roles WHERE role = '{Role.TIER2.value}')
@@ -68,10 +72,12 @@ def projects(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
                    p.anatomy_orientation,
                    count(DISTINCT s.experiment) AS experiments, count(s.scan) AS scans,
                    coalesce(sum(s.n_frames), 0)::BIGINT AS frames,
-                   count(s.scan) FILTER (s.state <> '{ScanState.UNREVIEWED.value}') AS reviewed,
-                   count(s.scan) FILTER (s.state = '{ScanState.COMPLETE.value}') AS complete
+                   count(s.scan) FILTER (WHERE s.state <> '{ScanState.UNREVIEWED.value}')
+                       AS reviewed,
+                   count(s.scan) FILTER (WHERE s.state = '{ScanState.COMPLETE.value}') AS complete
             FROM projects p LEFT JOIN s ON s.project = p.name
-            GROUP BY ALL ORDER BY p.name"""
+            GROUP BY p.name, p.creator, p.import_path, p.export_path, p.anatomy_orientation
+            ORDER BY p.name"""
     ).df()
 
 

@@ -46,4 +46,8 @@ def set_user_setting(con: duckdb.DuckDBPyConnection, user: str, key: str, value:
             f"setting {key!r} is {len(value)} characters long; settings hold at most "
             f"{MAX_VALUE}: choose a shorter value"
         )
-    con.execute("INSERT OR REPLACE INTO user_settings VALUES (?, ?, ?)", [user, key, value])
+    con.execute(
+        "INSERT INTO user_settings VALUES (?, ?, ?) "
+        "ON CONFLICT (user_name, key) DO UPDATE SET value = excluded.value",
+        [user, key, value],
+    )

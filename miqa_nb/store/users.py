@@ -46,7 +46,7 @@ def add_user(con: duckdb.DuckDBPyConnection, name: str, *, superuser: bool) -> N
 
 
 def standing(
-    con: duckdb.DuckDBPyConnection, user: str, project: str | None = None, *, catalog: Path
+    con: duckdb.DuckDBPyConnection, user: str, project: str | None = None, *, catalog: str | Path
 ) -> Standing:
     """A user's standing (superuser, creator, role) in ``project``, or globally.
 
@@ -87,7 +87,7 @@ def roles(con: duckdb.DuckDBPyConnection, project: str | None = None) -> pd.Data
     return con.execute(
         f"""SELECT * FROM (
               SELECT project, user_name AS user, role FROM roles
-              UNION ALL SELECT name, creator, 'creator' FROM projects WHERE creator IS NOT NULL)
+              UNION ALL SELECT name, creator, 'creator' FROM projects WHERE creator IS NOT NULL) r
             {where} ORDER BY 1, 2""",
         None if project is None else [project],
     ).df()
