@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from miqa_nb.core import permissions
+from miqa_nb.core.duck import Connection
 from miqa_nb.core.errors import ImportFileError, MiqaError, PermissionDenied
 from miqa_nb.core.permissions import Standing
 from miqa_nb.core.report import Report
@@ -58,8 +59,8 @@ from miqa_nb.store import (
 from miqa_nb.store import quarantine as quarantines
 from miqa_nb.store.claims import CLAIM_MINUTES, MAX_CLAIM_MINUTES, Claim
 from miqa_nb.store.database import CATALOG_ENV, Store, catalog_file, catalog_location
-from miqa_nb.store.postgres import PgStore
 from miqa_nb.store.names import check_name
+from miqa_nb.store.postgres import PgStore
 from miqa_nb.store.queries import SCANS_SQL
 
 if TYPE_CHECKING:  # pandas loads on first use: an import never needs it
@@ -112,22 +113,8 @@ COPIED_TABLES = (
     "quarantine",
 )
 
-#: The tables :meth:`Catalog.sql` reads on PostgreSQL (not the credentials').
-SQL_TABLES = (
-    "meta",
-    "users",
-    "projects",
-    "roles",
-    "scan_types",
-    "experiments",
-    "scans",
-    "frames",
-    "decisions",
-    "quarantine",
-    "claims",
-    "positions",
-    "user_settings",
-)
+#: The tables :meth:`Catalog.sql` reads on PostgreSQL: all of them, as on a file.
+SQL_TABLES = ("meta", *COPIED_TABLES)
 
 
 def _require_reading(query: str, name: str) -> None:
@@ -231,9 +218,7 @@ class Catalog:
 
     # ------------------------------------------------------------------ helpers
 
-    def _standing(
-        self, con: duckdb.DuckDBPyConnection, user: str, project: str | None = None
-    ) -> Standing:
+    def _standing(self, con: Connection, user: str, project: str | None = None) -> Standing:
         return users.standing(con, user, project, catalog=self.name)
 
     def _utcnow(self) -> datetime:
@@ -594,7 +579,7 @@ class Catalog:
 
     def _require_import(
         self,
-        con: duckdb.DuckDBPyConnection,
+        con: Connection,
         by: str,
         project: str | None,
         projects_in_file: Sequence[str] = (),
@@ -891,9 +876,7 @@ class Catalog:
     # Sign-in for the served dashboard: see miqa_nb.store.credentials. Each user's
     # credentials are changed by the user itself or a superuser.
 
-    def _require_credentials(
-        self, con: duckdb.DuckDBPyConnection, user: str, by: str, action: str
-    ) -> None:
+    def _require_credentials(self, con: Connection, user: str, by: str, action: str) -> None:
         permissions.require_self_or_superuser(self._standing(con, by), user, action)
         self._standing(con, user)  # the user must exist
 

@@ -369,9 +369,7 @@ def _copy(args: argparse.Namespace, user: str) -> int:
         raise MiqaError(f"no catalog file at {source}; name the catalog to copy")
     target = catalog_location(args.target)
     if isinstance(target, Path) and target.exists():
-        raise MiqaError(
-            f"{target} exists; copy into a new file (or an empty PostgreSQL database)"
-        )
+        raise MiqaError(f"{target} exists; copy into a new file (or an empty PostgreSQL database)")
     catalog = Catalog(source, data_roots=args.data_roots)
     try:
         counts = catalog.copy_to(target, by=user)

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import quote, urlsplit
 
-from miqa_nb.catalog import catalog_file, default_catalog_path
+from miqa_nb.catalog import catalog_location, default_catalog_path
 from miqa_nb.core.errors import MiqaError
 from miqa_nb.dashboard.lifeline import IDLE_MINUTES_ENV, SERVE_URL_ENV
 from miqa_nb.dashboard.model import IDENTITY_ENV
@@ -150,6 +150,23 @@ def server_command(
     return command
 
 
+def _location(catalog: str | os.PathLike[str]) -> Path | str:
+    """The catalog as the server's processes name it: a file's absolute path, or a
+    PostgreSQL database's URL as given."""
+    found = catalog_location(catalog)
+    return found if isinstance(found, str) else found.resolve()
+
+
+def _shown(catalog: str | os.PathLike[str]) -> str:
+    """The catalog as printed: a URL without its password."""
+    found = _location(catalog)
+    if isinstance(found, Path):
+        return str(found)
+    from miqa_nb.store.postgres import shown_url
+
+    return shown_url(found)
+
+
 def server_environment(
     catalog: str | os.PathLike[str],
     private_dir: str | os.PathLike[str],
@@ -167,7 +184,7 @@ def server_environment(
     served page's user comes from the hub or the page URL, never from the server's shell.
     """
     env = dict(os.environ if environ is None else environ)
-    env[CATALOG_ENV] = str(Path(catalog).resolve())
+    env[CATALOG_ENV] = str(_location(catalog))
     env[IDENTITY_ENV] = "hub" if env.get("JUPYTERHUB_USER") else "server"
     env.pop("MIQA_NB_USER", None)
     for name, sub in PRIVATE_DIRS.items():
@@ -190,7 +207,7 @@ class Server:
     port: int
     base_url: str
     private_dir: Path
-    catalog: Path
+    catalog: Path | str
     log_path: Path | None = None
     ip: str = HOST
     scheme: str = "http"
@@ -306,8 +323,8 @@ def start(
     environ : mapping, optional
         The environment the server starts from (default this process's).
     """
-    catalog = Path(catalog).resolve()
-    if not catalog.is_file():
+    catalog = _location(catalog)
+    if isinstance(catalog, Path) and not catalog.is_file():
         raise MiqaError(
             f"no catalog file at {catalog}; create one with `miqa-nb users add NAME --catalog "
             f"{catalog}` or `miqa-nb demo`"
@@ -415,7 +432,7 @@ def serve(
         )
         try:
             server.wait_ready()
-            print(f"miqa-nb dashboard for {Path(catalog).resolve()}", file=out)
+            print(f"miqa-nb dashboard for {_shown(catalog)}", file=out)
             print(f"  {server.url}", file=out)
             if os.environ.get("JUPYTERHUB_USER"):
                 print(f"  (signed-in user: {os.environ['JUPYTERHUB_USER']} only)", file=out)
@@ -488,7 +505,7 @@ def serve_main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     named = getattr(args, "catalog", None)
     try:
         return serve(
-            catalog_file(named) if named else default_catalog_path(),
+            catalog_location(named) if named else default_catalog_path(),
             port=getattr(args, "port", None),
             open_browser=getattr(args, "open_browser", False),
             links_for=list(getattr(args, "link_for", None) or ()),
@@ -529,7 +546,7 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="miqa-nb serve", description="serve the dashboard")
-    parser.add_argument("--catalog", type=Path, default=None)
+    parser.add_argument("--catalog", default=None)
     parser.add_argument("--open-browser", action="store_true")
     add_serve_options(parser)
     return parser

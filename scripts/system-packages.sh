@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# Debian packages the browser tests need: Chromium at /usr/bin/chromium (Playwright
-# drives it; its own browser download is not used). Idempotent: does nothing when
-# Chromium is there. Needs root (CI runs as root); elsewhere it uses sudo if it can.
+# Debian packages the tests need: Chromium at /usr/bin/chromium (Playwright drives it;
+# its own browser download is not used) and PostgreSQL's server programs
+# (/usr/lib/postgresql/*/bin: the tests start their own server in a temporary folder).
+# Idempotent: does nothing when both are there. Needs root (CI runs as root); elsewhere
+# it uses sudo if it can.
 # Usage: bash scripts/system-packages.sh
 set -euo pipefail
 
-if [ -x /usr/bin/chromium ]; then
-    echo "system-packages: chromium already installed ($(/usr/bin/chromium --version 2>/dev/null || echo /usr/bin/chromium))"
+want=()
+[ -x /usr/bin/chromium ] || want+=(chromium)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || want+=(postgresql)
+if [ ${#want[@]} -eq 0 ]; then
+    echo "system-packages: chromium ($(/usr/bin/chromium --version 2>/dev/null || echo /usr/bin/chromium)) and PostgreSQL ($(ls /usr/lib/postgresql | tr '\n' ' ')) already installed"
     exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
-    echo "system-packages: no apt-get here; install Chromium so that /usr/bin/chromium exists" >&2
+    echo "system-packages: no apt-get here; install ${want[*]} (Chromium at /usr/bin/chromium, PostgreSQL's server)" >&2
     exit 1
 fi
 SUDO=""
@@ -18,13 +23,14 @@ if [ "$(id -u)" -ne 0 ]; then
     if command -v sudo >/dev/null 2>&1; then
         SUDO="sudo"
     else
-        echo "system-packages: run as root (or install sudo) to install chromium" >&2
+        echo "system-packages: run as root (or install sudo) to install ${want[*]}" >&2
         exit 1
     fi
 fi
-echo "system-packages: installing chromium with apt-get (about 20 s)"
+echo "system-packages: installing ${want[*]} with apt-get (about 30 s)"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update
-$SUDO apt-get install -y --no-install-recommends chromium
+$SUDO apt-get install -y --no-install-recommends "${want[@]}"
 test -x /usr/bin/chromium
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null
 echo "system-packages: $(/usr/bin/chromium --version 2>/dev/null || echo chromium installed)"

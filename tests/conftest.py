@@ -99,6 +99,23 @@ def catalog(catalog_location: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     return cat
 
 
+@pytest.fixture
+def make_catalog(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Catalog]:
+    """``make_catalog(name="made", folder=tmp_path, **options)``: another fresh catalog on
+    the test's backend (a DuckDB file in ``folder``, or a new PostgreSQL database)."""
+    monkeypatch.setenv("MIQA_NB_LOCAL_DIR", str(tmp_path / "catalog-local"))
+
+    def make(name: str = "made", folder: Path | None = None, **options: object) -> Catalog:
+        options.setdefault("retry_seconds", 20)
+        if backend == "postgres":
+            return Catalog(request.getfixturevalue("pg_server").new_database(), **options)
+        return Catalog((folder or tmp_path) / f"{name}.duckdb", **options)
+
+    return make
+
+
 Row = dict[str, str]
 
 

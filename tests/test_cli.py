@@ -461,12 +461,12 @@ def test_users_list_says_who_has_a_password(cli, capsys):
         ("environment", ["serve"]),
     ],
 )
-def test_a_database_url_is_refused_not_taken_for_a_file(
+def test_a_url_miqa_nb_does_not_read_is_refused_not_taken_for_a_file(
     where, command, tmp_path, monkeypatch, capsys
 ):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MIQA_NB_USER", "admin")
-    url = "postgresql://ana:secret@db.lab:5432/miqa"
+    url = "mysql://ana:secret@db.lab:3306/miqa"
     if where == "flag":
         argv = ["--catalog", url, *command]
     else:
@@ -474,17 +474,28 @@ def test_a_database_url_is_refused_not_taken_for_a_file(
         argv = command
     assert main(argv) == 1
     err = capsys.readouterr().err
-    assert "'postgresql://db.lab:5432/miqa' is a database URL" in err
-    assert "give the file's path" in err
+    assert "'mysql://db.lab:3306/miqa' is a URL miqa_nb does not read" in err
+    assert "a PostgreSQL database's URL (postgresql://" in err
     assert "secret" not in err and "ana" not in err  # the URL's user and password
-    assert list(tmp_path.iterdir()) == []  # no folder "postgresql:", no catalog
+    assert list(tmp_path.iterdir()) == []  # no folder "mysql:", no catalog
 
 
-def test_the_catalog_class_refuses_a_database_url(tmp_path, monkeypatch):
+def test_a_postgresql_url_nobody_answers_is_a_clear_error(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(MiqaError, match="is a database URL"):
-        Catalog("postgres://db.lab/miqa")
-    monkeypatch.setenv("MIQA_NB_CATALOG", "postgres://db.lab/miqa")
-    with pytest.raises(MiqaError, match="is a database URL"):
+    url = f"postgresql://ana:secret@127.0.0.1:{_closed_port()}/miqa"
+    assert main(["--catalog", url, "--user", "admin", "users", "add", "admin"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot connect to the catalog postgresql://ana@127.0.0.1:" in err
+    assert "check that the server runs" in err and "secret" not in err
+    monkeypatch.setenv("MIQA_NB_CATALOG", url)
+    with pytest.raises(MiqaError, match="cannot connect to the catalog"):
         Catalog()
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == []  # no folder "postgresql:", no file
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed once returned: nobody listens there

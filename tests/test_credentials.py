@@ -41,9 +41,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def cat(tmp_path: Path, clock: Clock) -> Catalog:
-    """A catalog with a superuser 'admin' and two users, 'ana' and 'bo'."""
-    catalog = Catalog(tmp_path / "creds.duckdb", clock=clock, retry_seconds=20)
+def cat(make_catalog, clock: Clock) -> Catalog:
+    """A catalog with a superuser 'admin' and two users, 'ana' and 'bo' (each backend)."""
+    catalog = make_catalog("creds", clock=clock)
     catalog.add_user("admin", superuser=True)
     catalog.add_user("ana", by="admin")
     catalog.add_user("bo", by="admin")
@@ -91,17 +91,35 @@ def test_passwords_of_8_and_1024_characters_are_taken(cat, length):
     assert cat.check_password("ana", "p" * length)
 
 
-def test_the_file_holds_an_argon2id_hash_and_never_a_secret(cat):
+def _database_bytes(cat: Catalog) -> bytes:
+    """Every row of every table of a catalog on PostgreSQL, as its server writes them."""
+    import psycopg
+
+    chunks = []
+    with psycopg.connect(cat.location) as con:
+        tables = con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchall()
+        for (table,) in tables:
+            with con.cursor().copy(f"COPY {table} TO STDOUT") as copy:
+                chunks.extend(bytes(data) for data in copy)
+    return b"".join(chunks)
+
+
+def test_the_file_holds_an_argon2id_hash_and_never_a_secret(cat, backend):
     cat.set_password("ana", PASSWORD, by="ana")
     _, token = cat.create_token("ana", by="ana")
     link = cat.create_signin_link("ana", by="admin")
     (stored,) = cat.sql("SELECT hash FROM passwords WHERE user_name = 'ana'")["hash"]
     assert stored.startswith("$argon2id$")
     for checkpointed in (False, True):
-        if checkpointed:
-            with cat.store.connect() as con:
-                con.execute("CHECKPOINT")
-        data = _file_bytes(cat.path)
+        if backend == "postgres":
+            data = _database_bytes(cat)
+        else:
+            if checkpointed:
+                with cat.store.connect() as con:
+                    con.execute("CHECKPOINT")
+            data = _file_bytes(cat.path)
         assert stored.encode() in data  # strings are stored readable: the check can fail
         for secret in (PASSWORD, token, token.split("_", 2)[2], link):
             assert secret.encode() not in data
@@ -263,11 +281,11 @@ print(Catalog(sys.argv[1]).use_signin_link(sys.argv[3]))
 
 
 def test_a_link_used_by_several_processes_at_once_signs_in_one(cat, tmp_path):
-    secret = Catalog(cat.path).create_signin_link("ana", by="admin")  # the processes' clock
+    secret = Catalog(cat.location).create_signin_link("ana", by="admin")  # the processes' clock
     go = tmp_path / "go"
     users = [
         subprocess.Popen(
-            [sys.executable, "-c", _USE_LINK, str(cat.path), str(go), secret, str(n)],
+            [sys.executable, "-c", _USE_LINK, cat.location, str(go), secret, str(n)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -303,10 +321,10 @@ def test_a_peek_leaves_the_file_to_other_processes_and_sees_their_writes(cat):
     assert cat.token_user(token) == "ana"  # a peek: attached, read, detached
     version = cat.credentials_version()
     done = subprocess.run(
-        [sys.executable, "-c", _WRITE, str(cat.path)], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", _WRITE, cat.location], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr  # not kept out for 5 s by this process
-    assert Catalog(cat.path).token_user(done.stdout.strip()) == "bo"
+    assert Catalog(cat.location).token_user(done.stdout.strip()) == "bo"
     assert cat.token_user(done.stdout.strip()) == "bo"
     assert cat.credentials_version() != version
     assert cat.check_password("bo", "another password")

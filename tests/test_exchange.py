@@ -79,12 +79,12 @@ def test_json_export_keeps_history_newest_first(catalog, write_csv, tmp_path):
     assert scan["decisions"][0]["created"].endswith("+00:00")
 
 
-def test_miqa_sample_round_trip_is_byte_exact(tmp_path, samples):
-    first = Catalog(tmp_path / "a.duckdb", data_roots=[samples])
+def test_miqa_sample_round_trip_is_byte_exact(tmp_path, samples, make_catalog):
+    first = make_catalog("a", data_roots=[samples])
     first.add_user("admin")
     first.import_file(samples / "samples" / "demo_project.csv", by="admin")
     e1 = first.export_file(tmp_path / "e1.csv", by="admin")
-    second = Catalog(tmp_path / "b.duckdb", data_roots=[samples])
+    second = make_catalog("b", data_roots=[samples])
     second.add_user("admin")
     second.import_file(e1, by="admin")
     e2 = second.export_file(tmp_path / "e2.csv", by="admin")

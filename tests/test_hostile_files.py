@@ -51,7 +51,7 @@ def _refused(cat: Catalog, path: Path, **options) -> list:
     return caught.value.report.errors
 
 
-def _cli(*args: str, catalog: Path) -> subprocess.CompletedProcess[str]:
+def _cli(*args: str, catalog: str | Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MIQA_NB_USER": "admin", "PYTHONPATH": os.pathsep.join(sys.path)}
     return subprocess.run(
         [sys.executable, "-m", "miqa_nb.cli", "--catalog", str(catalog), *args],
@@ -115,7 +115,7 @@ def test_brackets_in_json_strings_do_not_count(tmp_path, write_csv):
 def test_cli_prints_the_depth_problem_and_exits_non_zero(tmp_path, filled, command):
     path = _deep_json(tmp_path / "deep.json", 100_000)
     before = _state(filled)
-    result = _cli(command, str(path), catalog=filled.path)
+    result = _cli(command, str(path), catalog=filled.location)
     assert result.returncode == 1
     output = result.stdout + result.stderr
     assert "Traceback" not in output and "RecursionError" not in output
@@ -246,10 +246,10 @@ def test_exports_are_exact_unless_spreadsheet_safe(tmp_path, catalog, write_csv)
 def test_cli_export_spreadsheet_safe(tmp_path, filled):
     filled.record_decision("P", "E1", "S1", "UN", by="admin", note="+1 more")
     out = tmp_path / "out.csv"
-    assert _cli("export", str(out), "--spreadsheet-safe", catalog=filled.path).returncode == 0
+    assert _cli("export", str(out), "--spreadsheet-safe", catalog=filled.location).returncode == 0
     notes = pd.read_csv(out, dtype=str, keep_default_na=False)["last_decision_note"]
     assert set(notes) == {"'+1 more"}
-    assert _cli("export", str(out), catalog=filled.path).returncode == 0
+    assert _cli("export", str(out), catalog=filled.location).returncode == 0
     assert set(pd.read_csv(out, dtype=str, keep_default_na=False)["last_decision_note"]) == {
         "+1 more"
     }

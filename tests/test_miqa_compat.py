@@ -18,10 +18,16 @@ from miqa_nb.cli import main
 from miqa_nb.exchange.formats import read_json
 
 
-def _catalog(folder: Path, roots: list[Path] | None = None) -> Catalog:
-    cat = Catalog(folder / "catalog.duckdb", data_roots=roots)
-    cat.add_user("admin")
-    return cat
+@pytest.fixture
+def new_catalog(make_catalog):
+    """``new_catalog(folder, roots)``: a fresh catalog (on each backend) with 'admin'."""
+
+    def make(folder: Path, roots: list[Path] | None = None) -> Catalog:
+        cat = make_catalog(folder=folder, data_roots=roots)
+        cat.add_user("admin")
+        return cat
+
+    return make
 
 
 def _locations(cat: Catalog) -> dict[tuple[str, str, str, int], str]:
@@ -72,9 +78,9 @@ def test_notes_null_is_read_with_a_warning_that_miqa_refuses_it(tmp_path):
     assert "MIQA refuses" in warning.message and warning.path.endswith('["notes"]')
 
 
-def test_miqas_json_sample_round_trips_through_json(tmp_path, samples):
+def test_miqas_json_sample_round_trips_through_json(tmp_path, samples, new_catalog):
     original = samples / "miqa" / "core" / "tests" / "data" / "test_import.json"
-    cat = _catalog(tmp_path, roots=[Path("/opt"), samples])
+    cat = new_catalog(tmp_path, roots=[Path("/opt"), samples])
     assert cat.import_file(original, by="admin").ok
     out = cat.export_file(tmp_path / "out" / "test_import.json", by="admin")
     assert miqa_reader.read(out) == miqa_reader.read(original)
@@ -96,9 +102,9 @@ def test_default_exports_name_the_files_miqa_finds(catalog, write_csv, tmp_path)
         assert miqa_reader.read(moved).frames == ours, name
 
 
-def test_relative_export_follows_miqas_rule_and_reads_back(tmp_path, write_csv):
+def test_relative_export_follows_miqas_rule_and_reads_back(tmp_path, write_csv, new_catalog):
     data = tmp_path / "study"
-    cat = _catalog(tmp_path, roots=[tmp_path])
+    cat = new_catalog(tmp_path, roots=[tmp_path])
     rows = [frame_row(frame=n) for n in range(2)]
     cat.import_file(write_csv(rows, folder=data), by="admin")
     ours = _locations(cat)
@@ -114,7 +120,7 @@ def test_relative_export_follows_miqas_rule_and_reads_back(tmp_path, write_csv):
             "study/images/E1/S1/f0.nii.gz"
         )
         assert miqa_reader.read(out).frames == ours
-        again = _catalog(_fresh(tmp_path, name), roots=[tmp_path])
+        again = new_catalog(_fresh(tmp_path, name), roots=[tmp_path])
         report = again.import_file(out, by="admin")
         assert report.ok and _locations(again) == ours
 
@@ -125,9 +131,11 @@ def _fresh(tmp_path: Path, name: str) -> Path:
     return folder
 
 
-def test_relative_export_keeps_absolute_what_miqa_nb_would_find_elsewhere(tmp_path, write_csv):
+def test_relative_export_keeps_absolute_what_miqa_nb_would_find_elsewhere(
+    tmp_path, write_csv, new_catalog
+):
     data = tmp_path / "study"
-    cat = _catalog(tmp_path, roots=[tmp_path])
+    cat = new_catalog(tmp_path, roots=[tmp_path])
     cat.import_file(write_csv([frame_row()], folder=data), by="admin")
     # A folder 'study' inside the export's folder: miqa_nb would look for
     # 'study/images/...' there first (the specification's rule), MIQA not.
@@ -139,11 +147,11 @@ def test_relative_export_keeps_absolute_what_miqa_nb_would_find_elsewhere(tmp_pa
     assert miqa_reader.read(out).frames == _locations(cat)
 
 
-def test_relative_export_of_miqas_demo_is_miqas_own_layout(tmp_path, samples):
+def test_relative_export_of_miqas_demo_is_miqas_own_layout(tmp_path, samples, new_catalog):
     copy = tmp_path / "samples"
     shutil.copytree(samples / "samples", copy)
     original = copy / "demo_project.csv"
-    cat = _catalog(tmp_path, roots=[tmp_path])
+    cat = new_catalog(tmp_path, roots=[tmp_path])
     assert cat.import_file(original, by="admin").ok
     out = cat.export_file(copy / "export.csv", by="admin", relative_paths=True)
     assert miqa_reader.read(out).frames == miqa_reader.read(original).frames
@@ -155,14 +163,14 @@ def test_relative_export_of_miqas_demo_is_miqas_own_layout(tmp_path, samples):
 # ------------------------------------------------------ 3: decision order (D1)
 
 
-def test_decisions_listed_oldest_first_are_ordered_by_created(tmp_path):
+def test_decisions_listed_oldest_first_are_ordered_by_created(tmp_path, new_catalog):
     listed = [
         _decision("Q?", "2022-01-01 10:00:00", "old"),
         _decision("UN", "2022-02-01 10:00:00", "middle"),
         _decision("U", "2022-03-01 10:00:00", "new"),
     ]
     source = _json(tmp_path / "a.json", listed)
-    cat = _catalog(tmp_path)
+    cat = new_catalog(tmp_path)
     assert cat.import_file(source, by="admin").ok
     expected = miqa_reader.read(source).last_decisions()[("P", "E", "S")]
     assert expected[2] == "new"
@@ -193,9 +201,11 @@ def test_undated_decisions_are_newest_and_ties_keep_the_lists_order(tmp_path):
 # ------------------------------------------ 4: missing relative files (rule L2)
 
 
-def test_a_missing_relative_file_is_recorded_where_miqa_records_it(tmp_path, write_csv):
+def test_a_missing_relative_file_is_recorded_where_miqa_records_it(
+    tmp_path, write_csv, new_catalog
+):
     path = write_csv([frame_row()], folder=tmp_path / "imports", make_files=False)
-    cat = _catalog(tmp_path, roots=[tmp_path])
+    cat = new_catalog(tmp_path, roots=[tmp_path])
     report = cat.import_file(path, by="admin")
     (warning,) = report.warnings
     assert warning.check == "missing-file" and "where MIQA looks for it" in warning.message
@@ -225,12 +235,12 @@ def _empty_as_null(stored: miqa_reader.Stored) -> miqa_reader.Stored:
         "miqa/core/tests/data/s3_import.csv",
     ],
 )
-def test_miqas_csv_samples_round_trip(tmp_path, samples, sample):
+def test_miqas_csv_samples_round_trip(tmp_path, samples, sample, new_catalog):
     # the catalog stores real paths; MIQA joins the folder's path as given: compare
     # them on a samples folder reached through no symbolic link
     samples = samples.resolve()
     original = samples / sample
-    cat = _catalog(tmp_path, roots=[samples, tmp_path])
+    cat = new_catalog(tmp_path, roots=[samples, tmp_path])
     report = cat.import_file(original, by="admin")
     assert report.ok, report
     out = cat.export_file(tmp_path / "out" / original.name, by="admin")

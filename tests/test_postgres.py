@@ -76,7 +76,10 @@ def test_the_same_work_gives_the_same_dataframes_on_both_backends(pg, tmp_path, 
     on_duck, on_pg = _frames(duck), _frames(post)
     for name, frame in on_duck.items():
         if "created_utc" in frame:  # when each row was made
-            frame, other = frame.drop(columns="created_utc"), on_pg[name].drop(columns="created_utc")
+            frame, other = (
+                frame.drop(columns="created_utc"),
+                on_pg[name].drop(columns="created_utc"),
+            )
         else:
             other = on_pg[name]
         assert_frame_equal(frame, other, check_exact=True, obj=name)
@@ -175,7 +178,9 @@ def test_a_lock_held_past_the_bound_is_catalog_busy(pg, write_csv):
     cat.add_user("admin", superuser=True)
     cat.import_file(write_csv([frame_row()]), by="admin")
     with psycopg.connect(pg) as other, other.transaction():
-        other.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ["miqa_nb decisions"])
+        other.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ["miqa_nb decisions"]
+        )
         with pytest.raises(CatalogBusy, match=r"stayed locked by other work for 0.3 s"):
             cat.record_decision("P", "E1", "S1", "U", by="admin")
     assert cat.record_decision("P", "E1", "S1", "U", by="admin") == 1  # free again
@@ -209,7 +214,7 @@ def test_catalog_sql_reads_through_duckdb_and_refuses_changes(pg, write_csv):
     _lab(cat, write_csv)
     n = cat.sql("SELECT count(*) AS n FROM frames WHERE list_contains(['S1'], scan)")
     assert n["n"].tolist() == [2]  # DuckDB's SQL (list_contains), PostgreSQL's rows
-    with pytest.raises(MiqaError, match="only reads the catalog.*DELETE"):
+    with pytest.raises(MiqaError, match=r"only reads the catalog.*DELETE"):
         cat.sql("DELETE FROM decisions")
     assert len(cat.decisions()) == 4
 
@@ -220,7 +225,10 @@ def test_urls_name_the_server_never_the_password(pg_server, tmp_path, monkeypatc
     with pytest.raises(MiqaError) as caught:
         Catalog(wrong)
     text = str(caught.value)
-    assert f"cannot connect to the catalog postgresql://miqa@127.0.0.1:{pg_server.port}/no_such_db" in text
+    assert (
+        f"cannot connect to the catalog postgresql://miqa@127.0.0.1:{pg_server.port}/no_such_db"
+        in text
+    )
     assert "no_such_db" in text and "s3cret" not in text
     assert main(["--catalog", wrong, "projects"]) == 1
     err = capsys.readouterr().err

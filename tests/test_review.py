@@ -39,8 +39,13 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def project(template: Path, tmp_path: Path) -> Catalog:
-    """A fresh copy of project P (see test_review_support)."""
+def project(template: Path, tmp_path: Path, backend: str, request, monkeypatch) -> Catalog:
+    """A fresh copy of project P (see test_review_support), on each backend."""
+    if backend == "postgres":
+        monkeypatch.setenv("MIQA_NB_LOCAL_DIR", str(tmp_path / "local"))
+        url = request.getfixturevalue("pg_server").new_database()
+        Catalog(template).copy_to(url, by="admin", check=False)
+        return Catalog(url, retry_seconds=20)
     return copy_catalog(template, tmp_path)
 
 
@@ -298,7 +303,7 @@ def test_claims_steer_reviewers_apart(start, project):
 def test_claims_expire_and_superusers_take_over(start, project, tmp_path):
     now = [datetime(2024, 5, 1, 12, 0, tzinfo=UTC)]
     clock = lambda: now[0]  # noqa: E731
-    timed = Catalog(project.path, clock=clock)
+    timed = Catalog(project.location, clock=clock)
     ana = start("t2", catalog=timed, clock=clock)
     assert ana.key[0] == "E1"
     admin = start("admin", catalog=timed, clock=clock, filter="all")
@@ -322,7 +327,7 @@ def test_claims_expire_and_superusers_take_over(start, project, tmp_path):
 def test_claims_are_renewed_past_half_life_and_released_on_leaving(start, project):
     now = [datetime(2024, 5, 1, 12, 0, tzinfo=UTC)]
     clock = lambda: now[0]  # noqa: E731
-    timed = Catalog(project.path, clock=clock)
+    timed = Catalog(project.location, clock=clock)
     ana = start("t2", catalog=timed, clock=clock, filter="all")
     first = ana.claim.expires_utc
     now[0] += timedelta(minutes=1)
@@ -648,7 +653,7 @@ def test_real_ixi_dti_frames(catalog, samples, tmp_path, cache):
     rows = ["project_name,experiment_name,scan_name,scan_type,frame_number,file_location"]
     rows += [f"IXI,IXI002,0828-DTI,DTI,{n},{path}" for n, path in enumerate(files)]
     (tmp_path / "ixi.csv").write_text("\n".join(rows) + "\n")
-    Catalog(catalog.path, data_roots=[folder]).import_file(
+    Catalog(catalog.location, data_roots=[folder]).import_file(
         tmp_path / "ixi.csv", by="admin", project="IXI"
     )
     with ReviewSession(catalog, "IXI", "admin", cache=cache, background=False) as session:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 import numpy as np
@@ -12,15 +12,35 @@ import pyarrow as pa
 
 from miqa_nb.core import arrow
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = [
+    "Connection",
+    "Result",
     "one",
     "typed_table",
 ]
 
 
-def one(
-    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None
-) -> tuple[Any, ...] | None:
+class Result(Protocol):
+    """What a statement gives back, on DuckDB and on PostgreSQL."""
+
+    def fetchall(self) -> list[tuple[Any, ...]]: ...
+
+    def fetchone(self) -> tuple[Any, ...] | None: ...
+
+    def df(self) -> pd.DataFrame: ...
+
+
+class Connection(Protocol):
+    """A catalog connection: DuckDB's, or :class:`miqa_nb.store._pg.PgConnection`
+    (``?`` placeholders in SQL both engines accept)."""
+
+    def execute(self, query: str, parameters: Any = None, /) -> Result: ...
+
+
+def one(con: Connection, sql: str, params: Sequence[Any] | None = None) -> tuple[Any, ...] | None:
     """The first row of a query, or None (fetching every row: DuckDB 2 refuses other work
     on a connection while a result is unfinished)."""
     rows = con.execute(sql, params).fetchall()

@@ -246,7 +246,7 @@ class Dashboard:
         header = widgets.HTML(
             STYLE + f"<h2 style='margin:0.2em 0'>MIQA review</h2><div>Signed in as "
             f"<b class='miqa-user'>{html.escape(user)}</b> · catalog "
-            f"<code>{html.escape(catalog.path.name)}</code>"
+            f"<code>{html.escape(Path(catalog.name).name if catalog.location == str(catalog.path) else catalog.name)}</code>"
             + (" · <a class='miqa-signout' href='logout'>Sign out</a>" if signed_in else "")
             + "</div>"
         )

@@ -242,7 +242,7 @@ class UploadStager:
             notify(len(files), total, "importing")
             staged.csv_path = self._write_csv(project, experiment, staged.files, scan_type)
             importer = Catalog(
-                self.catalog.path,
+                self.catalog.location,
                 data_roots=self.data_roots(),
                 retry_seconds=self.catalog.store.retry_seconds,
             )

@@ -338,7 +338,7 @@ def receiving(catalog: Catalog) -> bool:
     return False
 
 
-_WATCHING: set[Path] = set()
+_WATCHING: set[str] = set()
 _WATCH_LOCK = threading.Lock()
 
 
@@ -349,7 +349,7 @@ def watch(catalog: Catalog) -> None:
     nothing. The server calls it at start (entries an earlier server left RECEIVING)
     and after each file received.
     """
-    path = catalog.path.resolve()
+    path = catalog.location
     with _WATCH_LOCK:
         if path in _WATCHING:
             return
@@ -357,7 +357,7 @@ def watch(catalog: Catalog) -> None:
     threading.Thread(target=_watch, args=(path,), name="miqa-receiving", daemon=True).start()
 
 
-def _watch(path: Path) -> None:
+def _watch(path: str) -> None:
     catalog = Catalog(path)
     try:
         while True:

@@ -38,7 +38,7 @@ from jupyter_server.auth.decorator import allow_unauthenticated
 from tornado import web
 
 from miqa_nb.core.errors import MiqaError, NotFound
-from miqa_nb.server.xnat import SIGN_IN, ReceivingHandler, _catalog_path
+from miqa_nb.server.xnat import SIGN_IN, ReceivingHandler, _catalog_path, served_catalog
 
 __all__ = ["CACHE_ROUTES", "CacheError", "CacheHandler", "cache_root", "resolve_sources"]
 
@@ -52,7 +52,7 @@ class CacheError(MiqaError, ValueError):
 
 def cache_root() -> Path:
     """``<catalog>-cache/`` beside the served catalog."""
-    catalog = _catalog_path()
+    catalog = served_catalog(_catalog_path()).path
     return catalog.with_name(catalog.stem + "-cache")
 
 

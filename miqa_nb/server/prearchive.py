@@ -377,7 +377,8 @@ def clean_archiving() -> list[str]:
     folders (:func:`~miqa_nb.ingest.archiving.sweep_data`), and prearchive entries left
     ARCHIVING, DELETING or MOVING (:func:`~miqa_nb.ingest.prearchive.settle_all`).
     Returns a line per thing done, for the log."""
-    if not _catalog_path().exists():
+    where = _catalog_path()
+    if isinstance(where, Path) and not where.exists():
         return []
     catalog = Catalog(_catalog_path())
     done = [f"removed {path}, left by a stopped archive" for path in sweep_data(catalog)]

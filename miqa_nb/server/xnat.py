@@ -430,7 +430,7 @@ def clean_staging() -> list[Path]:
 
 def _staging_root() -> Path:
     """``<catalog>-staging/`` beside the catalog: uploads wait there while imported."""
-    catalog = _catalog_path()
+    catalog = served_catalog(_catalog_path()).path
     folder = catalog.with_name(catalog.stem + "-staging")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
@@ -576,13 +576,15 @@ def resume_receiving() -> None:
 
 
 @functools.lru_cache(maxsize=4)
-def served_catalog(path: Path) -> Catalog:
+def served_catalog(path: Path | str) -> Catalog:
     """The catalog at ``path``, made once per server: making one opens the file and
     checks its schema (15-50 ms), which each import would otherwise pay again. Its
     methods open the file for each unit of work, as any catalog's do."""
     return Catalog(path)
 
 
-def _catalog_path() -> Path:
-    """The served catalog (``MIQA_NB_CATALOG``, set by :mod:`miqa_nb.serve`)."""
-    return Path(default_catalog_path()).resolve()
+def _catalog_path() -> Path | str:
+    """The served catalog (``MIQA_NB_CATALOG``, set by :mod:`miqa_nb.serve`): a file's
+    absolute path, or a PostgreSQL database's URL."""
+    found = default_catalog_path()
+    return found if isinstance(found, str) else found.resolve()

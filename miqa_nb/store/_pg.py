@@ -46,6 +46,7 @@ def is_postgres_url(location: object) -> bool:
         return False
     return location.split("://", 1)[0].lower() in PG_SCHEMES
 
+
 #: PostgreSQL type oids -> Arrow types, for the columns the catalog's queries return.
 _OIDS: dict[int, pa.DataType] = {
     16: pa.bool_(),
@@ -133,7 +134,8 @@ class _Result:
     def df(self) -> pd.DataFrame:
         """The rows as the DataFrame DuckDB gives for the same columns."""
         table = self.arrow()
-        return _duck().from_arrow(table).df()
+        frame: pd.DataFrame = _duck().from_arrow(table).df()
+        return frame
 
 
 class PgConnection:
@@ -144,9 +146,7 @@ class PgConnection:
     def __init__(self, raw: psycopg.Connection[Any]) -> None:
         self.raw = raw
 
-    def execute(
-        self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
-    ) -> _Result:
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> _Result:
         query: Any = sql
         if params is None:
             args: Any = None
@@ -245,4 +245,3 @@ def hold(con: Any, key: str) -> None:
     lock = getattr(con, "advisory_lock", None)
     if lock is not None:
         lock(key)
-

@@ -16,9 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-import duckdb
-
-from miqa_nb.core.duck import one
+from miqa_nb.core.duck import Connection, one
 from miqa_nb.core.errors import MiqaError, NotFound
 from miqa_nb.store._pg import hold
 
@@ -65,7 +63,7 @@ def claim_length(minutes: float) -> timedelta:
     return timedelta(minutes=minutes)
 
 
-def require_experiment(con: duckdb.DuckDBPyConnection, project: str, experiment: str) -> None:
+def require_experiment(con: Connection, project: str, experiment: str) -> None:
     """Raise :class:`NotFound` unless the catalog holds the experiment."""
     if not one(
         con, "SELECT 1 FROM experiments WHERE project = ? AND name = ?", [project, experiment]
@@ -85,7 +83,7 @@ class Claim:
 
 
 def live_claim(
-    con: duckdb.DuckDBPyConnection, project: str, experiment: str, *, user: str, now: datetime
+    con: Connection, project: str, experiment: str, *, user: str, now: datetime
 ) -> Claim | None:
     """The claim on an experiment that has not expired by ``now``, if any; ``mine``
     says whether ``user`` holds it. Inside a transaction, the claim stays as read until
@@ -103,7 +101,7 @@ def live_claim(
 
 
 def put_claim(
-    con: duckdb.DuckDBPyConnection, project: str, experiment: str, user: str, expires: datetime
+    con: Connection, project: str, experiment: str, user: str, expires: datetime
 ) -> Claim:
     """Give ``user`` the claim on an experiment until ``expires`` (replacing any)."""
     con.execute(
@@ -114,7 +112,7 @@ def put_claim(
     return Claim(project, experiment, user, expires, mine=True)
 
 
-def release(con: duckdb.DuckDBPyConnection, project: str, experiment: str, user: str) -> None:
+def release(con: Connection, project: str, experiment: str, user: str) -> None:
     """Drop ``user``'s claim on an experiment (another's claim stays)."""
     con.execute(
         "DELETE FROM claims WHERE project = ? AND experiment = ? AND user_name = ?",
@@ -122,9 +120,7 @@ def release(con: duckdb.DuckDBPyConnection, project: str, experiment: str, user:
     )
 
 
-def live_claims(
-    con: duckdb.DuckDBPyConnection, now: datetime, project: str | None = None
-) -> pd.DataFrame:
+def live_claims(con: Connection, now: datetime, project: str | None = None) -> pd.DataFrame:
     """Claims not expired by ``now``: project, experiment, user, expires_utc."""
     clause = "" if project is None else "AND project = ?"
     return con.execute(
@@ -135,7 +131,7 @@ def live_claims(
 
 
 def set_place(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     user: str,
     project: str,
     experiment: str,
@@ -151,7 +147,7 @@ def set_place(
     )
 
 
-def place(con: duckdb.DuckDBPyConnection, project: str, user: str) -> tuple[str, str] | None:
+def place(con: Connection, project: str, user: str) -> tuple[str, str] | None:
     """The (experiment, scan) ``user`` last had open in ``project``, if any."""
     found = one(
         con,

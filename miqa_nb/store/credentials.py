@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 import argon2
 import duckdb
 
-from miqa_nb.core.duck import one
+from miqa_nb.core.duck import Connection, one
 from miqa_nb.core.errors import MiqaError, NotFound
 
 if TYPE_CHECKING:  # pandas loads on first use: an import never needs it
@@ -139,7 +139,7 @@ def verify_password(stored: str | None, password: str) -> bool:
         return False
 
 
-def set_password(con: duckdb.DuckDBPyConnection, user: str, hashed: str, now: datetime) -> None:
+def set_password(con: Connection, user: str, hashed: str, now: datetime) -> None:
     """Store ``user``'s password hash (made by :func:`hash_password`)."""
     if not hashed.startswith("$argon2id$"):
         raise MiqaError("set_password takes the hash from hash_password(), not a password")
@@ -151,7 +151,7 @@ def set_password(con: duckdb.DuckDBPyConnection, user: str, hashed: str, now: da
     _bump_version(con)
 
 
-def password_hash(con: duckdb.DuckDBPyConnection, user: str) -> str | None:
+def password_hash(con: Connection, user: str) -> str | None:
     """``user``'s password hash; None without one (or without the table: version 1)."""
     try:
         found = one(con, "SELECT hash FROM passwords WHERE user_name = ?", [user])
@@ -160,12 +160,12 @@ def password_hash(con: duckdb.DuckDBPyConnection, user: str) -> str | None:
     return None if found is None else str(found[0])
 
 
-def has_password(con: duckdb.DuckDBPyConnection, user: str) -> bool:
+def has_password(con: Connection, user: str) -> bool:
     """Whether ``user`` has a password."""
     return password_hash(con, user) is not None
 
 
-def users_with_password(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
+def users_with_password(con: Connection) -> frozenset[str]:
     """The users that have a password."""
     try:
         rows = con.execute("SELECT user_name FROM passwords").fetchall()
@@ -205,7 +205,7 @@ def _token_expiry(now: datetime, days: float | None) -> datetime | None:
 
 
 def create_token(
-    con: duckdb.DuckDBPyConnection, user: str, now: datetime, expires_days: float | None = None
+    con: Connection, user: str, now: datetime, expires_days: float | None = None
 ) -> tuple[str, str]:
     """Make a token for ``user``; return ``(id, token)``. Only its SHA-256 is kept."""
     expires = _token_expiry(now, expires_days)
@@ -223,7 +223,7 @@ def create_token(
     return token_id, token
 
 
-def tokens(con: duckdb.DuckDBPyConnection, user: str) -> pd.DataFrame:
+def tokens(con: Connection, user: str) -> pd.DataFrame:
     """``user``'s tokens, oldest first: :data:`TOKEN_COLUMNS` (no secret, no hash)."""
     columns = ", ".join(TOKEN_COLUMNS)
     try:
@@ -241,7 +241,7 @@ def _type(column: str) -> str:
     return "VARCHAR" if column == "id" else "TIMESTAMP"
 
 
-def revoke_token(con: duckdb.DuckDBPyConnection, user: str, token_id: str, now: datetime) -> None:
+def revoke_token(con: Connection, user: str, token_id: str, now: datetime) -> None:
     """Revoke ``user``'s token ``token_id`` (revoking it again changes nothing).
 
     Raises
@@ -265,7 +265,7 @@ def revoke_token(con: duckdb.DuckDBPyConnection, user: str, token_id: str, now: 
 
 
 def token_user(
-    con: duckdb.DuckDBPyConnection, token_id: str, digest: str, now: datetime
+    con: Connection, token_id: str, digest: str, now: datetime
 ) -> tuple[str, bool] | None:
     """The user of the token with id ``token_id`` and SHA-256 ``digest`` (from
     :func:`parse_token`), if it is known, not revoked and not expired, and whether its
@@ -291,7 +291,7 @@ def token_user(
     return str(user), due
 
 
-def touch_token(con: duckdb.DuckDBPyConnection, token_id: str, now: datetime) -> None:
+def touch_token(con: Connection, token_id: str, now: datetime) -> None:
     """Note that token ``token_id`` was used at ``now`` (not a change of credentials:
     :func:`credentials_version` stays)."""
     con.execute("UPDATE api_tokens SET last_used_utc = ? WHERE id = ?", [now, token_id])
@@ -300,9 +300,7 @@ def touch_token(con: duckdb.DuckDBPyConnection, token_id: str, now: datetime) ->
 # -------------------------------------------------------------- sign-in links
 
 
-def create_signin_link(
-    con: duckdb.DuckDBPyConnection, user: str, now: datetime, minutes: float
-) -> str:
+def create_signin_link(con: Connection, user: str, now: datetime, minutes: float) -> str:
     """Make a one-time sign-in secret for ``user``, valid for ``minutes``; only its
     SHA-256 is kept. Links that expired a day ago or more are deleted meanwhile."""
     if not (
@@ -323,7 +321,7 @@ def create_signin_link(
     return secret
 
 
-def use_signin_link(con: duckdb.DuckDBPyConnection, secret: str, now: datetime) -> str | None:
+def use_signin_link(con: Connection, secret: str, now: datetime) -> str | None:
     """Mark the link ``secret`` used and return its user; None when it is unknown,
     used already or expired. Call it in a transaction, so that one use wins."""
     if not (isinstance(secret, str) and _SECRET.fullmatch(secret)):
@@ -347,7 +345,7 @@ def use_signin_link(con: duckdb.DuckDBPyConnection, secret: str, now: datetime) 
 # ------------------------------------------------------------------ version
 
 
-def _bump_version(con: duckdb.DuckDBPyConnection) -> None:
+def _bump_version(con: Connection) -> None:
     """Give ``credentials_version`` a new random value (never seen before: a catalog
     restored from a copy does not bring back an old one with other contents)."""
     con.execute(
@@ -357,7 +355,7 @@ def _bump_version(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def credentials_version(con: duckdb.DuckDBPyConnection) -> str:
+def credentials_version(con: Connection) -> str:
     """A value that changes at every write of a password, token or link ('0' before
     the first); compare it for equality only."""
     found = one(con, "SELECT value FROM meta WHERE key = 'credentials_version'")

@@ -35,12 +35,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 from urllib.parse import urlsplit
 
 import duckdb
 import pyarrow as pa
 
+from miqa_nb.core.duck import Connection
 from miqa_nb.core.errors import CatalogBusy, MiqaError, WriteError
 from miqa_nb.store._pg import is_postgres_url
 from miqa_nb.store.schema import open_schema
@@ -141,6 +142,8 @@ class Store:
     retry_seconds : float
         How long to keep retrying while other processes hold the file.
     """
+
+    dialect = "duckdb"
 
     def __init__(self, path: str | os.PathLike[str], *, retry_seconds: float = 60.0) -> None:
         self.path = catalog_file(path).expanduser().resolve()
@@ -407,7 +410,7 @@ class Store:
     @contextlib.contextmanager
     def snapshot(
         self,
-        con: duckdb.DuckDBPyConnection,
+        con: Connection,
         projects: Sequence[str] | None = None,
         *,
         writing: bool = False,
@@ -416,14 +419,17 @@ class Store:
         """Where DuckDB SQL over the catalog's rows runs: here the catalog itself (a
         catalog on PostgreSQL copies ``projects``' rows into DuckDB: see
         :meth:`miqa_nb.store.postgres.PgStore.snapshot`)."""
-        yield con
+        yield cast(duckdb.DuckDBPyConnection, con)
 
-    def decision_base(self, con: duckdb.DuckDBPyConnection) -> int | None:
+    def decision_base(self, con: Connection) -> int | None:
         """None: an import's new decisions follow the largest id it sees (the catalog's)."""
         return None
 
     def write_back(
-        self, con: duckdb.DuckDBPyConnection, work: duckdb.DuckDBPyConnection, projects: Sequence[str]
+        self,
+        con: Connection,
+        work: duckdb.DuckDBPyConnection,
+        projects: Sequence[str],
     ) -> None:
         """Nothing: :meth:`snapshot` is the catalog itself."""
 
@@ -433,12 +439,13 @@ class Store:
         with self.connect() as con:
             yield con
 
-    def read_table(self, con: duckdb.DuckDBPyConnection, table: str) -> pa.Table:
+    def read_table(self, con: Connection, table: str) -> pa.Table:
         """A table's rows, as Arrow (its columns in the schema's order)."""
-        return con.sql(f"SELECT * FROM {table}").to_arrow_table()
+        return cast(duckdb.DuckDBPyConnection, con).sql(f"SELECT * FROM {table}").to_arrow_table()
 
-    def append_table(self, con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
+    def append_table(self, con: Connection, table: str, rows: pa.Table) -> None:
         """Append ``rows`` (a table's columns, in order) to ``table``."""
+        con = cast(duckdb.DuckDBPyConnection, con)
         con.register("appended_rows", rows)
         try:
             con.execute(f"INSERT INTO {table} SELECT * FROM appended_rows")

@@ -12,11 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-import duckdb
-
-from miqa_nb.core.duck import one
+from miqa_nb.core.duck import Connection, one
 from miqa_nb.core.errors import NotFound
-from miqa_nb.store._pg import hold
 from miqa_nb.core.vocabulary import (
     ArtifactState,
     Decision,
@@ -25,6 +22,7 @@ from miqa_nb.core.vocabulary import (
     format_artifacts,
     parse_artifact,
 )
+from miqa_nb.store._pg import hold
 
 __all__ = ["DECISION_LOG", "append_decision", "artifact_states", "require_scan"]
 
@@ -50,7 +48,7 @@ def artifact_states(
     return {parse_artifact(a): ArtifactState.PRESENT for a in artifacts}
 
 
-def require_scan(con: duckdb.DuckDBPyConnection, project: str, experiment: str, scan: str) -> None:
+def require_scan(con: Connection, project: str, experiment: str, scan: str) -> None:
     """Raise :class:`NotFound` unless the catalog holds the scan."""
     if not one(
         con,
@@ -61,7 +59,7 @@ def require_scan(con: duckdb.DuckDBPyConnection, project: str, experiment: str, 
 
 
 def append_decision(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     scan: tuple[str, str, str],
     decision: Decision,
     *,

@@ -39,6 +39,7 @@ from urllib.parse import unquote, urlsplit
 import duckdb
 import pyarrow as pa
 
+from miqa_nb.core.duck import Connection
 from miqa_nb.core.errors import CatalogBusy, MiqaError, WriteError
 from miqa_nb.store._pg import PG_SCHEMES, PgConnection, arrow_type, hold, is_postgres_url
 from miqa_nb.store.schema import READABLE_VERSIONS, SCHEMA, SCHEMA_VERSION, UPGRADES
@@ -136,9 +137,10 @@ class PgStore:
         import psycopg
 
         held = getattr(self._local, "raw", None)
-        if held is not None and held[0] == os.getpid() and not held[1].closed:
-            if not held[1].broken:
-                return held[1]
+        if held is not None and held[0] == os.getpid():
+            raw = held[1]
+            if not raw.closed and not raw.broken:
+                return raw
         try:
             raw = psycopg.connect(
                 self.location,
@@ -236,9 +238,7 @@ class PgStore:
             ).fetchone()
             version = None
             if found is not None:
-                row = con.execute(
-                    "SELECT value FROM meta WHERE key = 'schema_version'"
-                ).fetchone()
+                row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
                 version = None if row is None else row[0]
             if version is not None and version not in READABLE_VERSIONS:
                 raise MiqaError(
@@ -261,7 +261,7 @@ class PgStore:
     @contextlib.contextmanager
     def snapshot(
         self,
-        con: PgConnection,
+        con: Connection,
         projects: Sequence[str] | None = None,
         *,
         writing: bool = False,
@@ -276,6 +276,7 @@ class PgStore:
         :meth:`write_back`. Otherwise the copy is read in one repeatable-read
         transaction, so its tables agree with each other.
         """
+        con = _pg_connection(con)
         with contextlib.ExitStack() as stack:
             if writing:
                 stack.enter_context(self.transaction())
@@ -310,32 +311,34 @@ class PgStore:
             finally:
                 self._end_read(con)
 
-    def read_table(self, con: PgConnection, table: str) -> pa.Table:
+    def read_table(self, con: Connection, table: str) -> pa.Table:
         """A table's rows, as Arrow typed as DuckDB's catalog types them."""
+        con = _pg_connection(con)
         schema = table_schema(table)
         names = ", ".join(f'"{name}"' for name in schema.names)
         return con.copy_out(f"SELECT {names} FROM {table}", [], schema)
 
-    def append_table(self, con: PgConnection, table: str, rows: pa.Table) -> None:
+    def append_table(self, con: Connection, table: str, rows: pa.Table) -> None:
         """Append ``rows`` (a table's columns) to ``table`` by ``COPY``."""
-        con.copy_in(table, rows)
+        _pg_connection(con).copy_in(table, rows)
 
     def _end_read(self, con: PgConnection) -> None:
         self._local.depth = 0
         with contextlib.suppress(Exception):
             con.execute("COMMIT")
 
-    def decision_base(self, con: PgConnection) -> int:
+    def decision_base(self, con: Connection) -> int:
         """The largest decision id in the whole catalog (0 when none): an import's new
         decisions follow it (the decision log's lock is held: see :meth:`snapshot`)."""
         row = con.execute("SELECT coalesce(max(id), 0) FROM decisions").fetchone()
         return int(row[0]) if row else 0
 
     def write_back(
-        self, con: PgConnection, work: duckdb.DuckDBPyConnection, projects: Sequence[str]
+        self, con: Connection, work: duckdb.DuckDBPyConnection, projects: Sequence[str]
     ) -> None:
         """Give ``projects`` in PostgreSQL the rows they have in the snapshot ``work``
         (inside the transaction :meth:`snapshot` began with ``writing``)."""
+        con = _pg_connection(con)
         chosen = sorted(set(projects))
         for name, creator, import_path, export_path, orientation, created in work.execute(
             "SELECT name, creator, import_path, export_path, anatomy_orientation, created_utc "
@@ -353,6 +356,13 @@ class PgStore:
                 params={"chosen": chosen},
             ).to_arrow_table()
             con.copy_in(table, rows)
+
+
+def _pg_connection(con: Connection) -> PgConnection:
+    """``con``, which a :class:`PgStore` made (its methods are given back their own)."""
+    if not isinstance(con, PgConnection):
+        raise TypeError(f"a PostgreSQL catalog was given another connection: {con!r}")
+    return con
 
 
 _schemas: dict[str, pa.Schema] = {}

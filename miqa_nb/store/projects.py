@@ -7,9 +7,7 @@ inside its transactions; permissions are checked by the caller, before.
 
 from __future__ import annotations
 
-import duckdb
-
-from miqa_nb.core.duck import one
+from miqa_nb.core.duck import Connection, one
 from miqa_nb.core.errors import MiqaError, NotFound
 from miqa_nb.store.names import absolute_path
 
@@ -30,20 +28,20 @@ __all__ = [
 PATHS = ("import_path", "export_path")
 
 
-def require_project(con: duckdb.DuckDBPyConnection, project: str) -> None:
+def require_project(con: Connection, project: str) -> None:
     """Raise :class:`NotFound` (naming the projects there are) unless ``project`` exists."""
     if not one(con, "SELECT 1 FROM projects WHERE name = ?", [project]):
         known = [r[0] for r in con.execute("SELECT name FROM projects ORDER BY 1").fetchall()]
         raise NotFound(f"no project {project!r} in the catalog; projects: {known}")
 
 
-def project_exists(con: duckdb.DuckDBPyConnection, project: str) -> bool:
+def project_exists(con: Connection, project: str) -> bool:
     """True when the catalog holds ``project``."""
     return one(con, "SELECT 1 FROM projects WHERE name = ?", [project]) is not None
 
 
 def create_project(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     name: str,
     *,
     creator: str,
@@ -61,9 +59,7 @@ def create_project(
     )
 
 
-def set_project_paths(
-    con: duckdb.DuckDBPyConnection, project: str, paths: dict[str, str | None]
-) -> None:
+def set_project_paths(con: Connection, project: str, paths: dict[str, str | None]) -> None:
     """Change a project's paths (absolute ones only); a path given as None stays."""
     for column in PATHS:
         value = paths.get(column)
@@ -74,7 +70,7 @@ def set_project_paths(
             )
 
 
-def project_path(con: duckdb.DuckDBPyConnection, project: str, column: str) -> str:
+def project_path(con: Connection, project: str, column: str) -> str:
     """A project's import or export path; raises when the project or the path is missing."""
     found = con.execute(f"SELECT {column} FROM projects WHERE name = ?", [project]).fetchall()
     if not found:
@@ -84,13 +80,13 @@ def project_path(con: duckdb.DuckDBPyConnection, project: str, column: str) -> s
     return str(found[0][0])
 
 
-def global_paths(con: duckdb.DuckDBPyConnection) -> dict[str, str | None]:
+def global_paths(con: Connection) -> dict[str, str | None]:
     """The global import and export paths."""
     found = dict(con.execute("SELECT key, value FROM meta WHERE key LIKE 'global_%'").fetchall())
     return {k: found.get(f"global_{k}") for k in PATHS}
 
 
-def set_global_paths(con: duckdb.DuckDBPyConnection, paths: dict[str, str | None]) -> None:
+def set_global_paths(con: Connection, paths: dict[str, str | None]) -> None:
     """Change the global paths (absolute ones only); a path given as None stays."""
     for key in PATHS:
         value = paths.get(key)
@@ -101,7 +97,7 @@ def set_global_paths(con: duckdb.DuckDBPyConnection, paths: dict[str, str | None
             )
 
 
-def experiment_notes(con: duckdb.DuckDBPyConnection, project: str) -> dict[str, str]:
+def experiment_notes(con: Connection, project: str) -> dict[str, str]:
     """The project's experiments that have a note: experiment -> note."""
     rows = con.execute(
         "SELECT name, note FROM experiments WHERE project = ? AND coalesce(note, '') <> ''",
@@ -110,9 +106,7 @@ def experiment_notes(con: duckdb.DuckDBPyConnection, project: str) -> dict[str, 
     return {str(name): str(note) for name, note in rows}
 
 
-def set_experiment_note(
-    con: duckdb.DuckDBPyConnection, project: str, experiment: str, note: str
-) -> None:
+def set_experiment_note(con: Connection, project: str, experiment: str, note: str) -> None:
     """Replace an experiment's note (it must exist; an empty note is stored as none)."""
     con.execute(
         "UPDATE experiments SET note = ? WHERE project = ? AND name = ?",

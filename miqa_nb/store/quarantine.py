@@ -17,9 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-import duckdb
-
-from miqa_nb.core.duck import one
+from miqa_nb.core.duck import Connection, one
 from miqa_nb.core.errors import NotFound
 
 if TYPE_CHECKING:  # pandas loads on first use: an import never needs it
@@ -47,7 +45,7 @@ WHERE EXISTS (SELECT 1 FROM experiments e WHERE e.project = q.project AND e.name
 NONE_SQL = "SELECT NULL::VARCHAR AS project, NULL::VARCHAR AS experiment WHERE false"
 
 
-def has_quarantine(con: duckdb.DuckDBPyConnection) -> bool:
+def has_quarantine(con: Connection) -> bool:
     """True when the open catalog has the ``quarantine`` table (schema version 3)."""
     return (
         one(
@@ -59,12 +57,12 @@ def has_quarantine(con: duckdb.DuckDBPyConnection) -> bool:
     )
 
 
-def quarantined_sql(con: duckdb.DuckDBPyConnection) -> str:
+def quarantined_sql(con: Connection) -> str:
     """:data:`QUARANTINED_SQL`, or an empty set where the catalog has no such table."""
     return QUARANTINED_SQL if has_quarantine(con) else NONE_SQL
 
 
-def _require_experiment(con: duckdb.DuckDBPyConnection, project: str, experiment: str) -> None:
+def _require_experiment(con: Connection, project: str, experiment: str) -> None:
     if not one(
         con, "SELECT 1 FROM experiments WHERE project = ? AND name = ?", [project, experiment]
     ):
@@ -74,9 +72,7 @@ def _require_experiment(con: duckdb.DuckDBPyConnection, project: str, experiment
         )
 
 
-def hold(
-    con: duckdb.DuckDBPyConnection, project: str, experiment: str, by: str, now: datetime
-) -> None:
+def hold(con: Connection, project: str, experiment: str, by: str, now: datetime) -> None:
     """Quarantine an existing experiment (again: its row is renewed)."""
     _require_experiment(con, project, experiment)
     con.execute(
@@ -85,7 +81,7 @@ def hold(
     con.execute("INSERT INTO quarantine VALUES (?, ?, ?, ?)", [project, experiment, by, now])
 
 
-def hold_staged(con: duckdb.DuckDBPyConnection, by: str, now: datetime) -> None:
+def hold_staged(con: Connection, by: str, now: datetime) -> None:
     """Quarantine every experiment of the staged import (``v_experiments``, see
     :func:`miqa_nb.exchange.apply.attach_staged`), in the caller's transaction."""
     con.execute(
@@ -98,7 +94,7 @@ def hold_staged(con: duckdb.DuckDBPyConnection, by: str, now: datetime) -> None:
     )
 
 
-def forget_missing(con: duckdb.DuckDBPyConnection) -> None:
+def forget_missing(con: Connection) -> None:
     """Drop the rows of experiments that are gone (a replacing import removed them), so
     that an experiment of the same name imported later is not hidden."""
     con.execute(
@@ -107,7 +103,7 @@ def forget_missing(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def is_quarantined(con: duckdb.DuckDBPyConnection, project: str, experiment: str) -> bool:
+def is_quarantined(con: Connection, project: str, experiment: str) -> bool:
     """True when the experiment is held in quarantine."""
     return (
         one(
@@ -119,7 +115,7 @@ def is_quarantined(con: duckdb.DuckDBPyConnection, project: str, experiment: str
     )
 
 
-def release(con: duckdb.DuckDBPyConnection, project: str, experiment: str) -> None:
+def release(con: Connection, project: str, experiment: str) -> None:
     """Release a quarantined experiment; one that is not quarantined is an error naming
     those that are."""
     if not is_quarantined(con, project, experiment):
@@ -139,7 +135,7 @@ def release(con: duckdb.DuckDBPyConnection, project: str, experiment: str) -> No
     )
 
 
-def listing(con: duckdb.DuckDBPyConnection, project: str | None = None) -> pd.DataFrame:
+def listing(con: Connection, project: str | None = None) -> pd.DataFrame:
     """The quarantined experiments: project, experiment, scans, frames,
     quarantined_by, since_utc; ordered by project and experiment."""
     if not has_quarantine(con):

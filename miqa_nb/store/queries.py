@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import numpy as np
 
+from miqa_nb.core.duck import Connection
 from miqa_nb.core.rules import scan_state_sql
 from miqa_nb.core.vocabulary import ARTIFACTS, ArtifactState, Decision, Role, ScanState
 from miqa_nb.store.quarantine import quarantined_sql
@@ -61,7 +61,7 @@ def _where(project: str | None, alias: str = "") -> tuple[str, list[Any]]:
     return f"WHERE {prefix}project = ?", [project]
 
 
-def projects(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+def projects(con: Connection) -> pd.DataFrame:
     """Projects with their paths and review progress; the counts (experiments, scans,
     frames, reviewed, complete) leave out the experiments held in quarantine."""
     return con.execute(
@@ -81,7 +81,7 @@ def projects(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     ).df()
 
 
-def frames(con: duckdb.DuckDBPyConnection, project: str | None = None) -> pd.DataFrame:
+def frames(con: Connection, project: str | None = None) -> pd.DataFrame:
     """One row per frame: project, experiment, scan, frame_number, location, type."""
     where, params = _where(project, "f")
     df = con.execute(
@@ -94,7 +94,7 @@ def frames(con: duckdb.DuckDBPyConnection, project: str | None = None) -> pd.Dat
     return df.astype({"type": "category", "frame_number": "int64"})
 
 
-def scans(con: duckdb.DuckDBPyConnection, project: str | None = None) -> pd.DataFrame:
+def scans(con: Connection, project: str | None = None) -> pd.DataFrame:
     """One row per scan, with frames, last decision and state, in MIQA's order;
     ``quarantined`` is True for the scans of an experiment held in quarantine."""
     import pandas as pd
@@ -112,7 +112,7 @@ def scans(con: duckdb.DuckDBPyConnection, project: str | None = None) -> pd.Data
     return df.astype({"type": "category", "n_frames": "int64", "n_decisions": "int64"})
 
 
-def decisions(con: duckdb.DuckDBPyConnection, project: str | None = None) -> pd.DataFrame:
+def decisions(con: Connection, project: str | None = None) -> pd.DataFrame:
     """Every decision, oldest first, with one column per artifact and i/j/k in mm."""
     where, params = _where(project)
     df = con.execute(

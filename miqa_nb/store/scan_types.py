@@ -9,16 +9,14 @@ the caller, before.
 
 from __future__ import annotations
 
-import duckdb
-
-from miqa_nb.core.duck import one
+from miqa_nb.core.duck import Connection, one
 from miqa_nb.core.errors import MiqaError
 from miqa_nb.core.vocabulary import ScanTypes
 
 __all__ = ["add_scan_type", "remove_scan_type", "scan_types"]
 
 
-def scan_types(con: duckdb.DuckDBPyConnection) -> ScanTypes:
+def scan_types(con: Connection) -> ScanTypes:
     """The scan types this catalog accepts (MIQA's, plus its own)."""
     rows = con.execute("SELECT name, alias_of FROM scan_types").fetchall()
     return ScanTypes(
@@ -27,7 +25,7 @@ def scan_types(con: duckdb.DuckDBPyConnection) -> ScanTypes:
     )
 
 
-def add_scan_type(con: duckdb.DuckDBPyConnection, name: str, alias_of: str | None) -> str:
+def add_scan_type(con: Connection, name: str, alias_of: str | None) -> str:
     """Accept ``name`` as a new type, or as another name for ``alias_of``; returns the
     type the name means. A name that already means that type changes nothing; one that
     means another type is refused."""
@@ -46,7 +44,7 @@ def add_scan_type(con: duckdb.DuckDBPyConnection, name: str, alias_of: str | Non
     return target or name
 
 
-def remove_scan_type(con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
+def remove_scan_type(con: Connection, name: str) -> list[str]:
     """Remove a type (with its other names) or a name the catalog added; returns the
     names removed, the one asked for first. MIQA's own names, and types scans have,
     are refused."""

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import duckdb
 
-from miqa_nb.core.duck import one
+from miqa_nb.core.duck import Connection, one
 from miqa_nb.core.errors import MiqaError
 
 __all__ = ["READABLE_VERSIONS", "SCHEMA", "SCHEMA_VERSION", "UPGRADES", "open_schema"]
@@ -139,7 +139,7 @@ UPGRADES: dict[str, tuple[str, str]] = {"1": ("2", _CREDENTIALS), "2": ("3", _QU
 READABLE_VERSIONS = frozenset({SCHEMA_VERSION, *UPGRADES})
 
 
-def open_schema(con: duckdb.DuckDBPyConnection, path: Path, *, read_only: bool = False) -> None:
+def open_schema(con: Connection, path: Path, *, read_only: bool = False) -> None:
     """Create the tables of a new catalog, or check an existing catalog's version.
 
     Parameters

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import duckdb
 
-from miqa_nb.core.duck import one
+from miqa_nb.core.duck import Connection, one
 from miqa_nb.core.errors import MiqaError
 
 __all__ = ["MAX_VALUE", "set_user_setting", "user_setting"]
@@ -20,7 +20,7 @@ __all__ = ["MAX_VALUE", "set_user_setting", "user_setting"]
 MAX_VALUE = 200
 
 
-def user_setting(con: duckdb.DuckDBPyConnection, user: str, key: str) -> str | None:
+def user_setting(con: Connection, user: str, key: str) -> str | None:
     """The value of ``user``'s setting ``key``; None when it was never set."""
     try:
         found = one(
@@ -31,7 +31,7 @@ def user_setting(con: duckdb.DuckDBPyConnection, user: str, key: str) -> str | N
     return None if found is None else str(found[0])
 
 
-def set_user_setting(con: duckdb.DuckDBPyConnection, user: str, key: str, value: str) -> None:
+def set_user_setting(con: Connection, user: str, key: str, value: str) -> None:
     """Store ``user``'s setting ``key`` (replacing its old value).
 
     Raises

@@ -9,9 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import duckdb
-
-from miqa_nb.core.duck import one
+from miqa_nb.core.duck import Connection, one
 from miqa_nb.core.errors import MiqaError, PermissionDenied
 from miqa_nb.core.permissions import Standing
 from miqa_nb.core.vocabulary import Role
@@ -22,23 +20,23 @@ if TYPE_CHECKING:  # pandas loads on first use: an import never needs it
 __all__ = ["add_user", "count_users", "roles", "set_role", "standing", "user_names", "users"]
 
 
-def users(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+def users(con: Connection) -> pd.DataFrame:
     """Users and whether each is a superuser."""
     return con.execute("SELECT name, superuser, created_utc FROM users ORDER BY name").df()
 
 
-def user_names(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
+def user_names(con: Connection) -> frozenset[str]:
     """The names of the catalog's users."""
     return frozenset(name for (name,) in con.execute("SELECT name FROM users").fetchall())
 
 
-def count_users(con: duckdb.DuckDBPyConnection) -> int:
+def count_users(con: Connection) -> int:
     """How many users the catalog has."""
     (n_users,) = one(con, "SELECT count(*) FROM users") or (0,)
     return int(n_users)
 
 
-def add_user(con: duckdb.DuckDBPyConnection, name: str, *, superuser: bool) -> None:
+def add_user(con: Connection, name: str, *, superuser: bool) -> None:
     """Add a user; a name taken already is refused."""
     if one(con, "SELECT 1 FROM users WHERE name = ?", [name]):
         raise MiqaError(f"user {name!r} exists already")
@@ -46,7 +44,7 @@ def add_user(con: duckdb.DuckDBPyConnection, name: str, *, superuser: bool) -> N
 
 
 def standing(
-    con: duckdb.DuckDBPyConnection, user: str, project: str | None = None, *, catalog: str | Path
+    con: Connection, user: str, project: str | None = None, *, catalog: str | Path
 ) -> Standing:
     """A user's standing (superuser, creator, role) in ``project``, or globally.
 
@@ -74,14 +72,14 @@ def standing(
     )
 
 
-def set_role(con: duckdb.DuckDBPyConnection, project: str, user: str, role: Role | None) -> None:
+def set_role(con: Connection, project: str, user: str, role: Role | None) -> None:
     """Give ``user`` ``role`` in ``project``; None removes the role it had."""
     con.execute("DELETE FROM roles WHERE project = ? AND user_name = ?", [project, user])
     if role is not None:
         con.execute("INSERT INTO roles VALUES (?, ?, ?)", [project, user, role.value])
 
 
-def roles(con: duckdb.DuckDBPyConnection, project: str | None = None) -> pd.DataFrame:
+def roles(con: Connection, project: str | None = None) -> pd.DataFrame:
     """Who holds which role, per project (creators included as role 'creator')."""
     where = "" if project is None else "WHERE project = ?"
     return con.execute(
