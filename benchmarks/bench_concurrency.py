@@ -179,7 +179,7 @@ def run_workers(cat: Any, procs: int, n: int) -> list[dict[str, Any]]:
     results = ctx.Queue()
     workers = [
         ctx.Process(
-            target=worker, args=(i, f"w{i}", bool(i % 2), str(cat.path), n, barrier, results)
+            target=worker, args=(i, f"w{i}", bool(i % 2), cat.location, n, barrier, results)
         )
         for i in range(procs)
     ]
