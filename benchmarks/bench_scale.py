@@ -50,7 +50,7 @@ from bench_concurrency import PROJECT, make_project, run_workers, setup_catalog
 from bench_import import ADMIN, REVIEWERS, write_files
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from pg_support import PgServer  # noqa: E402  (the tests' server, shared)
+from pg_support import PgServer  # the tests' server, shared
 
 P95_TARGET = 0.100  # seconds
 THROUGHPUT_RATIO = 10.0  # x the DuckDB file's
@@ -104,9 +104,7 @@ def decisions_run(label: str, location: str, csv: Path, root: Path, procs: int, 
         f"p95 {percentile(latencies, 95) * 1e3:.0f} ms, max {max(latencies) * 1e3:.0f} ms; "
         f"{rate:.1f} decisions/s ({len(latencies)} in {wall:.1f} s)"
     )
-    return {"p95": percentile(latencies, 95), "rate": rate, "n": len(latencies)}, lost + len(
-        errors
-    )
+    return {"p95": percentile(latencies, 95), "rate": rate, "n": len(latencies)}, lost + len(errors)
 
 
 def setup_catalog_at(location: str, csv: Path, root: Path, procs: int) -> tuple[Any, Any]:

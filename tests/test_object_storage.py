@@ -199,3 +199,31 @@ def test_an_unreachable_store_is_a_clear_error_at_import(
         catalog.import_file(write_csv([frame_row(file_location=location)]), by="admin")
     assert location in str(caught.value) and "AWS_ENDPOINT_URL" in str(caught.value)
     assert catalog.frames().empty
+
+
+def test_the_overview_draws_thumbnails_of_frames_in_the_store(
+    store, samples, catalog, write_csv, tmp_path
+):
+    import io
+
+    from PIL import Image
+
+    from miqa_nb.dashboard.overview import Overview
+    from miqa_nb.volumes.thumbnails import thumbnail_path, thumbnail_pixels
+
+    location = f"{PREFIX}/IXI002/f0.nii.gz"
+    local = _put(store, samples, 0, "mri/IXI002/f0.nii.gz")
+    catalog.import_file(write_csv([frame_row(scan="S1", file_location=location)]), by="admin")
+    view = Overview(catalog, "P", lambda *a: None, thumbnail_dir=tmp_path / "t", background=False)
+    try:
+        (row,) = view.row_widgets
+        drawn = np.asarray(Image.open(io.BytesIO(bytes(row.children[0].value))))
+        assert np.array_equal(drawn, thumbnail_pixels(load_volume(local)))
+    finally:
+        view.close()
+    first = thumbnail_path(location, tmp_path / "t")
+    assert first.is_file()
+    # Another object under the same key is another picture (keyed by its ETag).
+    _put(store, samples, 1, "mri/IXI002/f0.nii.gz")
+    objects.reset_default()
+    assert thumbnail_path(location, tmp_path / "t") != first

@@ -156,9 +156,10 @@ class Served:
             time.sleep(0.2)
 
 
-def _serve(root: Path, user: str) -> Served:
-    """Run ``miqa-nb serve`` on the catalog ``root/c.duckdb`` in a clean environment
-    (``MIQA_NB_USER=user``, an empty HOME) and read what it prints before it waits."""
+def _serve(root: Path, user: str, catalog: str | None = None) -> Served:
+    """Run ``miqa-nb serve`` on the catalog ``root/c.duckdb`` (or ``catalog``) in a clean
+    environment (``MIQA_NB_USER=user``, an empty HOME) and read what it prints before it
+    waits."""
     home = root / "home"
     home.mkdir()
     env = {
@@ -169,7 +170,7 @@ def _serve(root: Path, user: str) -> Served:
     env.update(HOME=str(home), MIQA_NB_USER=user)
     port = free_port()
     log = root / "serve.log"
-    command = [sys.executable, "-m", "miqa_nb.cli", "--catalog", str(root / "c.duckdb")]
+    command = [sys.executable, "-m", "miqa_nb.cli", "--catalog", catalog or str(root / "c.duckdb")]
     command += ["serve", "--port", str(port), "--link-for", user]
     with open(log, "wb") as err:
         process = subprocess.Popen(
@@ -291,6 +292,28 @@ def test_serve_prints_a_one_time_link_that_signs_in_and_opens_the_dashboard(ana:
     assert "dashboard refused" not in after and "miqa_nb.dashboard ERROR" not in after
     again = requests.get(link, allow_redirects=False, timeout=60)  # one use only
     assert again.status_code == 403 and "used or has expired" in again.text
+
+
+@pytest.mark.slow
+def test_serve_on_a_postgresql_catalog_never_prints_its_password(pg_server, tmp_path) -> None:
+    url = pg_server.new_database().replace("//miqa@", "//miqa:never-shown@")
+    cat = Catalog(url)  # trust authentication here: the password is not checked
+    cat.add_user("ana")
+    cat.create_project("Brain study", by="ana")
+    served = _serve(tmp_path, "ana", catalog=url)
+    try:
+        served.printed.append(served.process.stdout.readline().rstrip("\n"))  # type: ignore[union-attr]
+        shown = url.replace(":never-shown@", "@")
+        assert f"miqa-nb dashboard for {shown}" in served.printed
+        session, _ = _signed_in(served)
+        start = len(served.log.read_text(errors="replace"))
+        page = session.get(f"http://127.0.0.1:{served.port}/?project=Brain%20study", timeout=120)
+        assert page.status_code == 200 and "miqa-dashboard" in page.text
+        after = served.lines_after(start, "dashboard opened for ana", timeout=60)
+        assert "dashboard opened for ana" in after and "dashboard refused" not in after
+    finally:
+        status, rest = _stop(served)
+    assert "never-shown" not in "\n".join(served.printed) + rest + served.log.read_text()
 
 
 @pytest.mark.slow

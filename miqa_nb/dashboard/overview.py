@@ -224,7 +224,7 @@ class Overview:
             work()
 
     def _thumbnail_bytes(self, location: object) -> bytes | None:
-        if not isinstance(location, str) or location.startswith("s3://"):
+        if not isinstance(location, str):
             return None
         assert self.thumbnail_dir is not None
         try:

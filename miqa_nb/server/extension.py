@@ -35,15 +35,27 @@ from typing import Any
 
 from jupyter_server.utils import url_path_join
 
-from miqa_nb.catalog import default_catalog_path
+from miqa_nb.catalog import catalog_location, default_catalog_path
 from miqa_nb.server.identity import CatalogIdentityProvider
 from miqa_nb.server.routes import RetryAfter, signin_routes, sweep_at_start, xnat_routes
 from miqa_nb.store.database import CATALOG_ENV
+from miqa_nb.store.postgres import shown_url
 
 __all__ = ["load"]
 
 
-def _catalog(serverapp: Any) -> Path | None:
+def _resolved(location: str | os.PathLike[str]) -> Path | str:
+    """A catalog file's absolute path, or a PostgreSQL database's URL as it is."""
+    found = catalog_location(location)
+    return found if isinstance(found, str) else found.resolve()
+
+
+def _shown(location: Path | str) -> str:
+    """A catalog as logged: a URL without its password."""
+    return shown_url(location) if isinstance(location, str) else str(location)
+
+
+def _catalog(serverapp: Any) -> Path | str | None:
     """The served catalog, or None (logged) when the routes cannot be added.
 
     With the catalog's sign-in configured to another catalog than ``MIQA_NB_CATALOG``
@@ -52,20 +64,20 @@ def _catalog(serverapp: Any) -> Path | None:
     """
     provider = serverapp.identity_provider
     if isinstance(provider, CatalogIdentityProvider):
-        signs_in = Path(provider.catalog).resolve()
+        signs_in = _resolved(provider.catalog)
         if not os.environ.get(CATALOG_ENV):
             os.environ[CATALOG_ENV] = str(signs_in)
-        elif Path(default_catalog_path()).resolve() != signs_in:
+        elif _resolved(default_catalog_path()) != signs_in:
             serverapp.log.error(
                 "miqa_nb.server: users sign in with the catalog %s but %s names %s; XNAT's "
                 "calls are not served. Name one catalog in both.",
-                signs_in,
+                _shown(signs_in),
                 CATALOG_ENV,
-                default_catalog_path(),
+                _shown(default_catalog_path()),
             )
             return None
-    catalog = Path(default_catalog_path()).resolve()
-    if not catalog.is_file():
+    catalog = _resolved(default_catalog_path())
+    if isinstance(catalog, Path) and not catalog.is_file():
         serverapp.log.error(
             "miqa_nb.server: no catalog file at %s, so XNAT's calls are not served. Set %s "
             "to the catalog file (create one with `miqa-nb users add NAME --catalog FILE`) "
@@ -95,6 +107,6 @@ def load(serverapp: Any) -> None:
     serverapp.log.info(
         "miqa_nb.server: XNAT's import service and prearchive at %sdata/ for the catalog %s (%s)",
         base_url,
-        catalog,
+        _shown(catalog),
         "catalog sign-in" if signs_in else "the server's owner: MIQA_NB_USER",
     )

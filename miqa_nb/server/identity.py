@@ -49,7 +49,7 @@ from jupyter_server.auth.identity import IdentityProvider, User
 from tornado import web
 from traitlets import Unicode, default
 
-from miqa_nb.catalog import Catalog, default_catalog_path
+from miqa_nb.catalog import Catalog, catalog_location, default_catalog_path
 from miqa_nb.core.identity import named_user
 from miqa_nb.server.sessions import Sessions, Throttle
 
@@ -83,8 +83,8 @@ class Credentials:
     """
 
     def __init__(self, catalog: str | os.PathLike[str]) -> None:
-        self.path = Path(catalog)
-        self.catalog = Catalog(self.path)
+        self.catalog = Catalog(catalog)
+        self.path = self.catalog.path
         self._key = secrets.token_bytes(32)
         self._verified: dict[bytes, tuple[str, str, float]] = {}
 
@@ -145,11 +145,12 @@ class CatalogIdentityProvider(IdentityProvider):
     def __init__(self, **kwargs: Any) -> None:
         kwargs["token"] = ""  # no shared token: every request is a user's
         super().__init__(**kwargs)
-        if not self.catalog or not Path(self.catalog).is_file():
+        database = bool(self.catalog) and isinstance(catalog_location(self.catalog), str)
+        if not self.catalog or not (database or Path(self.catalog).is_file()):
             raise ValueError(
                 f"the sign-in needs a catalog file, and there is none at {self.catalog!r}: "
                 "set MIQA_NB_CATALOG (or c.CatalogIdentityProvider.catalog) to the catalog "
-                "whose users sign in"
+                "whose users sign in (a file, or a postgresql:// database)"
             )
         self.credentials = Credentials(self.catalog)
         self.sessions = Sessions()

@@ -326,20 +326,18 @@ def use_signin_link(con: Connection, secret: str, now: datetime) -> str | None:
     used already or expired. Call it in a transaction, so that one use wins."""
     if not (isinstance(secret, str) and _SECRET.fullmatch(secret)):
         return None
-    digest = _sha256(secret)
+    # One statement checks and marks: of two uses at once, the second waits for the
+    # first's row (PostgreSQL) or the file (DuckDB), then finds it used.
     found = one(
         con,
-        "SELECT user_name, expires_utc, used_utc FROM signin_links WHERE sha256 = ?",
-        [digest],
+        "UPDATE signin_links SET used_utc = ? "
+        "WHERE sha256 = ? AND used_utc IS NULL AND expires_utc > ? RETURNING user_name",
+        [now, _sha256(secret), now],
     )
     if found is None:
         return None
-    user, expires, used = found
-    if used is not None or expires <= now:
-        return None
-    con.execute("UPDATE signin_links SET used_utc = ? WHERE sha256 = ?", [now, digest])
     _bump_version(con)
-    return str(user)
+    return str(found[0])
 
 
 # ------------------------------------------------------------------ version

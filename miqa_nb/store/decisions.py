@@ -76,6 +76,7 @@ def append_decision(
     present = [a for a, s in states.items() if s == ArtifactState.PRESENT]
     absent = [a for a, s in states.items() if s == ArtifactState.ABSENT]
     hold(con, DECISION_LOG)  # PostgreSQL: one id at a time (DuckDB: the file lock)
+    require_scan(con, *scan)  # still there: an import holding the log may have replaced it
     (new_id,) = one(con, "SELECT coalesce(max(id), 0) + 1 FROM decisions") or (1,)
     con.execute(
         "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

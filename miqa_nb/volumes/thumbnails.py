@@ -29,6 +29,7 @@ import numpy as np
 from miqa_nb.core.files import write_atomic
 from miqa_nb.core.settings import folder_beside
 from miqa_nb.volumes.io import load_volume
+from miqa_nb.volumes.objects import default_objects, is_object
 from miqa_nb.volumes.orientation import PLANES, Convention
 from miqa_nb.volumes.render import encode_image, plane_images
 from miqa_nb.volumes.volume import Volume
@@ -66,18 +67,25 @@ def thumbnail_path(
 ) -> Path:
     """Where the thumbnail of ``path`` is (or would be) stored.
 
-    The name hashes the absolute path, mtime, size in bytes and the settings.
+    The name hashes the absolute path, mtime, size in bytes and the settings; for an
+    object in storage (``s3://...``), its location, ETag and size (a HEAD request, or
+    what the object cache heard lately: :mod:`miqa_nb.volumes.objects`), so a changed
+    object gets a new picture.
 
     Raises
     ------
     FileNotFoundError
         If ``path`` does not exist.
     """
-    src = os.path.abspath(os.fspath(path))
-    st = os.stat(src)
-    key = "\0".join(
-        [_VERSION, src, str(st.st_mtime_ns), str(st.st_size), str(size), convention, repr(window)]
-    )
+    if is_object(path):
+        src = os.fspath(path)
+        etag, nbytes = default_objects().head(src)
+        version = [etag, str(nbytes)]
+    else:
+        src = os.path.abspath(os.fspath(path))
+        st = os.stat(src)
+        version = [str(st.st_mtime_ns), str(st.st_size)]
+    key = "\0".join([_VERSION, src, *version, str(size), convention, repr(window)])
     digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return Path(cache_dir) / f"{digest}.png"
 
@@ -122,7 +130,8 @@ def thumbnail(
     Parameters
     ----------
     path : str or path-like
-        The image file.
+        The image file, or an object in storage (``s3://bucket/key``, read through
+        the object cache).
     cache_dir : str or path-like
         Folder of the thumbnail files (created if missing).
     size : int
@@ -151,7 +160,7 @@ def thumbnail(
         raise
     if target.exists():
         return target
-    volume = (loader or load_volume)(Path(path))
+    volume = (loader or load_volume)(path if is_object(path) else Path(path))  # type: ignore[arg-type]
     png = encode_image(
         thumbnail_pixels(volume, size=size, convention=convention, window=window), "png"
     )
