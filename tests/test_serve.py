@@ -312,7 +312,7 @@ def test_serve_on_a_postgresql_catalog_never_prints_its_password(pg_server, tmp_
         after = served.lines_after(start, "dashboard opened for ana", timeout=60)
         assert "dashboard opened for ana" in after and "dashboard refused" not in after
     finally:
-        status, rest = _stop(served)
+        _, rest = _stop(served)
     assert "never-shown" not in "\n".join(served.printed) + rest + served.log.read_text()
 
 
