@@ -256,3 +256,34 @@ def test_catalog_and_local_files_follow_the_url(pg, tmp_path, write_csv):
     assert set(saved["projects"]["P"]["experiments"]) == {"E1", "E2"}
     write_sql(cat, "UPDATE projects SET creator = 'rev' WHERE name = 'P'")
     assert cat.standing("rev", "P").creator
+
+
+@pytest.mark.slow
+def test_xnat_import_service_archives_into_a_postgresql_catalog(pg, tmp_path):
+    from test_xnat_import import ADMIN, PASSWORD, PROJECT, TIER1, Site, _template, curl, session_zip
+
+    from miqa_nb.serve import start
+
+    cat = Catalog(pg)
+    cat.add_user(ADMIN, superuser=True)
+    cat.add_user(TIER1, by=ADMIN)
+    cat.set_password(TIER1, PASSWORD, by=ADMIN)
+    cat.create_project(PROJECT, by=ADMIN)
+    cat.set_role(PROJECT, TIER1, "tier1", by=ADMIN)
+    server = start(pg, log=tmp_path / "server.log", pool_size=1)
+    try:
+        server.wait_ready(timeout=180)
+        site = Site(server, cat, tmp_path, _template())
+        archive = session_zip(site, "mr1", session="S1_MR1")
+        status, body = curl(
+            "-u", f"{TIER1}:{PASSWORD}", "-F", f"file=@{archive}",
+            f"{site.url}data/services/import?import-handler=DICOM-zip&dest=/archive",
+        )  # fmt: skip
+        assert status == 200, body
+        assert body.strip() == f"/data/archive/projects/{PROJECT}/subjects/S1/experiments/S1_MR1"
+    finally:
+        server.stop()
+    scans = cat.scans(PROJECT).set_index("scan")
+    assert list(scans.index) == ["2", "3"] and set(scans["state"].astype(str)) == {"unreviewed"}
+    frames = cat.frames(PROJECT)
+    assert all(Path(f).is_relative_to(tmp_path / "local") for f in frames["location"])

@@ -229,17 +229,17 @@ class PgStore:
     # ------------------------------------------------------------ schema
 
     def _open_schema(self, con: PgConnection) -> None:
-        """Create the tables of a new catalog, or check and upgrade its version."""
+        """Create the tables of a new catalog, or check and upgrade its version.
+
+        A catalog of this version is only read (DDL, even ``IF NOT EXISTS``, would
+        lock the tables against the reviewers writing); otherwise the work is done
+        under an advisory lock, so two processes opening a new database make it once."""
+        if self._version(con) == SCHEMA_VERSION:
+            return
         with self.transaction():
             hold(con, "miqa_nb schema")
-            found = con.execute(
-                "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() "
-                "AND table_name = 'meta'"
-            ).fetchone()
-            version = None
-            if found is not None:
-                row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-                version = None if row is None else row[0]
+            version = self._version(con)
+            found = version is not None
             if version is not None and version not in READABLE_VERSIONS:
                 raise MiqaError(
                     f"{self.shown} has catalog schema version {version}; this miqa_nb "
@@ -250,11 +250,22 @@ class PgStore:
                 con.execute(re.sub(r"\bDOUBLE\b", "DOUBLE PRECISION", sql))
                 con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [version])
             con.execute(_pg_schema())
-            if found is None or version is None:
+            if not found:
                 con.execute(
                     "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
                     [SCHEMA_VERSION],
                 )
+
+    def _version(self, con: PgConnection) -> str | None:
+        """The catalog's schema version, or None where there is no catalog yet."""
+        found = con.execute(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() "
+            "AND table_name = 'meta'"
+        ).fetchone()
+        if found is None:
+            return None
+        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return None if row is None else str(row[0])
 
     # ------------------------------------------------------------ DuckDB copies
 
