@@ -6,7 +6,7 @@
 # or run JupyterHub with this file yourself, with those variables set.
 #
 # What it does: reviewers sign in at the hub with their catalog user name and password
-# (set with `miqa-nb users password NAME`, or by a superuser on the dashboard); the hub
+# (set with `miqa-nb users passwd NAME`, or by a superuser on the dashboard); the hub
 # starts `miqa-nb serve` for each of them, whose page is the reviewer dashboard; all
 # of them share the one catalog. A reviewer's server admits that reviewer only (the
 # hub's OAuth), and its pages act as that reviewer (JUPYTERHUB_USER).
@@ -23,7 +23,7 @@ c = get_config()  # noqa: F821 - JupyterHub defines it while it reads this file
 # --- Who signs in -------------------------------------------------------------------
 # The catalog's users, with their catalog passwords (checked with argon2 off the hub's
 # event loop; failed sign-ins are braked: 10 a minute per name and per address).
-# A user without a password cannot sign in: give one with `miqa-nb users password`.
+# A user without a password cannot sign in: give one with `miqa-nb users passwd`.
 c.JupyterHub.authenticator_class = CatalogAuthenticator
 # The catalog: a DuckDB file (or what MIQA_NB_CATALOG names). The same one is handed
 # to every reviewer's server below.

@@ -16,7 +16,9 @@ import time
 from collections.abc import Iterator
 from urllib.parse import quote
 
+import psutil
 import pytest
+import requests
 from widgets_dashboard.dashboard_catalog import ADMIN, DashboardCatalog
 
 from miqa_nb.catalog import Catalog
@@ -105,6 +107,13 @@ def decisions(cat: Catalog, n: int, timeout: float = 30) -> list[tuple[str, str,
         if len(rows) >= n or time.monotonic() > deadline:
             return rows
         time.sleep(0.2)
+
+
+def server_running(hub, user: str) -> bool:
+    """Whether the hub's proxy routes ``user``'s server (the hub removes the route when
+    it stops the server; an address without one is answered by the hub)."""
+    answer = requests.get(f"{hub.url}user/{user}/miqa/ready", allow_redirects=False, timeout=30)
+    return answer.status_code == 200
 
 
 def kernel_of(page) -> str:
@@ -220,3 +229,47 @@ def test_a_reviewer_cannot_open_another_reviewers_server(hub, reviewers) -> None
         assert answer is not None and answer.status == 200 and answer.json()["id"] == own
     finally:
         page.close()
+
+
+def test_the_kernels_do_not_hold_the_hubs_api_token(hub, reviewers) -> None:
+    """The hub gives each server an API token; the servers keep it from their pages'
+    kernels (a page's kernel runs what the page sends)."""
+    servers, kernels = {}, {}
+    for process in psutil.Process(hub.process.pid).children(recursive=True):
+        try:
+            env, command = process.environ(), " ".join(process.cmdline())
+        except psutil.Error:  # ended meanwhile
+            continue
+        user = env.get("JUPYTERHUB_USER")
+        if user in PASSWORDS and "miqa_nb.server" in command:
+            servers[user] = "JUPYTERHUB_API_TOKEN" in env
+        elif user in PASSWORDS and "MIQA_NB_KERNEL_KEY" in env:
+            kernels.setdefault(user, []).append("JUPYTERHUB_API_TOKEN" in env)
+    assert servers == {"hana": True, "hugo": True}
+    assert set(kernels) == {"hana", "hugo"}
+    assert not any(any(held) for held in kernels.values()), kernels
+
+
+def test_scripts_sign_in_to_their_own_server_through_the_hub(hub, reviewers) -> None:
+    """XNAT's session call on hana's server, through the hub's proxy: her catalog
+    password opens it; hugo's password, on her server, does not."""
+    url = f"{hub.url}user/hana/data/JSESSION"
+    mine = requests.get(url, auth=("hana", PASSWORDS["hana"]), timeout=60)
+    assert mine.status_code == 200 and mine.text.strip(), mine.status_code
+    his = requests.get(url, auth=("hugo", PASSWORDS["hugo"]), timeout=60)
+    assert his.status_code == 401
+
+
+def test_signing_out_stops_the_reviewers_server(hub, reviewers) -> None:
+    """hana's Sign out (the dashboard's header) signs her out of the hub, which stops
+    her server; her review link then asks for the hub's sign-in again."""
+    hana = reviewers["hana"]
+    hana.locator(".miqa-dashboard-header a.miqa-signout").click()
+    hana.wait_for_url(re.compile(re.escape(f"{hub.url}hub/login")))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and server_running(hub, "hana"):
+        time.sleep(0.2)
+    assert not server_running(hub, "hana")
+    hana.goto(review_link(hub, "hana"), timeout=OPEN_TIMEOUT)
+    assert "/hub/login" in hana.url
+    assert server_running(hub, "hugo")  # his goes on
