@@ -31,6 +31,7 @@ import asyncio
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -355,6 +356,12 @@ def start_hub(
     return Hub(process, f"http://{host}:{port}/", state, log_path)
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def hub_main(args: argparse.Namespace) -> int:
     """Run ``miqa-nb hub`` until interrupted: ``args`` has ``catalog`` (or None),
     ``port``, ``ip``, ``state_dir`` (or None: ``<catalog>-hub`` beside the catalog) and
@@ -366,22 +373,39 @@ def hub_main(args: argparse.Namespace) -> int:
         env = dict(os.environ)
         if getattr(args, "data_roots", None):  # --data-root: the servers' data roots
             env[ROOTS_ENV] = os.pathsep.join(str(Path(r).resolve()) for r in args.data_roots)
-        hub = start_hub(catalog, state_dir=state, port=args.port, ip=args.ip, environ=env)
+        # the hub's API and the proxy's are internal (loopback): free ports, so a hub
+        # already running on this machine (JupyterHub's 8081 and 8001) is no obstacle
+        hub = start_hub(
+            catalog,
+            state_dir=state,
+            port=args.port,
+            ip=args.ip,
+            hub_port=_free_port(),
+            proxy_api_port=_free_port(),
+            environ=env,
+        )
     except MiqaError as exc:
         print(f"miqa-nb hub: {exc}", file=sys.stderr)
         return 1
-    print(f"miqa-nb hub for {catalog} (state in {state}): {hub.url}", flush=True)
 
     def leave(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)
 
     # a service manager's stop or a closed terminal stops the hub (and through it the
     # reviewers' servers and the proxy) instead of leaving it running
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, leave)
+    previous = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
+        try:
+            hub.wait_ready()
+        except MiqaError as exc:
+            print(f"miqa-nb hub: {exc}", file=sys.stderr)
+            return 1
+        print(f"miqa-nb hub for {catalog} (its state in {state})", flush=True)
+        print(f"  {hub.url}: reviewers sign in with their catalog user and password", flush=True)
         return hub.process.wait()
     except KeyboardInterrupt:
         return 0
     finally:
         hub.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -6,17 +6,23 @@ The hub itself, its proxy and two reviewers in Chromium: ``tests/browser/test_hu
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import psutil
 import pytest
+import requests
 from tornado import web
 
 from miqa_nb.catalog import Catalog
 from miqa_nb.cli import main
 from miqa_nb.core.errors import MiqaError
 from miqa_nb.hub import CONFIG_FILE, CatalogAuthenticator, find_proxy, hub_command
+from miqa_nb.serve import free_port
 
 PASSWORD = "Rosa's long passphrase"
 
@@ -132,3 +138,39 @@ def test_miqa_nb_hub_without_a_catalog_says_so(tmp_path: Path, capsys) -> None:
     assert main(["hub", "--catalog", str(missing), "--port", "1"]) == 1
     err = capsys.readouterr().err
     assert f"no catalog file at {missing}" in err and "miqa-nb users add" in err
+
+
+@pytest.mark.slow
+def test_miqa_nb_hub_serves_the_login_and_stops_with_its_proxy(
+    catalog: Path, tmp_path: Path
+) -> None:
+    """``miqa-nb hub`` says where it listens once the hub answers there (its login form,
+    through configurable-http-proxy); stopped as a service manager stops it (SIGTERM),
+    it takes the hub and the proxy with it."""
+    port = free_port()
+    command = [sys.executable, "-m", "miqa_nb.cli", "hub", "--catalog", str(catalog)]
+    command += ["--port", str(port), "--state-dir", str(tmp_path / "state")]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path
+    )
+    try:
+        said = ""  # its lines among the hub's log
+        while "reviewers sign in" not in said and process.poll() is None:
+            said = process.stdout.readline()  # type: ignore[union-attr]
+        assert said.strip() == (
+            f"http://127.0.0.1:{port}/: reviewers sign in with their catalog user and password"
+        ), said
+        login = requests.get(f"http://127.0.0.1:{port}/hub/login", timeout=30)
+        assert login.status_code == 200 and 'id="password_input"' in login.text
+        children = psutil.Process(process.pid).children(recursive=True)
+        names = " ".join(" ".join(child.cmdline()) for child in children)
+        assert "jupyterhub" in names and "configurable-http-proxy" in names, names
+        assert (tmp_path / "state" / "jupyterhub.sqlite").is_file()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 128 + signal.SIGTERM
+        _gone, alive = psutil.wait_procs(children, timeout=30)
+        assert not alive, alive
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
