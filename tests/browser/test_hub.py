@@ -23,7 +23,7 @@ from widgets_dashboard.dashboard_catalog import ADMIN, DashboardCatalog
 
 from miqa_nb.catalog import Catalog
 
-from .conftest import ARTIFACTS
+from .conftest import ARTIFACTS, HARMLESS
 from .review_site import import_project
 from .test_review import OPEN_TIMEOUT, REVIEW, keys_on, wait_for_picture, wait_for_scan
 
@@ -130,8 +130,16 @@ def reviewers(hub, browser) -> Iterator[dict[str, object]]:
     """hana and hugo signed in through the hub, at the same time, each on Iota's review."""
     pages = {user: hub_page(browser) for user in PASSWORDS}
     errors: list[str] = []
-    for page in pages.values():
+    for page in pages.values():  # as the other browser tests' pages: errors fail the test
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on(
+            "console",
+            lambda msg: (
+                errors.append(msg.text)
+                if msg.type == "error" and not any(h in msg.text for h in HARMLESS)
+                else None
+            ),
+        )
     for user, page in pages.items():  # the review link asks for the hub's sign-in first
         page.goto(review_link(hub, user), timeout=OPEN_TIMEOUT)
         assert "/hub/login" in page.url, page.url
