@@ -137,6 +137,13 @@ class CatalogAuthenticator(Authenticator):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if "://" not in self.catalog and not Path(self.catalog).is_file():
+            # Catalog() would start an empty one there, and nobody could sign in
+            raise MiqaError(
+                f"the hub's sign-in needs a catalog, and there is no catalog file at "
+                f"{Path(self.catalog).resolve()}: set MIQA_NB_CATALOG (or "
+                "c.CatalogAuthenticator.catalog) to the catalog whose users sign in"
+            )
         self.throttle = Throttle()
         self._catalog: Catalog | None = None
 

@@ -74,6 +74,15 @@ def test_anything_else_is_refused(catalog: Path, name: str, password: str) -> No
     assert sign_in(auth, name, password, "192.0.2.2") is None
 
 
+def test_a_hub_without_its_catalog_does_not_start(tmp_path: Path) -> None:
+    """A mistyped catalog stops the hub at start-up, naming it, instead of starting an
+    empty catalog there that nobody can sign in to."""
+    missing = tmp_path / "typo.duckdb"
+    with pytest.raises(MiqaError, match=f"no catalog file at {missing}: set MIQA_NB_CATALOG"):
+        CatalogAuthenticator(catalog=str(missing))
+    assert not missing.exists()
+
+
 def test_failed_sign_ins_are_braked_per_name_and_address(catalog: Path) -> None:
     """After 10 wrong passwords for Rosa, even the right one is refused (429) for a
     while, from that address and from any other: guessing gains nothing."""

@@ -142,8 +142,6 @@ class HubSignInHandler(_HubHandler):
         self.set_header("Cache-Control", "no-store")
         self.redirect(url_concat(auth.login_url, params))
 
-    post = get
-
 
 class HubSignOutHandler(_HubHandler):
     """``logout``: this browser's pages here end, its cookie goes; then the hub's sign-out."""
