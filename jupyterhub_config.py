@@ -24,6 +24,9 @@ c = get_config()  # noqa: F821 - JupyterHub defines it while it reads this file
 # The catalog's users, with their catalog passwords (checked with argon2 off the hub's
 # event loop; failed sign-ins are braked: 10 a minute per name and per address).
 # A user without a password cannot sign in: give one with `miqa-nb users passwd`.
+# Any other JupyterHub authenticator the lab uses (LDAP, OAuth, ...) works as well,
+# when the names it gives are the catalog's user names: a reviewer's pages act as the
+# catalog user of their hub name.
 c.JupyterHub.authenticator_class = CatalogAuthenticator
 # The catalog: a DuckDB file (or what MIQA_NB_CATALOG names). The same one is handed
 # to every reviewer's server below.
