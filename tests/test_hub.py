@@ -162,6 +162,7 @@ def test_miqa_nb_hub_serves_the_login_and_stops_with_its_proxy(
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path
     )
+    started = psutil.Process(process.pid)
     try:
         said = ""  # its lines among the hub's log
         while "reviewers sign in" not in said and process.poll() is None:
@@ -171,7 +172,7 @@ def test_miqa_nb_hub_serves_the_login_and_stops_with_its_proxy(
         ), said
         login = requests.get(f"http://127.0.0.1:{port}/hub/login", timeout=30)
         assert login.status_code == 200 and 'id="password_input"' in login.text
-        children = psutil.Process(process.pid).children(recursive=True)
+        children = started.children(recursive=True)
         names = " ".join(" ".join(child.cmdline()) for child in children)
         assert "jupyterhub" in names and "configurable-http-proxy" in names, names
         assert (tmp_path / "state" / "jupyterhub.sqlite").is_file()
@@ -179,7 +180,14 @@ def test_miqa_nb_hub_serves_the_login_and_stops_with_its_proxy(
         assert process.wait(60) == 128 + signal.SIGTERM
         _gone, alive = psutil.wait_procs(children, timeout=30)
         assert not alive, alive
-    finally:
+    finally:  # on a failure too: the hub and its proxy go with the command
+        left = started.children(recursive=True) if process.poll() is None else []
         if process.poll() is None:
-            process.kill()
-            process.wait()
+            process.terminate()
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for child in psutil.wait_procs(left, timeout=30)[1]:
+            child.kill()
