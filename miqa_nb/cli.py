@@ -223,6 +223,20 @@ def _parser() -> argparse.ArgumentParser:
 
     add_serve_options(p)
 
+    p = sub.add_parser(
+        "hub", help="JupyterHub for the catalog's reviewers: sign in there, one server each"
+    )
+    # the options are here: miqa_nb.hub imports JupyterHub, which every command would pay
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--ip", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="the hub's working folder: its database and cookie secret (default: "
+        "CATALOG-hub beside the catalog file)",
+    )
+
     p = sub.add_parser("render", help="write axial.png, coronal.png and sagittal.png of an image")
     p.add_argument("file", type=Path)
     p.add_argument("--frame", type=int, default=0, help="volume of a 4D file (0)")
@@ -305,6 +319,10 @@ def _run(args: argparse.Namespace) -> int:
         from miqa_nb.serve import serve_main
 
         return serve_main(args)
+    if args.command == "hub":
+        from miqa_nb.hub import hub_main
+
+        return hub_main(args)
     user = current_user(args.user)
     if args.command == "demo":
         return _demo(args, user)

@@ -23,7 +23,11 @@ Contract
   it, and the server admits nobody else), else ``server``: the kernel asks the server,
   with its key, which signed-in page took it (:mod:`miqa_nb.dashboard.lifeline`).
 - Behind JupyterHub (``JUPYTERHUB_SERVICE_PREFIX`` set), Voila's ``--base_url`` is
-  that prefix and the port defaults to the one in ``JUPYTERHUB_SERVICE_URL``.
+  that prefix and the port defaults to the one in ``JUPYTERHUB_SERVICE_URL``. Spawned
+  by JupyterHub (:func:`under_hub`: ``miqa-nb hub``, :mod:`miqa_nb.hub`), browsers sign
+  in at the hub, whose OAuth admits the server's own user only
+  (:class:`miqa_nb.server.hub.HubIdentityProvider`), and one kernel waits pre-heated
+  (the server is one reviewer's).
 - Voila, Jupyter and the kernels write to a private folder (``JUPYTER_*``,
   ``IPYTHONDIR``, ``MPLCONFIGDIR``), never to the home folder.
 """
@@ -69,6 +73,7 @@ __all__ = [
     "server_command",
     "server_environment",
     "start",
+    "under_hub",
 ]
 
 #: ``voila_app/`` of the source tree (``MIQA_NB_VOILA_APP`` overrides it).
@@ -85,6 +90,22 @@ PRIVATE_DIRS = {
     "IPYTHONDIR": "ipython",
     "MPLCONFIGDIR": "matplotlib",
 }
+
+
+#: What JupyterHub sets in a server it spawned, and its OAuth needs (the API token is
+#: a secret: never on a command line, never in a kernel's environment).
+HUB_ENV = ("JUPYTERHUB_API_TOKEN", "JUPYTERHUB_CLIENT_ID", "JUPYTERHUB_USER")
+#: The identity provider of a server JupyterHub spawned.
+HUB_IDENTITY = "miqa_nb.server.hub.HubIdentityProvider"
+
+
+def under_hub(environ: Mapping[str, str]) -> bool:
+    """Whether JupyterHub spawned this server: every variable of :data:`HUB_ENV` set.
+
+    >>> under_hub({"JUPYTERHUB_USER": "ana"})  # a user alone: the catalog's sign-in
+    False
+    """
+    return all(environ.get(name) for name in HUB_ENV)
 
 
 def base_url_from_env(environ: Mapping[str, str]) -> str:
@@ -119,12 +140,14 @@ def server_command(
     preheat: bool = True,
     pool_size: int = 1,
     python: str = sys.executable,
+    hub: bool = False,
 ) -> list[str]:
     """The command line that starts the server on the dashboard notebook.
 
     It holds no secret (any local user may read it with ``ps``). ``catalog`` is not on
     it (the server and kernels read ``MIQA_NB_CATALOG``, see
-    :func:`server_environment`); it is taken so a caller cannot forget it.
+    :func:`server_environment`); it is taken so a caller cannot forget it. ``hub``:
+    JupyterHub spawned the server (:func:`under_hub`), whose OAuth signs browsers in.
     """
     if not str(catalog):
         raise MiqaError("the dashboard needs a catalog file")
@@ -143,6 +166,8 @@ def server_command(
         f"--preheat_kernel={preheat}",
         f"--pool_size={int(pool_size) if preheat else 0}",
     ]
+    if hub:
+        command.append(f"--Voila.identity_provider_class={HUB_IDENTITY}")
     if certfile:
         command.append(f"--certfile={Path(certfile).resolve()}")
     if keyfile:
@@ -350,6 +375,7 @@ def start(
         app_dir=app_dir,
         preheat=preheat,
         pool_size=pool_size,
+        hub=under_hub(os.environ if environ is None else environ),
     )
     env = server_environment(
         catalog, private, environ=environ, upload_dir=upload_dir, idle_minutes=idle_minutes
@@ -420,14 +446,15 @@ def serve(
     """
     out = stream or sys.stdout
     with _exit_on_termination():
-        # two pre-heated kernels: the first two reviewers get one each
+        # two pre-heated kernels: the first two reviewers get one each (one under a
+        # hub, whose server is one reviewer's)
         server = start(
             catalog,
             port=port,
             ip=ip,
             certfile=certfile,
             keyfile=keyfile,
-            pool_size=2,
+            pool_size=1 if under_hub(os.environ) else 2,
             idle_minutes=idle_minutes,
         )
         try:

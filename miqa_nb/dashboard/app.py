@@ -191,7 +191,8 @@ class Dashboard:
     background : bool
         Load thumbnails in a worker thread (False in tests).
     signed_in : bool
-        The page is served behind sign-in (``miqa-nb serve``): the header offers
+        The page is served behind sign-in (``miqa-nb serve``, or its server spawned by
+        JupyterHub, whose ``logout`` signs out of the hub): the header offers
         sign-out, a refusal offers sign-in.
     server_url : str, optional
         The dashboard's address, which the sign-in links made in the administration
@@ -311,7 +312,8 @@ class Dashboard:
             catalog,
             identity.user,
             refusal=identity.refusal or "",
-            signed_in=env.get(IDENTITY_ENV) == "server",
+            # served (miqa-nb serve, alone or spawned by JupyterHub): the server signs out
+            signed_in=env.get(IDENTITY_ENV) in ("server", "hub"),
             server_url=env.get(SERVER_URL_ENV) or env.get(SERVE_URL_ENV) or None,
         )
         dashboard.watch_page(env)

@@ -8,7 +8,9 @@ dashboard needs it:
 - identity: :class:`~miqa_nb.server.identity.CatalogIdentityProvider` (set in
   ``voila_app/voila.json``); the sign-in pages and XNAT's ``data/JSESSION`` are added
   under the base URL (:mod:`miqa_nb.server.handlers`), with what the ``xnat`` client
-  (xnatpy) signs in by (``data/services/auth``, ``data/auth``, ``data/version``);
+  (xnatpy) signs in by (``data/services/auth``, ``data/auth``, ``data/version``).
+  Spawned by JupyterHub, :class:`~miqa_nb.server.hub.HubIdentityProvider` instead,
+  whose sign-in pages send browsers to the hub's OAuth (:mod:`miqa_nb.server.hub`);
 - XNAT's services: the import (:mod:`miqa_nb.server.xnat`), its progress
   (:mod:`miqa_nb.server.status`), the user's cache (:mod:`miqa_nb.server.cache`) and
   the prearchive (:mod:`miqa_nb.server.prearchive`);
@@ -52,6 +54,7 @@ from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
 from voila.tornado.handler import TornadoVoilaHandler
 
 from miqa_nb.server.handlers import KernelSelfHandler, ShutdownHandler
+from miqa_nb.server.hub import HubIdentityProvider, hub_routes
 from miqa_nb.server.identity import WARM_UP_USER
 from miqa_nb.server.kernels import PAGE_REQUEST, REGISTRY, Page, track_pages
 from miqa_nb.server.routes import RetryAfter, signin_routes, sweep_at_start, xnat_routes
@@ -147,8 +150,14 @@ class MiqaServer(Voila):
         def at(path: str) -> str:
             return str(url_path_join(self.server_url, path))
 
+        provider = self.identity_provider
+        signin: list[tuple[Any, ...]] = (
+            hub_routes(provider)
+            if isinstance(provider, HubIdentityProvider)
+            else list(signin_routes())
+        )
         ours: list[Any] = [
-            *((at(path), handler) for path, handler in signin_routes() + xnat_routes()),
+            *((at(path), *rest) for path, *rest in signin + list(xnat_routes())),
             (at("/miqa/ready"), ReadyHandler, {"server": self}),
             (
                 at(r"/miqa/kernel/?(page|connections|)"),

@@ -42,6 +42,9 @@ __all__ = [
 
 #: The kernel's own key, in its environment.
 KERNEL_KEY_ENV = "MIQA_NB_KERNEL_KEY"
+#: The API token JupyterHub gives a server it spawned (under both its names): kept
+#: from the kernels, which need only their own key.
+HUB_SECRETS = ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN")
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,8 @@ class MiqaKernelManager(AsyncMappingKernelManager):
     ) -> str:
         kernel_id = kernel_id or str(uuid.uuid4())
         env = dict(kwargs.pop("env", None) or os.environ)
+        for secret in HUB_SECRETS:  # the server's, not the page's
+            env.pop(secret, None)
         env[KERNEL_KEY_ENV] = REGISTRY.new_kernel(kernel_id)
         page = PAGE_REQUEST.get()
         try:
