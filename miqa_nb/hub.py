@@ -46,7 +46,7 @@ from jupyterhub.spawner import LocalProcessSpawner
 from tornado import web
 from traitlets import Unicode, default
 
-from miqa_nb.catalog import Catalog, catalog_file, default_catalog_path
+from miqa_nb.catalog import Catalog, catalog_location, default_catalog_path
 from miqa_nb.core.errors import MiqaError
 from miqa_nb.core.settings import ROOTS_ENV
 from miqa_nb.server.sessions import Throttle
@@ -375,8 +375,10 @@ def hub_main(args: argparse.Namespace) -> int:
     ``data_roots`` (None or folders: the servers' ``MIQA_NB_DATA_ROOTS``)."""
     named = getattr(args, "catalog", None)
     try:
-        catalog = catalog_file(named) if named else default_catalog_path()
-        state = args.state_dir or catalog.parent / f"{catalog.stem}-hub"
+        catalog = catalog_location(named) if named else default_catalog_path()
+        # beside the catalog file; for a database, in its local folder (store.postgres)
+        home = catalog if isinstance(catalog, Path) else Catalog(catalog).path
+        state = args.state_dir or home.parent / f"{home.stem}-hub"
         env = dict(os.environ)
         if getattr(args, "data_roots", None):  # --data-root: the servers' data roots
             env[ROOTS_ENV] = os.pathsep.join(str(Path(r).resolve()) for r in args.data_roots)

@@ -2,8 +2,8 @@
 # The whole test suite: set up, lint, check the layering, type-check, run the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/system-packages.sh   # Debian's chromium, PostgreSQL and npm, for the tests
 bash scripts/setup.sh
-bash scripts/system-packages.sh   # Debian's chromium, for the browser tests
 export PATH="$PWD/.venv/bin:$PATH"
 echo "== ruff";          ruff check miqa_nb tests benchmarks && ruff format --check --quiet miqa_nb tests benchmarks
 echo "== import layers"; lint-imports

@@ -4,9 +4,10 @@
 ``jupyterhub_config.py``) runs JupyterHub with configurable-http-proxy on free loopback
 ports; reviewers ``hana`` and ``hugo`` (tier 1, with catalog passwords) sign in on
 the hub's login form, each in a browser context of their own, and the hub starts
-``miqa-nb serve`` for each. Works on project ``Iota``, made here, in the browser
-tests' catalog; the hub's state and log are under the test's temporary folder and
-``artifacts/browser-hub.log``.
+``miqa-nb serve`` for each. Works on project ``Iota``, made here in the browser tests'
+catalog and copied, with its users, into a PostgreSQL database (the tests' real server)
+that the hub and every reviewer's server share; the hub's state and log are under the
+test's temporary folder and ``artifacts/browser-hub.log``.
 """
 
 from __future__ import annotations
@@ -52,8 +53,22 @@ def iota(site: DashboardCatalog) -> Catalog:
 
 
 @pytest.fixture(scope="module")
-def hub(site: DashboardCatalog, iota: Catalog, chromium_path, tmp_path_factory) -> Iterator[object]:
-    """``miqa-nb hub`` on free loopback ports, for the browser tests' catalog."""
+def shared(iota: Catalog, pg_server, tmp_path_factory) -> Iterator[Catalog]:
+    """The browser tests' catalog copied into a PostgreSQL database: the one the hub, its
+    authenticator and the reviewers' servers share."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MIQA_NB_LOCAL_DIR", str(tmp_path_factory.mktemp("pg-local")))
+    url = pg_server.new_database()
+    iota.copy_to(url, by=ADMIN, check=False)
+    try:
+        yield Catalog(url)
+    finally:
+        mp.undo()
+
+
+@pytest.fixture(scope="module")
+def hub(shared: Catalog, chromium_path, tmp_path_factory) -> Iterator[object]:
+    """``miqa-nb hub`` on free loopback ports, for the shared PostgreSQL catalog."""
     from miqa_nb.hub import start_hub
     from miqa_nb.serve import free_port
 
@@ -61,7 +76,7 @@ def hub(site: DashboardCatalog, iota: Catalog, chromium_path, tmp_path_factory) 
     log = ARTIFACTS / "browser-hub.log"
     log.unlink(missing_ok=True)
     running = start_hub(
-        site.catalog_path,
+        shared.location,
         state_dir=tmp_path_factory.mktemp("hub"),
         port=free_port(),
         hub_port=free_port(),
@@ -161,7 +176,7 @@ def reviewers(hub, browser) -> Iterator[dict[str, object]]:
 # ------------------------------------------------------------------------ tests
 
 
-def test_a_wrong_password_is_refused_at_the_hub(hub, browser, iota: Catalog) -> None:
+def test_a_wrong_password_is_refused_at_the_hub(hub, browser) -> None:
     """hana's name with hugo's password: the hub's form says no, and no server starts."""
     page = hub_page(browser)
     try:
@@ -176,7 +191,9 @@ def test_a_wrong_password_is_refused_at_the_hub(hub, browser, iota: Catalog) -> 
         page.context.close()
 
 
-def test_two_reviewers_sign_in_through_the_hub_and_review_at_once(reviewers, iota: Catalog) -> None:
+def test_two_reviewers_sign_in_through_the_hub_and_review_at_once(
+    reviewers, shared: Catalog
+) -> None:
     """Each lands on their own server's review of Iota, on an experiment of their own
     (the other's is claimed), and is named on the page; their keys and notes, typed in
     turns at a person's speed, and submits sent together, are stored under their
@@ -211,7 +228,7 @@ def test_two_reviewers_sign_in_through_the_hub_and_review_at_once(reviewers, iot
     for user, page in reviewers.items():
         wait_for_scan(page, second[first[user]])
     expected = sorted((first[user], user, "U", NOTES[user]) for user in reviewers)
-    assert decisions(iota, 2) == expected
+    assert decisions(shared, 2) == expected  # in the shared PostgreSQL catalog
 
 
 def test_a_reviewer_cannot_open_another_reviewers_server(hub, reviewers) -> None:
