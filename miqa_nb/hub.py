@@ -48,6 +48,7 @@ from traitlets import Unicode, default
 
 from miqa_nb.catalog import Catalog, catalog_location, default_catalog_path
 from miqa_nb.core.errors import MiqaError
+from miqa_nb.core.processes import log_output, log_tail, stop_process
 from miqa_nb.core.settings import ROOTS_ENV
 from miqa_nb.server.sessions import Throttle
 from miqa_nb.store.database import CATALOG_ENV
@@ -260,20 +261,11 @@ class Hub:
         raise MiqaError(f"JupyterHub did not answer at {self.url} within {timeout:.0f} s")
 
     def _log_tail(self, lines: int = 30) -> str:
-        if self.log_path is None or not self.log_path.exists():
-            return ""
-        text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
-        return "; its log ends:\n" + "\n".join(text)
+        return log_tail(self.log_path, lines)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the hub; it stops the reviewers' servers and its proxy first."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout)
+        stop_process(self.process, timeout)
 
 
 def hub_command(
@@ -340,13 +332,7 @@ def start_hub(
     command = hub_command(
         port=port, ip=ip, hub_port=hub_port, proxy_api_port=proxy_api_port, config=config
     )
-    log_path: Path | None = None
-    out: IO[bytes] | None = None
-    if isinstance(log, str | os.PathLike):
-        log_path = Path(log)
-        out = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
-    elif log is not None:
-        out = log
+    log_path, out = log_output(log)
     try:
         process = subprocess.Popen(
             command,
@@ -357,7 +343,7 @@ def start_hub(
             stdin=subprocess.DEVNULL,
         )
     finally:
-        if log_path is not None and out is not None:
+        if log_path is not None and out is not None and not isinstance(out, int):
             out.close()
     host = "127.0.0.1" if ip in ("", "0.0.0.0", "::") else ip
     return Hub(process, f"http://{host}:{port}/", state, log_path)

@@ -56,6 +56,7 @@ from urllib.parse import quote, urlsplit
 
 from miqa_nb.catalog import catalog_location, default_catalog_path
 from miqa_nb.core.errors import MiqaError
+from miqa_nb.core.processes import log_output, log_tail, stop_process
 from miqa_nb.dashboard.lifeline import IDLE_MINUTES_ENV, SERVE_URL_ENV
 from miqa_nb.dashboard.model import IDENTITY_ENV
 from miqa_nb.dashboard.uploads import UPLOAD_DIR_ENV
@@ -285,20 +286,11 @@ class Server:
         )
 
     def _log_tail(self, lines: int = 30) -> str:
-        if self.log_path is None or not self.log_path.exists():
-            return ""
-        text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
-        return "; its log ends:\n" + "\n".join(text)
+        return log_tail(self.log_path, lines)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server (and with it, its kernels); remove the private folder it owns."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout)
+        stop_process(self.process, timeout)
         if self._owns_private_dir:
             shutil.rmtree(self.private_dir, ignore_errors=True)
 
@@ -386,13 +378,7 @@ def start(
     # that page is still open: see miqa_nb.dashboard.lifeline
     host = HOST if ip in ("", "0.0.0.0", "::") else ip
     env[SERVE_URL_ENV] = f"{scheme}://{host}:{port}{base_url}"
-    log_path: Path | None = None
-    out: IO[bytes] | int | None = None
-    if isinstance(log, str | os.PathLike):
-        log_path = Path(log)
-        out = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
-    elif log is not None:
-        out = log
+    log_path, out = log_output(log)
     try:
         process = subprocess.Popen(
             command,

@@ -25,7 +25,6 @@ Pages are plain HTML built with escaped values, no script.
 
 from __future__ import annotations
 
-import contextlib
 import html
 import json
 from typing import Any
@@ -39,7 +38,7 @@ from tornado import web
 
 from miqa_nb.core.errors import MiqaError
 from miqa_nb.server.identity import JSESSION_COOKIE, CatalogIdentityProvider, act_as_owner
-from miqa_nb.server.kernels import REGISTRY
+from miqa_nb.server.kernels import REGISTRY, end_pages
 
 __all__ = [
     "AuthCheckHandler",
@@ -184,10 +183,7 @@ class SignOutHandler(_Base):
 
     @allow_unauthenticated
     async def get(self) -> None:
-        sid = self.provider.end_session(self)
-        for kernel_id in REGISTRY.kernels_of(sid or ""):
-            with contextlib.suppress(KeyError):  # ended meanwhile
-                await ensure_async(self.kernel_manager.shutdown_kernel(kernel_id))
+        await end_pages(self.provider.end_session(self), self.kernel_manager)
         link = html.escape(self.base_url + "login")
         self.write_page("Signed out", f"<p>You have signed out. <a href='{link}'>Sign in</a></p>")
 

@@ -28,11 +28,9 @@ the pages it opened, then signs out of the hub.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from typing import Any
 
-from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.auth.identity import User
 from jupyter_server.base.handlers import JupyterHandler
@@ -43,7 +41,7 @@ from tornado.httputil import url_concat
 from traitlets import Instance, default
 
 from miqa_nb.server.identity import CatalogIdentityProvider
-from miqa_nb.server.kernels import REGISTRY
+from miqa_nb.server.kernels import end_pages
 
 __all__ = [
     "HubCallbackHandler",
@@ -148,10 +146,7 @@ class HubSignOutHandler(_HubHandler):
 
     @allow_unauthenticated
     async def get(self) -> None:
-        sid = self.provider.end_session(self)
-        for kernel_id in REGISTRY.kernels_of(sid or ""):
-            with contextlib.suppress(KeyError):  # ended meanwhile
-                await ensure_async(self.kernel_manager.shutdown_kernel(kernel_id))
+        await end_pages(self.provider.end_session(self), self.kernel_manager)
         self.redirect(self.provider.hub_url("logout"))
 
     post = get

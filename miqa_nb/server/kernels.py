@@ -16,6 +16,7 @@ another kernel's id (``ps`` shows them) cannot talk to it or shut it down.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import hashlib
 import hmac
@@ -25,6 +26,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from jupyter_core.utils import ensure_async
 from jupyter_server.auth.authorizer import Authorizer
 from jupyter_server.auth.identity import User
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
@@ -130,6 +132,13 @@ class KernelRegistry:
 
 
 REGISTRY = KernelRegistry()
+
+
+async def end_pages(session_id: str | None, kernel_manager: Any) -> None:
+    """Shut down the kernels of the pages a browser session opened (at sign-out)."""
+    for kernel_id in REGISTRY.kernels_of(session_id or ""):
+        with contextlib.suppress(KeyError):  # ended meanwhile
+            await ensure_async(kernel_manager.shutdown_kernel(kernel_id))
 
 
 class MiqaKernelManager(AsyncMappingKernelManager):

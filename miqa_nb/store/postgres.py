@@ -47,6 +47,8 @@ from miqa_nb.store.schema import READABLE_VERSIONS, SCHEMA, SCHEMA_VERSION, UPGR
 __all__ = ["LOCAL_DIR_ENV", "PG_SCHEMES", "PgStore", "is_postgres_url", "shown_url"]
 
 LOCAL_DIR_ENV = "MIQA_NB_LOCAL_DIR"
+#: How reads that must agree begin (a copy for DuckDB, a catalog copied elsewhere).
+_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 
 #: The catalog's tables with a ``project`` column: a snapshot copies the projects' rows.
 PROJECT_TABLES = ("experiments", "scans", "frames", "decisions", "quarantine")
@@ -196,18 +198,26 @@ class PgStore:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[PgConnection]:
         """Run the block in one transaction (all or nothing); nested blocks join it."""
+        with self._outermost("BEGIN", commit_on_error=False) as con:
+            yield con
+
+    @contextlib.contextmanager
+    def _outermost(self, begin: str, *, commit_on_error: bool) -> Iterator[PgConnection]:
+        """Begin a transaction with ``begin`` unless one is open (then join it); at the
+        end commit it, or roll it back after an error unless ``commit_on_error`` (a
+        read-only transaction has nothing to undo)."""
         with self.connect() as con:
             if getattr(self._local, "depth", 0):
                 yield con
                 return
-            con.execute("BEGIN")
+            con.execute(begin)
             self._local.depth = 1
             try:
                 yield con
             except BaseException:
                 self._local.depth = 0
                 with contextlib.suppress(Exception):
-                    con.execute("ROLLBACK")
+                    con.execute("COMMIT" if commit_on_error else "ROLLBACK")
                 raise
             self._local.depth = 0
             con.execute("COMMIT")
@@ -294,10 +304,8 @@ class PgStore:
                 hold(con, "miqa_nb decisions")
                 for project in sorted(set(projects or ())):
                     hold(con, f"miqa_nb project\x1f{project}")
-            elif not getattr(self._local, "depth", 0):
-                con.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                self._local.depth = 1
-                stack.callback(self._end_read, con)
+            else:
+                stack.enter_context(self._outermost(_READ, commit_on_error=True))
             work = duckdb.connect()
             stack.callback(work.close)
             work.execute(SCHEMA)
@@ -311,16 +319,8 @@ class PgStore:
     @contextlib.contextmanager
     def reading(self) -> Iterator[PgConnection]:
         """The catalog for several reads that must agree (one repeatable-read snapshot)."""
-        with self.connect() as con:
-            if getattr(self._local, "depth", 0):
-                yield con
-                return
-            con.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            self._local.depth = 1
-            try:
-                yield con
-            finally:
-                self._end_read(con)
+        with self._outermost(_READ, commit_on_error=True) as con:
+            yield con
 
     def read_table(self, con: Connection, table: str) -> pa.Table:
         """A table's rows, as Arrow typed as DuckDB's catalog types them."""
@@ -332,11 +332,6 @@ class PgStore:
     def append_table(self, con: Connection, table: str, rows: pa.Table) -> None:
         """Append ``rows`` (a table's columns) to ``table`` by ``COPY``."""
         _pg_connection(con).copy_in(table, rows)
-
-    def _end_read(self, con: PgConnection) -> None:
-        self._local.depth = 0
-        with contextlib.suppress(Exception):
-            con.execute("COMMIT")
 
     def decision_base(self, con: Connection) -> int:
         """The largest decision id in the whole catalog (0 when none): an import's new
