@@ -28,8 +28,10 @@ c = get_config()  # noqa: F821 - JupyterHub defines it while it reads this file
 # when the names it gives are the catalog's user names: a reviewer's pages act as the
 # catalog user of their hub name.
 c.JupyterHub.authenticator_class = CatalogAuthenticator
-# The catalog: a DuckDB file (or what MIQA_NB_CATALOG names). The same one is handed
-# to every reviewer's server below.
+# The catalog (what MIQA_NB_CATALOG names): a DuckDB file serves reviewers on this one
+# host; a PostgreSQL database (postgresql://miqa@db.lab:5432/miqa, its password in
+# ~/.pgpass or PGPASSWORD rather than here) serves many at once, on any host. The same
+# one is handed to every reviewer's server below.
 catalog = os.environ.get("MIQA_NB_CATALOG", "miqa.duckdb")
 c.CatalogAuthenticator.catalog = catalog
 # Hub administrators may see, start and stop the reviewers' servers on the hub's
