@@ -118,10 +118,10 @@ def test_replace_takes_the_files_state_and_backs_up(catalog, project, write_csv)
     assert len(restoring.decisions()) == 3
 
 
-def test_backups_are_bounded(tmp_path, write_csv):
+def test_backups_are_bounded(make_catalog, write_csv):
     ticks = iter(range(100))
-    cat = Catalog(
-        tmp_path / "c.duckdb",
+    cat = make_catalog(
+        "c",
         backups_kept=2,
         clock=lambda: datetime(2026, 1, 1, 0, 0, next(ticks), tzinfo=UTC),
     )
@@ -293,8 +293,8 @@ def test_miqa_samples_import(catalog, samples):
     assert exp.startswith("This dataset was made publicly available")
 
 
-def test_miqa_json_with_history(tmp_path, samples):
-    cat = Catalog(tmp_path / "c.duckdb", data_roots=["/opt"])
+def test_miqa_json_with_history(make_catalog, samples):
+    cat = make_catalog("c", data_roots=["/opt"])
     cat.add_user("admin")
     cat.import_file(samples / "miqa" / "core" / "tests" / "data" / "test_import.json", by="admin")
     (decision,) = cat.decisions().itertuples()
@@ -302,8 +302,8 @@ def test_miqa_json_with_history(tmp_path, samples):
     assert cat.scans().loc[0, "state"] == "needs tier-2 review"
 
 
-def test_first_user_is_superuser_and_users_are_unique(tmp_path):
-    cat = Catalog(tmp_path / "c.duckdb")
+def test_first_user_is_superuser_and_users_are_unique(make_catalog):
+    cat = make_catalog("c")
     cat.add_user("first")
     assert cat.users().superuser.tolist() == [True]
     with pytest.raises(MiqaError, match="exists"):
@@ -317,9 +317,9 @@ def test_summary(catalog, project):
     assert "P: 2 experiments, 3 scans, 4 frames; 2/3 reviewed, 1 complete" in text
 
 
-def test_claims_steer_reviewers_and_expire(tmp_path, write_csv):
+def test_claims_steer_reviewers_and_expire(make_catalog, write_csv):
     now = [datetime(2026, 1, 1, 12, 0, tzinfo=UTC)]
-    cat = Catalog(tmp_path / "c.duckdb", clock=lambda: now[0])
+    cat = make_catalog("c", clock=lambda: now[0])
     cat.add_user("admin")
     cat.import_file(write_csv([frame_row(), frame_row(experiment="E2")]), by="admin")
     for user in ("ana", "ben"):
@@ -485,10 +485,10 @@ def test_experiment_notes_are_read_and_changed_by_those_allowed(catalog, project
     assert experiments["E2"]["notes"] == ""
 
 
-def test_with_data_roots_shares_the_open_connection(tmp_path):
+def test_with_data_roots_shares_the_open_connection(tmp_path, make_catalog):
     """A catalog with other data roots finds files there, and works inside a connection
     its original holds (a second Catalog of the file would wait for the file's lock)."""
-    cat = Catalog(tmp_path / "c.duckdb", retry_seconds=2)
+    cat = make_catalog("c", retry_seconds=2)
     cat.add_user("ana", superuser=True)
     data = tmp_path / "data"
     data.mkdir()
