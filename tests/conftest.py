@@ -45,6 +45,8 @@ BOTH_BACKENDS = frozenset(
         "test_catalog",
         "test_exchange",
         "test_review",
+        "test_review_idle",
+        "test_review_processes",
         "test_rules",
         "test_permissions",
         "test_quarantine",

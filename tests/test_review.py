@@ -13,7 +13,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from test_review_support import BROKEN, PROJECT, build_template, copy_catalog, phantom
+from test_review_support import BROKEN, PROJECT, build_template, copy_to_backend, phantom
 
 from miqa_nb.catalog import Catalog
 from miqa_nb.core.errors import MiqaError, PermissionDenied, VolumeError
@@ -41,12 +41,8 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def project(template: Path, tmp_path: Path, backend: str, request, monkeypatch) -> Catalog:
     """A fresh copy of project P (see test_review_support), on each backend."""
-    if backend == "postgres":
-        monkeypatch.setenv("MIQA_NB_LOCAL_DIR", str(tmp_path / "local"))
-        url = request.getfixturevalue("pg_server").new_database()
-        Catalog(template).copy_to(url, by="admin", check=False)
-        return Catalog(url, retry_seconds=20)
-    return copy_catalog(template, tmp_path)
+    monkeypatch.setenv("MIQA_NB_LOCAL_DIR", str(tmp_path / "local"))
+    return copy_to_backend(template, tmp_path, backend, request)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from test_review_support import PROJECT, build_template, copy_catalog
+from test_review_support import PROJECT, build_template, copy_to_backend
 
 from miqa_nb.catalog import Catalog
 from miqa_nb.core.errors import MiqaError
@@ -23,11 +23,13 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def clocked(
-    template: Path, tmp_path: Path
+    template: Path, tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> Iterator[tuple[list[datetime], Catalog, Callable[..., ReviewSession]]]:
-    """(now, catalog, start): a catalog and sessions on one clock that tests move."""
+    """(now, catalog, start): a catalog (on each backend) and sessions on one clock
+    that tests move."""
     now = [datetime(2024, 5, 1, 12, 0, tzinfo=UTC)]
-    catalog = Catalog(copy_catalog(template, tmp_path).path, clock=lambda: now[0])
+    copied = copy_to_backend(template, tmp_path, backend, request)
+    catalog = Catalog(copied.location, clock=lambda: now[0])
     sessions: list[ReviewSession] = []
     with VolumeCache(max_bytes=64 << 20) as cache:
 

@@ -64,7 +64,7 @@ def test_four_reviewers_at_once(catalog: Catalog, tmp_path: Path) -> None:
     start, done, results = ctx.Barrier(N), ctx.Barrier(N), ctx.Queue()
     users = [f"r{n}" for n in range(N)]
     procs = [
-        ctx.Process(target=_review, args=(str(catalog.path), user, start, done, results))
+        ctx.Process(target=_review, args=(catalog.location, user, start, done, results))
         for user in users
     ]
     for proc in procs:

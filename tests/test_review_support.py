@@ -27,6 +27,7 @@ import csv
 import gzip
 import shutil
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -157,6 +158,16 @@ def build_template(folder: Path) -> Path:
     catalog.add_user("admin", superuser=True)
     build_project(catalog, folder)
     return catalog.path
+
+
+def copy_to_backend(template: Path, folder: Path, backend: str, request: Any) -> Catalog:
+    """A fresh copy of the template on ``backend``: a file, or a new PostgreSQL database
+    of the session's server (``Catalog.copy_to``)."""
+    if backend != "postgres":
+        return copy_catalog(template, folder)
+    url = request.getfixturevalue("pg_server").new_database()
+    Catalog(template).copy_to(url, by="admin", check=False)
+    return Catalog(url, retry_seconds=20)
 
 
 def copy_catalog(template: Path, folder: Path) -> Catalog:
