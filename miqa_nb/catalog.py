@@ -570,7 +570,7 @@ class Catalog:
                             quarantines.forget_missing(work)
                         if quarantine:
                             quarantines.hold_staged(work, by, self._utcnow())
-                        self.store.write_back(con, work, staged.projects)
+                        self.store.write_back(con, work, staged.projects, appended=mode == "append")
                 finally:
                     exchange.detach_staged(work, staged)
             return report

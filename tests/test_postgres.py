@@ -287,3 +287,35 @@ def test_xnat_import_service_archives_into_a_postgresql_catalog(pg, tmp_path):
     assert list(scans.index) == ["2", "3"] and set(scans["state"].astype(str)) == {"unreviewed"}
     frames = cat.frames(PROJECT)
     assert all(Path(f).is_relative_to(tmp_path / "local") for f in frames["location"])
+
+
+def test_an_append_adds_its_rows_and_leaves_the_others_untouched(pg, write_csv):
+    cat = Catalog(pg)
+    cat.add_user("admin", superuser=True)
+    _lab(cat, write_csv)
+    before = _frames(cat)
+
+    def versions() -> dict[str, set[tuple[str, str]]]:
+        """Each table's rows, named by what PostgreSQL rewrites on any write (xmin)."""
+        with psycopg.connect(pg) as con:
+            return {
+                table: set(con.execute(f"SELECT ctid::text, xmin::text FROM {table}").fetchall())
+                for table in ("experiments", "scans", "frames", "decisions")
+            }
+
+    old = versions()
+    rows = [
+        frame_row(experiment="E3", scan="S7", last_decision="UN", last_decision_note="cut"),
+        frame_row(scan="S1", frame=2),  # a new frame of an existing scan
+    ]
+    report = cat.import_file(write_csv(rows, name="more.csv"), by="admin", mode="append")
+    assert not report.errors
+    new = versions()
+    for table, kept in old.items():
+        assert kept <= new[table], table  # every old row as it was: not rewritten
+    assert len(new["frames"]) == len(old["frames"]) + 2
+    assert len(new["decisions"]) == len(old["decisions"]) + 1
+    frames = cat.frames("P")
+    assert len(frames) == len(before["frames"]) + 2
+    assert cat.decisions().iloc[-1][["scan", "decision", "note"]].tolist() == ["S7", "UN", "cut"]
+    assert cat.decisions()["id"].is_unique

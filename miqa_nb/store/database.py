@@ -430,6 +430,8 @@ class Store:
         con: Connection,
         work: duckdb.DuckDBPyConnection,
         projects: Sequence[str],
+        *,
+        appended: bool = False,
     ) -> None:
         """Nothing: :meth:`snapshot` is the catalog itself."""
 

@@ -52,6 +52,8 @@ _READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 
 #: The catalog's tables with a ``project`` column: a snapshot copies the projects' rows.
 PROJECT_TABLES = ("experiments", "scans", "frames", "decisions", "quarantine")
+#: The tables an ``append`` import only adds to (quarantine rows it may replace).
+APPENDED_TABLES = ("experiments", "scans", "frames", "decisions")
 #: What a snapshot copies in full (small tables) besides those.
 WHOLE_TABLES = ("meta", "users", "projects", "roles", "scan_types")
 #: Indexes for the joins the queries make (DuckDB's zone maps do without).
@@ -314,6 +316,11 @@ class PgStore:
                 if table in PROJECT_TABLES and projects is not None:
                     where, params = "WHERE project = ANY(?)", [list(projects)]
                 _copy_table(con, work, table, where, params)
+            # How many rows each table had as copied: an append's new rows come after.
+            counts = " UNION ALL ".join(
+                f"SELECT '{table}' AS name, count(*) AS n FROM {table}" for table in PROJECT_TABLES
+            )
+            work.execute(f"CREATE TEMP TABLE copied AS {counts}").fetchall()
             yield work
 
     @contextlib.contextmanager
@@ -340,10 +347,19 @@ class PgStore:
         return int(row[0]) if row else 0
 
     def write_back(
-        self, con: Connection, work: duckdb.DuckDBPyConnection, projects: Sequence[str]
+        self,
+        con: Connection,
+        work: duckdb.DuckDBPyConnection,
+        projects: Sequence[str],
+        *,
+        appended: bool = False,
     ) -> None:
         """Give ``projects`` in PostgreSQL the rows they have in the snapshot ``work``
-        (inside the transaction :meth:`snapshot` began with ``writing``)."""
+        (inside the transaction :meth:`snapshot` began with ``writing``).
+
+        With ``appended`` (an import that only added rows: :data:`APPENDED_TABLES`), the
+        rows added to the snapshot are inserted and the others are left alone; otherwise
+        the projects' rows are replaced."""
         con = _pg_connection(con)
         chosen = sorted(set(projects))
         for name, creator, import_path, export_path, orientation, created in work.execute(
@@ -356,12 +372,22 @@ class PgStore:
                 [name, creator, import_path, export_path, orientation, created],
             )
         for table in PROJECT_TABLES:
-            con.execute(f"DELETE FROM {table} WHERE project = ANY(?)", [chosen])
-            rows = work.sql(
-                f"SELECT * FROM {table} WHERE list_contains($chosen, project)",
-                params={"chosen": chosen},
-            ).to_arrow_table()
-            con.copy_in(table, rows)
+            if appended and table in APPENDED_TABLES:
+                # DuckDB numbers a table's rows in the order they came: the copied ones
+                # first (and an append deletes none of them).
+                select = f"SELECT * FROM {table} WHERE rowid >= $n"
+                params: dict[str, Any] = {"n": _copied(work, table)}
+            else:
+                con.execute(f"DELETE FROM {table} WHERE project = ANY(?)", [chosen])
+                select = f"SELECT * FROM {table} WHERE list_contains($chosen, project)"
+                params = {"chosen": chosen}
+            con.copy_in(table, work.sql(select, params=params).to_arrow_table())
+
+
+def _copied(work: duckdb.DuckDBPyConnection, table: str) -> int:
+    """How many rows of ``table`` :meth:`PgStore.snapshot` copied into ``work``."""
+    rows = work.execute("SELECT n FROM copied WHERE name = ?", [table]).fetchall()
+    return int(rows[0][0]) if rows else 0
 
 
 def _pg_connection(con: Connection) -> PgConnection:
