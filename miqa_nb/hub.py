@@ -31,7 +31,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -48,7 +47,7 @@ from traitlets import Unicode, default
 
 from miqa_nb.catalog import Catalog, catalog_location, default_catalog_path
 from miqa_nb.core.errors import MiqaError
-from miqa_nb.core.processes import log_output, log_tail, stop_process
+from miqa_nb.core.processes import free_port, log_tail, start_logged, stop_process
 from miqa_nb.core.settings import ROOTS_ENV
 from miqa_nb.server.sessions import Throttle
 from miqa_nb.store.database import CATALOG_ENV
@@ -332,27 +331,9 @@ def start_hub(
     command = hub_command(
         port=port, ip=ip, hub_port=hub_port, proxy_api_port=proxy_api_port, config=config
     )
-    log_path, out = log_output(log)
-    try:
-        process = subprocess.Popen(
-            command,
-            cwd=state,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT if out is not None else None,
-            stdin=subprocess.DEVNULL,
-        )
-    finally:
-        if log_path is not None and out is not None and not isinstance(out, int):
-            out.close()
+    process, log_path = start_logged(command, cwd=state, env=env, log=log)
     host = "127.0.0.1" if ip in ("", "0.0.0.0", "::") else ip
     return Hub(process, f"http://{host}:{port}/", state, log_path)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def hub_main(args: argparse.Namespace) -> int:
@@ -375,8 +356,8 @@ def hub_main(args: argparse.Namespace) -> int:
             state_dir=state,
             port=args.port,
             ip=args.ip,
-            hub_port=_free_port(),
-            proxy_api_port=_free_port(),
+            hub_port=free_port(),
+            proxy_api_port=free_port(),
             environ=env,
         )
     except MiqaError as exc:

@@ -38,7 +38,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -56,7 +55,7 @@ from urllib.parse import quote, urlsplit
 
 from miqa_nb.catalog import catalog_location, default_catalog_path
 from miqa_nb.core.errors import MiqaError
-from miqa_nb.core.processes import log_output, log_tail, stop_process
+from miqa_nb.core.processes import free_port, log_tail, start_logged, stop_process
 from miqa_nb.dashboard.lifeline import IDLE_MINUTES_ENV, SERVE_URL_ENV
 from miqa_nb.dashboard.model import IDENTITY_ENV
 from miqa_nb.dashboard.uploads import UPLOAD_DIR_ENV
@@ -120,13 +119,6 @@ def base_url_from_env(environ: Mapping[str, str]) -> str:
 def _hub_port(environ: Mapping[str, str]) -> int | None:
     url = environ.get("JUPYTERHUB_SERVICE_URL", "")
     return urlsplit(url).port if url else None
-
-
-def free_port(host: str = HOST) -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def server_command(
@@ -378,19 +370,8 @@ def start(
     # that page is still open: see miqa_nb.dashboard.lifeline
     host = HOST if ip in ("", "0.0.0.0", "::") else ip
     env[SERVE_URL_ENV] = f"{scheme}://{host}:{port}{base_url}"
-    log_path, out = log_output(log)
-    try:
-        process = subprocess.Popen(
-            command,
-            cwd=app_dir,  # Voila reads voila.json from its working folder
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT if out is not None else None,
-            stdin=subprocess.DEVNULL,
-        )
-    finally:
-        if log_path is not None and out is not None and not isinstance(out, int):
-            out.close()
+    # Voila reads voila.json from its working folder
+    process, log_path = start_logged(command, cwd=app_dir, env=env, log=log)
     return Server(process, port, base_url, private, catalog, log_path, ip, scheme, owns)
 
 

@@ -3,23 +3,52 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-__all__ = ["log_output", "log_tail", "stop_process"]
+__all__ = ["free_port", "log_tail", "start_logged", "stop_process"]
 
 
-def log_output(
+def start_logged(
+    command: Sequence[str],
+    *,
+    cwd: str | os.PathLike[str],
+    env: Mapping[str, str],
     log: IO[bytes] | int | str | os.PathLike[str] | None,
-) -> tuple[Path | None, IO[bytes] | int | None]:
-    """Where a child's output goes: a log file named by ``log``, opened to append (and
-    its path; the caller closes it once the child has it), or a stream or descriptor
-    as given, or None (the parent's own)."""
+) -> tuple[subprocess.Popen[bytes], Path | None]:
+    """Start ``command`` in the background, its output (and errors) to ``log``: a file
+    named by it (appended to; its path is returned), a stream or descriptor as given,
+    or None (this process's own). Its input is empty."""
+    log_path: Path | None = None
+    out: IO[bytes] | int | None
     if isinstance(log, str | os.PathLike):
-        path = Path(log)
-        return path, open(path, "ab")
-    return None, log
+        log_path = Path(log)
+        out = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
+    else:
+        out = log
+    try:
+        process = subprocess.Popen(
+            list(command),
+            cwd=cwd,
+            env=dict(env),
+            stdout=out,
+            stderr=subprocess.STDOUT if out is not None else None,
+            stdin=subprocess.DEVNULL,
+        )
+    finally:
+        if log_path is not None and out is not None and not isinstance(out, int):
+            out.close()  # the child has its own copy
+    return process, log_path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def log_tail(log_path: Path | None, lines: int = 30) -> str:
