@@ -29,6 +29,7 @@ import pandas as pd
 from miqa_nb.core.vocabulary import ARTIFACTS, Location
 from miqa_nb.review.session import ReviewSession
 from miqa_nb.widgets._base import close_tree, css, link, safe, text
+from miqa_nb.widgets._note import NoteArea
 
 __all__ = ["ScanHeader"]
 
@@ -60,8 +61,11 @@ class ScanHeader(w.VBox):
             "miqa-experiment-note-edit",
         )
         self.note_edit.on_click(safe(lambda _b: self.edit_note()))
+        # What is typed goes to the kernel as messages, in order with the Save click
+        # (a Textarea's state waits while an update is unanswered: a click on Save at
+        # once after fast typing saved the note without its last characters).
         self.note_text = css(
-            w.Textarea(
+            NoteArea(
                 placeholder="a note about this experiment, for every reviewer",
                 layout=w.Layout(width="100%", height="4em"),
             ),
