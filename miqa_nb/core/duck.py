@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Connection",
     "Result",
+    "append_arrow",
     "one",
     "typed_table",
 ]
@@ -45,6 +46,17 @@ def one(con: Connection, sql: str, params: Sequence[Any] | None = None) -> tuple
     on a connection while a result is unfinished)."""
     rows = con.execute(sql, params).fetchall()
     return rows[0] if rows else None
+
+
+def append_arrow(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
+    """Append ``rows`` (``table``'s columns, in order) to ``table``."""
+    if not rows.num_rows:
+        return
+    con.register("appended_rows", rows)
+    try:
+        con.execute(f"INSERT INTO {table} SELECT * FROM appended_rows").fetchall()
+    finally:
+        con.unregister("appended_rows")
 
 
 def _arrow_array(values: Sequence[Any], sql_type: str) -> pa.Array:

@@ -134,7 +134,9 @@ class _Result:
     def df(self) -> pd.DataFrame:
         """The rows as the DataFrame DuckDB gives for the same columns."""
         table = self.arrow()
-        frame: pd.DataFrame = _duck().from_arrow(table).df()
+        # A cursor of its own: threads of one process (a review's writer) convert at once.
+        with _duck().cursor() as cursor:
+            frame: pd.DataFrame = cursor.from_arrow(table).df()
         return frame
 
 

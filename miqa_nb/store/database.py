@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 import duckdb
 import pyarrow as pa
 
-from miqa_nb.core.duck import Connection
+from miqa_nb.core.duck import Connection, append_arrow
 from miqa_nb.core.errors import CatalogBusy, MiqaError, WriteError
 from miqa_nb.store._pg import is_postgres_url
 from miqa_nb.store.schema import open_schema
@@ -447,12 +447,7 @@ class Store:
 
     def append_table(self, con: Connection, table: str, rows: pa.Table) -> None:
         """Append ``rows`` (a table's columns, in order) to ``table``."""
-        con = cast(duckdb.DuckDBPyConnection, con)
-        con.register("appended_rows", rows)
-        try:
-            con.execute(f"INSERT INTO {table} SELECT * FROM appended_rows")
-        finally:
-            con.unregister("appended_rows")
+        append_arrow(cast(duckdb.DuckDBPyConnection, con), table, rows)
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"

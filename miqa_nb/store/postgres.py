@@ -39,7 +39,7 @@ from urllib.parse import unquote, urlsplit
 import duckdb
 import pyarrow as pa
 
-from miqa_nb.core.duck import Connection
+from miqa_nb.core.duck import Connection, append_arrow
 from miqa_nb.core.errors import CatalogBusy, MiqaError, WriteError
 from miqa_nb.store._pg import PG_SCHEMES, PgConnection, arrow_type, hold, is_postgres_url
 from miqa_nb.store.schema import READABLE_VERSIONS, SCHEMA, SCHEMA_VERSION, UPGRADES
@@ -81,9 +81,9 @@ def shown_url(url: str) -> str:
     return f"{parts.scheme}://{netloc}{parts.path}"
 
 
-def _pg_schema() -> str:
-    """:data:`SCHEMA` in PostgreSQL's words (DuckDB's ``DOUBLE``), and its indexes."""
-    return re.sub(r"\bDOUBLE\b", "DOUBLE PRECISION", SCHEMA) + _INDEXES
+def _in_postgres(sql: str) -> str:
+    """The schema's SQL in PostgreSQL's words (DuckDB's ``DOUBLE``)."""
+    return re.sub(r"\bDOUBLE\b", "DOUBLE PRECISION", sql)
 
 
 def _local_dir(url: str) -> Path:
@@ -259,9 +259,9 @@ class PgStore:
                 )
             while version in UPGRADES:
                 version, sql = UPGRADES[version]
-                con.execute(re.sub(r"\bDOUBLE\b", "DOUBLE PRECISION", sql))
+                con.execute(_in_postgres(sql))
                 con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [version])
-            con.execute(_pg_schema())
+            con.execute(_in_postgres(SCHEMA) + _INDEXES)
             if not found:
                 con.execute(
                     "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
@@ -315,7 +315,7 @@ class PgStore:
                 where, params = "", []
                 if table in PROJECT_TABLES and projects is not None:
                     where, params = "WHERE project = ANY(?)", [list(projects)]
-                _copy_table(con, work, table, where, params)
+                append_arrow(work, table, self.read_table(con, table, where, params))
             # How many rows each table had as copied: an append's new rows come after.
             counts = " UNION ALL ".join(
                 f"SELECT '{table}' AS name, count(*) AS n FROM {table}" for table in PROJECT_TABLES
@@ -329,12 +329,16 @@ class PgStore:
         with self._outermost(_READ, commit_on_error=True) as con:
             yield con
 
-    def read_table(self, con: Connection, table: str) -> pa.Table:
-        """A table's rows, as Arrow typed as DuckDB's catalog types them."""
-        con = _pg_connection(con)
+    def read_table(
+        self, con: Connection, table: str, where: str = "", params: Sequence[Any] = ()
+    ) -> pa.Table:
+        """A table's rows (``where``, with ``?`` placeholders), as Arrow typed as DuckDB's
+        catalog types them."""
         schema = table_schema(table)
         names = ", ".join(f'"{name}"' for name in schema.names)
-        return con.copy_out(f"SELECT {names} FROM {table}", [], schema)
+        return _pg_connection(con).copy_out(
+            f"SELECT {names} FROM {table} {where}", list(params), schema
+        )
 
     def append_table(self, con: Connection, table: str, rows: pa.Table) -> None:
         """Append ``rows`` (a table's columns) to ``table`` by ``COPY``."""
@@ -412,22 +416,3 @@ def table_schema(table: str) -> pa.Schema:
         for name in {r[0] for r in rows}:
             _schemas[name] = pa.schema([(c, arrow_type(t)) for n, c, t in rows if n == name])
     return _schemas[table]
-
-
-def _copy_table(
-    con: PgConnection,
-    work: duckdb.DuckDBPyConnection,
-    table: str,
-    where: str,
-    params: list[Any],
-) -> None:
-    """Copy ``table``'s rows (``where``) from PostgreSQL into the DuckDB catalog ``work``."""
-    schema = table_schema(table)
-    names = ", ".join(f'"{name}"' for name in schema.names)
-    rows = con.copy_out(f"SELECT {names} FROM {table} {where}", params, schema)
-    if rows.num_rows:
-        work.register("copied_rows", rows)
-        try:
-            work.execute(f"INSERT INTO {table} SELECT * FROM copied_rows")
-        finally:
-            work.unregister("copied_rows")
