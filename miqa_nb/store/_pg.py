@@ -30,8 +30,19 @@ if TYPE_CHECKING:
     import pandas as pd
     import psycopg
 
-__all__ = ["PG_SCHEMES", "PgConnection", "arrow_type", "hold", "is_postgres_url", "to_csv_bytes"]
+__all__ = [
+    "DECISION_LOG",
+    "PG_SCHEMES",
+    "PgConnection",
+    "arrow_type",
+    "hold",
+    "is_postgres_url",
+    "to_csv_bytes",
+]
 
+#: The lock that gives decisions their ids one at a time on PostgreSQL (and that an
+#: import holds while it writes).
+DECISION_LOG = "miqa_nb decisions"
 #: The URL schemes of a catalog on PostgreSQL.
 PG_SCHEMES = ("postgresql", "postgres")
 

@@ -22,12 +22,9 @@ from miqa_nb.core.vocabulary import (
     format_artifacts,
     parse_artifact,
 )
-from miqa_nb.store._pg import hold
+from miqa_nb.store._pg import DECISION_LOG, hold
 
 __all__ = ["DECISION_LOG", "append_decision", "artifact_states", "require_scan"]
-
-#: The lock that gives decisions their ids one at a time on PostgreSQL.
-DECISION_LOG = "miqa_nb decisions"
 
 
 def artifact_states(

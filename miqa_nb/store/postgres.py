@@ -41,7 +41,14 @@ import pyarrow as pa
 
 from miqa_nb.core.duck import Connection, append_arrow
 from miqa_nb.core.errors import CatalogBusy, MiqaError, WriteError
-from miqa_nb.store._pg import PG_SCHEMES, PgConnection, arrow_type, hold, is_postgres_url
+from miqa_nb.store._pg import (
+    DECISION_LOG,
+    PG_SCHEMES,
+    PgConnection,
+    arrow_type,
+    hold,
+    is_postgres_url,
+)
 from miqa_nb.store.schema import READABLE_VERSIONS, SCHEMA, SCHEMA_VERSION, UPGRADES
 
 __all__ = ["LOCAL_DIR_ENV", "PG_SCHEMES", "PgStore", "is_postgres_url", "shown_url"]
@@ -303,7 +310,7 @@ class PgStore:
         with contextlib.ExitStack() as stack:
             if writing:
                 stack.enter_context(self.transaction())
-                hold(con, "miqa_nb decisions")
+                hold(con, DECISION_LOG)
                 for project in sorted(set(projects or ())):
                     hold(con, f"miqa_nb project\x1f{project}")
             else:
